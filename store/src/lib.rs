@@ -1,0 +1,19 @@
+//! pipetape's store: the event model ([`model`]), the `.ptape` log format ([`format`],
+//! [`writer`], [`reader`]), the run catalog ([`catalog`]) and the store directory that ties
+//! them together ([`store`]: runs, RUN resolution, archives). [`synth`] generates realistic
+//! synthetic runs; [`bench`] measures the log format on them.
+//!
+//! Start reading at [`model::Record`], then [`writer::LogWriter`] and [`reader::LogReader`].
+
+pub mod error;
+pub mod format;
+pub mod index;
+pub mod model;
+pub mod reader;
+pub mod writer;
+
+pub use error::{Error, Result};
+pub use format::RunId;
+pub use model::{Body, Record, Source};
+pub use reader::{Damage, DamageKind, LogReader, Recovery};
+pub use writer::{LogAppender, LogWriter, WriterOptions};

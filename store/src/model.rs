@@ -1,0 +1,784 @@
+//! The event model: a [`Record`] envelope (sequence number, wall time, monotonic offset, source)
+//! around a [`Body`], one variant per kind of thing that happens in a recorded run.
+//!
+//! Start at [`Record`]; the list of kinds is the `bodies!` invocation below, which also gives
+//! each kind its stable on-disk name (see `store/FORMAT.md`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One entry of a run log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Position in the log, starting at 0, with no gaps.
+    pub seq: u64,
+    /// Wall-clock time, nanoseconds since the Unix epoch (UTC).
+    pub wall_ns: i64,
+    /// Nanoseconds since the run started; never decreases within a log.
+    pub mono_ns: u64,
+    /// Which part of pipetape produced the record.
+    pub source: Source,
+    /// What happened.
+    pub body: Body,
+}
+
+/// Which part of pipetape produced a record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The pipeline runner (run and stage lifecycle).
+    Runner,
+    /// A step's process (its output lines, its exit).
+    Step,
+    /// A gate evaluation.
+    Gate,
+    /// A cluster watcher.
+    Watch,
+    /// The Helm release decoder.
+    Helm,
+    /// A pod log follower.
+    Logs,
+    /// A wrapped script talking to the recorder (`pipetape step/mark/gate`).
+    Wrap,
+    /// Generated data: synthetic workloads and bundled scenarios.
+    Synthetic,
+    /// A source name this version does not know (written by a newer pipetape).
+    Other(String),
+}
+
+impl Source {
+    /// The stable on-disk name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Source::Runner => "runner",
+            Source::Step => "step",
+            Source::Gate => "gate",
+            Source::Watch => "watch",
+            Source::Helm => "helm",
+            Source::Logs => "logs",
+            Source::Wrap => "wrap",
+            Source::Synthetic => "synthetic",
+            Source::Other(s) => s,
+        }
+    }
+
+    fn from_name(s: &str) -> Self {
+        match s {
+            "runner" => Source::Runner,
+            "step" => Source::Step,
+            "gate" => Source::Gate,
+            "watch" => Source::Watch,
+            "helm" => Source::Helm,
+            "logs" => Source::Logs,
+            "wrap" => Source::Wrap,
+            "synthetic" => Source::Synthetic,
+            other => Source::Other(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Source;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a source name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Source, E> {
+                Ok(Source::from_name(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every required step and gate passed.
+    Passed,
+    /// A step or gate failed.
+    Failed,
+    /// Interrupted (SIGINT/SIGTERM) or aborted by a rule.
+    Cancelled,
+    /// The log has no end: still running, crashed, or recording failed part-way.
+    Incomplete,
+}
+
+impl Outcome {
+    /// The lowercase name used on the command line and on disk.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Incomplete => "incomplete",
+        }
+    }
+
+    /// Parses a name as written by [`Outcome::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "passed" | "green" => Outcome::Passed,
+            "failed" | "red" => Outcome::Failed,
+            "cancelled" => Outcome::Cancelled,
+            "incomplete" => Outcome::Incomplete,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Exit code 0.
+    Passed,
+    /// Non-zero exit code (or killed by a signal).
+    Failed,
+    /// Killed because it ran past its timeout.
+    TimedOut,
+    /// Stopped because the run was interrupted or aborted.
+    Cancelled,
+    /// Not run (an earlier step failed, or stage selection left it out).
+    Skipped,
+}
+
+impl StepStatus {
+    /// The lowercase on-disk name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Passed => "passed",
+            StepStatus::Failed => "failed",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// What a watch saw happen to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// First seen (watch ADDED, or present in a list).
+    Added,
+    /// Changed.
+    Modified,
+    /// Gone.
+    Deleted,
+}
+
+/// Severity of a note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Information (e.g. `pipetape mark`).
+    #[default]
+    Info,
+    /// Something worth a look.
+    Warning,
+    /// Something went wrong (e.g. a recorder fault).
+    Error,
+}
+
+/// A run began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RunStarted {
+    /// The run id (16 lowercase hex digits), same as in the file header.
+    pub run_id: String,
+    /// Pipeline name (from the spec, or `record --name`).
+    pub pipeline: String,
+    /// Labels: branch, commit, ci_url and free-form `--label k=v`.
+    pub labels: BTreeMap<String, String>,
+    /// pipetape version that wrote the log.
+    pub tool_version: String,
+    /// Host name of the machine that ran the pipeline.
+    pub host: String,
+    /// The command line that was wrapped (`pipetape record -- CMD...`), if any.
+    pub command: Vec<String>,
+}
+
+/// A run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFinished {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The exit code pipetape returned.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Why, in one line (failing step, signal, abort rule).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A step (or attempt of a step) began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct StepStarted {
+    /// Stage name (empty for wrap mode steps outside any stage).
+    pub stage: String,
+    /// Step name.
+    pub step: String,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// The command line, with secrets masked.
+    pub command: Option<String>,
+}
+
+/// One line of a step's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOutput {
+    /// Stage name.
+    pub stage: String,
+    /// Step name.
+    pub step: String,
+    /// stdout or stderr.
+    pub stream: Stream,
+    /// The line, without its line terminator, with secrets masked.
+    pub line: String,
+}
+
+/// A step (or attempt) ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFinished {
+    /// Stage name.
+    pub stage: String,
+    /// Step name.
+    pub step: String,
+    /// Attempt number, from 1.
+    #[serde(default)]
+    pub attempt: u32,
+    /// How it ended.
+    pub status: StepStatus,
+    /// Exit code, when the process exited normally.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Wall time taken, nanoseconds.
+    #[serde(default)]
+    pub duration_ns: u64,
+}
+
+/// A gate began waiting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct GateStarted {
+    /// Stage name.
+    pub stage: String,
+    /// Gate name.
+    pub gate: String,
+    /// Gate type: condition, none, command, http, images.
+    pub gate_kind: String,
+    /// What it waits for, in one line.
+    pub description: String,
+    /// Timeout, nanoseconds.
+    pub timeout_ns: Option<u64>,
+}
+
+/// One evaluation of a gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct GateProbe {
+    /// Gate name.
+    pub gate: String,
+    /// Probe number, from 1.
+    pub attempt: u32,
+    /// Whether this probe was satisfied.
+    pub ok: bool,
+    /// What the probe saw (exit code and output tail, HTTP status, object count...).
+    pub detail: String,
+}
+
+/// A gate passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct GatePassed {
+    /// Gate name.
+    pub gate: String,
+    /// Time from start to pass, nanoseconds.
+    pub duration_ns: u64,
+    /// Number of probes made.
+    pub probes: u32,
+}
+
+/// A gate failed (timeout or a definite failure).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct GateFailed {
+    /// Gate name.
+    pub gate: String,
+    /// Time from start to failure, nanoseconds.
+    pub duration_ns: u64,
+    /// Why, in one line.
+    pub reason: String,
+    /// The objects that kept the gate closed.
+    pub blockers: Vec<Blocker>,
+    /// Output or detail of the last probe.
+    pub last_probe: Option<String>,
+}
+
+/// An object that kept a gate from passing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Blocker {
+    /// Kind, e.g. ExternalSecret.
+    pub kind: String,
+    /// Namespace (empty for cluster-scoped).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Its last conditions.
+    pub conditions: Vec<Condition>,
+    /// A summary, e.g. the readiness verdict.
+    pub message: String,
+}
+
+/// A Kubernetes status condition, as recorded for evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Condition {
+    /// Condition type, e.g. Ready.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// "True", "False" or "Unknown".
+    pub status: String,
+    /// Machine-readable reason.
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// A reference to a Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ObjectRef {
+    /// apiVersion, e.g. "v1" or "apps/v1".
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace (empty for cluster-scoped).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+    /// Field path within the object (Events only, e.g. spec.containers{app}).
+    pub field_path: String,
+}
+
+/// A watch saw an object added, modified or deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectObserved {
+    /// What happened.
+    pub action: Action,
+    /// apiVersion, e.g. "v1", "apps/v1", "external-secrets.io/v1beta1".
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace (empty for cluster-scoped objects).
+    #[serde(default)]
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    #[serde(default)]
+    pub uid: String,
+    /// resourceVersion as the API server gave it.
+    #[serde(default)]
+    pub resource_version: String,
+    /// The whole object as JSON text, without `metadata.managedFields`, Secret data or Helm
+    /// release payloads.
+    pub object: String,
+}
+
+/// A Kubernetes Event (core/v1 or events.k8s.io/v1), flattened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct KubeEvent {
+    /// Namespace of the Event.
+    pub namespace: String,
+    /// Name of the Event.
+    pub name: String,
+    /// UID of the Event.
+    pub uid: String,
+    /// resourceVersion of the Event.
+    pub resource_version: String,
+    /// Normal or Warning.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Reason, e.g. BackOff, Pulled, FailedMount.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// The object the Event is about.
+    pub involved: ObjectRef,
+    /// How many times it happened.
+    pub count: u32,
+    /// First occurrence, RFC 3339 as the API gave it.
+    pub first_timestamp: String,
+    /// Last occurrence, RFC 3339 as the API gave it.
+    pub last_timestamp: String,
+    /// Reporting component, e.g. kubelet.
+    pub source_component: String,
+    /// Node host, when reported by a kubelet.
+    pub source_host: String,
+}
+
+/// A Helm release's status, decoded from its release Secret (values and manifest are never
+/// recorded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct HelmRelease {
+    /// Namespace of the release.
+    pub namespace: String,
+    /// Release name.
+    pub name: String,
+    /// Revision number.
+    pub revision: u32,
+    /// deployed, failed, pending-install, pending-upgrade, superseded, uninstalling...
+    pub status: String,
+    /// Chart name.
+    pub chart: String,
+    /// Chart version.
+    pub chart_version: String,
+    /// Application version.
+    pub app_version: String,
+    /// Helm's description, e.g. "Install complete" or the failure.
+    pub description: String,
+    /// First deployed, RFC 3339.
+    pub first_deployed: String,
+    /// Last deployed, RFC 3339.
+    pub last_deployed: String,
+}
+
+/// One line of a container's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodLog {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+    /// Container name.
+    pub container: String,
+    /// The line, without its terminator, with configured patterns masked.
+    pub line: String,
+    /// True for the log of a previous (terminated) instance of the container.
+    #[serde(default)]
+    pub previous: bool,
+}
+
+/// A file captured into the log (e.g. JUnit XML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Artifact {
+    /// Short name.
+    pub name: String,
+    /// Path it was captured from.
+    pub path: String,
+    /// Media type, e.g. application/xml.
+    pub media_type: String,
+    /// Size of the original file, bytes.
+    pub size: u64,
+    /// True when only the first bytes were kept (size cap).
+    pub truncated: bool,
+    /// The bytes kept.
+    #[serde(with = "serde_bytes_compat")]
+    pub data: Vec<u8>,
+}
+
+/// A watch lost continuity: a disconnect, a 410 Gone, a forbidden kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct WatchGap {
+    /// The resource, e.g. "pods" or "externalsecrets.external-secrets.io".
+    pub resource: String,
+    /// Why: disconnected, expired (410), forbidden (403), unreachable...
+    pub reason: String,
+    /// How long observations were missing, nanoseconds.
+    pub duration_ns: u64,
+    /// True when the watcher re-listed to recover.
+    pub relisted: bool,
+}
+
+/// A watcher's list lifecycle: a (re-)list starts, or is complete. Between the two, the
+/// objects observed are the full current state of that resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct WatchSync {
+    /// The resource, as in [`WatchGap`].
+    pub resource: String,
+    /// "list_started" or "list_done".
+    pub phase: String,
+    /// Number of objects in the list (list_done only).
+    pub items: u64,
+}
+
+/// A free-form note: `pipetape mark`, a recorder warning, a fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Note {
+    /// Severity.
+    pub level: Level,
+    /// Text.
+    pub text: String,
+}
+
+/// Byte strings as MessagePack `bin` (serde's default would write an array of integers).
+mod serde_bytes_compat {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Vec<u8>, E> {
+                Ok(v.as_bytes().to_vec())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = a.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+macro_rules! bodies {
+    ($( $(#[$doc:meta])* $variant:ident($ty:ty) = $name:literal, )*) => {
+        /// What a record says happened. The on-disk name of each kind is given in
+        /// [`Body::kind`].
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Body {
+            $( $(#[$doc])* $variant($ty), )*
+        }
+
+        impl Body {
+            /// The stable on-disk name of this kind.
+            pub fn kind(&self) -> &'static str {
+                match self { $( Body::$variant(_) => $name, )* }
+            }
+
+            /// Every kind name this version knows.
+            pub const KINDS: &'static [&'static str] = &[$($name),*];
+
+            fn serialize_inner<S: SerializeTuple>(&self, t: &mut S) -> Result<(), S::Error> {
+                match self { $( Body::$variant(b) => t.serialize_element(b), )* }
+            }
+
+            fn deserialize_inner<'de, A: SeqAccess<'de>>(
+                kind: &str,
+                seq: &mut A,
+            ) -> Result<Option<Option<Body>>, A::Error> {
+                // Outer None: the element was missing. Inner None: unknown kind, skipped.
+                Ok(match kind {
+                    $( $name => seq.next_element::<$ty>()?.map(|b| Some(Body::$variant(b))), )*
+                    _ => seq.next_element::<IgnoredAny>()?.map(|_| None),
+                })
+            }
+        }
+
+        $(
+            impl From<$ty> for Body {
+                fn from(b: $ty) -> Body { Body::$variant(b) }
+            }
+        )*
+    };
+}
+
+bodies! {
+    /// A run began.
+    RunStarted(RunStarted) = "run_started",
+    /// A run ended.
+    RunFinished(RunFinished) = "run_finished",
+    /// A step began.
+    StepStarted(StepStarted) = "step_started",
+    /// A line of step output.
+    StepOutput(StepOutput) = "step_output",
+    /// A step ended.
+    StepFinished(StepFinished) = "step_finished",
+    /// A gate began.
+    GateStarted(GateStarted) = "gate_started",
+    /// A gate probe.
+    GateProbe(GateProbe) = "gate_probe",
+    /// A gate passed.
+    GatePassed(GatePassed) = "gate_passed",
+    /// A gate failed.
+    GateFailed(GateFailed) = "gate_failed",
+    /// An object added, modified or deleted.
+    ObjectObserved(ObjectObserved) = "object",
+    /// A Kubernetes Event.
+    KubeEvent(KubeEvent) = "event",
+    /// A Helm release status.
+    HelmRelease(HelmRelease) = "helm_release",
+    /// A pod log line.
+    PodLog(PodLog) = "pod_log",
+    /// A captured file.
+    Artifact(Artifact) = "artifact",
+    /// A watch gap.
+    WatchGap(WatchGap) = "watch_gap",
+    /// A list lifecycle marker.
+    WatchSync(WatchSync) = "watch_sync",
+    /// A note.
+    Note(Note) = "note",
+}
+
+impl Serialize for Record {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(6)?;
+        t.serialize_element(&self.seq)?;
+        t.serialize_element(&self.wall_ns)?;
+        t.serialize_element(&self.mono_ns)?;
+        t.serialize_element(self.source.as_str())?;
+        t.serialize_element(self.body.kind())?;
+        self.body.serialize_inner(&mut t)?;
+        t.end()
+    }
+}
+
+/// What decoding one record yields: a record, or the kind name of a record this version does
+/// not know (skipped, its envelope kept for counting).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A record of a known kind.
+    Known(Record),
+    /// A record of an unknown kind, skipped.
+    Unknown {
+        /// Its sequence number.
+        seq: u64,
+        /// Its kind name.
+        kind: String,
+    },
+}
+
+impl<'de> Deserialize<'de> for Decoded {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Decoded;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a record [seq, wall_ns, mono_ns, source, kind, body]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Decoded, A::Error> {
+                let missing = |i| de::Error::invalid_length(i, &"6 elements");
+                let seq_no: u64 = seq.next_element()?.ok_or_else(|| missing(0))?;
+                let wall_ns: i64 = seq.next_element()?.ok_or_else(|| missing(1))?;
+                let mono_ns: u64 = seq.next_element()?.ok_or_else(|| missing(2))?;
+                let source: Source = seq.next_element()?.ok_or_else(|| missing(3))?;
+                let kind: KindName = seq.next_element()?.ok_or_else(|| missing(4))?;
+                let body = Body::deserialize_inner(&kind.0, &mut seq)?.ok_or_else(|| missing(5))?;
+                // Tolerate trailing elements a newer writer may add to the envelope.
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(match body {
+                    Some(body) => Decoded::Known(Record {
+                        seq: seq_no,
+                        wall_ns,
+                        mono_ns,
+                        source,
+                        body,
+                    }),
+                    None => Decoded::Unknown {
+                        seq: seq_no,
+                        kind: kind.0.into_owned(),
+                    },
+                })
+            }
+        }
+        d.deserialize_tuple(6, V)
+    }
+}
+
+/// A kind name: a known one without allocating, an unknown one kept for the count.
+struct KindName(std::borrow::Cow<'static, str>);
+
+impl<'de> Deserialize<'de> for KindName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KindName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a kind name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KindName, E> {
+                Ok(KindName(match Body::KINDS.iter().find(|k| **k == v) {
+                    Some(k) => std::borrow::Cow::Borrowed(k),
+                    None => std::borrow::Cow::Owned(v.to_owned()),
+                }))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Decoded::deserialize(d)? {
+            Decoded::Known(r) => Ok(r),
+            Decoded::Unknown { kind, .. } => Err(de::Error::custom(format!(
+                "unknown record kind '{kind}'"
+            ))),
+        }
+    }
+}
+
+impl Record {
+    /// A record with the given envelope fields.
+    pub fn new(seq: u64, wall_ns: i64, mono_ns: u64, source: Source, body: impl Into<Body>) -> Self {
+        Record {
+            seq,
+            wall_ns,
+            mono_ns,
+            source,
+            body: body.into(),
+        }
+    }
+}

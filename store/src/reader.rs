@@ -1,0 +1,742 @@
+//! Reading a log: [`LogReader::open`] checks the header and finds every frame (from the index
+//! of a closed log, or by scanning a log that has none), [`LogReader::records`] and
+//! [`LogReader::records_from`] decode them. Damage is handled by an explicit [`Recovery`]
+//! policy: `Strict` refuses a damaged log, `Tolerant` keeps every whole frame and reports what
+//! it dropped (byte offset, bytes, records).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use zstd::zstd_safe::{self, DCtx, InBuffer, OutBuffer};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    decode_trailer, FrameHeader, FrameKind, Header, FRAME_HEADER_LEN, FRAME_SYNC, HEADER_LEN,
+    TRAILER_LEN,
+};
+use crate::index::{self, IndexEntry};
+use crate::model::{Decoded, Record};
+
+/// What to do with a damaged log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recovery {
+    /// Keep every whole frame, skip and report damage (the default for reading).
+    #[default]
+    Tolerant,
+    /// Any damage is an error (`archive verify`).
+    Strict,
+}
+
+/// What kind of damage was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DamageKind {
+    /// The file ends part-way through a frame (crash, kill -9, full disk).
+    TornTail,
+    /// Bytes that are not a valid frame where a frame should be.
+    CorruptFrame,
+    /// A frame whose checksum is right but whose content does not decode.
+    Undecodable,
+    /// Whole frames that depend on a damaged frame's compression context.
+    Unreachable,
+    /// Sequence numbers missing between frames (records the writer had to drop).
+    MissingRecords,
+}
+
+impl DamageKind {
+    /// Short name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DamageKind::TornTail => "torn tail",
+            DamageKind::CorruptFrame => "corrupt frame",
+            DamageKind::Undecodable => "undecodable frame",
+            DamageKind::Unreachable => "unreachable frames",
+            DamageKind::MissingRecords => "missing records",
+        }
+    }
+}
+
+/// One damaged region of a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// What kind.
+    pub kind: DamageKind,
+    /// Byte offset where it starts.
+    pub offset: u64,
+    /// Bytes dropped.
+    pub bytes: u64,
+    /// Records lost, when the frame headers say (unknown for a torn tail).
+    pub records: Option<u64>,
+    /// What was found and what was expected.
+    pub what: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "byte {}: {}: {} ({} bytes dropped",
+            self.offset,
+            self.kind.as_str(),
+            self.what,
+            self.bytes
+        )?;
+        if let Some(r) = self.records {
+            write!(f, ", {r} records")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// An open log.
+pub struct LogReader {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    header: Header,
+    frames: Vec<IndexEntry>,
+    damage: Vec<Damage>,
+    closed: bool,
+    recovery: Recovery,
+}
+
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReader")
+            .field("path", &self.path)
+            .field("len", &self.len)
+            .field("frames", &self.frames.len())
+            .field("damage", &self.damage)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl LogReader {
+    /// Opens a log. With [`Recovery::Strict`], any damage found while opening is an error.
+    pub fn open(path: &Path, recovery: Recovery) -> Result<LogReader> {
+        let file = File::open(path).map_err(|e| Error::io(path, "cannot open log", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(path, "cannot stat log", e))?
+            .len();
+        let mut head = vec![0u8; (len as usize).min(HEADER_LEN)];
+        read_at(&file, &mut head, 0).map_err(|e| Error::io(path, "cannot read log header", e))?;
+        let header = Header::decode(path, &head)?;
+        let mut r = LogReader {
+            path: path.to_owned(),
+            file,
+            len,
+            header,
+            frames: Vec::new(),
+            damage: Vec::new(),
+            closed: false,
+            recovery,
+        };
+        if !r.load_index() {
+            r.scan()?;
+        }
+        r.check_seq_continuity();
+        if recovery == Recovery::Strict {
+            if let Some(d) = r.damage.first() {
+                return Err(Error::corruption(
+                    path,
+                    d.offset,
+                    format!("{}: {}", d.kind.as_str(), d.what),
+                ));
+            }
+        }
+        Ok(r)
+    }
+
+    /// The file header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// File size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when the file holds no frames.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The records frames, in file order.
+    pub fn frames(&self) -> &[IndexEntry] {
+        &self.frames
+    }
+
+    /// Damage found while opening (more may be found while decoding; see [`Records::damage`]).
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
+    /// True when the log was closed by its writer (it has an index and trailer).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Total records according to the frame headers.
+    pub fn record_count(&self) -> u64 {
+        self.frames.iter().map(|f| u64::from(f.record_count)).sum()
+    }
+
+    /// The largest monotonic offset in the log.
+    pub fn max_mono_ns(&self) -> u64 {
+        self.frames.last().map(|f| f.max_mono_ns).unwrap_or(0)
+    }
+
+    /// Every record, in order.
+    pub fn records(&self) -> Records<'_> {
+        Records::new(self, 0, None)
+    }
+
+    /// Records from the first one whose monotonic offset is at least `mono_ns`, decoding only
+    /// from the start of the zstd stream that holds it.
+    pub fn records_from(&self, mono_ns: u64) -> Records<'_> {
+        // First frame that may hold a record at or after mono_ns.
+        let target = self.frames.partition_point(|f| f.max_mono_ns < mono_ns);
+        let start = self.frames[..target.min(self.frames.len())]
+            .iter()
+            .rposition(|f| f.stream_start())
+            .unwrap_or(0);
+        Records::new(self, start, Some((target, mono_ns)))
+    }
+
+    /// Reads every record; tolerant of damage unless the reader is strict.
+    pub fn read_all(&self) -> Result<ReadAll> {
+        let mut it = self.records();
+        let mut records = Vec::with_capacity(self.record_count() as usize);
+        for r in it.by_ref() {
+            records.push(r?);
+        }
+        let mut damage = self.damage.clone();
+        damage.extend(it.damage);
+        Ok(ReadAll {
+            records,
+            damage,
+            unknown_skipped: it.unknown_skipped,
+        })
+    }
+
+    fn load_index(&mut self) -> bool {
+        let min = (HEADER_LEN + FRAME_HEADER_LEN + TRAILER_LEN) as u64;
+        if self.len < min {
+            return false;
+        }
+        let mut t = [0u8; TRAILER_LEN];
+        if read_at(&self.file, &mut t, self.len - TRAILER_LEN as u64).is_err() {
+            return false;
+        }
+        let Some(off) = decode_trailer(&t) else {
+            return false;
+        };
+        if off < HEADER_LEN as u64 || off + (FRAME_HEADER_LEN as u64) > self.len - TRAILER_LEN as u64 {
+            return false;
+        }
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        if read_at(&self.file, &mut hb, off).is_err() {
+            return false;
+        }
+        let Ok(fh) = FrameHeader::decode(&hb) else {
+            return false;
+        };
+        if fh.kind != FrameKind::Index as u8
+            || off + FRAME_HEADER_LEN as u64 + u64::from(fh.payload_len)
+                != self.len - TRAILER_LEN as u64
+        {
+            return false;
+        }
+        let mut payload = vec![0u8; fh.payload_len as usize];
+        if read_at(&self.file, &mut payload, off + FRAME_HEADER_LEN as u64).is_err()
+            || crc32fast::hash(&payload) != fh.payload_crc
+        {
+            return false;
+        }
+        let Some(entries) = index::decode(&payload) else {
+            return false;
+        };
+        // The index must describe frames that lie, in order, before it.
+        let mut prev_end = HEADER_LEN as u64;
+        for e in &entries {
+            if e.offset < prev_end || e.offset + FRAME_HEADER_LEN as u64 > off {
+                return false;
+            }
+            prev_end = e.offset + FRAME_HEADER_LEN as u64;
+        }
+        self.frames = entries;
+        self.closed = true;
+        true
+    }
+
+    /// Walks frame headers from the start, checking every checksum; rebuilds the index.
+    fn scan(&mut self) -> Result<()> {
+        let mut pos = HEADER_LEN as u64;
+        let mut payload = Vec::new();
+        // False after damage until the next stream start: such frames cannot be decompressed.
+        let mut context_ok = true;
+        let mut lost: Option<Damage> = None;
+        while pos < self.len {
+            if self.len - pos < FRAME_HEADER_LEN as u64 {
+                self.push_damage(
+                    &mut lost,
+                    Damage {
+                        kind: DamageKind::TornTail,
+                        offset: pos,
+                        bytes: self.len - pos,
+                        records: None,
+                        what: format!(
+                            "the file ends {} bytes into a {FRAME_HEADER_LEN}-byte frame header",
+                            self.len - pos
+                        ),
+                    },
+                );
+                break;
+            }
+            let mut hb = [0u8; FRAME_HEADER_LEN];
+            read_at(&self.file, &mut hb, pos).map_err(|e| Error::io(&self.path, "cannot read log", e))?;
+            let fh = match FrameHeader::decode(&hb) {
+                Ok(fh) => fh,
+                Err(what) => {
+                    let next = self.find_next_frame(pos + 1)?;
+                    let end = next.unwrap_or(self.len);
+                    let kind = if next.is_some() {
+                        DamageKind::CorruptFrame
+                    } else {
+                        DamageKind::TornTail
+                    };
+                    self.push_damage(
+                        &mut lost,
+                        Damage {
+                            kind,
+                            offset: pos,
+                            bytes: end - pos,
+                            records: None,
+                            what,
+                        },
+                    );
+                    context_ok = false;
+                    pos = end;
+                    continue;
+                }
+            };
+            let end = pos + FRAME_HEADER_LEN as u64 + u64::from(fh.payload_len);
+            if end > self.len {
+                self.push_damage(
+                    &mut lost,
+                    Damage {
+                        kind: DamageKind::TornTail,
+                        offset: pos,
+                        bytes: self.len - pos,
+                        records: Some(u64::from(fh.record_count)),
+                        what: format!(
+                            "frame declares {} payload bytes, only {} are present",
+                            fh.payload_len,
+                            self.len - pos - FRAME_HEADER_LEN as u64
+                        ),
+                    },
+                );
+                break;
+            }
+            payload.resize(fh.payload_len as usize, 0);
+            read_at(&self.file, &mut payload, pos + FRAME_HEADER_LEN as u64)
+                .map_err(|e| Error::io(&self.path, "cannot read log", e))?;
+            if crc32fast::hash(&payload) != fh.payload_crc {
+                self.push_damage(
+                    &mut lost,
+                    Damage {
+                        kind: DamageKind::CorruptFrame,
+                        offset: pos,
+                        bytes: end - pos,
+                        records: Some(u64::from(fh.record_count)),
+                        what: "payload checksum mismatch".into(),
+                    },
+                );
+                context_ok = false;
+                pos = end;
+                continue;
+            }
+            if fh.kind == FrameKind::Records as u8 {
+                if fh.stream_start() {
+                    context_ok = true;
+                }
+                if context_ok {
+                    if let Some(d) = lost.take() {
+                        self.damage.push(d);
+                    }
+                    self.frames.push(IndexEntry {
+                        offset: pos,
+                        flags: fh.flags,
+                        first_seq: fh.first_seq,
+                        record_count: fh.record_count,
+                        min_mono_ns: fh.min_mono_ns,
+                        max_mono_ns: fh.max_mono_ns,
+                    });
+                } else {
+                    self.push_damage(
+                        &mut lost,
+                        Damage {
+                            kind: DamageKind::Unreachable,
+                            offset: pos,
+                            bytes: end - pos,
+                            records: Some(u64::from(fh.record_count)),
+                            what: "frame continues a zstd stream whose earlier part is damaged"
+                                .into(),
+                        },
+                    );
+                }
+            }
+            // Index frames and unknown frame kinds are skipped.
+            pos = end;
+        }
+        if let Some(d) = lost.take() {
+            self.damage.push(d);
+        }
+        Ok(())
+    }
+
+    /// Merges adjacent damage (a corrupt frame and the frames that depended on it) into one
+    /// report.
+    fn push_damage(&mut self, lost: &mut Option<Damage>, d: Damage) {
+        match lost {
+            Some(prev) if prev.offset + prev.bytes == d.offset => {
+                prev.bytes += d.bytes;
+                prev.records = match (prev.records, d.records) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                };
+                if d.kind == DamageKind::TornTail {
+                    prev.kind = DamageKind::TornTail;
+                }
+            }
+            _ => {
+                if let Some(p) = lost.take() {
+                    self.damage.push(p);
+                }
+                *lost = Some(d);
+            }
+        }
+    }
+
+    /// Finds the next offset at or after `from` holding a frame header with a valid checksum
+    /// and a payload that fits in the file and matches its checksum.
+    fn find_next_frame(&self, from: u64) -> Result<Option<u64>> {
+        const CHUNK: usize = 1 << 20;
+        let mut buf = vec![0u8; CHUNK + FRAME_HEADER_LEN];
+        let mut base = from;
+        while base < self.len {
+            let n = ((self.len - base) as usize).min(buf.len());
+            read_at(&self.file, &mut buf[..n], base)
+                .map_err(|e| Error::io(&self.path, "cannot read log", e))?;
+            let mut i = 0;
+            while i + 4 <= n {
+                if buf[i..i + 4] == FRAME_SYNC {
+                    let at = base + i as u64;
+                    if self.valid_frame_at(at)? {
+                        return Ok(Some(at));
+                    }
+                }
+                i += 1;
+            }
+            if n < buf.len() {
+                break;
+            }
+            base += CHUNK as u64;
+        }
+        Ok(None)
+    }
+
+    fn valid_frame_at(&self, at: u64) -> Result<bool> {
+        if at + FRAME_HEADER_LEN as u64 > self.len {
+            return Ok(false);
+        }
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        read_at(&self.file, &mut hb, at).map_err(|e| Error::io(&self.path, "cannot read log", e))?;
+        let Ok(fh) = FrameHeader::decode(&hb) else {
+            return Ok(false);
+        };
+        let end = at + FRAME_HEADER_LEN as u64 + u64::from(fh.payload_len);
+        if end > self.len {
+            return Ok(false);
+        }
+        let mut p = vec![0u8; fh.payload_len as usize];
+        read_at(&self.file, &mut p, at + FRAME_HEADER_LEN as u64)
+            .map_err(|e| Error::io(&self.path, "cannot read log", e))?;
+        Ok(crc32fast::hash(&p) == fh.payload_crc)
+    }
+
+    fn check_seq_continuity(&mut self) {
+        let mut expected = self.frames.first().map(|f| f.first_seq).unwrap_or(0);
+        if expected != 0 && self.damage.is_empty() {
+            self.damage.push(Damage {
+                kind: DamageKind::MissingRecords,
+                offset: HEADER_LEN as u64,
+                bytes: 0,
+                records: Some(expected),
+                what: format!("the first frame starts at record {expected}, not 0"),
+            });
+        }
+        let mut gaps = Vec::new();
+        for f in &self.frames {
+            if f.first_seq > expected {
+                let covered: u64 = self
+                    .damage
+                    .iter()
+                    .filter(|d| d.offset < f.offset)
+                    .filter_map(|d| d.records)
+                    .sum();
+                // Gaps explained by damage already reported are not reported twice.
+                if covered == 0 || f.first_seq - expected > covered {
+                    gaps.push(Damage {
+                        kind: DamageKind::MissingRecords,
+                        offset: f.offset,
+                        bytes: 0,
+                        records: Some(f.first_seq - expected),
+                        what: format!(
+                            "records {expected}..{} are missing before this frame (the writer dropped them)",
+                            f.first_seq
+                        ),
+                    });
+                }
+            }
+            expected = f.first_seq + u64::from(f.record_count);
+        }
+        self.damage.extend(gaps);
+        self.damage.sort_by_key(|d| d.offset);
+    }
+}
+
+/// Everything [`LogReader::read_all`] found.
+#[derive(Debug)]
+pub struct ReadAll {
+    /// The records, in order.
+    pub records: Vec<Record>,
+    /// Every damaged region, at open and while decoding.
+    pub damage: Vec<Damage>,
+    /// Records of kinds this version does not know, skipped.
+    pub unknown_skipped: u64,
+}
+
+/// Iterator over the records of a log. In tolerant mode, frames that fail their checksum or do
+/// not decode are skipped (with the frames of the same stream after them) and listed in
+/// [`Records::damage`]; in strict mode the iterator yields an error and stops.
+pub struct Records<'a> {
+    reader: &'a LogReader,
+    next_frame: usize,
+    /// Frames before this index are decompressed only to rebuild context (seek).
+    emit_from_frame: usize,
+    min_mono: u64,
+    dctx: DCtx<'static>,
+    context_ok: bool,
+    payload: Vec<u8>,
+    plain: Vec<u8>,
+    ready: VecDeque<Record>,
+    /// Damage found while decoding.
+    pub damage: Vec<Damage>,
+    /// Records of unknown kinds skipped so far.
+    pub unknown_skipped: u64,
+    failed: bool,
+}
+
+impl<'a> Records<'a> {
+    fn new(reader: &'a LogReader, start: usize, seek: Option<(usize, u64)>) -> Self {
+        let (emit_from_frame, min_mono) = seek.unwrap_or((start, 0));
+        Records {
+            reader,
+            next_frame: start,
+            emit_from_frame,
+            min_mono,
+            dctx: DCtx::create(),
+            context_ok: false,
+            payload: Vec::new(),
+            plain: Vec::new(),
+            ready: VecDeque::new(),
+            damage: Vec::new(),
+            unknown_skipped: 0,
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self, d: Damage) -> Option<Result<Record>> {
+        if self.reader.recovery == Recovery::Strict {
+            self.failed = true;
+            return Some(Err(Error::corruption(
+                &self.reader.path,
+                d.offset,
+                format!("{}: {}", d.kind.as_str(), d.what),
+            )));
+        }
+        match self.damage.last_mut() {
+            Some(prev) if prev.offset + prev.bytes == d.offset || d.kind == DamageKind::Unreachable && prev.offset <= d.offset => {
+                prev.bytes += d.bytes;
+                prev.records = Some(prev.records.unwrap_or(0) + d.records.unwrap_or(0));
+            }
+            _ => self.damage.push(d),
+        }
+        None
+    }
+
+    /// Reads, checks and decompresses frame `i` into `self.plain`. `Err` carries the damage.
+    fn load_frame(&mut self, i: usize) -> std::result::Result<(), Damage> {
+        let f = self.reader.frames[i];
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        let io_err = |e: std::io::Error| Damage {
+            kind: DamageKind::CorruptFrame,
+            offset: f.offset,
+            bytes: 0,
+            records: Some(u64::from(f.record_count)),
+            what: format!("cannot read frame: {e}"),
+        };
+        read_at(&self.reader.file, &mut hb, f.offset).map_err(io_err)?;
+        let fh = FrameHeader::decode(&hb).map_err(|what| Damage {
+            kind: DamageKind::CorruptFrame,
+            offset: f.offset,
+            bytes: FRAME_HEADER_LEN as u64,
+            records: Some(u64::from(f.record_count)),
+            what,
+        })?;
+        let frame_bytes = FRAME_HEADER_LEN as u64 + u64::from(fh.payload_len);
+        self.payload.resize(fh.payload_len as usize, 0);
+        read_at(&self.reader.file, &mut self.payload, f.offset + FRAME_HEADER_LEN as u64)
+            .map_err(io_err)?;
+        if crc32fast::hash(&self.payload) != fh.payload_crc {
+            return Err(Damage {
+                kind: DamageKind::CorruptFrame,
+                offset: f.offset,
+                bytes: frame_bytes,
+                records: Some(u64::from(f.record_count)),
+                what: "payload checksum mismatch".into(),
+            });
+        }
+        if fh.stream_start() {
+            let _ = self.dctx.reset(zstd_safe::ResetDirective::SessionOnly);
+            self.context_ok = true;
+        }
+        if !self.context_ok {
+            return Err(Damage {
+                kind: DamageKind::Unreachable,
+                offset: f.offset,
+                bytes: frame_bytes,
+                records: Some(u64::from(f.record_count)),
+                what: "frame continues a zstd stream whose earlier part is damaged".into(),
+            });
+        }
+        self.plain.clear();
+        decompress(&mut self.dctx, &self.payload, &mut self.plain).map_err(|what| {
+            self.context_ok = false;
+            Damage {
+                kind: DamageKind::Undecodable,
+                offset: f.offset,
+                bytes: frame_bytes,
+                records: Some(u64::from(f.record_count)),
+                what,
+            }
+        })
+    }
+
+    fn decode_frame(&mut self, i: usize) -> std::result::Result<(), Damage> {
+        let f = self.reader.frames[i];
+        let mut de = rmp_serde::Deserializer::from_read_ref(&self.plain);
+        for k in 0..f.record_count {
+            let d: Decoded = serde::Deserialize::deserialize(&mut de).map_err(|e| Damage {
+                kind: DamageKind::Undecodable,
+                offset: f.offset,
+                bytes: 0,
+                records: Some(u64::from(f.record_count - k)),
+                what: format!("record {} of the frame does not decode: {e}", k + 1),
+            })?;
+            match d {
+                Decoded::Known(r) => {
+                    if r.mono_ns >= self.min_mono {
+                        self.ready.push_back(r);
+                    }
+                }
+                Decoded::Unknown { .. } => self.unknown_skipped += 1,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Some(Ok(r));
+            }
+            if self.failed || self.next_frame >= self.reader.frames.len() {
+                return None;
+            }
+            let i = self.next_frame;
+            self.next_frame += 1;
+            let res = self.load_frame(i).and_then(|()| {
+                if i >= self.emit_from_frame {
+                    self.decode_frame(i)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(d) = res {
+                if d.kind != DamageKind::Unreachable {
+                    self.context_ok = false;
+                }
+                if let Some(e) = self.fail(d) {
+                    return Some(e);
+                }
+            }
+        }
+    }
+}
+
+fn decompress(dctx: &mut DCtx<'static>, input: &[u8], out: &mut Vec<u8>) -> std::result::Result<(), String> {
+    let mut inb = InBuffer::around(input);
+    loop {
+        if out.capacity() - out.len() < 64 << 10 {
+            out.reserve((out.capacity()).max(128 << 10));
+        }
+        let pos = out.len();
+        let mut outb = OutBuffer::around_pos(out, pos);
+        dctx.decompress_stream(&mut outb, &mut inb)
+            .map_err(|c| format!("zstd: {}", zstd_safe::get_error_name(c)))?;
+        let filled = outb.pos();
+        drop(outb);
+        // Done when all input is consumed and the decoder did not fill the space it had.
+        if inb.pos() == input.len() && filled < out.capacity() {
+            return Ok(());
+        }
+        if out.len() > crate::format::MAX_PAYLOAD as usize * 4 {
+            return Err("frame decompresses to more than 256 MiB".into());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,695 @@
+//! Writing a log: [`LogWriter`] is the synchronous core (records → MessagePack → one zstd
+//! stream flushed at frame boundaries → checksummed frames), [`LogAppender`] runs a writer on
+//! its own thread so async and multi-threaded callers never block on compression or fsync.
+//!
+//! Durability: a frame is cut when 64 KiB of records are pending or 250 ms have passed since
+//! the last frame; every frame is written to the file when it is cut (so a killed process
+//! loses nothing that was cut), and the file is fsync'd at most every 250 ms and at close
+//! ([`SyncPolicy`]).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use zstd::zstd_safe::{self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, InBuffer, OutBuffer};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    encode_trailer, FormatVersion, FrameHeader, FrameKind, Header, RunId, FLAG_STREAM_START,
+};
+use crate::index::IndexEntry;
+use crate::model::{Body, Record, Source};
+
+/// The file operations a writer needs; a seam so tests can inject write, fsync and disk-full
+/// failures.
+pub trait LogFile: Send {
+    /// Writes all of `buf` at the end of the file.
+    fn append(&mut self, buf: &[u8]) -> std::io::Result<()>;
+    /// Makes what was written durable.
+    fn sync(&mut self) -> std::io::Result<()>;
+    /// Cuts the file back to `len` bytes (after a failed partial write).
+    fn truncate(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl LogFile for File {
+    fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.write_all(buf)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        use std::io::Seek;
+        self.set_len(len)?;
+        self.seek(std::io::SeekFrom::Start(len))?;
+        Ok(())
+    }
+}
+
+/// When the writer calls fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// After every frame (slowest; for logs whose every frame must survive a power cut).
+    EveryFrame,
+    /// At most once per flush interval, and at close (the default: a crashed process loses
+    /// nothing; a crashed machine loses at most one interval).
+    Interval,
+    /// Only at close (benchmarks of the codec itself).
+    OnClose,
+}
+
+/// Tuning of a writer. The defaults are the contract in DESIGN.md.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Cut a frame when this many bytes of encoded records are pending.
+    pub frame_bytes: usize,
+    /// Cut a frame when this much time has passed since the last one (and records are pending).
+    pub flush_interval: Duration,
+    /// Start a new zstd stream after this many input bytes: bounds seek and recovery cost.
+    pub stream_bytes: usize,
+    /// zstd level.
+    pub level: i32,
+    /// When to fsync.
+    pub sync: SyncPolicy,
+    /// While the file refuses writes, keep at most this many bytes of records to retry;
+    /// beyond it, records are dropped and counted.
+    pub retry_buffer_bytes: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            frame_bytes: 64 << 10,
+            flush_interval: Duration::from_millis(250),
+            stream_bytes: 4 << 20,
+            level: 3,
+            sync: SyncPolicy::Interval,
+            retry_buffer_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Counters a writer keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Records accepted.
+    pub records: u64,
+    /// Bytes of encoded records (before compression).
+    pub input_bytes: u64,
+    /// Bytes in the file.
+    pub file_bytes: u64,
+    /// Frames written.
+    pub frames: u64,
+    /// Records dropped because the file refused writes for too long.
+    pub dropped_records: u64,
+    /// Write or fsync failures seen.
+    pub write_failures: u64,
+}
+
+/// A log being written. Records are appended in order; [`LogWriter::close`] writes the index
+/// and trailer. A writer that is dropped without `close` leaves a valid log without an index
+/// (readers rebuild it by scanning).
+pub struct LogWriter<F: LogFile = File> {
+    file: F,
+    path: PathBuf,
+    opts: WriterOptions,
+    cctx: CCtx<'static>,
+    header: Header,
+    pending: Vec<u8>,
+    pending_count: u32,
+    pending_first_seq: u64,
+    pending_min_mono: u64,
+    pending_max_mono: u64,
+    out: Vec<u8>,
+    next_seq: u64,
+    last_mono: u64,
+    stream_in: usize,
+    need_stream_start: bool,
+    index: Vec<IndexEntry>,
+    last_frame_at: Instant,
+    last_sync_at: Instant,
+    unsynced: bool,
+    appends_since_clock: u32,
+    retry_at: Option<Instant>,
+    stats: WriterStats,
+    closed: bool,
+}
+
+impl LogWriter<File> {
+    /// Creates a new log file at `path` (which must not exist).
+    pub fn create(path: &Path, run_id: RunId, opts: WriterOptions) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io(path, "cannot create log", e))?;
+        Self::with_file(file, path, run_id, now_ns(), opts)
+    }
+}
+
+impl<F: LogFile> LogWriter<F> {
+    /// Starts a log on an empty file (any [`LogFile`]).
+    pub fn with_file(
+        mut file: F,
+        path: &Path,
+        run_id: RunId,
+        created_ns: i64,
+        opts: WriterOptions,
+    ) -> Result<Self> {
+        let header = Header {
+            version: FormatVersion::CURRENT as u16,
+            run_id,
+            created_ns,
+        };
+        let mut cctx = CCtx::create();
+        cctx.set_parameter(CParameter::CompressionLevel(opts.level))
+            .map_err(|c| Error::Encode(zstd_safe::get_error_name(c).to_owned()))?;
+        let bytes = header.encode();
+        file.append(&bytes)
+            .map_err(|e| Error::io(path, "cannot write log header", e))?;
+        file.sync()
+            .map_err(|e| Error::io(path, "cannot sync log header", e))?;
+        let now = Instant::now();
+        Ok(LogWriter {
+            file,
+            path: path.to_owned(),
+            cctx,
+            header,
+            pending: Vec::with_capacity(opts.frame_bytes + 4096),
+            out: Vec::with_capacity(opts.frame_bytes / 2),
+            opts,
+            pending_count: 0,
+            pending_first_seq: 0,
+            pending_min_mono: 0,
+            pending_max_mono: 0,
+            next_seq: 0,
+            last_mono: 0,
+            stream_in: 0,
+            need_stream_start: true,
+            index: Vec::new(),
+            last_frame_at: now,
+            last_sync_at: now,
+            unsynced: false,
+            appends_since_clock: 0,
+            retry_at: None,
+            stats: WriterStats {
+                file_bytes: bytes.len() as u64,
+                ..Default::default()
+            },
+            closed: false,
+        })
+    }
+
+    /// The log's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// The sequence number the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Appends a record stamped with the given times; the writer assigns the sequence number
+    /// and keeps `mono_ns` from going backwards. Returns the sequence number.
+    pub fn append(
+        &mut self,
+        wall_ns: i64,
+        mono_ns: u64,
+        source: Source,
+        body: impl Into<Body>,
+    ) -> Result<u64> {
+        let rec = Record {
+            seq: self.next_seq,
+            wall_ns,
+            mono_ns: mono_ns.max(self.last_mono),
+            source,
+            body: body.into(),
+        };
+        self.append_record(&rec)?;
+        Ok(rec.seq)
+    }
+
+    /// Appends a complete record. Its `seq` must be the next sequence number and its
+    /// `mono_ns` must not be smaller than the previous record's.
+    pub fn append_record(&mut self, rec: &Record) -> Result<()> {
+        if self.closed {
+            return Err(Error::Usage("append after close".into()));
+        }
+        if rec.seq != self.next_seq {
+            return Err(Error::Usage(format!(
+                "record seq {} out of order: expected {}",
+                rec.seq, self.next_seq
+            )));
+        }
+        if rec.mono_ns < self.last_mono {
+            return Err(Error::Usage(format!(
+                "record {} goes back in time: mono {} after {}",
+                rec.seq, rec.mono_ns, self.last_mono
+            )));
+        }
+        let before = self.pending.len();
+        let mut ser = rmp_serde::Serializer::new(&mut self.pending).with_struct_map();
+        if let Err(e) = serde::Serialize::serialize(rec, &mut ser) {
+            self.pending.truncate(before);
+            return Err(Error::Encode(e.to_string()));
+        }
+        if self.pending_count == 0 {
+            self.pending_first_seq = rec.seq;
+            self.pending_min_mono = rec.mono_ns;
+        }
+        self.pending_count += 1;
+        self.pending_max_mono = rec.mono_ns;
+        self.last_mono = rec.mono_ns;
+        self.next_seq += 1;
+        self.stats.records += 1;
+        self.stats.input_bytes += (self.pending.len() - before) as u64;
+        if self.pending.len() >= self.opts.frame_bytes {
+            match self.retry_at {
+                // The file refused the last frame: retry after a pause, dropping what does
+                // not fit in the retry buffer meanwhile.
+                Some(at) if Instant::now() < at => {
+                    if self.pending.len() > self.opts.retry_buffer_bytes {
+                        self.drop_pending();
+                    }
+                    return Ok(());
+                }
+                _ => return self.cut_frame(),
+            }
+        }
+        // Reading the clock costs more than encoding a small record; look every 64 appends.
+        self.appends_since_clock += 1;
+        if self.appends_since_clock >= 64 {
+            self.appends_since_clock = 0;
+            self.flush_if_due()?;
+        }
+        Ok(())
+    }
+
+    /// Cuts a frame if the flush interval has passed, and fsyncs if due. Call it from a timer
+    /// when records arrive slowly.
+    pub fn flush_if_due(&mut self) -> Result<()> {
+        let now = Instant::now();
+        if self.pending_count > 0
+            && now.duration_since(self.last_frame_at) >= self.opts.flush_interval
+        {
+            self.cut_frame()?;
+        }
+        if self.unsynced
+            && self.opts.sync == SyncPolicy::Interval
+            && now.duration_since(self.last_sync_at) >= self.opts.flush_interval
+        {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// When [`LogWriter::flush_if_due`] next has work to do, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let frame = (self.pending_count > 0).then(|| self.last_frame_at + self.opts.flush_interval);
+        let sync = (self.unsynced && self.opts.sync == SyncPolicy::Interval)
+            .then(|| self.last_sync_at + self.opts.flush_interval);
+        match (frame, sync) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Cuts a frame of everything pending and fsyncs: after this returns, every appended
+    /// record is durable.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending_count > 0 {
+            self.cut_frame()?;
+        }
+        if self.unsynced {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.last_sync_at = Instant::now();
+        match self.file.sync() {
+            Ok(()) => {
+                self.unsynced = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.write_failures += 1;
+                Err(Error::io(&self.path, "cannot sync log", e))
+            }
+        }
+    }
+
+    fn cut_frame(&mut self) -> Result<()> {
+        self.last_frame_at = Instant::now();
+        let stream_start = self.need_stream_start;
+        if stream_start {
+            self.cctx
+                .reset(zstd_safe::ResetDirective::SessionOnly)
+                .map_err(|c| Error::Encode(zstd_safe::get_error_name(c).to_owned()))?;
+            self.stream_in = 0;
+        }
+        self.stream_in += self.pending.len();
+        // The last frame of a stream ends the zstd frame, so a stream is a complete zstd frame.
+        let end_stream = self.stream_in >= self.opts.stream_bytes;
+        let directive = if end_stream {
+            ZSTD_EndDirective::ZSTD_e_end
+        } else {
+            ZSTD_EndDirective::ZSTD_e_flush
+        };
+        self.out.clear();
+        compress(&mut self.cctx, &self.pending, &mut self.out, directive)?;
+        let fh = FrameHeader {
+            kind: FrameKind::Records as u8,
+            flags: if stream_start { FLAG_STREAM_START } else { 0 },
+            payload_len: self.out.len() as u32,
+            record_count: self.pending_count,
+            first_seq: self.pending_first_seq,
+            min_mono_ns: self.pending_min_mono,
+            max_mono_ns: self.pending_max_mono,
+            payload_crc: crc32fast::hash(&self.out),
+        };
+        let offset = self.stats.file_bytes;
+        if let Err(e) = self.write_frame(&fh) {
+            // The compressor's context now holds data that is not on disk: the next frame must
+            // start a new stream. Keep the records to retry, within the retry buffer.
+            self.need_stream_start = true;
+            self.stats.write_failures += 1;
+            self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+            if self.pending.len() > self.opts.retry_buffer_bytes {
+                self.drop_pending();
+            }
+            return Err(e);
+        }
+        self.retry_at = None;
+        self.need_stream_start = end_stream;
+        self.index.push(IndexEntry {
+            offset,
+            flags: fh.flags,
+            first_seq: fh.first_seq,
+            record_count: fh.record_count,
+            min_mono_ns: fh.min_mono_ns,
+            max_mono_ns: fh.max_mono_ns,
+        });
+        self.stats.frames += 1;
+        self.pending.clear();
+        self.pending_count = 0;
+        if self.opts.sync == SyncPolicy::EveryFrame {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn drop_pending(&mut self) {
+        self.stats.dropped_records += u64::from(self.pending_count);
+        self.pending.clear();
+        self.pending_count = 0;
+    }
+
+    fn write_frame(&mut self, fh: &FrameHeader) -> Result<()> {
+        let start = self.stats.file_bytes;
+        let res = self
+            .file
+            .append(&fh.encode())
+            .and_then(|()| self.file.append(&self.out));
+        match res {
+            Ok(()) => {
+                self.stats.file_bytes += (crate::format::FRAME_HEADER_LEN + self.out.len()) as u64;
+                self.unsynced = true;
+                Ok(())
+            }
+            Err(e) => {
+                // Remove a partial frame so the file stays a valid prefix; if even that fails,
+                // readers will report and skip the torn bytes.
+                let _ = self.file.truncate(start);
+                Err(Error::io(&self.path, "cannot write log frame", e))
+            }
+        }
+    }
+
+    /// Writes what is pending, the index and the trailer, and fsyncs. The log is complete.
+    pub fn close(mut self) -> Result<WriterStats> {
+        self.finish()?;
+        Ok(self.stats.clone())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        if self.pending_count > 0 {
+            // End the stream with this last frame.
+            self.opts.stream_bytes = 0;
+            self.cut_frame()?;
+        }
+        self.closed = true;
+        let payload = crate::index::encode(&self.index);
+        let fh = FrameHeader {
+            kind: FrameKind::Index as u8,
+            flags: FLAG_STREAM_START,
+            payload_len: payload.len() as u32,
+            record_count: 0,
+            first_seq: self.next_seq,
+            min_mono_ns: self.last_mono,
+            max_mono_ns: self.last_mono,
+            payload_crc: crc32fast::hash(&payload),
+        };
+        let index_offset = self.stats.file_bytes;
+        self.out = payload;
+        self.write_frame(&fh)?;
+        let trailer = encode_trailer(index_offset);
+        self.file
+            .append(&trailer)
+            .map_err(|e| Error::io(&self.path, "cannot write log trailer", e))?;
+        self.stats.file_bytes += trailer.len() as u64;
+        self.sync()
+    }
+
+    /// Gives back the file (tests inspect what was written).
+    pub fn into_file(self) -> F {
+        self.file
+    }
+}
+
+fn compress(
+    cctx: &mut CCtx<'static>,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    directive: ZSTD_EndDirective,
+) -> Result<()> {
+    let mut inb = InBuffer::around(input);
+    loop {
+        if out.capacity() - out.len() < 32 << 10 {
+            out.reserve((64 << 10).max(zstd_safe::compress_bound(input.len() - inb.pos()) / 4));
+        }
+        let pos = out.len();
+        let mut outb = OutBuffer::around_pos(out, pos);
+        let remaining = cctx
+            .compress_stream2(&mut outb, &mut inb, directive)
+            .map_err(|c| Error::Encode(zstd_safe::get_error_name(c).to_owned()))?;
+        if remaining == 0 && inb.pos() == input.len() {
+            return Ok(());
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+enum Msg {
+    Record {
+        wall_ns: i64,
+        mono_ns: u64,
+        source: Source,
+        body: Body,
+    },
+    Flush(flume::Sender<Result<(), String>>),
+}
+
+/// Health of a [`LogAppender`]: the first error the writer thread hit, if any.
+#[derive(Debug, Clone, Default)]
+pub struct AppenderHealth {
+    /// The first write error, in words.
+    pub first_error: Option<String>,
+    /// Write failures so far.
+    pub failures: u64,
+    /// Records dropped so far.
+    pub dropped_records: u64,
+}
+
+/// A handle that appends to a log running on its own thread. Cloneable; `append` is cheap and
+/// never blocks on disk (only, briefly, when the queue is full); `append_async` awaits room
+/// instead of blocking. Records are stamped when they are appended.
+#[derive(Clone)]
+pub struct LogAppender {
+    tx: flume::Sender<Msg>,
+    start: Instant,
+    health: Arc<Mutex<AppenderHealth>>,
+}
+
+/// Owns the writer thread; [`AppenderThread::close`] waits for it to write the index.
+pub struct AppenderThread {
+    thread: Option<std::thread::JoinHandle<Result<WriterStats>>>,
+    tx: Option<flume::Sender<Msg>>,
+}
+
+impl LogAppender {
+    /// Moves `writer` onto a thread. `start` is the instant monotonic offsets count from.
+    pub fn spawn<F: LogFile + 'static>(
+        writer: LogWriter<F>,
+        start: Instant,
+    ) -> (LogAppender, AppenderThread) {
+        let (tx, rx) = flume::bounded::<Msg>(16 * 1024);
+        let health = Arc::new(Mutex::new(AppenderHealth::default()));
+        let h2 = health.clone();
+        let thread = std::thread::Builder::new()
+            .name("pipetape-writer".into())
+            .spawn(move || writer_loop(writer, rx, h2))
+            .expect("spawn writer thread");
+        (
+            LogAppender {
+                tx: tx.clone(),
+                start,
+                health,
+            },
+            AppenderThread {
+                thread: Some(thread),
+                tx: Some(tx),
+            },
+        )
+    }
+
+    fn stamp(&self, source: Source, body: Body) -> Msg {
+        Msg::Record {
+            wall_ns: now_ns(),
+            mono_ns: self.start.elapsed().as_nanos() as u64,
+            source,
+            body,
+        }
+    }
+
+    /// Appends a record from synchronous code. Fails only when the writer thread is gone.
+    pub fn append(&self, source: Source, body: impl Into<Body>) -> Result<()> {
+        self.tx
+            .send(self.stamp(source, body.into()))
+            .map_err(|_| Error::Usage("the log writer has stopped".into()))
+    }
+
+    /// Appends a record from async code, waiting (not blocking) while the queue is full.
+    pub async fn append_async(&self, source: Source, body: impl Into<Body>) -> Result<()> {
+        self.tx
+            .send_async(self.stamp(source, body.into()))
+            .await
+            .map_err(|_| Error::Usage("the log writer has stopped".into()))
+    }
+
+    /// Waits until everything appended so far is written and fsync'd.
+    pub fn flush(&self) -> Result<()> {
+        let (tx, rx) = flume::bounded(1);
+        self.tx
+            .send(Msg::Flush(tx))
+            .map_err(|_| Error::Usage("the log writer has stopped".into()))?;
+        rx.recv()
+            .map_err(|_| Error::Usage("the log writer has stopped".into()))?
+            .map_err(Error::Usage)
+    }
+
+    /// Write failures so far (the recorder reports them and marks the run incomplete).
+    pub fn health(&self) -> AppenderHealth {
+        self.health.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// The instant monotonic offsets count from.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+}
+
+impl AppenderThread {
+    /// Stops accepting records once every [`LogAppender`] clone is dropped, writes the rest,
+    /// the index and the trailer. Call after dropping (or while holding no) appenders.
+    pub fn close(mut self) -> Result<WriterStats> {
+        self.tx.take();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::Usage("the log writer thread panicked".into())),
+            None => Err(Error::Usage("the log writer was already closed".into())),
+        }
+    }
+}
+
+fn writer_loop<F: LogFile>(
+    mut w: LogWriter<F>,
+    rx: flume::Receiver<Msg>,
+    health: Arc<Mutex<AppenderHealth>>,
+) -> Result<WriterStats> {
+    let note = |w: &LogWriter<F>, e: &Error| {
+        if let Ok(mut h) = health.lock() {
+            if h.first_error.is_none() {
+                h.first_error = Some(e.to_string());
+            }
+            h.failures = w.stats().write_failures;
+            h.dropped_records = w.stats().dropped_records;
+        }
+    };
+    loop {
+        let msg = match w.next_deadline() {
+            Some(d) => match rx.recv_deadline(d) {
+                Ok(m) => Some(m),
+                Err(flume::RecvTimeoutError::Timeout) => None,
+                Err(flume::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            },
+        };
+        match msg {
+            Some(Msg::Record {
+                wall_ns,
+                mono_ns,
+                source,
+                body,
+            }) => {
+                if let Err(e) = w.append(wall_ns, mono_ns, source, body) {
+                    note(&w, &e);
+                }
+            }
+            Some(Msg::Flush(reply)) => {
+                let r = w.flush().map_err(|e| {
+                    note(&w, &e);
+                    e.to_string()
+                });
+                let _ = reply.send(r);
+            }
+            None => {
+                if let Err(e) = w.flush_if_due() {
+                    note(&w, &e);
+                }
+            }
+        }
+    }
+    let r = w.finish();
+    if let Err(e) = &r {
+        note(&w, e);
+    }
+    r.map(|()| w.stats().clone())
+}

@@ -1,0 +1,143 @@
+//! Write/read round trips of the log format, seeking, and recovery from damage.
+
+use pipetape_store::model::{Body, Note, PodLog, StepOutput, Stream};
+use pipetape_store::reader::{DamageKind, LogReader, Recovery};
+use pipetape_store::writer::{LogWriter, WriterOptions};
+use pipetape_store::{Record, RunId, Source};
+use std::path::Path;
+
+fn body(i: u64) -> Body {
+    match i % 3 {
+        0 => PodLog {
+            namespace: format!("ns-{}", i % 7),
+            pod: format!("api-{}", i % 13),
+            container: "app".into(),
+            line: format!("GET /v1/items/{i} 200 {}ms", i % 97),
+            previous: false,
+        }
+        .into(),
+        1 => StepOutput {
+            stage: "infra".into(),
+            step: "helmfile".into(),
+            stream: Stream::Stdout,
+            line: format!("Release \"r{}\" has been upgraded. Happy Helming!", i % 30),
+        }
+        .into(),
+        _ => Note {
+            level: Default::default(),
+            text: format!("note {i}"),
+        }
+        .into(),
+    }
+}
+
+fn write_log(path: &Path, n: u64, opts: WriterOptions, close: bool) -> Vec<Record> {
+    let mut w = LogWriter::create(path, RunId([7; 8]), opts).unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let r = Record::new(i, 1_700_000_000_000_000_000 + i as i64, i * 1_000_000, Source::Synthetic, body(i));
+        w.append_record(&r).unwrap();
+        out.push(r);
+    }
+    if close {
+        w.close().unwrap();
+    } else {
+        w.flush().unwrap();
+    }
+    out
+}
+
+fn small_frames() -> WriterOptions {
+    WriterOptions {
+        frame_bytes: 2048,
+        stream_bytes: 16 << 10,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn closed_log_round_trips_with_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.ptape");
+    let written = write_log(&p, 5000, small_frames(), true);
+    let r = LogReader::open(&p, Recovery::Strict).unwrap();
+    assert!(r.is_closed());
+    assert!(r.frames().len() > 10, "expected many frames, got {}", r.frames().len());
+    assert!(r.frames().iter().filter(|f| f.stream_start()).count() > 2);
+    let all = r.read_all().unwrap();
+    assert!(all.damage.is_empty());
+    assert_eq!(all.records, written);
+}
+
+#[test]
+fn unclosed_log_is_rebuilt_by_scanning() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.ptape");
+    let written = write_log(&p, 3000, small_frames(), false);
+    let r = LogReader::open(&p, Recovery::Strict).unwrap();
+    assert!(!r.is_closed());
+    assert_eq!(r.read_all().unwrap().records, written);
+}
+
+#[test]
+fn seek_starts_at_first_record_at_or_after_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.ptape");
+    let written = write_log(&p, 5000, small_frames(), true);
+    let r = LogReader::open(&p, Recovery::Strict).unwrap();
+    for t in [0u64, 1, 999_999, 1_000_000, 2_345_000_000, 4_999_000_000, 5_000_000_000] {
+        let got: Vec<Record> = r.records_from(t).map(|x| x.unwrap()).collect();
+        let want: Vec<Record> = written.iter().filter(|x| x.mono_ns >= t).cloned().collect();
+        assert_eq!(got, want, "seek to {t}");
+    }
+}
+
+#[test]
+fn corrupt_middle_frame_is_skipped_in_tolerant_mode_and_refused_in_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.ptape");
+    let written = write_log(&p, 5000, small_frames(), true);
+    let r = LogReader::open(&p, Recovery::Strict).unwrap();
+    let victim = r.frames()[r.frames().len() / 2];
+    drop(r);
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[victim.offset as usize + 60] ^= 0xff;
+    std::fs::write(&p, &bytes).unwrap();
+
+    let strict = LogReader::open(&p, Recovery::Strict).unwrap();
+    let err = strict.read_all().unwrap_err().to_string();
+    assert!(err.contains(&format!("byte {}", victim.offset)), "{err}");
+    assert!(err.contains("checksum"), "{err}");
+
+    let tol = LogReader::open(&p, Recovery::Tolerant).unwrap();
+    let all = tol.read_all().unwrap();
+    assert_eq!(all.damage.len(), 1, "{:?}", all.damage);
+    assert_eq!(all.damage[0].offset, victim.offset);
+    let lost = all.damage[0].records.unwrap();
+    assert!(lost >= victim.record_count as u64);
+    assert_eq!(all.records.len() as u64 + lost, written.len() as u64);
+    // What is kept is exactly the written records minus a contiguous run.
+    let kept: Vec<u64> = all.records.iter().map(|r| r.seq).collect();
+    assert!(kept.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(kept[0], 0);
+    assert_eq!(*kept.last().unwrap(), 4999);
+}
+
+#[test]
+fn torn_tail_keeps_every_whole_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.ptape");
+    let written = write_log(&p, 3000, small_frames(), false);
+    let full = std::fs::read(&p).unwrap();
+    let r = LogReader::open(&p, Recovery::Strict).unwrap();
+    let last = *r.frames().last().unwrap();
+    drop(r);
+    std::fs::write(&p, &full[..full.len() - 10]).unwrap();
+    let tol = LogReader::open(&p, Recovery::Tolerant).unwrap();
+    assert_eq!(tol.damage().len(), 1);
+    assert_eq!(tol.damage()[0].kind, DamageKind::TornTail);
+    assert_eq!(tol.damage()[0].offset, last.offset);
+    let got = tol.read_all().unwrap().records;
+    assert_eq!(got[..], written[..(last.first_seq as usize)]);
+    assert!(LogReader::open(&p, Recovery::Strict).is_err());
+}
