@@ -11,6 +11,9 @@ pub mod index;
 pub mod model;
 pub mod reader;
 pub mod writer;
+pub mod catalog;
+pub mod store;
+pub mod synth;
 
 pub use error::{Error, Result};
 pub use format::RunId;

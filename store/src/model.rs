@@ -611,6 +611,12 @@ macro_rules! bodies {
             /// Every kind name this version knows.
             pub const KINDS: &'static [&'static str] = &[$($name),*];
 
+            /// The body's fields as JSON (field names as on disk).
+            pub fn fields_json(&self) -> serde_json::Value {
+                let v = match self { $( Body::$variant(b) => serde_json::to_value(b), )* };
+                v.unwrap_or(serde_json::Value::Null)
+            }
+
             fn serialize_inner<S: SerializeTuple>(&self, t: &mut S) -> Result<(), S::Error> {
                 match self { $( Body::$variant(b) => t.serialize_element(b), )* }
             }
@@ -780,5 +786,94 @@ impl Record {
             source,
             body: body.into(),
         }
+    }
+}
+
+impl Record {
+    /// The record as one JSON object: `seq`, `time` (RFC 3339, UTC), `mono_ns`, `source`,
+    /// `kind` and the body's fields under `body`. A recorded object is embedded as JSON; an
+    /// artifact's bytes appear as `text` when they are UTF-8, else as `base64`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut body = self.body.fields_json();
+        match (&self.body, body.as_object_mut()) {
+            (Body::ObjectObserved(o), Some(m)) => {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&o.object) {
+                    m.insert("object".into(), v);
+                }
+            }
+            (Body::Artifact(a), Some(m)) => {
+                m.remove("data");
+                match std::str::from_utf8(&a.data) {
+                    Ok(t) => m.insert("text".into(), t.into()),
+                    Err(_) => m.insert("base64".into(), base64(&a.data).into()),
+                };
+            }
+            _ => {}
+        }
+        serde_json::json!({
+            "seq": self.seq,
+            "time": crate::synth::rfc3339_nanos(self.wall_ns),
+            "mono_ns": self.mono_ns,
+            "source": self.source.as_str(),
+            "kind": self.body.kind(),
+            "body": body,
+        })
+    }
+}
+
+/// Standard base64 with padding.
+pub fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn unknown_kind_is_skipped_not_fatal() {
+        // A record a newer writer might produce: kind "pod_metrics", body a map.
+        #[derive(Serialize)]
+        struct Future<'a>(u64, i64, u64, &'a str, &'a str, BTreeMap<&'a str, u32>);
+        let mut buf = Vec::new();
+        let f = Future(5, 1, 2, "watch", "pod_metrics", [("cpu", 3)].into());
+        f.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map()).unwrap();
+        let d: Decoded = rmp_serde::from_slice(&buf).unwrap();
+        assert_eq!(d, Decoded::Unknown { seq: 5, kind: "pod_metrics".into() });
+    }
+
+    #[test]
+    fn unknown_source_and_extra_fields_are_tolerated() {
+        #[derive(Serialize)]
+        struct Note2<'a> { level: &'a str, text: &'a str, added_later: u8 }
+        #[derive(Serialize)]
+        struct Future<'a>(u64, i64, u64, &'a str, &'a str, Note2<'a>, u8);
+        let mut buf = Vec::new();
+        let f = Future(1, 1, 2, "sidecar", "note", Note2 { level: "warning", text: "hi", added_later: 1 }, 9);
+        f.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map()).unwrap();
+        let Decoded::Known(r) = rmp_serde::from_slice(&buf).unwrap() else { panic!() };
+        assert_eq!(r.source, Source::Other("sidecar".into()));
+        assert_eq!(r.body, Body::Note(Note { level: Level::Warning, text: "hi".into() }));
     }
 }

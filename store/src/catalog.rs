@@ -1,0 +1,283 @@
+//! The run catalog: one [`RunEntry`] per run, in sled, keyed by run id. It is a projection of
+//! the logs (plus outcome overrides kept beside them) and can be rebuilt from them at any time
+//! ([`crate::store::Store::reindex`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::Outcome;
+
+/// What the catalog knows about a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunEntry {
+    /// Run id (16 hex digits).
+    pub id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Labels (branch, commit, ci_url, free-form).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Start, ns since the Unix epoch.
+    pub started_ns: i64,
+    /// End, ns since the Unix epoch, if the run finished.
+    #[serde(default)]
+    pub ended_ns: Option<i64>,
+    /// How it ended (as recorded, or as set by `runs mark`).
+    pub outcome: Outcome,
+    /// True when `runs mark` set the outcome.
+    #[serde(default)]
+    pub outcome_overridden: bool,
+    /// Exit code pipetape returned.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Why it ended that way.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Where the log is.
+    pub log_path: PathBuf,
+    /// Records in the log.
+    #[serde(default)]
+    pub records: u64,
+    /// Size of the log file.
+    #[serde(default)]
+    pub bytes: u64,
+    /// True when the log is damaged (readers skip part of it).
+    #[serde(default)]
+    pub damaged: bool,
+    /// pipetape version that recorded it.
+    #[serde(default)]
+    pub tool_version: String,
+    /// Summary metrics (durations in seconds, counts), named as in DESIGN.md.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl RunEntry {
+    /// Duration in seconds, if the run finished.
+    pub fn duration_s(&self) -> Option<f64> {
+        self.ended_ns
+            .map(|e| (e - self.started_ns).max(0) as f64 / 1e9)
+    }
+
+    /// The branch label, if any.
+    pub fn branch(&self) -> Option<&str> {
+        self.labels.get("branch").map(String::as_str)
+    }
+}
+
+/// Filters for [`Catalog::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only runs of this pipeline.
+    pub pipeline: Option<String>,
+    /// Only runs having all these labels.
+    pub labels: BTreeMap<String, String>,
+    /// Only runs with this outcome.
+    pub outcome: Option<Outcome>,
+}
+
+impl ListFilter {
+    fn matches(&self, e: &RunEntry) -> bool {
+        self.pipeline.as_ref().is_none_or(|p| &e.pipeline == p)
+            && self.outcome.is_none_or(|o| e.outcome == o)
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| e.labels.get(k) == Some(v))
+    }
+}
+
+/// The catalog database.
+pub struct Catalog {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl Catalog {
+    /// Opens (or creates) the catalog in `dir`, waiting up to 10 s for another pipetape
+    /// process that holds it.
+    pub fn open(dir: &Path) -> Result<Catalog> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match sled::Config::new().path(dir).mode(sled::Mode::LowSpace).open() {
+                Ok(db) => {
+                    return Ok(Catalog {
+                        db,
+                        path: dir.to_owned(),
+                    })
+                }
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("lock") =>
+                {
+                    if Instant::now() >= deadline {
+                        return Err(Error::Catalog {
+                            path: dir.to_owned(),
+                            message: "another pipetape process holds the catalog (waited 10 s)"
+                                .into(),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(sled::Error::Io(e)) => {
+                    return Err(Error::io(dir, "cannot open run catalog", e));
+                }
+                Err(e) => {
+                    return Err(Error::Catalog {
+                        path: dir.to_owned(),
+                        message: format!(
+                            "{e} (the catalog can be rebuilt: delete it and run `pipetape runs reindex`)"
+                        ),
+                    })
+                }
+            }
+        }
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Catalog {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Adds or replaces an entry, durably.
+    pub fn put(&self, e: &RunEntry) -> Result<()> {
+        let v = serde_json::to_vec(e).map_err(|x| self.err(x))?;
+        self.db.insert(e.id.as_bytes(), v).map_err(|x| self.err(x))?;
+        self.db.flush().map_err(|x| self.err(x))?;
+        Ok(())
+    }
+
+    /// The entry for an exact id.
+    pub fn get(&self, id: &str) -> Result<Option<RunEntry>> {
+        match self.db.get(id.as_bytes()).map_err(|x| self.err(x))? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|x| self.err(x))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes an entry.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        self.db.remove(id.as_bytes()).map_err(|x| self.err(x))?;
+        Ok(())
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) -> Result<()> {
+        self.db.clear().map_err(|x| self.err(x))?;
+        self.db.flush().map_err(|x| self.err(x))?;
+        Ok(())
+    }
+
+    /// Ids starting with `prefix`.
+    pub fn ids_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        self.db
+            .scan_prefix(prefix.as_bytes())
+            .keys()
+            .map(|k| {
+                k.map(|k| String::from_utf8_lossy(&k).into_owned())
+                    .map_err(|x| self.err(x))
+            })
+            .collect()
+    }
+
+    /// Matching entries, newest first.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<RunEntry>> {
+        let mut out = Vec::new();
+        for kv in self.db.iter() {
+            let (_, v) = kv.map_err(|x| self.err(x))?;
+            let e: RunEntry = serde_json::from_slice(&v).map_err(|x| self.err(x))?;
+            if filter.matches(&e) {
+                out.push(e);
+            }
+        }
+        out.sort_by(|a, b| b.started_ns.cmp(&a.started_ns).then(b.id.cmp(&a.id)));
+        Ok(out)
+    }
+
+    /// The newest run with `outcome`, of `pipeline` if given, and of `branch` if given.
+    pub fn last_with_outcome(
+        &self,
+        outcome: Option<Outcome>,
+        pipeline: Option<&str>,
+        branch: Option<&str>,
+    ) -> Result<Option<RunEntry>> {
+        let mut f = ListFilter {
+            pipeline: pipeline.map(str::to_owned),
+            outcome,
+            ..Default::default()
+        };
+        if let Some(b) = branch {
+            f.labels.insert("branch".into(), b.into());
+        }
+        Ok(self.list(&f)?.into_iter().next())
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.db.len()
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.db.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, pipeline: &str, branch: &str, t: i64, o: Outcome) -> RunEntry {
+        RunEntry {
+            id: id.into(),
+            pipeline: pipeline.into(),
+            labels: [("branch".to_string(), branch.to_string())].into(),
+            started_ns: t,
+            ended_ns: Some(t + 5),
+            outcome: o,
+            outcome_overridden: false,
+            exit_code: None,
+            reason: None,
+            log_path: PathBuf::from(format!("{id}.ptape")),
+            records: 1,
+            bytes: 1,
+            damaged: false,
+            tool_version: "t".into(),
+            metrics: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn list_is_newest_first_and_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(dir.path()).unwrap();
+        c.put(&entry("aa01", "full", "main", 10, Outcome::Passed)).unwrap();
+        c.put(&entry("aa02", "full", "main", 30, Outcome::Failed)).unwrap();
+        c.put(&entry("bb03", "full", "dev", 20, Outcome::Passed)).unwrap();
+        c.put(&entry("cc04", "smoke", "main", 40, Outcome::Passed)).unwrap();
+        let ids = |v: Vec<RunEntry>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(c.list(&ListFilter::default()).unwrap()), ["cc04", "aa02", "bb03", "aa01"]);
+        let f = ListFilter {
+            pipeline: Some("full".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(c.list(&f).unwrap()), ["aa02", "bb03", "aa01"]);
+        let green = c.last_with_outcome(Some(Outcome::Passed), Some("full"), None).unwrap();
+        assert_eq!(green.unwrap().id, "bb03");
+        let green_main = c
+            .last_with_outcome(Some(Outcome::Passed), Some("full"), Some("main"))
+            .unwrap();
+        assert_eq!(green_main.unwrap().id, "aa01");
+        assert_eq!(c.ids_with_prefix("aa").unwrap(), ["aa01", "aa02"]);
+        assert!(c
+            .last_with_outcome(Some(Outcome::Cancelled), None, None)
+            .unwrap()
+            .is_none());
+    }
+}
