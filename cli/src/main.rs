@@ -1,1 +1,96 @@
-fn main(){}
+//! The `pipetape` binary: parses the command line, calls one library function per command,
+//! prints the result. Start at [`Cli`]; each subcommand lives in a module under `cmd/`.
+
+mod cmd;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A flight recorder for Kubernetes integration pipelines.
+///
+/// pipetape runs (or wraps) a CI pipeline and appends every action and every cluster
+/// observation to one compressed, crash-safe event log (.ptape), then lets you list, verify,
+/// export and read those runs with no cluster at hand.
+///
+/// RUN arguments accept: a run id, a unique prefix of one, `last`, `last-green`, `last-red`, or
+/// a path to a .ptape file (a downloaded CI artifact works without importing it).
+///
+/// Exit codes: 0 success; 1 `archive verify` found damage; 2 usage or input error (bad flags,
+/// unknown or ambiguous run, unreadable or damaged input, unwritable store).
+#[derive(Debug, Parser)]
+#[command(name = "pipetape", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Store directory (run logs and catalog). Default: $XDG_DATA_HOME/pipetape, else
+    /// ~/.local/share/pipetape.
+    #[arg(long, global = true, env = "PIPETAPE_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+
+    /// More diagnostics on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List, inspect, mark and reindex recorded runs.
+    #[command(subcommand)]
+    Runs(cmd::runs::RunsCmd),
+    /// Export, import, verify and print run logs (.ptape files).
+    #[command(subcommand)]
+    Archive(cmd::archive::ArchiveCmd),
+    /// Measure the log format on a synthetic full-stack run.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PIPETAPE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let ctx = cmd::Ctx {
+        store: cli.store.clone(),
+        quiet: cli.quiet,
+    };
+    let res = match cli.command {
+        Command::Runs(c) => cmd::runs::run(&ctx, c),
+        Command::Archive(c) => cmd::archive::run(&ctx, c),
+        Command::Bench(a) => cmd::bench::run(&ctx, a),
+    };
+    match res {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => e.report(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

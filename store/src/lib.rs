@@ -14,6 +14,7 @@ pub mod writer;
 pub mod catalog;
 pub mod store;
 pub mod synth;
+pub mod bench;
 
 pub use error::{Error, Result};
 pub use format::RunId;

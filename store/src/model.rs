@@ -643,7 +643,7 @@ macro_rules! bodies {
 
 bodies! {
     /// A run began.
-    RunStarted(RunStarted) = "run_started",
+    RunStarted(Box<RunStarted>) = "run_started",
     /// A run ended.
     RunFinished(RunFinished) = "run_finished",
     /// A step began.
@@ -659,17 +659,17 @@ bodies! {
     /// A gate passed.
     GatePassed(GatePassed) = "gate_passed",
     /// A gate failed.
-    GateFailed(GateFailed) = "gate_failed",
+    GateFailed(Box<GateFailed>) = "gate_failed",
     /// An object added, modified or deleted.
-    ObjectObserved(ObjectObserved) = "object",
+    ObjectObserved(Box<ObjectObserved>) = "object",
     /// A Kubernetes Event.
-    KubeEvent(KubeEvent) = "event",
+    KubeEvent(Box<KubeEvent>) = "event",
     /// A Helm release status.
-    HelmRelease(HelmRelease) = "helm_release",
+    HelmRelease(Box<HelmRelease>) = "helm_release",
     /// A pod log line.
     PodLog(PodLog) = "pod_log",
     /// A captured file.
-    Artifact(Artifact) = "artifact",
+    Artifact(Box<Artifact>) = "artifact",
     /// A watch gap.
     WatchGap(WatchGap) = "watch_gap",
     /// A list lifecycle marker.
@@ -875,5 +875,145 @@ mod tests {
         let Decoded::Known(r) = rmp_serde::from_slice(&buf).unwrap() else { panic!() };
         assert_eq!(r.source, Source::Other("sidecar".into()));
         assert_eq!(r.body, Body::Note(Note { level: Level::Warning, text: "hi".into() }));
+    }
+}
+
+impl Body {
+    /// A one-line description for listings (`archive cat`, timelines).
+    pub fn summary(&self) -> String {
+        fn ns_name(ns: &str, name: &str) -> String {
+            if ns.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{ns}/{name}")
+            }
+        }
+        fn step_name(stage: &str, step: &str) -> String {
+            if stage.is_empty() {
+                step.to_owned()
+            } else {
+                format!("{stage}/{step}")
+            }
+        }
+        let secs = |ns: u64| format!("{:.1}s", ns as f64 / 1e9);
+        match self {
+            Body::RunStarted(r) => format!("run {} of '{}' started", r.run_id, r.pipeline),
+            Body::RunFinished(r) => match &r.reason {
+                Some(why) => format!("run {} ({why})", r.outcome),
+                None => format!("run {}", r.outcome),
+            },
+            Body::StepStarted(s) => format!("step {} started", step_name(&s.stage, &s.step)),
+            Body::StepOutput(s) => format!("{}: {}", step_name(&s.stage, &s.step), s.line),
+            Body::StepFinished(s) => format!(
+                "step {} {} in {}{}",
+                step_name(&s.stage, &s.step),
+                s.status.as_str(),
+                secs(s.duration_ns),
+                s.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()
+            ),
+            Body::GateStarted(g) => format!("gate {} ({}) started: {}", g.gate, g.gate_kind, g.description),
+            Body::GateProbe(g) => format!(
+                "gate {} probe {}: {}{}",
+                g.gate,
+                g.attempt,
+                if g.ok { "ok" } else { "not yet" },
+                if g.detail.is_empty() { String::new() } else { format!(" - {}", g.detail) }
+            ),
+            Body::GatePassed(g) => format!("gate {} passed in {}", g.gate, secs(g.duration_ns)),
+            Body::GateFailed(g) => format!("gate {} FAILED after {}: {}", g.gate, secs(g.duration_ns), g.reason),
+            Body::ObjectObserved(o) => format!(
+                "{} {} {} (rv {})",
+                match o.action {
+                    Action::Added => "added",
+                    Action::Modified => "modified",
+                    Action::Deleted => "deleted",
+                },
+                o.kind,
+                ns_name(&o.namespace, &o.name),
+                o.resource_version
+            ),
+            Body::KubeEvent(e) => format!(
+                "{} {} {} {}: {}",
+                e.type_,
+                e.reason,
+                e.involved.kind,
+                ns_name(&e.involved.namespace, &e.involved.name),
+                e.message
+            ),
+            Body::HelmRelease(h) => format!(
+                "helm {} rev {} {} ({} {})",
+                ns_name(&h.namespace, &h.name),
+                h.revision,
+                h.status,
+                h.chart,
+                h.chart_version
+            ),
+            Body::PodLog(l) => format!(
+                "{}[{}]{}: {}",
+                ns_name(&l.namespace, &l.pod),
+                l.container,
+                if l.previous { " (previous)" } else { "" },
+                l.line
+            ),
+            Body::Artifact(a) => format!(
+                "artifact {} ({} bytes{})",
+                a.path,
+                a.size,
+                if a.truncated { ", truncated" } else { "" }
+            ),
+            Body::WatchGap(g) => format!(
+                "watch gap on {}: {} for {}{}",
+                g.resource,
+                g.reason,
+                secs(g.duration_ns),
+                if g.relisted { ", re-listed" } else { "" }
+            ),
+            Body::WatchSync(s) => format!("watch {} {} ({} items)", s.resource, s.phase, s.items),
+            Body::Note(n) => format!(
+                "{}{}",
+                match n.level {
+                    Level::Info => "",
+                    Level::Warning => "warning: ",
+                    Level::Error => "error: ",
+                },
+                n.text
+            ),
+        }
+    }
+}
+
+impl From<RunStarted> for Body {
+    fn from(b: RunStarted) -> Body {
+        Body::RunStarted(Box::new(b))
+    }
+}
+
+impl From<ObjectObserved> for Body {
+    fn from(b: ObjectObserved) -> Body {
+        Body::ObjectObserved(Box::new(b))
+    }
+}
+
+impl From<KubeEvent> for Body {
+    fn from(b: KubeEvent) -> Body {
+        Body::KubeEvent(Box::new(b))
+    }
+}
+
+impl From<HelmRelease> for Body {
+    fn from(b: HelmRelease) -> Body {
+        Body::HelmRelease(Box::new(b))
+    }
+}
+
+impl From<Artifact> for Body {
+    fn from(b: Artifact) -> Body {
+        Body::Artifact(Box::new(b))
+    }
+}
+
+impl From<GateFailed> for Body {
+    fn from(b: GateFailed) -> Body {
+        Body::GateFailed(Box::new(b))
     }
 }
