@@ -1,1 +1,95 @@
+//! End-to-end tests of the `pipetape` binary: one runner for every command. Each test gets its
+//! own store directory; logs come from `pipetape bench --out` (a synthetic full-stack run).
 
+mod archive;
+mod runs;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub(crate) fn new() -> Env {
+        Env { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub(crate) fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs pipetape with this env's store.
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_pipetape"))
+            .args(args)
+            .env("PIPETAPE_STORE", self.store())
+            .env_remove("PIPETAPE_LOG")
+            .output()
+            .unwrap();
+        Run(out)
+    }
+
+    /// A synthetic run log of `n` records at `name`.
+    pub(crate) fn synthetic(&self, name: &str, n: u64) -> PathBuf {
+        let p = self.path(name);
+        self.run(&["bench", "--records", &n.to_string(), "--out", p.to_str().unwrap(), "-o", "json"]).ok();
+        p
+    }
+}
+
+pub(crate) struct Run(pub(crate) Output);
+
+impl Run {
+    pub(crate) fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub(crate) fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub(crate) fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// Asserts exit 0 and returns stdout.
+    #[track_caller]
+    pub(crate) fn ok(&self) -> String {
+        assert_eq!(self.code(), 0, "stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        self.stdout()
+    }
+    /// Asserts the exit code and returns stderr.
+    #[track_caller]
+    pub(crate) fn fails(&self, code: i32) -> String {
+        assert_eq!(self.code(), code, "stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        assert!(!self.stderr().contains("panicked"), "panic reached the user: {}", self.stderr());
+        self.stderr()
+    }
+}
+
+pub(crate) fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn help_documents_exit_codes_and_run_forms() {
+    let e = Env::new();
+    let h = e.run(&["--help"]).ok();
+    assert!(h.contains("Exit codes"), "{h}");
+    assert!(h.contains("last-green"), "{h}");
+    for sub in ["runs", "archive", "bench"] {
+        assert!(h.contains(sub), "{sub} missing from help");
+    }
+    let b = e.run(&["bench", "--help"]).ok();
+    assert!(b.contains("--records"));
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let e = Env::new();
+    let err = e.run(&["runs", "list", "--bogus"]).fails(2);
+    assert!(err.contains("--bogus"), "{err}");
+}
