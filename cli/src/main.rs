@@ -20,7 +20,12 @@ use std::process::ExitCode;
 /// Exit codes: 0 success; 1 `archive verify` found damage; 2 usage or input error (bad flags,
 /// unknown or ambiguous run, unreadable or damaged input, unwritable store).
 #[derive(Debug, Parser)]
-#[command(name = "pipetape", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "pipetape",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Store directory (run logs and catalog). Default: $XDG_DATA_HOME/pipetape, else
     /// ~/.local/share/pipetape.

@@ -165,14 +165,21 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<BenchR
         // The comparisons, outside the timed region.
         for r in &chunk {
             line.clear();
-            serde_json::to_writer(&mut line, &r.to_json()).map_err(|e| Error::Encode(e.to_string()))?;
+            serde_json::to_writer(&mut line, &r.to_json())
+                .map_err(|e| Error::Encode(e.to_string()))?;
             line.push(b'\n');
             json.0 += line.len() as u64;
-            gz.write_all(&line).map_err(|e| Error::Encode(e.to_string()))?;
-            msgpack.clear();
-            serde::Serialize::serialize(r, &mut rmp_serde::Serializer::new(&mut msgpack).with_struct_map())
+            gz.write_all(&line)
                 .map_err(|e| Error::Encode(e.to_string()))?;
-            floor.write_all(&msgpack).map_err(|e| Error::Encode(e.to_string()))?;
+            msgpack.clear();
+            serde::Serialize::serialize(
+                r,
+                &mut rmp_serde::Serializer::new(&mut msgpack).with_struct_map(),
+            )
+            .map_err(|e| Error::Encode(e.to_string()))?;
+            floor
+                .write_all(&msgpack)
+                .map_err(|e| Error::Encode(e.to_string()))?;
         }
         done += chunk.len() as u64;
         if rss_mid.is_none() && done >= opts.records / 2 {
@@ -217,7 +224,10 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<BenchR
         seeks.push(t.elapsed().as_secs_f64() * 1e3);
         if let Some(f) = first {
             if f.mono_ns < at {
-                return Err(Error::Usage(format!("seek to {at} returned a record at {}", f.mono_ns)));
+                return Err(Error::Usage(format!(
+                    "seek to {at} returned a record at {}",
+                    f.mono_ns
+                )));
             }
         }
     }
@@ -225,7 +235,10 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<BenchR
 
     progress("recover");
     let reader = LogReader::open(&path, Recovery::Strict)?;
-    let last = *reader.frames().last().ok_or_else(|| Error::Usage("empty log".into()))?;
+    let last = *reader
+        .frames()
+        .last()
+        .ok_or_else(|| Error::Usage("empty log".into()))?;
     drop(reader);
     let crash = path.with_extension("crash.ptape");
     {
@@ -272,11 +285,36 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<BenchR
         targets: Vec::new(),
     };
     rep.targets = vec![
-        target("append_records_per_s", ">= 1,000,000", rep.append_records_per_s, rep.append_records_per_s >= 1e6),
-        target("size_vs_json", "<= 1/15 (0.0667)", rep.size_vs_json, rep.size_vs_json <= 1.0 / 15.0),
-        target("size_vs_json_gzip", "<= 0.5", rep.size_vs_json_gzip, rep.size_vs_json_gzip <= 0.5),
-        target("size_vs_zstd_floor", "<= 1.3", rep.size_vs_zstd_floor, rep.size_vs_zstd_floor <= 1.3),
-        target("read_records_per_s", ">= 2,000,000", rep.read_records_per_s, rep.read_records_per_s >= 2e6),
+        target(
+            "append_records_per_s",
+            ">= 1,000,000",
+            rep.append_records_per_s,
+            rep.append_records_per_s >= 1e6,
+        ),
+        target(
+            "size_vs_json",
+            "<= 1/15 (0.0667)",
+            rep.size_vs_json,
+            rep.size_vs_json <= 1.0 / 15.0,
+        ),
+        target(
+            "size_vs_json_gzip",
+            "<= 0.5",
+            rep.size_vs_json_gzip,
+            rep.size_vs_json_gzip <= 0.5,
+        ),
+        target(
+            "size_vs_zstd_floor",
+            "<= 1.3",
+            rep.size_vs_zstd_floor,
+            rep.size_vs_zstd_floor <= 1.3,
+        ),
+        target(
+            "read_records_per_s",
+            ">= 2,000,000",
+            rep.read_records_per_s,
+            rep.read_records_per_s >= 2e6,
+        ),
         target("seek_ms", "<= 50 ms", rep.seek_ms, rep.seek_ms <= 50.0),
         target(
             "writer_rss_growth_bytes",
@@ -302,8 +340,13 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> Result<TempDir> {
-        let p = std::env::temp_dir().join(format!("pipetape-bench-{}-{}", std::process::id(), RunId::random()));
-        std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, "cannot create temporary directory", e))?;
+        let p = std::env::temp_dir().join(format!(
+            "pipetape-bench-{}-{}",
+            std::process::id(),
+            RunId::random()
+        ));
+        std::fs::create_dir_all(&p)
+            .map_err(|e| Error::io(&p, "cannot create temporary directory", e))?;
         Ok(TempDir(p))
     }
 }

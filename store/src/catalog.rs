@@ -84,10 +84,7 @@ impl ListFilter {
     fn matches(&self, e: &RunEntry) -> bool {
         self.pipeline.as_ref().is_none_or(|p| &e.pipeline == p)
             && self.outcome.is_none_or(|o| e.outcome == o)
-            && self
-                .labels
-                .iter()
-                .all(|(k, v)| e.labels.get(k) == Some(v))
+            && self.labels.iter().all(|(k, v)| e.labels.get(k) == Some(v))
     }
 }
 
@@ -148,7 +145,9 @@ impl Catalog {
     /// Adds or replaces an entry, durably.
     pub fn put(&self, e: &RunEntry) -> Result<()> {
         let v = serde_json::to_vec(e).map_err(|x| self.err(x))?;
-        self.db.insert(e.id.as_bytes(), v).map_err(|x| self.err(x))?;
+        self.db
+            .insert(e.id.as_bytes(), v)
+            .map_err(|x| self.err(x))?;
         self.db.flush().map_err(|x| self.err(x))?;
         Ok(())
     }
@@ -257,18 +256,27 @@ mod tests {
     fn list_is_newest_first_and_filters() {
         let dir = tempfile::tempdir().unwrap();
         let c = Catalog::open(dir.path()).unwrap();
-        c.put(&entry("aa01", "full", "main", 10, Outcome::Passed)).unwrap();
-        c.put(&entry("aa02", "full", "main", 30, Outcome::Failed)).unwrap();
-        c.put(&entry("bb03", "full", "dev", 20, Outcome::Passed)).unwrap();
-        c.put(&entry("cc04", "smoke", "main", 40, Outcome::Passed)).unwrap();
+        c.put(&entry("aa01", "full", "main", 10, Outcome::Passed))
+            .unwrap();
+        c.put(&entry("aa02", "full", "main", 30, Outcome::Failed))
+            .unwrap();
+        c.put(&entry("bb03", "full", "dev", 20, Outcome::Passed))
+            .unwrap();
+        c.put(&entry("cc04", "smoke", "main", 40, Outcome::Passed))
+            .unwrap();
         let ids = |v: Vec<RunEntry>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
-        assert_eq!(ids(c.list(&ListFilter::default()).unwrap()), ["cc04", "aa02", "bb03", "aa01"]);
+        assert_eq!(
+            ids(c.list(&ListFilter::default()).unwrap()),
+            ["cc04", "aa02", "bb03", "aa01"]
+        );
         let f = ListFilter {
             pipeline: Some("full".into()),
             ..Default::default()
         };
         assert_eq!(ids(c.list(&f).unwrap()), ["aa02", "bb03", "aa01"]);
-        let green = c.last_with_outcome(Some(Outcome::Passed), Some("full"), None).unwrap();
+        let green = c
+            .last_with_outcome(Some(Outcome::Passed), Some("full"), None)
+            .unwrap();
         assert_eq!(green.unwrap().id, "bb03");
         let green_main = c
             .last_with_outcome(Some(Outcome::Passed), Some("full"), Some("main"))

@@ -321,7 +321,10 @@ mod tests {
         for i in 8..HEADER_LEN {
             let mut c = b;
             c[i] ^= 0x10;
-            assert!(Header::decode(Path::new("x"), &c).is_err(), "flip at {i} accepted");
+            assert!(
+                Header::decode(Path::new("x"), &c).is_err(),
+                "flip at {i} accepted"
+            );
         }
     }
 

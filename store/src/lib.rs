@@ -5,16 +5,16 @@
 //!
 //! Start reading at [`model::Record`], then [`writer::LogWriter`] and [`reader::LogReader`].
 
+pub mod bench;
+pub mod catalog;
 pub mod error;
 pub mod format;
 pub mod index;
 pub mod model;
 pub mod reader;
-pub mod writer;
-pub mod catalog;
 pub mod store;
 pub mod synth;
-pub mod bench;
+pub mod writer;
 
 pub use error::{Error, Result};
 pub use format::RunId;

@@ -581,7 +581,10 @@ mod serde_bytes_compat {
             fn visit_str<E>(self, v: &str) -> Result<Vec<u8>, E> {
                 Ok(v.as_bytes().to_vec())
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Vec<u8>, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Vec<u8>, A::Error> {
                 let mut out = Vec::new();
                 while let Some(b) = a.next_element::<u8>()? {
                     out.push(b);
@@ -769,16 +772,22 @@ impl<'de> Deserialize<'de> for Record {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Decoded::deserialize(d)? {
             Decoded::Known(r) => Ok(r),
-            Decoded::Unknown { kind, .. } => Err(de::Error::custom(format!(
-                "unknown record kind '{kind}'"
-            ))),
+            Decoded::Unknown { kind, .. } => {
+                Err(de::Error::custom(format!("unknown record kind '{kind}'")))
+            }
         }
     }
 }
 
 impl Record {
     /// A record with the given envelope fields.
-    pub fn new(seq: u64, wall_ns: i64, mono_ns: u64, source: Source, body: impl Into<Body>) -> Self {
+    pub fn new(
+        seq: u64,
+        wall_ns: i64,
+        mono_ns: u64,
+        source: Source,
+        body: impl Into<Body>,
+    ) -> Self {
         Record {
             seq,
             wall_ns,
@@ -840,44 +849,6 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
-    }
-
-    #[test]
-    fn unknown_kind_is_skipped_not_fatal() {
-        // A record a newer writer might produce: kind "pod_metrics", body a map.
-        #[derive(Serialize)]
-        struct Future<'a>(u64, i64, u64, &'a str, &'a str, BTreeMap<&'a str, u32>);
-        let mut buf = Vec::new();
-        let f = Future(5, 1, 2, "watch", "pod_metrics", [("cpu", 3)].into());
-        f.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map()).unwrap();
-        let d: Decoded = rmp_serde::from_slice(&buf).unwrap();
-        assert_eq!(d, Decoded::Unknown { seq: 5, kind: "pod_metrics".into() });
-    }
-
-    #[test]
-    fn unknown_source_and_extra_fields_are_tolerated() {
-        #[derive(Serialize)]
-        struct Note2<'a> { level: &'a str, text: &'a str, added_later: u8 }
-        #[derive(Serialize)]
-        struct Future<'a>(u64, i64, u64, &'a str, &'a str, Note2<'a>, u8);
-        let mut buf = Vec::new();
-        let f = Future(1, 1, 2, "sidecar", "note", Note2 { level: "warning", text: "hi", added_later: 1 }, 9);
-        f.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map()).unwrap();
-        let Decoded::Known(r) = rmp_serde::from_slice(&buf).unwrap() else { panic!() };
-        assert_eq!(r.source, Source::Other("sidecar".into()));
-        assert_eq!(r.body, Body::Note(Note { level: Level::Warning, text: "hi".into() }));
-    }
-}
-
 impl Body {
     /// A one-line description for listings (`archive cat`, timelines).
     pub fn summary(&self) -> String {
@@ -909,18 +880,32 @@ impl Body {
                 step_name(&s.stage, &s.step),
                 s.status.as_str(),
                 secs(s.duration_ns),
-                s.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()
+                s.exit_code
+                    .map(|c| format!(" (exit {c})"))
+                    .unwrap_or_default()
             ),
-            Body::GateStarted(g) => format!("gate {} ({}) started: {}", g.gate, g.gate_kind, g.description),
+            Body::GateStarted(g) => format!(
+                "gate {} ({}) started: {}",
+                g.gate, g.gate_kind, g.description
+            ),
             Body::GateProbe(g) => format!(
                 "gate {} probe {}: {}{}",
                 g.gate,
                 g.attempt,
                 if g.ok { "ok" } else { "not yet" },
-                if g.detail.is_empty() { String::new() } else { format!(" - {}", g.detail) }
+                if g.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" - {}", g.detail)
+                }
             ),
             Body::GatePassed(g) => format!("gate {} passed in {}", g.gate, secs(g.duration_ns)),
-            Body::GateFailed(g) => format!("gate {} FAILED after {}: {}", g.gate, secs(g.duration_ns), g.reason),
+            Body::GateFailed(g) => format!(
+                "gate {} FAILED after {}: {}",
+                g.gate,
+                secs(g.duration_ns),
+                g.reason
+            ),
             Body::ObjectObserved(o) => format!(
                 "{} {} {} (rv {})",
                 match o.action {
@@ -1015,5 +1000,81 @@ impl From<Artifact> for Body {
 impl From<GateFailed> for Body {
     fn from(b: GateFailed) -> Body {
         Body::GateFailed(Box::new(b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn unknown_kind_is_skipped_not_fatal() {
+        // A record a newer writer might produce: kind "pod_metrics", body a map.
+        #[derive(Serialize)]
+        struct Future<'a>(u64, i64, u64, &'a str, &'a str, BTreeMap<&'a str, u32>);
+        let mut buf = Vec::new();
+        let f = Future(5, 1, 2, "watch", "pod_metrics", [("cpu", 3)].into());
+        f.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
+            .unwrap();
+        let d: Decoded = rmp_serde::from_slice(&buf).unwrap();
+        assert_eq!(
+            d,
+            Decoded::Unknown {
+                seq: 5,
+                kind: "pod_metrics".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_source_and_extra_fields_are_tolerated() {
+        #[derive(Serialize)]
+        struct Note2<'a> {
+            level: &'a str,
+            text: &'a str,
+            added_later: u8,
+        }
+        #[derive(Serialize)]
+        struct Future<'a>(u64, i64, u64, &'a str, &'a str, Note2<'a>, u8);
+        let mut buf = Vec::new();
+        let f = Future(
+            1,
+            1,
+            2,
+            "sidecar",
+            "note",
+            Note2 {
+                level: "warning",
+                text: "hi",
+                added_later: 1,
+            },
+            9,
+        );
+        f.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
+            .unwrap();
+        let Decoded::Known(r) = rmp_serde::from_slice(&buf).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.source, Source::Other("sidecar".into()));
+        assert_eq!(
+            r.body,
+            Body::Note(Note {
+                level: Level::Warning,
+                text: "hi".into()
+            })
+        );
     }
 }

@@ -239,7 +239,9 @@ impl LogReader {
         let Some(off) = decode_trailer(&t) else {
             return false;
         };
-        if off < HEADER_LEN as u64 || off + (FRAME_HEADER_LEN as u64) > self.len - TRAILER_LEN as u64 {
+        if off < HEADER_LEN as u64
+            || off + (FRAME_HEADER_LEN as u64) > self.len - TRAILER_LEN as u64
+        {
             return false;
         }
         let mut hb = [0u8; FRAME_HEADER_LEN];
@@ -302,7 +304,8 @@ impl LogReader {
                 break;
             }
             let mut hb = [0u8; FRAME_HEADER_LEN];
-            read_at(&self.file, &mut hb, pos).map_err(|e| Error::io(&self.path, "cannot read log", e))?;
+            read_at(&self.file, &mut hb, pos)
+                .map_err(|e| Error::io(&self.path, "cannot read log", e))?;
             let fh = match FrameHeader::decode(&hb) {
                 Ok(fh) => fh,
                 Err(what) => {
@@ -459,7 +462,8 @@ impl LogReader {
             return Ok(false);
         }
         let mut hb = [0u8; FRAME_HEADER_LEN];
-        read_at(&self.file, &mut hb, at).map_err(|e| Error::io(&self.path, "cannot read log", e))?;
+        read_at(&self.file, &mut hb, at)
+            .map_err(|e| Error::io(&self.path, "cannot read log", e))?;
         let Ok(fh) = FrameHeader::decode(&hb) else {
             return Ok(false);
         };
@@ -575,7 +579,10 @@ impl<'a> Records<'a> {
             )));
         }
         match self.damage.last_mut() {
-            Some(prev) if prev.offset + prev.bytes == d.offset || d.kind == DamageKind::Unreachable && prev.offset <= d.offset => {
+            Some(prev)
+                if prev.offset + prev.bytes == d.offset
+                    || d.kind == DamageKind::Unreachable && prev.offset <= d.offset =>
+            {
                 prev.bytes += d.bytes;
                 prev.records = Some(prev.records.unwrap_or(0) + d.records.unwrap_or(0));
             }
@@ -605,8 +612,12 @@ impl<'a> Records<'a> {
         })?;
         let frame_bytes = FRAME_HEADER_LEN as u64 + u64::from(fh.payload_len);
         self.payload.resize(fh.payload_len as usize, 0);
-        read_at(&self.reader.file, &mut self.payload, f.offset + FRAME_HEADER_LEN as u64)
-            .map_err(io_err)?;
+        read_at(
+            &self.reader.file,
+            &mut self.payload,
+            f.offset + FRAME_HEADER_LEN as u64,
+        )
+        .map_err(io_err)?;
         if crc32fast::hash(&self.payload) != fh.payload_crc {
             return Err(Damage {
                 kind: DamageKind::CorruptFrame,
@@ -698,7 +709,11 @@ impl Iterator for Records<'_> {
     }
 }
 
-fn decompress(dctx: &mut DCtx<'static>, input: &[u8], out: &mut Vec<u8>) -> std::result::Result<(), String> {
+fn decompress(
+    dctx: &mut DCtx<'static>,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
     let mut inb = InBuffer::around(input);
     loop {
         if out.capacity() - out.len() < 64 << 10 {
@@ -709,7 +724,6 @@ fn decompress(dctx: &mut DCtx<'static>, input: &[u8], out: &mut Vec<u8>) -> std:
         dctx.decompress_stream(&mut outb, &mut inb)
             .map_err(|c| format!("zstd: {}", zstd_safe::get_error_name(c)))?;
         let filled = outb.pos();
-        drop(outb);
         // Done when all input is consumed and the decoder did not fill the space it had.
         if inb.pos() == input.len() && filled < out.capacity() {
             return Ok(());

@@ -90,7 +90,9 @@ impl Store {
                 e,
             )
         })?;
-        let probe = s.runs_dir().join(format!(".write-test-{}", std::process::id()));
+        let probe = s
+            .runs_dir()
+            .join(format!(".write-test-{}", std::process::id()));
         std::fs::write(&probe, b"")
             .and_then(|()| std::fs::remove_file(&probe))
             .map_err(|e| {
@@ -142,7 +144,10 @@ impl Store {
                     hint: ": no such file".into(),
                 });
             }
-            return Ok(ResolvedRun { path: p, entry: None });
+            return Ok(ResolvedRun {
+                path: p,
+                entry: None,
+            });
         }
         let cat = self.catalog()?;
         let outcome = match spec {
@@ -152,11 +157,8 @@ impl Store {
             _ => None,
         };
         if let Some(outcome) = outcome {
-            let found = cat.last_with_outcome(
-                outcome,
-                scope.pipeline.as_deref(),
-                scope.branch.as_deref(),
-            )?;
+            let found =
+                cat.last_with_outcome(outcome, scope.pipeline.as_deref(), scope.branch.as_deref())?;
             return match found {
                 Some(e) => Ok(ResolvedRun {
                     path: e.log_path.clone(),
@@ -284,7 +286,8 @@ impl Store {
             match self.summarize(&p) {
                 Ok(e) => {
                     if e.damaged {
-                        rep.damaged.push((p.clone(), "damaged; readers skip the damage".into()));
+                        rep.damaged
+                            .push((p.clone(), "damaged; readers skip the damage".into()));
                     }
                     entries.push(e);
                 }
@@ -377,7 +380,10 @@ pub fn summarize_log(path: &Path) -> Result<RunEntry> {
             Body::RunFinished(f) => finished = Some((rec.wall_ns, f)),
             Body::StepFinished(s) => {
                 count("steps");
-                if !matches!(s.status, crate::model::StepStatus::Passed | crate::model::StepStatus::Skipped) {
+                if !matches!(
+                    s.status,
+                    crate::model::StepStatus::Passed | crate::model::StepStatus::Skipped
+                ) {
                     count("steps_failed");
                 }
             }

@@ -70,17 +70,53 @@ impl Rng {
 }
 
 const NAMESPACES: [&str; 20] = [
-    "ameide", "kube-system", "cert-manager", "external-secrets", "vault", "postgres", "kafka",
-    "keycloak", "redis", "temporal", "observability", "ingress", "platform", "identity",
-    "billing", "catalog", "orders", "notifications", "search", "gateway",
+    "ameide",
+    "kube-system",
+    "cert-manager",
+    "external-secrets",
+    "vault",
+    "postgres",
+    "kafka",
+    "keycloak",
+    "redis",
+    "temporal",
+    "observability",
+    "ingress",
+    "platform",
+    "identity",
+    "billing",
+    "catalog",
+    "orders",
+    "notifications",
+    "search",
+    "gateway",
 ];
 const APP_NS: [&str; 8] = [
-    "platform", "identity", "billing", "catalog", "orders", "notifications", "search", "gateway",
+    "platform",
+    "identity",
+    "billing",
+    "catalog",
+    "orders",
+    "notifications",
+    "search",
+    "gateway",
 ];
 const SERVICES: [&str; 9] = [
-    "api", "worker", "web", "scheduler", "projector", "sync", "webhooks", "graphql", "indexer",
+    "api",
+    "worker",
+    "web",
+    "scheduler",
+    "projector",
+    "sync",
+    "webhooks",
+    "graphql",
+    "indexer",
 ];
-const NODES: [&str; 3] = ["k3d-ameide-ci-server-0", "k3d-ameide-ci-agent-0", "k3d-ameide-ci-agent-1"];
+const NODES: [&str; 3] = [
+    "k3d-ameide-ci-server-0",
+    "k3d-ameide-ci-agent-0",
+    "k3d-ameide-ci-agent-1",
+];
 
 #[derive(Debug, Clone)]
 struct Workload {
@@ -150,13 +186,52 @@ impl Synth {
 
         // Stages and steps, laid out over the run.
         let stage_steps: [(&str, Vec<String>); 7] = [
-            ("bootstrap", vec!["install-tools".into(), "k3d-cluster-create".into(), "install-crds".into()]),
+            (
+                "bootstrap",
+                vec![
+                    "install-tools".into(),
+                    "k3d-cluster-create".into(),
+                    "install-crds".into(),
+                ],
+            ),
             ("preflight", vec!["helm-ops-preflight-dns".into()]),
-            ("build", SERVICES.iter().map(|s| format!("build-{s}")).chain(["k3d-image-import".into()]).collect()),
-            ("infra", vec!["helmfile-sync".into(), "ensure-local-secrets".into(), "infra-health-check".into()]),
-            ("apps", vec!["tilt-ci-apply".into(), "eso-readiness-sweep".into()]),
-            ("test", APP_NS.iter().map(|n| format!("pnpm-test-{n}")).chain(["pnpm-test-e2e".into(), "pnpm-test-contracts".into()]).collect()),
-            ("artifacts", vec!["collect-junit".into(), "kubectl-events".into(), "helm-status".into(), "export-pod-logs".into()]),
+            (
+                "build",
+                SERVICES
+                    .iter()
+                    .map(|s| format!("build-{s}"))
+                    .chain(["k3d-image-import".into()])
+                    .collect(),
+            ),
+            (
+                "infra",
+                vec![
+                    "helmfile-sync".into(),
+                    "ensure-local-secrets".into(),
+                    "infra-health-check".into(),
+                ],
+            ),
+            (
+                "apps",
+                vec!["tilt-ci-apply".into(), "eso-readiness-sweep".into()],
+            ),
+            (
+                "test",
+                APP_NS
+                    .iter()
+                    .map(|n| format!("pnpm-test-{n}"))
+                    .chain(["pnpm-test-e2e".into(), "pnpm-test-contracts".into()])
+                    .collect(),
+            ),
+            (
+                "artifacts",
+                vec![
+                    "collect-junit".into(),
+                    "kubectl-events".into(),
+                    "helm-status".into(),
+                    "export-pod-logs".into(),
+                ],
+            ),
         ];
         let gate_defs: [(&str, &str, &str); 10] = [
             ("preflight", "registry-mirror-ready", "condition"),
@@ -195,7 +270,10 @@ impl Synth {
                 plan.push((s(t), Ev::GateStart(i)));
                 let probes = 1 + rng.below(6) as u16;
                 for p in 0..probes {
-                    plan.push((s(t + d * (p as f64 + 1.0) / (probes as f64 + 1.0)), Ev::GateProbe(i, p)));
+                    plan.push((
+                        s(t + d * (p as f64 + 1.0) / (probes as f64 + 1.0)),
+                        Ev::GateProbe(i, p),
+                    ));
                 }
                 plan.push((s(t + d), Ev::GateEnd(i)));
                 t += each;
@@ -239,43 +317,81 @@ impl Synth {
             let t0 = infra_t + i as f64 * 6.0;
             let revs = 1 + rng.below(3) as u8;
             for r in 1..=revs {
-                plan.push((s(t0 + (r as f64 - 1.0) * 40.0), Ev::Helm(i as u16, r, false)));
-                plan.push((s(t0 + (r as f64 - 1.0) * 40.0 + 20.0), Ev::Helm(i as u16, r, true)));
+                plan.push((
+                    s(t0 + (r as f64 - 1.0) * 40.0),
+                    Ev::Helm(i as u16, r, false),
+                ));
+                plan.push((
+                    s(t0 + (r as f64 - 1.0) * 40.0 + 20.0),
+                    Ev::Helm(i as u16, r, true),
+                ));
             }
         }
 
         // Workloads and pods.
         let mut workloads = Vec::new();
-        for ds in ["registry-mirror", "node-exporter", "fluent-bit", "svclb-envoy"] {
+        for ds in [
+            "registry-mirror",
+            "node-exporter",
+            "fluent-bit",
+            "svclb-envoy",
+        ] {
             workloads.push(Workload {
                 kind: "DaemonSet",
-                ns: if ds == "registry-mirror" { "ameide" } else { "kube-system" },
+                ns: if ds == "registry-mirror" {
+                    "ameide"
+                } else {
+                    "kube-system"
+                },
                 name: ds.into(),
                 replicas: NODES.len() as u32,
                 image: format!("docker.io/ameide/{ds}:1.{}.0", rng.below(9)),
                 hash: hash5(&mut rng),
             });
         }
-        for (ns, name) in [("postgres", "postgres"), ("kafka", "kafka"), ("kafka", "zookeeper"), ("redis", "redis"),
-            ("vault", "vault"), ("keycloak", "keycloak"), ("temporal", "temporal-history"), ("observability", "prometheus"),
-            ("observability", "loki"), ("search", "opensearch")] {
+        for (ns, name) in [
+            ("postgres", "postgres"),
+            ("kafka", "kafka"),
+            ("kafka", "zookeeper"),
+            ("redis", "redis"),
+            ("vault", "vault"),
+            ("keycloak", "keycloak"),
+            ("temporal", "temporal-history"),
+            ("observability", "prometheus"),
+            ("observability", "loki"),
+            ("search", "opensearch"),
+        ] {
             workloads.push(Workload {
                 kind: "StatefulSet",
                 ns,
                 name: name.into(),
                 replicas: 1 + rng.below(3) as u32,
-                image: format!("docker.io/ameide/{name}:{}.{}", 10 + rng.below(6), rng.below(10)),
+                image: format!(
+                    "docker.io/ameide/{name}:{}.{}",
+                    10 + rng.below(6),
+                    rng.below(10)
+                ),
                 hash: format!("{}", 5_000_000_000u64 + rng.below(4_000_000_000)),
             });
         }
-        for ns in ["cert-manager", "external-secrets", "ingress", "temporal", "observability"] {
+        for ns in [
+            "cert-manager",
+            "external-secrets",
+            "ingress",
+            "temporal",
+            "observability",
+        ] {
             for n in ["controller", "webhook"] {
                 workloads.push(Workload {
                     kind: "Deployment",
                     ns,
                     name: format!("{ns}-{n}"),
                     replicas: 1,
-                    image: format!("docker.io/ameide/{ns}-{n}:v1.{}.{}", rng.below(15), rng.below(5)),
+                    image: format!(
+                        "docker.io/ameide/{ns}-{n}:v1.{}.{}",
+                        rng.below(15),
+                        rng.below(5)
+                    ),
                     hash: hash10(&mut rng),
                 });
             }
@@ -313,13 +429,22 @@ impl Synth {
                     workload: wi,
                     name,
                     uid: uuid(&mut rng),
-                    node: *rng.pick(&NODES),
+                    node: NODES[rng.below(NODES.len() as u64) as usize],
                     ip: format!("10.42.{}.{}", rng.below(3), 2 + rng.below(250)),
                     crashloop: rng.chance(0.03),
                 });
                 let t0 = base + r as f64 * 3.0 + rng.below(10) as f64;
                 let pull = 2.0 + rng.below(40) as f64;
-                for (k, dt) in [0.0, 1.0, pull, pull + 2.0, pull + 5.0 + rng.below(30) as f64].iter().enumerate() {
+                for (k, dt) in [
+                    0.0,
+                    1.0,
+                    pull,
+                    pull + 2.0,
+                    pull + 5.0 + rng.below(30) as f64,
+                ]
+                .iter()
+                .enumerate()
+                {
                     plan.push((s(t0 + dt), Ev::Pod(pi, k as u8)));
                     plan.push((s(t0 + dt + 0.01), Ev::PodEvent(pi, k as u8)));
                 }
@@ -330,14 +455,26 @@ impl Synth {
                     }
                 }
             }
-            plan.push((s(base + 40.0 + w.replicas as f64 * 3.0), Ev::Workload(wi as u16, 1)));
-            plan.push((s(base + 60.0 + w.replicas as f64 * 4.0), Ev::Workload(wi as u16, 2)));
+            plan.push((
+                s(base + 40.0 + w.replicas as f64 * 3.0),
+                Ev::Workload(wi as u16, 1),
+            ));
+            plan.push((
+                s(base + 60.0 + w.replicas as f64 * 4.0),
+                Ev::Workload(wi as u16, 2),
+            ));
         }
 
         // ExternalSecrets: ~50, some fail before syncing.
         let mut secrets = Vec::new();
-        for ns in APP_NS.iter().chain(["keycloak", "postgres", "kafka", "temporal", "vault"].iter()) {
-            for n in ["db-credentials", "api-keys", "oidc-client", "kafka-sasl"].iter().take(3 + rng.below(2) as usize) {
+        for ns in APP_NS
+            .iter()
+            .chain(["keycloak", "postgres", "kafka", "temporal", "vault"].iter())
+        {
+            for n in ["db-credentials", "api-keys", "oidc-client", "kafka-sasl"]
+                .iter()
+                .take(3 + rng.below(2) as usize)
+            {
                 let slow = rng.chance(0.2);
                 secrets.push((*ns, format!("{ns}-{n}"), slow));
             }
@@ -350,7 +487,10 @@ impl Synth {
                 plan.push((s(t0 + 5.0), Ev::Secret(i as u16, 1)));
                 plan.push((s(t0 + 5.1), Ev::SecretEvent(i as u16)));
             }
-            plan.push((s(t0 + 10.0 + if sec.2 { 60.0 } else { 0.0 } + rng.below(20) as f64), Ev::Secret(i as u16, 2)));
+            plan.push((
+                s(t0 + 10.0 + if sec.2 { 60.0 } else { 0.0 } + rng.below(20) as f64),
+                Ev::Secret(i as u16, 2),
+            ));
         }
         for g in 0..3u16 {
             plan.push((s(0.35 * total + g as f64 * 300.0), Ev::Gap(g)));
@@ -407,35 +547,91 @@ impl Synth {
                 let (stage, step) = self.steps[i as usize].clone();
                 self.current_step = Some(i);
                 let cmd = step_command(&step);
-                out.push(self.rec(t, Source::Runner, StepStarted { stage: stage.into(), step, attempt: 1, command: Some(cmd) }));
+                out.push(self.rec(
+                    t,
+                    Source::Runner,
+                    StepStarted {
+                        stage: stage.into(),
+                        step,
+                        attempt: 1,
+                        command: Some(cmd),
+                    },
+                ));
             }
             Ev::StepEnd(i, ok) => {
                 let (stage, step) = self.steps[i as usize].clone();
                 if self.current_step == Some(i) {
                     self.current_step = None;
                 }
-                let started = self.plan.iter().find(|p| matches!(p.1, Ev::StepStart(j) if j == i)).map(|p| p.0).unwrap_or(t);
-                out.push(self.rec(t, Source::Runner, StepFinished {
-                    stage: stage.into(), step, attempt: 1,
-                    status: if ok { StepStatus::Passed } else { StepStatus::Failed },
-                    exit_code: Some(if ok { 0 } else { 1 }),
-                    duration_ns: t - started,
-                }));
+                let started = self
+                    .plan
+                    .iter()
+                    .find(|p| matches!(p.1, Ev::StepStart(j) if j == i))
+                    .map(|p| p.0)
+                    .unwrap_or(t);
+                out.push(self.rec(
+                    t,
+                    Source::Runner,
+                    StepFinished {
+                        stage: stage.into(),
+                        step,
+                        attempt: 1,
+                        status: if ok {
+                            StepStatus::Passed
+                        } else {
+                            StepStatus::Failed
+                        },
+                        exit_code: Some(if ok { 0 } else { 1 }),
+                        duration_ns: t - started,
+                    },
+                ));
             }
             Ev::GateStart(i) => {
                 let (stage, gate, kind) = self.gates[i as usize].clone();
                 let description = format!("{kind} gate {gate}");
-                out.push(self.rec(t, Source::Gate, GateStarted { stage: stage.into(), gate, gate_kind: kind.into(), description, timeout_ns: Some(300_000_000_000) }));
+                out.push(self.rec(
+                    t,
+                    Source::Gate,
+                    GateStarted {
+                        stage: stage.into(),
+                        gate,
+                        gate_kind: kind.into(),
+                        description,
+                        timeout_ns: Some(300_000_000_000),
+                    },
+                ));
             }
             Ev::GateProbe(i, p) => {
                 let gate = self.gates[i as usize].1.clone();
                 let pending = 1 + self.rng.below(12);
-                out.push(self.rec(t, Source::Gate, GateProbe { gate, attempt: u32::from(p) + 1, ok: false, detail: format!("{pending} objects not ready yet") }));
+                out.push(self.rec(
+                    t,
+                    Source::Gate,
+                    GateProbe {
+                        gate,
+                        attempt: u32::from(p) + 1,
+                        ok: false,
+                        detail: format!("{pending} objects not ready yet"),
+                    },
+                ));
             }
             Ev::GateEnd(i) => {
                 let gate = self.gates[i as usize].1.clone();
-                let started = self.plan.iter().find(|p| matches!(p.1, Ev::GateStart(j) if j == i)).map(|p| p.0).unwrap_or(t);
-                out.push(self.rec(t, Source::Gate, GatePassed { gate, duration_ns: t - started, probes: 3 }));
+                let started = self
+                    .plan
+                    .iter()
+                    .find(|p| matches!(p.1, Ev::GateStart(j) if j == i))
+                    .map(|p| p.0)
+                    .unwrap_or(t);
+                out.push(self.rec(
+                    t,
+                    Source::Gate,
+                    GatePassed {
+                        gate,
+                        duration_ns: t - started,
+                        probes: 3,
+                    },
+                ));
             }
             Ev::Namespace(i) => {
                 let ns = NAMESPACES[i as usize];
@@ -443,32 +639,81 @@ impl Synth {
                 let uid = uuid(&mut self.rng);
                 let obj = json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":ns,"uid":uid,"resourceVersion":rv,
                     "creationTimestamp":self.ts(t),"labels":{"kubernetes.io/metadata.name":ns}},"spec":{"finalizers":["kubernetes"]},"status":{"phase":"Active"}});
-                out.push(self.rec(t, Source::Watch, ObjectObserved { action: Action::Added, api_version: "v1".into(), kind: "Namespace".into(),
-                    namespace: String::new(), name: ns.into(), uid, resource_version: rv, object: obj.to_string() }));
+                out.push(self.rec(
+                    t,
+                    Source::Watch,
+                    ObjectObserved {
+                        action: Action::Added,
+                        api_version: "v1".into(),
+                        kind: "Namespace".into(),
+                        namespace: String::new(),
+                        name: ns.into(),
+                        uid,
+                        resource_version: rv,
+                        object: obj.to_string(),
+                    },
+                ));
             }
             Ev::Helm(i, rev, done) => {
                 let (ns, name, chart) = self.releases[i as usize].clone();
-                let status = if done { "deployed" } else if rev == 1 { "pending-install" } else { "pending-upgrade" };
-                out.push(self.rec(t, Source::Helm, HelmRelease {
-                    namespace: ns.into(), name, revision: rev.into(), status: status.into(), chart: chart.into(),
-                    chart_version: format!("{}.{}.{}", 1 + i % 4, i % 10, rev), app_version: format!("v2.{}.0", i % 7),
-                    description: if done { if rev == 1 { "Install complete".into() } else { "Upgrade complete".into() } } else { "Preparing".into() },
-                    first_deployed: self.ts(t), last_deployed: self.ts(t),
-                }));
+                let status = if done {
+                    "deployed"
+                } else if rev == 1 {
+                    "pending-install"
+                } else {
+                    "pending-upgrade"
+                };
+                out.push(self.rec(
+                    t,
+                    Source::Helm,
+                    HelmRelease {
+                        namespace: ns.into(),
+                        name,
+                        revision: rev.into(),
+                        status: status.into(),
+                        chart: chart.into(),
+                        chart_version: format!("{}.{}.{}", 1 + i % 4, i % 10, rev),
+                        app_version: format!("v2.{}.0", i % 7),
+                        description: if done {
+                            if rev == 1 {
+                                "Install complete".into()
+                            } else {
+                                "Upgrade complete".into()
+                            }
+                        } else {
+                            "Preparing".into()
+                        },
+                        first_deployed: self.ts(t),
+                        last_deployed: self.ts(t),
+                    },
+                ));
             }
             Ev::Workload(i, phase) => {
                 let w = self.workloads[i as usize].clone();
-                let ready = match phase { 0 => 0, 1 => w.replicas / 2, _ => w.replicas };
+                let ready = match phase {
+                    0 => 0,
+                    1 => w.replicas / 2,
+                    _ => w.replicas,
+                };
                 let rv = self.next_rv();
                 let (api, status) = match w.kind {
-                    "DaemonSet" => ("apps/v1", json!({"currentNumberScheduled":w.replicas,"desiredNumberScheduled":w.replicas,"numberReady":ready,
-                        "numberAvailable":ready,"updatedNumberScheduled":w.replicas,"observedGeneration":1})),
-                    "StatefulSet" => ("apps/v1", json!({"replicas":w.replicas,"readyReplicas":ready,"currentReplicas":w.replicas,
-                        "updatedReplicas":w.replicas,"availableReplicas":ready,"observedGeneration":1,"currentRevision":format!("{}-{}",w.name,w.hash)})),
-                    _ => ("apps/v1", json!({"replicas":w.replicas,"readyReplicas":ready,"updatedReplicas":w.replicas,"availableReplicas":ready,
+                    "DaemonSet" => (
+                        "apps/v1",
+                        json!({"currentNumberScheduled":w.replicas,"desiredNumberScheduled":w.replicas,"numberReady":ready,
+                        "numberAvailable":ready,"updatedNumberScheduled":w.replicas,"observedGeneration":1}),
+                    ),
+                    "StatefulSet" => (
+                        "apps/v1",
+                        json!({"replicas":w.replicas,"readyReplicas":ready,"currentReplicas":w.replicas,
+                        "updatedReplicas":w.replicas,"availableReplicas":ready,"observedGeneration":1,"currentRevision":format!("{}-{}",w.name,w.hash)}),
+                    ),
+                    _ => (
+                        "apps/v1",
+                        json!({"replicas":w.replicas,"readyReplicas":ready,"updatedReplicas":w.replicas,"availableReplicas":ready,
                         "observedGeneration":1,"conditions":[{"type":"Available","status":if ready==w.replicas {"True"} else {"False"},
                         "reason":if ready==w.replicas {"MinimumReplicasAvailable"} else {"MinimumReplicasUnavailable"},"lastTransitionTime":self.ts(t)},
-                        {"type":"Progressing","status":"True","reason":"NewReplicaSetAvailable","message":format!("ReplicaSet \"{}-{}\" has successfully progressed.",w.name,w.hash)}]})),
+                        {"type":"Progressing","status":"True","reason":"NewReplicaSetAvailable","message":format!("ReplicaSet \"{}-{}\" has successfully progressed.",w.name,w.hash)}]}),
+                    ),
                 };
                 let uid = uuid(&mut self.rng);
                 let obj = json!({"apiVersion":api,"kind":w.kind,"metadata":{"name":w.name,"namespace":w.ns,"uid":uid,"resourceVersion":rv,"generation":1,
@@ -477,9 +722,25 @@ impl Synth {
                     "spec":{"replicas":w.replicas,"selector":{"matchLabels":{"app.kubernetes.io/name":w.name}},
                     "template":{"spec":{"containers":[{"name":"app","image":w.image,"ports":[{"containerPort":8080,"protocol":"TCP"}]}]}}},
                     "status":status});
-                let action = if phase == 0 { Action::Added } else { Action::Modified };
-                out.push(self.rec(t, Source::Watch, ObjectObserved { action, api_version: api.into(), kind: w.kind.into(),
-                    namespace: w.ns.into(), name: w.name.clone(), uid, resource_version: rv, object: obj.to_string() }));
+                let action = if phase == 0 {
+                    Action::Added
+                } else {
+                    Action::Modified
+                };
+                out.push(self.rec(
+                    t,
+                    Source::Watch,
+                    ObjectObserved {
+                        action,
+                        api_version: api.into(),
+                        kind: w.kind.into(),
+                        namespace: w.ns.into(),
+                        name: w.name.clone(),
+                        uid,
+                        resource_version: rv,
+                        object: obj.to_string(),
+                    },
+                ));
             }
             Ev::Pod(i, phase) => {
                 let obj = self.pod_object(i, phase, t);
@@ -489,9 +750,28 @@ impl Synth {
                 let p = &self.pods[i as usize];
                 let w = &self.workloads[p.workload];
                 let (ns, name, uid) = (w.ns.to_string(), p.name.clone(), p.uid.clone());
-                let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
-                out.push(self.rec(t, Source::Watch, ObjectObserved { action: if phase == 0 { Action::Added } else { Action::Modified },
-                    api_version: "v1".into(), kind: "Pod".into(), namespace: ns, name, uid, resource_version: rv, object: obj.to_string() }));
+                let rv = obj["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                out.push(self.rec(
+                    t,
+                    Source::Watch,
+                    ObjectObserved {
+                        action: if phase == 0 {
+                            Action::Added
+                        } else {
+                            Action::Modified
+                        },
+                        api_version: "v1".into(),
+                        kind: "Pod".into(),
+                        namespace: ns,
+                        name,
+                        uid,
+                        resource_version: rv,
+                        object: obj.to_string(),
+                    },
+                ));
             }
             Ev::PodEvent(i, phase) => {
                 let p = self.pods[i as usize].clone();
@@ -507,12 +787,34 @@ impl Synth {
                 };
                 let rv = self.next_rv();
                 let ev = KubeEvent {
-                    namespace: w.ns.into(), name: format!("{}.{:x}", p.name, self.rng.next_u64() >> 12), uid: uuid(&mut self.rng), resource_version: rv,
-                    type_: ty.into(), reason: reason.into(), message: msg,
-                    involved: ObjectRef { api_version: "v1".into(), kind: "Pod".into(), namespace: w.ns.into(), name: p.name.clone(), uid: p.uid.clone(),
-                        field_path: if phase >= 1 { "spec.containers{app}".into() } else { String::new() } },
-                    count: if phase >= 10 { u32::from(phase) - 9 } else { 1 }, first_timestamp: self.ts(t), last_timestamp: self.ts(t),
-                    source_component: comp.into(), source_host: if comp == "kubelet" { p.node.into() } else { String::new() },
+                    namespace: w.ns.into(),
+                    name: format!("{}.{:x}", p.name, self.rng.next_u64() >> 12),
+                    uid: uuid(&mut self.rng),
+                    resource_version: rv,
+                    type_: ty.into(),
+                    reason: reason.into(),
+                    message: msg,
+                    involved: ObjectRef {
+                        api_version: "v1".into(),
+                        kind: "Pod".into(),
+                        namespace: w.ns.into(),
+                        name: p.name.clone(),
+                        uid: p.uid.clone(),
+                        field_path: if phase >= 1 {
+                            "spec.containers{app}".into()
+                        } else {
+                            String::new()
+                        },
+                    },
+                    count: if phase >= 10 { u32::from(phase) - 9 } else { 1 },
+                    first_timestamp: self.ts(t),
+                    last_timestamp: self.ts(t),
+                    source_component: comp.into(),
+                    source_host: if comp == "kubelet" {
+                        p.node.into()
+                    } else {
+                        String::new()
+                    },
                 };
                 out.push(self.rec(t, Source::Watch, ev));
             }
@@ -520,7 +822,11 @@ impl Synth {
                 let (ns, name, _) = self.secrets[i as usize].clone();
                 let (status, reason, msg) = match phase {
                     0 => ("Unknown", "", ""),
-                    1 => ("False", "SecretSyncedError", "could not get secret data from provider: vault: permission denied"),
+                    1 => (
+                        "False",
+                        "SecretSyncedError",
+                        "could not get secret data from provider: vault: permission denied",
+                    ),
                     _ => ("True", "SecretSynced", "Secret was synced"),
                 };
                 let rv = self.next_rv();
@@ -529,8 +835,24 @@ impl Synth {
                     "resourceVersion":rv,"generation":1},"spec":{"refreshInterval":"1h","secretStoreRef":{"kind":"ClusterSecretStore","name":"vault-backend"},
                     "target":{"name":name,"creationPolicy":"Owner"},"dataFrom":[{"extract":{"key":format!("ameide/{ns}/{name}")}}]},
                     "status":{"refreshTime":self.ts(t),"conditions":[{"type":"Ready","status":status,"reason":reason,"message":msg,"lastTransitionTime":self.ts(t)}]}});
-                out.push(self.rec(t, Source::Watch, ObjectObserved { action: if phase == 0 { Action::Added } else { Action::Modified },
-                    api_version: "external-secrets.io/v1beta1".into(), kind: "ExternalSecret".into(), namespace: ns.into(), name, uid, resource_version: rv, object: obj.to_string() }));
+                out.push(self.rec(
+                    t,
+                    Source::Watch,
+                    ObjectObserved {
+                        action: if phase == 0 {
+                            Action::Added
+                        } else {
+                            Action::Modified
+                        },
+                        api_version: "external-secrets.io/v1beta1".into(),
+                        kind: "ExternalSecret".into(),
+                        namespace: ns.into(),
+                        name,
+                        uid,
+                        resource_version: rv,
+                        object: obj.to_string(),
+                    },
+                ));
             }
             Ev::SecretEvent(i) => {
                 let (ns, name, _) = self.secrets[i as usize].clone();
@@ -538,19 +860,62 @@ impl Synth {
                 let ev_name = format!("{name}.{:x}", self.rng.next_u64() >> 12);
                 let ev_uid = uuid(&mut self.rng);
                 let (ts1, ts2) = (self.ts(t), self.ts(t));
-                out.push(self.rec(t, Source::Watch, KubeEvent {
-                    namespace: ns.into(), name: ev_name, uid: ev_uid, resource_version: rv,
-                    type_: "Warning".into(), reason: "UpdateFailed".into(), message: "error processing spec.dataFrom[0].extract, err: permission denied".into(),
-                    involved: ObjectRef { api_version: "external-secrets.io/v1beta1".into(), kind: "ExternalSecret".into(), namespace: ns.into(), name, ..Default::default() },
-                    count: 1, first_timestamp: ts1, last_timestamp: ts2, source_component: "external-secrets".into(), source_host: String::new(),
-                }));
+                out.push(
+                    self.rec(
+                        t,
+                        Source::Watch,
+                        KubeEvent {
+                            namespace: ns.into(),
+                            name: ev_name,
+                            uid: ev_uid,
+                            resource_version: rv,
+                            type_: "Warning".into(),
+                            reason: "UpdateFailed".into(),
+                            message:
+                                "error processing spec.dataFrom[0].extract, err: permission denied"
+                                    .into(),
+                            involved: ObjectRef {
+                                api_version: "external-secrets.io/v1beta1".into(),
+                                kind: "ExternalSecret".into(),
+                                namespace: ns.into(),
+                                name,
+                                ..Default::default()
+                            },
+                            count: 1,
+                            first_timestamp: ts1,
+                            last_timestamp: ts2,
+                            source_component: "external-secrets".into(),
+                            source_host: String::new(),
+                        },
+                    ),
+                );
             }
             Ev::Gap(g) => {
-                out.push(self.rec(t, Source::Watch, WatchGap { resource: ["pods", "events", "externalsecrets.external-secrets.io"][g as usize % 3].into(),
-                    reason: "disconnected".into(), duration_ns: 1_500_000_000, relisted: true }));
+                out.push(
+                    self.rec(
+                        t,
+                        Source::Watch,
+                        WatchGap {
+                            resource: ["pods", "events", "externalsecrets.external-secrets.io"]
+                                [g as usize % 3]
+                                .into(),
+                            reason: "disconnected".into(),
+                            duration_ns: 1_500_000_000,
+                            relisted: true,
+                        },
+                    ),
+                );
             }
             Ev::RunEnd => {
-                out.push(self.rec(t, Source::Runner, RunFinished { outcome: Outcome::Passed, exit_code: Some(0), reason: None }));
+                out.push(self.rec(
+                    t,
+                    Source::Runner,
+                    RunFinished {
+                        outcome: Outcome::Passed,
+                        exit_code: Some(0),
+                        reason: None,
+                    },
+                ));
             }
         }
     }
@@ -567,8 +932,15 @@ impl Synth {
             _ => ("Running", false, None),
         };
         let restarts = if phase >= 10 { u32::from(phase) - 9 } else { 0 };
-        let owner_kind = match w.kind { "Deployment" => "ReplicaSet", k => k };
-        let owner_name = if w.kind == "Deployment" { format!("{}-{}", w.name, w.hash) } else { w.name.clone() };
+        let owner_kind = match w.kind {
+            "Deployment" => "ReplicaSet",
+            k => k,
+        };
+        let owner_name = if w.kind == "Deployment" {
+            format!("{}-{}", w.name, w.hash)
+        } else {
+            w.name.clone()
+        };
         let cond = |ty: &str, ok: bool| json!({"type":ty,"status":if ok {"True"} else {"False"},"lastProbeTime":null,"lastTransitionTime":self.ts(t)});
         let state = match waiting {
             Some(r) => json!({"waiting":{"reason":r}}),
@@ -610,14 +982,33 @@ impl Synth {
         if step_line {
             if let Some(s) = self.current_step.or(Some(0)) {
                 let (stage, step) = self.steps[s as usize].clone();
-                let stream = if self.rng.chance(0.1) { Stream::Stderr } else { Stream::Stdout };
-                return self.rec(t, Source::Step, StepOutput { stage: stage.into(), step, stream, line });
+                let stream = if self.rng.chance(0.1) {
+                    Stream::Stderr
+                } else {
+                    Stream::Stdout
+                };
+                return self.rec(
+                    t,
+                    Source::Step,
+                    StepOutput {
+                        stage: stage.into(),
+                        step,
+                        stream,
+                        line,
+                    },
+                );
             }
         }
         let pi = *self.rng.pick(&self.running) as usize;
         let p = &self.pods[pi];
         let w = &self.workloads[p.workload];
-        let body = PodLog { namespace: w.ns.into(), pod: p.name.clone(), container: "app".into(), line, previous: false };
+        let body = PodLog {
+            namespace: w.ns.into(),
+            pod: p.name.clone(),
+            container: "app".into(),
+            line,
+            previous: false,
+        };
         self.rec(t, Source::Logs, body)
     }
 
@@ -628,8 +1019,14 @@ impl Synth {
             pipeline: "full-stack-integration".into(),
             labels: BTreeMap::from([
                 ("branch".to_string(), "main".to_string()),
-                ("commit".to_string(), format!("{:040x}", self.opts.seed as u128 * 0x1234_5678_9abc_def1)),
-                ("ci_url".to_string(), "https://ci.example.com/ameide/nightly/1234".to_string()),
+                (
+                    "commit".to_string(),
+                    format!("{:040x}", self.opts.seed as u128 * 0x1234_5678_9abc_def1),
+                ),
+                (
+                    "ci_url".to_string(),
+                    "https://ci.example.com/ameide/nightly/1234".to_string(),
+                ),
             ]),
             tool_version: env!("CARGO_PKG_VERSION").into(),
             host: "ci-runner".into(),
@@ -675,8 +1072,8 @@ impl Iterator for SynthIter {
             Some((dur.max(s.mono), Ev::RunEnd))
         } else {
             // Spread the log budget evenly over the run, between planned events.
-            let log_t = (s.logs_emitted < s.log_budget)
-                .then(|| s.logs_emitted * dur / s.log_budget.max(1));
+            let log_t =
+                (s.logs_emitted < s.log_budget).then(|| s.logs_emitted * dur / s.log_budget.max(1));
             match (s.plan.get(s.next_plan).copied(), log_t) {
                 (Some((pt, ev)), Some(lt)) if pt <= lt => {
                     s.next_plan += 1;
@@ -705,16 +1102,22 @@ impl Iterator for SynthIter {
 
 fn hash5(r: &mut Rng) -> String {
     const A: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| A[r.below(A.len() as u64) as usize] as char).collect()
+    (0..5)
+        .map(|_| A[r.below(A.len() as u64) as usize] as char)
+        .collect()
 }
 
 fn hash10(r: &mut Rng) -> String {
     const A: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..10).map(|_| A[r.below(A.len() as u64) as usize] as char).collect()
+    (0..10)
+        .map(|_| A[r.below(A.len() as u64) as usize] as char)
+        .collect()
 }
 
 fn hex(r: &mut Rng, bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", r.below(256))).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", r.below(256)))
+        .collect()
 }
 
 fn uuid(r: &mut Rng) -> String {
@@ -732,7 +1135,9 @@ fn uuid(r: &mut Rng) -> String {
 
 fn step_command(step: &str) -> String {
     match step {
-        "k3d-cluster-create" => "k3d cluster create ameide-ci --registry-create ameide-registry".into(),
+        "k3d-cluster-create" => {
+            "k3d cluster create ameide-ci --registry-create ameide-registry".into()
+        }
         "helmfile-sync" => "helmfile -e ci sync".into(),
         "k3d-image-import" => "k3d image import -c ameide-ci $(cat .images)".into(),
         "k3d-cluster-delete" => "k3d cluster delete ameide-ci".into(),
@@ -764,19 +1169,27 @@ mod tests {
 
     #[test]
     fn deterministic_exact_size_and_ordered() {
-        let opts = SynthOptions { records: 20_000, ..Default::default() };
+        let opts = SynthOptions {
+            records: 20_000,
+            ..Default::default()
+        };
         let a: Vec<Record> = Synth::new(opts.clone()).records("x").collect();
         let b: Vec<Record> = Synth::new(opts).records("x").collect();
         assert_eq!(a.len(), 20_000);
         assert_eq!(a, b);
-        assert!(a.windows(2).all(|w| w[0].mono_ns <= w[1].mono_ns && w[0].seq + 1 == w[1].seq));
+        assert!(a
+            .windows(2)
+            .all(|w| w[0].mono_ns <= w[1].mono_ns && w[0].seq + 1 == w[1].seq));
         assert!(matches!(a[0].body, Body::RunStarted(_)));
         assert!(matches!(a.last().unwrap().body, Body::RunFinished(_)));
     }
 
     #[test]
     fn realistic_mix_at_scale() {
-        let opts = SynthOptions { records: 200_000, ..Default::default() };
+        let opts = SynthOptions {
+            records: 200_000,
+            ..Default::default()
+        };
         let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
         let mut pods = std::collections::HashSet::new();
         let mut es = std::collections::HashSet::new();
@@ -787,11 +1200,18 @@ mod tests {
         for r in Synth::new(opts).records("x") {
             *kinds.entry(r.body.kind()).or_default() += 1;
             match &r.body {
-                Body::ObjectObserved(o) if o.kind == "Pod" => { pods.insert(o.name.clone()); ns.insert(o.namespace.clone()); }
-                Body::ObjectObserved(o) if o.kind == "ExternalSecret" => { es.insert(o.name.clone()); }
+                Body::ObjectObserved(o) if o.kind == "Pod" => {
+                    pods.insert(o.name.clone());
+                    ns.insert(o.namespace.clone());
+                }
+                Body::ObjectObserved(o) if o.kind == "ExternalSecret" => {
+                    es.insert(o.name.clone());
+                }
                 Body::StepFinished(_) => steps += 1,
                 Body::GatePassed(_) | Body::GateFailed(_) => gates += 1,
-                Body::HelmRelease(h) => { releases.insert(h.name.clone()); }
+                Body::HelmRelease(h) => {
+                    releases.insert(h.name.clone());
+                }
                 _ => {}
             }
         }
@@ -799,7 +1219,11 @@ mod tests {
         assert_eq!(gates, 10);
         assert!(pods.len() >= 200, "pods {}", pods.len());
         assert!(ns.len() >= 15, "namespaces with pods {}", ns.len());
-        assert!((40..=70).contains(&es.len()), "externalsecrets {}", es.len());
+        assert!(
+            (40..=70).contains(&es.len()),
+            "externalsecrets {}",
+            es.len()
+        );
         assert!(releases.len() >= 25, "releases {}", releases.len());
         assert!(kinds["event"] >= 1000, "events {}", kinds["event"]);
         assert!(kinds["pod_log"] > 100_000, "{kinds:?}");

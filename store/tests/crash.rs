@@ -14,7 +14,10 @@ use pipetape_store::{RunId, Source};
 const CHILD_ENV: &str = "PIPETAPE_CRASH_CHILD_LOG";
 
 fn line_for(i: u64) -> String {
-    format!("line {i} of the crash test {}", "x".repeat((i % 50) as usize))
+    format!(
+        "line {i} of the crash test {}",
+        "x".repeat((i % 50) as usize)
+    )
 }
 
 /// The child: appends forever, printing "FLUSHED n" after each durable flush of n records.
@@ -57,7 +60,13 @@ fn crash_kill_at_random_moments_loses_nothing_flushed() {
     for round in 0..6 {
         let path = dir.path().join(format!("crash-{round}.ptape"));
         let mut child = Command::new(&exe)
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -73,8 +82,12 @@ fn crash_kill_at_random_moments_loses_nothing_flushed() {
             }
         });
         // Wait for at least one flush, then kill at a pseudo-random moment.
-        let first = rx.recv_timeout(Duration::from_secs(60)).expect("child never flushed");
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let first = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("child never flushed");
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         std::thread::sleep(Duration::from_millis(20 + (seed >> 33) % 400));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -87,7 +100,11 @@ fn crash_kill_at_random_moments_loses_nothing_flushed() {
         assert!(!r.is_closed());
         // Only the tail may be damaged.
         for d in r.damage() {
-            assert_eq!(d.kind, pipetape_store::DamageKind::TornTail, "round {round}: {d}");
+            assert_eq!(
+                d.kind,
+                pipetape_store::DamageKind::TornTail,
+                "round {round}: {d}"
+            );
         }
         let all = r.read_all().unwrap();
         assert!(
@@ -96,7 +113,10 @@ fn crash_kill_at_random_moments_loses_nothing_flushed() {
             all.records.len()
         );
         for (i, rec) in all.records.iter().enumerate() {
-            assert_eq!(rec.seq, i as u64, "round {round}: out of order or duplicated");
+            assert_eq!(
+                rec.seq, i as u64,
+                "round {round}: out of order or duplicated"
+            );
             match &rec.body {
                 Body::PodLog(l) => assert_eq!(l.line, line_for(i as u64)),
                 other => panic!("round {round}: unexpected record {other:?}"),

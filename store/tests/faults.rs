@@ -23,7 +23,10 @@ impl LogFile for FlakyFile {
         let mut d = self.data.lock().unwrap();
         if *self.full.lock().unwrap() {
             d.extend_from_slice(&buf[..buf.len() / 2]);
-            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "No space left on device",
+            ));
         }
         d.extend_from_slice(buf);
         Ok(())
@@ -41,17 +44,25 @@ impl LogFile for FlakyFile {
 }
 
 fn note(i: u64) -> Note {
-    Note { level: Default::default(), text: format!("record {i} {}", "y".repeat(100)) }
+    Note {
+        level: Default::default(),
+        text: format!("record {i} {}", "y".repeat(100)),
+    }
 }
 
 fn opts() -> WriterOptions {
-    WriterOptions { frame_bytes: 4096, retry_buffer_bytes: 64 << 10, ..Default::default() }
+    WriterOptions {
+        frame_bytes: 4096,
+        retry_buffer_bytes: 64 << 10,
+        ..Default::default()
+    }
 }
 
 #[test]
 fn disk_full_then_space_again_loses_nothing_within_the_retry_buffer() {
     let f = FlakyFile::default();
-    let mut w = LogWriter::with_file(f.clone(), "mem.ptape".as_ref(), RunId([1; 8]), 0, opts()).unwrap();
+    let mut w =
+        LogWriter::with_file(f.clone(), "mem.ptape".as_ref(), RunId([1; 8]), 0, opts()).unwrap();
     for i in 0..200 {
         w.append(0, i, Source::Runner, note(i)).unwrap();
     }
@@ -74,13 +85,18 @@ fn disk_full_then_space_again_loses_nothing_within_the_retry_buffer() {
     let r = LogReader::open(&p, Recovery::Strict).unwrap();
     let all = r.read_all().unwrap();
     assert_eq!(all.records.len(), 300);
-    assert!(all.records.iter().enumerate().all(|(i, r)| r.seq == i as u64));
+    assert!(all
+        .records
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.seq == i as u64));
 }
 
 #[test]
 fn records_beyond_the_retry_buffer_are_dropped_and_reported_missing() {
     let f = FlakyFile::default();
-    let mut w = LogWriter::with_file(f.clone(), "mem.ptape".as_ref(), RunId([1; 8]), 0, opts()).unwrap();
+    let mut w =
+        LogWriter::with_file(f.clone(), "mem.ptape".as_ref(), RunId([1; 8]), 0, opts()).unwrap();
     for i in 0..100 {
         w.append(0, i, Source::Runner, note(i)).unwrap();
     }
@@ -101,20 +117,31 @@ fn records_beyond_the_retry_buffer_are_dropped_and_reported_missing() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.ptape");
     std::fs::write(&p, &*f.data.lock().unwrap()).unwrap();
-    assert!(LogReader::open(&p, Recovery::Strict).is_err(), "strict must refuse a log with missing records");
+    assert!(
+        LogReader::open(&p, Recovery::Strict).is_err(),
+        "strict must refuse a log with missing records"
+    );
     let r = LogReader::open(&p, Recovery::Tolerant).unwrap();
-    let missing: Vec<_> = r.damage().iter().filter(|d| d.kind == DamageKind::MissingRecords).collect();
+    let missing: Vec<_> = r
+        .damage()
+        .iter()
+        .filter(|d| d.kind == DamageKind::MissingRecords)
+        .collect();
     assert_eq!(missing.len(), 1, "{:?}", r.damage());
     assert_eq!(missing[0].records, Some(stats.dropped_records));
     let all = r.read_all().unwrap();
     assert_eq!(all.records.len() as u64, 2000 - stats.dropped_records);
-    assert_eq!(all.records[..100].iter().map(|r| r.seq).collect::<Vec<_>>(), (0..100).collect::<Vec<_>>());
+    assert_eq!(
+        all.records[..100].iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (0..100).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn failing_fsync_is_reported_and_the_log_stays_readable() {
     let f = FlakyFile::default();
-    let mut w = LogWriter::with_file(f.clone(), "mem.ptape".as_ref(), RunId([1; 8]), 0, opts()).unwrap();
+    let mut w =
+        LogWriter::with_file(f.clone(), "mem.ptape".as_ref(), RunId([1; 8]), 0, opts()).unwrap();
     *f.fail_sync.lock().unwrap() = true;
     for i in 0..10 {
         w.append(0, i, Source::Runner, note(i)).unwrap();
@@ -125,5 +152,13 @@ fn failing_fsync_is_reported_and_the_log_stays_readable() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.ptape");
     std::fs::write(&p, &*f.data.lock().unwrap()).unwrap();
-    assert_eq!(LogReader::open(&p, Recovery::Strict).unwrap().read_all().unwrap().records.len(), 10);
+    assert_eq!(
+        LogReader::open(&p, Recovery::Strict)
+            .unwrap()
+            .read_all()
+            .unwrap()
+            .records
+            .len(),
+        10
+    );
 }

@@ -35,7 +35,13 @@ fn write_log(path: &Path, n: u64, opts: WriterOptions, close: bool) -> Vec<Recor
     let mut w = LogWriter::create(path, RunId([7; 8]), opts).unwrap();
     let mut out = Vec::new();
     for i in 0..n {
-        let r = Record::new(i, 1_700_000_000_000_000_000 + i as i64, i * 1_000_000, Source::Synthetic, body(i));
+        let r = Record::new(
+            i,
+            1_700_000_000_000_000_000 + i as i64,
+            i * 1_000_000,
+            Source::Synthetic,
+            body(i),
+        );
         w.append_record(&r).unwrap();
         out.push(r);
     }
@@ -62,7 +68,11 @@ fn closed_log_round_trips_with_index() {
     let written = write_log(&p, 5000, small_frames(), true);
     let r = LogReader::open(&p, Recovery::Strict).unwrap();
     assert!(r.is_closed());
-    assert!(r.frames().len() > 10, "expected many frames, got {}", r.frames().len());
+    assert!(
+        r.frames().len() > 10,
+        "expected many frames, got {}",
+        r.frames().len()
+    );
     assert!(r.frames().iter().filter(|f| f.stream_start()).count() > 2);
     let all = r.read_all().unwrap();
     assert!(all.damage.is_empty());
@@ -85,7 +95,15 @@ fn seek_starts_at_first_record_at_or_after_time() {
     let p = dir.path().join("a.ptape");
     let written = write_log(&p, 5000, small_frames(), true);
     let r = LogReader::open(&p, Recovery::Strict).unwrap();
-    for t in [0u64, 1, 999_999, 1_000_000, 2_345_000_000, 4_999_000_000, 5_000_000_000] {
+    for t in [
+        0u64,
+        1,
+        999_999,
+        1_000_000,
+        2_345_000_000,
+        4_999_000_000,
+        5_000_000_000,
+    ] {
         let got: Vec<Record> = r.records_from(t).map(|x| x.unwrap()).collect();
         let want: Vec<Record> = written.iter().filter(|x| x.mono_ns >= t).cloned().collect();
         assert_eq!(got, want, "seek to {t}");

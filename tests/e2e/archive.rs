@@ -15,17 +15,27 @@ fn import_export_verify_cat_round_trip() {
     let id = imp.split_whitespace().nth(2).unwrap().to_string();
     assert_eq!(id.len(), 16);
     // Importing the same file again is not an error.
-    assert!(e.run(&["archive", "import", s(&log)]).ok().contains("Already imported"));
+    assert!(e
+        .run(&["archive", "import", s(&log)])
+        .ok()
+        .contains("Already imported"));
 
     let exported = e.path("out.ptape");
-    e.run(&["archive", "export", &id[..6], "-o", s(&exported)]).ok();
-    assert_eq!(std::fs::read(&exported).unwrap(), std::fs::read(&log).unwrap());
+    e.run(&["archive", "export", &id[..6], "-o", s(&exported)])
+        .ok();
+    assert_eq!(
+        std::fs::read(&exported).unwrap(),
+        std::fs::read(&log).unwrap()
+    );
 
     // cat -o json: one object per line with seq, time, kind; same by id and by path.
     let by_id = e.run(&["archive", "cat", &id, "-o", "json"]).ok();
     let by_path = e.run(&["archive", "cat", s(&log), "-o", "json"]).ok();
     assert_eq!(by_id, by_path);
-    let lines: Vec<serde_json::Value> = by_id.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = by_id
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3000);
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["seq"], i as u64);
@@ -35,7 +45,10 @@ fn import_export_verify_cat_round_trip() {
     assert_eq!(lines[0]["kind"], "run_started");
     assert_eq!(lines[2999]["kind"], "run_finished");
     let obj = lines.iter().find(|l| l["kind"] == "object").unwrap();
-    assert!(obj["body"]["object"]["metadata"]["name"].is_string(), "objects are embedded as JSON");
+    assert!(
+        obj["body"]["object"]["metadata"]["name"].is_string(),
+        "objects are embedded as JSON"
+    );
 
     let text = e.run(&["archive", "cat", "last"]).ok();
     assert_eq!(text.lines().count(), 3000);
@@ -46,10 +59,25 @@ fn import_export_verify_cat_round_trip() {
 fn cat_into_a_closed_pipe_is_not_an_error() {
     let e = Env::new();
     let log = e.synthetic("a.ptape", 20000);
-    let sh = format!("{} archive cat {} -o json | head -1", env!("CARGO_BIN_EXE_pipetape"), s(&log));
-    let out = std::process::Command::new("bash").args(["-o", "pipefail", "-c", &sh]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sh = format!(
+        "{} archive cat {} -o json | head -1",
+        env!("CARGO_BIN_EXE_pipetape"),
+        s(&log)
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-o", "pipefail", "-c", &sh])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -58,7 +86,13 @@ fn verify_reports_byte_offset_of_a_corrupt_middle_frame() {
     let log = e.synthetic("a.ptape", 20000);
     let mut bytes = std::fs::read(&log).unwrap();
     // Find the second frame header and flip a payload byte after it.
-    let second = bytes.windows(4).enumerate().filter(|(_, w)| *w == b"PTFR").nth(1).unwrap().0;
+    let second = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"PTFR")
+        .nth(1)
+        .unwrap()
+        .0;
     bytes[second + 100] ^= 0x55;
     let bad = e.path("bad.ptape");
     std::fs::write(&bad, &bytes).unwrap();
@@ -72,9 +106,17 @@ fn verify_reports_byte_offset_of_a_corrupt_middle_frame() {
     let cat = e.run(&["archive", "cat", s(&bad), "-o", "json"]);
     let n = cat.ok().lines().count();
     assert!(n > 0 && n < 20000, "{n}");
-    assert!(cat.stderr().contains(&format!("byte {second}")), "{}", cat.stderr());
+    assert!(
+        cat.stderr().contains(&format!("byte {second}")),
+        "{}",
+        cat.stderr()
+    );
     // JSON verify output for scripts.
-    let j: serde_json::Value = serde_json::from_str(&e.run(&["archive", "verify", s(&bad), "-o", "json"]).stdout()).unwrap();
+    let j: serde_json::Value = serde_json::from_str(
+        &e.run(&["archive", "verify", s(&bad), "-o", "json"])
+            .stdout(),
+    )
+    .unwrap();
     assert_eq!(j["ok"], false);
     assert_eq!(j["damage"][0]["offset"], second as u64);
 }
@@ -87,7 +129,10 @@ fn verify_torn_tail_names_offset_and_dropped_bytes() {
     let cut = e.path("cut.ptape");
     // Cut away the trailer, the index and part of the last records frame.
     let last = bytes.windows(4).rposition(|w| w == b"PTFR").unwrap();
-    let prev = bytes[..last].windows(4).rposition(|w| w == b"PTFR").unwrap();
+    let prev = bytes[..last]
+        .windows(4)
+        .rposition(|w| w == b"PTFR")
+        .unwrap();
     std::fs::write(&cut, &bytes[..prev + 70]).unwrap();
     let out = e.run(&["archive", "verify", s(&cut)]);
     assert_eq!(out.code(), 1, "{}", out.stdout());
@@ -102,16 +147,28 @@ fn bad_files_get_clear_errors_without_panics() {
     let e = Env::new();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty.ptape", vec![], "empty file"),
-        ("text.ptape", b"hello, I am not a log at all\n".to_vec(), "not a pipetape log"),
-        ("short.ptape", b"\x89PTAPE\r\n\x01\x00".to_vec(), "truncated header: the file has 10 bytes"),
-        ("newer.ptape", {
-            let mut h = b"\x89PTAPE\r\n".to_vec();
-            h.extend_from_slice(&9u16.to_le_bytes());
-            h.extend_from_slice(&[0; 18]);
-            let crc = crc32(&h);
-            h.extend_from_slice(&crc.to_le_bytes());
-            h
-        }, "format version 9 is newer"),
+        (
+            "text.ptape",
+            b"hello, I am not a log at all\n".to_vec(),
+            "not a pipetape log",
+        ),
+        (
+            "short.ptape",
+            b"\x89PTAPE\r\n\x01\x00".to_vec(),
+            "truncated header: the file has 10 bytes",
+        ),
+        (
+            "newer.ptape",
+            {
+                let mut h = b"\x89PTAPE\r\n".to_vec();
+                h.extend_from_slice(&9u16.to_le_bytes());
+                h.extend_from_slice(&[0; 18]);
+                let crc = crc32(&h);
+                h.extend_from_slice(&crc.to_le_bytes());
+                h
+            },
+            "format version 9 is newer",
+        ),
     ];
     for (name, bytes, want) in cases {
         let p = e.path(name);
@@ -119,13 +176,19 @@ fn bad_files_get_clear_errors_without_panics() {
         let v = e.run(&["archive", "verify", s(&p)]);
         assert_eq!(v.code(), 1, "{name}: {}", v.stdout());
         assert!(v.stdout().contains(want), "{name}: {}", v.stdout());
-        assert!(v.stdout().contains(s(&p)), "{name}: names the file: {}", v.stdout());
+        assert!(
+            v.stdout().contains(s(&p)),
+            "{name}: names the file: {}",
+            v.stdout()
+        );
         let c = e.run(&["archive", "cat", s(&p)]).fails(2);
         assert!(c.contains(want), "{name}: {c}");
         let i = e.run(&["archive", "import", s(&p)]).fails(2);
         assert!(i.contains(want), "{name}: {i}");
     }
-    let missing = e.run(&["archive", "verify", "/nonexistent/x.ptape"]).fails(2);
+    let missing = e
+        .run(&["archive", "verify", "/nonexistent/x.ptape"])
+        .fails(2);
     assert!(missing.contains("no such file"), "{missing}");
 }
 
@@ -134,7 +197,11 @@ fn crc32(b: &[u8]) -> u32 {
     for &x in b {
         c ^= u32::from(x);
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c

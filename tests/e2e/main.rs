@@ -13,7 +13,9 @@ pub(crate) struct Env {
 
 impl Env {
     pub(crate) fn new() -> Env {
-        Env { dir: tempfile::tempdir().unwrap() }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub(crate) fn store(&self) -> PathBuf {
@@ -38,7 +40,16 @@ impl Env {
     /// A synthetic run log of `n` records at `name`.
     pub(crate) fn synthetic(&self, name: &str, n: u64) -> PathBuf {
         let p = self.path(name);
-        self.run(&["bench", "--records", &n.to_string(), "--out", p.to_str().unwrap(), "-o", "json"]).ok();
+        self.run(&[
+            "bench",
+            "--records",
+            &n.to_string(),
+            "--out",
+            p.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .ok();
         p
     }
 }
@@ -58,14 +69,30 @@ impl Run {
     /// Asserts exit 0 and returns stdout.
     #[track_caller]
     pub(crate) fn ok(&self) -> String {
-        assert_eq!(self.code(), 0, "stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self.stdout()
     }
     /// Asserts the exit code and returns stderr.
     #[track_caller]
     pub(crate) fn fails(&self, code: i32) -> String {
-        assert_eq!(self.code(), code, "stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
-        assert!(!self.stderr().contains("panicked"), "panic reached the user: {}", self.stderr());
+        assert_eq!(
+            self.code(),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        assert!(
+            !self.stderr().contains("panicked"),
+            "panic reached the user: {}",
+            self.stderr()
+        );
         self.stderr()
     }
 }

@@ -16,10 +16,19 @@ fn list_show_mark_and_last_forms() {
     let list = e.run(&["runs", "list"]).ok();
     assert!(list.starts_with("RUN "), "{list}");
     assert_eq!(list.lines().count(), 3, "{list}");
-    assert!(list.contains("full-stack-integration") && list.contains("passed"), "{list}");
+    assert!(
+        list.contains("full-stack-integration") && list.contains("passed"),
+        "{list}"
+    );
 
-    let json: serde_json::Value = serde_json::from_str(&e.run(&["runs", "list", "-o", "json"]).ok()).unwrap();
-    let ids: Vec<&str> = json.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let json: serde_json::Value =
+        serde_json::from_str(&e.run(&["runs", "list", "-o", "json"]).ok()).unwrap();
+    let ids: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&a.as_str()) && ids.contains(&b.as_str()));
     let newest = ids[0].to_string();
@@ -35,8 +44,14 @@ fn list_show_mark_and_last_forms() {
     let older = ids[1].to_string();
     e.run(&["runs", "mark", &older, "--outcome", "failed"]).ok();
     assert!(e.run(&["runs", "show", "last-red"]).ok().contains(&older));
-    assert!(e.run(&["runs", "show", "last-green"]).ok().contains(&newest));
-    assert!(e.run(&["runs", "list", "--outcome", "failed"]).ok().contains("failed*"));
+    assert!(e
+        .run(&["runs", "show", "last-green"])
+        .ok()
+        .contains(&newest));
+    assert!(e
+        .run(&["runs", "list", "--outcome", "failed"])
+        .ok()
+        .contains("failed*"));
     // The override survives a reindex (the catalog is a projection of the store's files).
     let re = e.run(&["runs", "reindex"]).ok();
     assert!(re.contains("Reindexed 2 runs"), "{re}");
@@ -57,7 +72,12 @@ fn reindex_rebuilds_a_deleted_catalog() {
 fn unknown_and_ambiguous_runs_are_input_errors() {
     let e = Env::new();
     let empty = e.run(&["runs", "show", "deadbeef"]).fails(2);
-    assert!(empty.contains("no run matches 'deadbeef'") && empty.contains("catalog") && empty.contains("is empty"), "{empty}");
+    assert!(
+        empty.contains("no run matches 'deadbeef'")
+            && empty.contains("catalog")
+            && empty.contains("is empty"),
+        "{empty}"
+    );
     let none = e.run(&["runs", "show", "last-green"]).fails(2);
     assert!(none.contains("no green (passed) run"), "{none}");
 
@@ -74,7 +94,10 @@ fn unknown_and_ambiguous_runs_are_input_errors() {
     let amb = e.run(&["runs", "show", &prefix]).fails(2);
     assert!(amb.contains("ambiguous"), "{amb}");
     let unknown = e.run(&["runs", "show", "zzzz"]).fails(2);
-    assert!(unknown.contains("no run matches 'zzzz'") && unknown.contains("runs list"), "{unknown}");
+    assert!(
+        unknown.contains("no run matches 'zzzz'") && unknown.contains("runs list"),
+        "{unknown}"
+    );
     let nofile = e.run(&["runs", "show", "./missing.ptape"]).fails(2);
     assert!(nofile.contains("no such file"), "{nofile}");
 }
@@ -94,12 +117,22 @@ fn unwritable_store_is_a_clear_error() {
         // Fall back to a path under a regular file, which no user can create.
         let file = e.path("plainfile");
         std::fs::write(&file, b"").unwrap();
-        let err = e.run(&["--store", s(&file.join("store")), "runs", "list"]).fails(2);
-        assert!(err.contains("cannot create store directory") && err.contains(s(&file)), "{err}");
+        let err = e
+            .run(&["--store", s(&file.join("store")), "runs", "list"])
+            .fails(2);
+        assert!(
+            err.contains("cannot create store directory") && err.contains(s(&file)),
+            "{err}"
+        );
         return;
     }
-    let err = e.run(&["--store", s(&ro.join("store")), "runs", "list"]).fails(2);
-    assert!(err.contains("store directory") && err.contains("PIPETAPE_STORE"), "{err}");
+    let err = e
+        .run(&["--store", s(&ro.join("store")), "runs", "list"])
+        .fails(2);
+    assert!(
+        err.contains("store directory") && err.contains("PIPETAPE_STORE"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -108,6 +141,8 @@ fn path_runs_work_without_a_writable_store() {
     let log = e.synthetic("a.ptape", 300);
     let file = e.path("plainfile");
     std::fs::write(&file, b"").unwrap();
-    let out = e.run(&["--store", s(&file.join("store")), "runs", "show", s(&log)]).ok();
+    let out = e
+        .run(&["--store", s(&file.join("store")), "runs", "show", s(&log)])
+        .ok();
     assert!(out.contains("full-stack-integration"), "{out}");
 }

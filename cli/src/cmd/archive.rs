@@ -69,22 +69,37 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 })?,
             };
             if !ctx.quiet {
-                println!("Exported {} to {} ({})", r.path.display(), a.output.display(), output::bytes(n));
+                println!(
+                    "Exported {} to {} ({})",
+                    r.path.display(),
+                    a.output.display(),
+                    output::bytes(n)
+                );
             }
             Ok(exit::OK)
         }
         ArchiveCmd::Import(a) => {
             if !a.file.is_file() {
-                return Err(CmdError::input(format!("{}: no such file", a.file.display())));
+                return Err(CmdError::input(format!(
+                    "{}: no such file",
+                    a.file.display()
+                )));
             }
             let rep = ctx.store()?.import(&a.file)?;
             if rep.entry.damaged {
-                ctx.warn(format!("{}: the log is damaged; readers will skip the damage", a.file.display()));
+                ctx.warn(format!(
+                    "{}: the log is damaged; readers will skip the damage",
+                    a.file.display()
+                ));
             }
             if !ctx.quiet {
                 println!(
                     "{} run {} ({}, {}, {} records)",
-                    if rep.copied { "Imported" } else { "Already imported:" },
+                    if rep.copied {
+                        "Imported"
+                    } else {
+                        "Already imported:"
+                    },
                     rep.entry.id,
                     rep.entry.pipeline,
                     rep.entry.outcome,
@@ -107,7 +122,10 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> CmdResult {
         Err(e @ pipetape_store::Error::Io { .. }) => return Err(e.into()),
         Err(e) => {
             if a.output == TextOrJson::Json {
-                serde_json::to_writer(&mut out, &serde_json::json!({"path": path, "ok": false, "error": e.to_string()}))?;
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({"path": path, "ok": false, "error": e.to_string()}),
+                )?;
                 writeln!(out)?;
             } else {
                 writeln!(out, "DAMAGED: {e}")?;

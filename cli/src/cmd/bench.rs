@@ -49,20 +49,72 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         return Ok(0);
     }
     let mb = |b: u64| output::bytes(b);
-    writeln!(out, "pipetape bench: {} records (synthetic full-stack run, seed {}, zstd level {})", rep.records, opts.seed, opts.level)?;
-    writeln!(out, "  append          {:>12.0} records/s   {:.1} MB/s msgpack input, {:.1} MB/s as JSON", rep.append_records_per_s, rep.append_input_mb_per_s, rep.append_json_mb_per_s)?;
-    writeln!(out, "  on disk         {:>12}   {:.1} bytes/record", mb(rep.file_bytes), rep.bytes_per_record)?;
-    writeln!(out, "  vs JSON lines   {:>12}   ratio {:.4} (1/{:.1})", mb(rep.json_bytes), rep.size_vs_json, 1.0 / rep.size_vs_json)?;
-    writeln!(out, "  vs JSON+gzip-6  {:>12}   ratio {:.3}", mb(rep.json_gzip_bytes), rep.size_vs_json_gzip)?;
-    writeln!(out, "  vs zstd floor   {:>12}   ratio {:.3}", mb(rep.zstd_floor_bytes), rep.size_vs_zstd_floor)?;
-    writeln!(out, "  read            {:>12.0} records/s", rep.read_records_per_s)?;
-    writeln!(out, "  seek to time    {:>9.2} ms median, {:.2} ms worst (open + first record)", rep.seek_ms, rep.seek_max_ms)?;
-    writeln!(out, "  recover         {:>9.2} ms to reopen a crashed copy ({} records kept, {} bytes dropped)", rep.recover_ms, rep.recovered_records, rep.recover_dropped_bytes)?;
-    writeln!(out, "  writer memory   {:>12} growth over the second half of the append phase", format!("{:+} KiB", rep.writer_rss_growth_bytes / 1024))?;
+    writeln!(
+        out,
+        "pipetape bench: {} records (synthetic full-stack run, seed {}, zstd level {})",
+        rep.records, opts.seed, opts.level
+    )?;
+    writeln!(
+        out,
+        "  append          {:>12.0} records/s   {:.1} MB/s msgpack input, {:.1} MB/s as JSON",
+        rep.append_records_per_s, rep.append_input_mb_per_s, rep.append_json_mb_per_s
+    )?;
+    writeln!(
+        out,
+        "  on disk         {:>12}   {:.1} bytes/record",
+        mb(rep.file_bytes),
+        rep.bytes_per_record
+    )?;
+    writeln!(
+        out,
+        "  vs JSON lines   {:>12}   ratio {:.4} (1/{:.1})",
+        mb(rep.json_bytes),
+        rep.size_vs_json,
+        1.0 / rep.size_vs_json
+    )?;
+    writeln!(
+        out,
+        "  vs JSON+gzip-6  {:>12}   ratio {:.3}",
+        mb(rep.json_gzip_bytes),
+        rep.size_vs_json_gzip
+    )?;
+    writeln!(
+        out,
+        "  vs zstd floor   {:>12}   ratio {:.3}",
+        mb(rep.zstd_floor_bytes),
+        rep.size_vs_zstd_floor
+    )?;
+    writeln!(
+        out,
+        "  read            {:>12.0} records/s",
+        rep.read_records_per_s
+    )?;
+    writeln!(
+        out,
+        "  seek to time    {:>9.2} ms median, {:.2} ms worst (open + first record)",
+        rep.seek_ms, rep.seek_max_ms
+    )?;
+    writeln!(
+        out,
+        "  recover         {:>9.2} ms to reopen a crashed copy ({} records kept, {} bytes dropped)",
+        rep.recover_ms, rep.recovered_records, rep.recover_dropped_bytes
+    )?;
+    writeln!(
+        out,
+        "  writer memory   {:>12} growth over the second half of the append phase",
+        format!("{:+} KiB", rep.writer_rss_growth_bytes / 1024)
+    )?;
     writeln!(out, "  peak RSS        {:>12}", mb(rep.peak_rss_bytes))?;
     writeln!(out, "targets:")?;
     for t in &rep.targets {
-        writeln!(out, "  {:<4} {:<26} {:<50} measured {}", if t.met { "MET" } else { "MISS" }, t.name, t.target, fmt_num(t.value))?;
+        writeln!(
+            out,
+            "  {:<4} {:<26} {:<50} measured {}",
+            if t.met { "MET" } else { "MISS" },
+            t.name,
+            t.target,
+            fmt_num(t.value)
+        )?;
     }
     out.flush()?;
     Ok(0)

@@ -99,7 +99,10 @@ fn list(ctx: &Ctx, a: ListArgs) -> CmdResult {
             let rows: Vec<Vec<String>> = runs.iter().map(row).collect();
             out.write_all(
                 output::table(
-                    &["RUN", "PIPELINE", "BRANCH", "OUTCOME", "STARTED", "DURATION", "STEPS", "GATES", "WARNINGS"],
+                    &[
+                        "RUN", "PIPELINE", "BRANCH", "OUTCOME", "STARTED", "DURATION", "STEPS",
+                        "GATES", "WARNINGS",
+                    ],
                     &rows,
                 )
                 .as_bytes(),
@@ -200,7 +203,11 @@ fn show(ctx: &Ctx, a: ShowArgs) -> CmdResult {
         entry.records,
         reader.frames().len(),
         output::bytes(entry.bytes),
-        if reader.is_closed() { "closed" } else { "not closed (no index: still running, or the recorder was killed)" }
+        if reader.is_closed() {
+            "closed"
+        } else {
+            "not closed (no index: still running, or the recorder was killed)"
+        }
     )?;
     for d in reader.damage() {
         writeln!(out, "  damage:  {d}")?;
@@ -225,10 +232,9 @@ fn show(ctx: &Ctx, a: ShowArgs) -> CmdResult {
 fn mark(ctx: &Ctx, a: MarkArgs) -> CmdResult {
     let store = ctx.store()?;
     let r = store.resolve(&a.run, &Default::default())?;
-    let id = r
-        .entry
-        .map(|e| e.id)
-        .ok_or_else(|| CmdError::input("runs mark needs a run in the catalog; import the file first"))?;
+    let id = r.entry.map(|e| e.id).ok_or_else(|| {
+        CmdError::input("runs mark needs a run in the catalog; import the file first")
+    })?;
     let outcome = Outcome::parse(&a.outcome).ok_or_else(|| CmdError::input("bad outcome"))?;
     let e = store.mark(&id, outcome)?;
     if !ctx.quiet {
