@@ -34,7 +34,7 @@ impl Default for BenchOptions {
             records: 1_000_000,
             out: None,
             seed: 42,
-            level: 3,
+            level: 1,
         }
     }
 }
@@ -134,21 +134,19 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<BenchR
     };
 
     progress("append");
-    let mut w = LogWriter::create(&path, run_id, wopts)?;
-    let synth = Synth::new(SynthOptions {
+    let sopts = SynthOptions {
         seed: opts.seed,
         records: opts.records,
         ..Default::default()
-    });
+    };
+    let mut w = LogWriter::create_at(&path, run_id, sopts.start_wall_ns, wopts)?;
+    let synth = Synth::new(sopts);
     let mut gen = synth.records(&run_id.to_string());
     let mut json = Counter(0);
     let mut gz = flate2::write::GzEncoder::new(Counter(0), flate2::Compression::new(6));
-    let mut floor = zstd::stream::Encoder::new(Counter(0), opts.level)
-        .map_err(|e| Error::Encode(e.to_string()))?;
     let mut chunk: Vec<Record> = Vec::with_capacity(32 * 1024);
     let mut append_time = Duration::ZERO;
     let mut line = Vec::with_capacity(4096);
-    let mut msgpack = Vec::with_capacity(4096);
     let mut done = 0u64;
     let mut rss_mid: Option<u64> = None;
     loop {
@@ -171,15 +169,6 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<BenchR
             json.0 += line.len() as u64;
             gz.write_all(&line)
                 .map_err(|e| Error::Encode(e.to_string()))?;
-            msgpack.clear();
-            serde::Serialize::serialize(
-                r,
-                &mut rmp_serde::Serializer::new(&mut msgpack).with_struct_map(),
-            )
-            .map_err(|e| Error::Encode(e.to_string()))?;
-            floor
-                .write_all(&msgpack)
-                .map_err(|e| Error::Encode(e.to_string()))?;
         }
         done += chunk.len() as u64;
         if rss_mid.is_none() && done >= opts.records / 2 {
@@ -192,8 +181,20 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<BenchR
     let rss_end = current_rss();
     let json_bytes = json.0;
     let json_gzip_bytes = gz.finish().map_err(|e| Error::Encode(e.to_string()))?.0;
-    let zstd_floor_bytes = floor.finish().map_err(|e| Error::Encode(e.to_string()))?.0;
     drop(chunk);
+    // The floor: the very bytes the writer compressed, as one zstd stream at the same level.
+    let mut floor = zstd::stream::Encoder::new(Counter(0), opts.level)
+        .map_err(|e| Error::Encode(e.to_string()))?;
+    let mut floor_err = None;
+    LogReader::open(&path, Recovery::Strict)?.for_each_plain(|b| {
+        if let Err(e) = floor.write_all(b) {
+            floor_err.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = floor_err {
+        return Err(Error::Encode(e.to_string()));
+    }
+    let zstd_floor_bytes = floor.finish().map_err(|e| Error::Encode(e.to_string()))?.0;
 
     progress("read");
     let t = Instant::now();

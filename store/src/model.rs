@@ -681,12 +681,27 @@ bodies! {
     Note(Note) = "note",
 }
 
-impl Serialize for Record {
+/// A record as it is written inside a frame: `[dmono, dwall, source, kind, body]`. The
+/// sequence number is the frame's first seq plus the record's index in the frame; `mono_ns` is
+/// the previous record's (or, for a frame's first record, the frame header's min mono) plus
+/// `dmono`; `wall_ns` is `created_ns + mono_ns + dwall` (wrapping), with `created_ns` from the
+/// file header. See `store/FORMAT.md`.
+pub struct WireOut<'a> {
+    /// mono_ns minus the previous record's mono_ns in the frame.
+    pub dmono: u64,
+    /// wall_ns minus (created_ns + mono_ns), wrapping.
+    pub dwall: i64,
+    /// Source.
+    pub source: &'a Source,
+    /// Body.
+    pub body: &'a Body,
+}
+
+impl Serialize for WireOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(6)?;
-        t.serialize_element(&self.seq)?;
-        t.serialize_element(&self.wall_ns)?;
-        t.serialize_element(&self.mono_ns)?;
+        let mut t = s.serialize_tuple(5)?;
+        t.serialize_element(&self.dmono)?;
+        t.serialize_element(&self.dwall)?;
         t.serialize_element(self.source.as_str())?;
         t.serialize_element(self.body.kind())?;
         self.body.serialize_inner(&mut t)?;
@@ -694,55 +709,61 @@ impl Serialize for Record {
     }
 }
 
-/// What decoding one record yields: a record, or the kind name of a record this version does
-/// not know (skipped, its envelope kept for counting).
+/// What decoding one record of a frame yields.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decoded {
+pub enum WireIn {
     /// A record of a known kind.
-    Known(Record),
-    /// A record of an unknown kind, skipped.
+    Known {
+        /// See [`WireOut::dmono`].
+        dmono: u64,
+        /// See [`WireOut::dwall`].
+        dwall: i64,
+        /// Source.
+        source: Source,
+        /// Body.
+        body: Body,
+    },
+    /// A record of a kind this version does not know (written by a newer pipetape): skipped.
     Unknown {
-        /// Its sequence number.
-        seq: u64,
+        /// See [`WireOut::dmono`].
+        dmono: u64,
         /// Its kind name.
         kind: String,
     },
 }
 
-impl<'de> Deserialize<'de> for Decoded {
+impl<'de> Deserialize<'de> for WireIn {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Decoded;
+            type Value = WireIn;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a record [seq, wall_ns, mono_ns, source, kind, body]")
+                f.write_str("a record [dmono, dwall, source, kind, body]")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Decoded, A::Error> {
-                let missing = |i| de::Error::invalid_length(i, &"6 elements");
-                let seq_no: u64 = seq.next_element()?.ok_or_else(|| missing(0))?;
-                let wall_ns: i64 = seq.next_element()?.ok_or_else(|| missing(1))?;
-                let mono_ns: u64 = seq.next_element()?.ok_or_else(|| missing(2))?;
-                let source: Source = seq.next_element()?.ok_or_else(|| missing(3))?;
-                let kind: KindName = seq.next_element()?.ok_or_else(|| missing(4))?;
-                let body = Body::deserialize_inner(&kind.0, &mut seq)?.ok_or_else(|| missing(5))?;
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireIn, A::Error> {
+                let missing = |i| de::Error::invalid_length(i, &"5 elements");
+                let dmono: u64 = seq.next_element()?.ok_or_else(|| missing(0))?;
+                let dwall: i64 = seq.next_element()?.ok_or_else(|| missing(1))?;
+                let source: Source = seq.next_element()?.ok_or_else(|| missing(2))?;
+                let kind: KindName = seq.next_element()?.ok_or_else(|| missing(3))?;
+                let body = Body::deserialize_inner(&kind.0, &mut seq)?.ok_or_else(|| missing(4))?;
                 // Tolerate trailing elements a newer writer may add to the envelope.
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(match body {
-                    Some(body) => Decoded::Known(Record {
-                        seq: seq_no,
-                        wall_ns,
-                        mono_ns,
+                    Some(body) => WireIn::Known {
+                        dmono,
+                        dwall,
                         source,
                         body,
-                    }),
-                    None => Decoded::Unknown {
-                        seq: seq_no,
+                    },
+                    None => WireIn::Unknown {
+                        dmono,
                         kind: kind.0.into_owned(),
                     },
                 })
             }
         }
-        d.deserialize_tuple(6, V)
+        d.deserialize_tuple(5, V)
     }
 }
 
@@ -765,17 +786,6 @@ impl<'de> Deserialize<'de> for KindName {
             }
         }
         d.deserialize_str(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for Record {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Decoded::deserialize(d)? {
-            Decoded::Known(r) => Ok(r),
-            Decoded::Unknown { kind, .. } => {
-                Err(de::Error::custom(format!("unknown record kind '{kind}'")))
-            }
-        }
     }
 }
 
@@ -1024,19 +1034,17 @@ mod tests {
     fn unknown_kind_is_skipped_not_fatal() {
         // A record a newer writer might produce: kind "pod_metrics", body a map.
         #[derive(Serialize)]
-        struct Future<'a>(u64, i64, u64, &'a str, &'a str, BTreeMap<&'a str, u32>);
+        struct Future<'a>(u64, i64, &'a str, &'a str, BTreeMap<&'a str, u32>);
         let mut buf = Vec::new();
-        let f = Future(5, 1, 2, "watch", "pod_metrics", [("cpu", 3)].into());
+        let f = Future(5, 1, "watch", "pod_metrics", [("cpu", 3)].into());
         f.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
             .unwrap();
-        let d: Decoded = rmp_serde::from_slice(&buf).unwrap();
-        assert_eq!(
-            d,
-            Decoded::Unknown {
-                seq: 5,
-                kind: "pod_metrics".into()
-            }
-        );
+        let d: WireIn = rmp_serde::from_slice(&buf).unwrap();
+        let want = WireIn::Unknown {
+            dmono: 5,
+            kind: "pod_metrics".into(),
+        };
+        assert_eq!(d, want);
     }
 
     #[test]
@@ -1048,33 +1056,31 @@ mod tests {
             added_later: u8,
         }
         #[derive(Serialize)]
-        struct Future<'a>(u64, i64, u64, &'a str, &'a str, Note2<'a>, u8);
+        struct Future<'a>(u64, i64, &'a str, &'a str, Note2<'a>, u8);
         let mut buf = Vec::new();
-        let f = Future(
-            1,
-            1,
-            2,
-            "sidecar",
-            "note",
-            Note2 {
-                level: "warning",
-                text: "hi",
-                added_later: 1,
-            },
-            9,
-        );
+        let note = Note2 {
+            level: "warning",
+            text: "hi",
+            added_later: 1,
+        };
+        let f = Future(1, 2, "sidecar", "note", note, 9);
         f.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
             .unwrap();
-        let Decoded::Known(r) = rmp_serde::from_slice(&buf).unwrap() else {
-            panic!()
+        let WireIn::Known {
+            source,
+            body,
+            dwall,
+            ..
+        } = rmp_serde::from_slice(&buf).unwrap()
+        else {
+            panic!("expected a known record")
         };
-        assert_eq!(r.source, Source::Other("sidecar".into()));
-        assert_eq!(
-            r.body,
-            Body::Note(Note {
-                level: Level::Warning,
-                text: "hi".into()
-            })
-        );
+        assert_eq!(dwall, 2);
+        assert_eq!(source, Source::Other("sidecar".into()));
+        let want = Body::Note(Note {
+            level: Level::Warning,
+            text: "hi".into(),
+        });
+        assert_eq!(body, want);
     }
 }

@@ -16,7 +16,7 @@ use crate::format::{
     TRAILER_LEN,
 };
 use crate::index::{self, IndexEntry};
-use crate::model::{Decoded, Record};
+use crate::model::{Record, WireIn};
 
 /// What to do with a damaged log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -209,6 +209,23 @@ impl LogReader {
             .rposition(|f| f.stream_start())
             .unwrap_or(0);
         Records::new(self, start, Some((target, mono_ns)))
+    }
+
+    /// Calls `f` with the decompressed bytes of every readable records frame, in order (the
+    /// MessagePack records exactly as the writer encoded them).
+    pub fn for_each_plain(&self, mut f: impl FnMut(&[u8])) -> Result<()> {
+        let mut it = self.records();
+        for i in 0..self.frames.len() {
+            match it.load_frame(i) {
+                Ok(()) => f(&it.plain),
+                Err(d) => {
+                    if let Some(Err(e)) = it.fail(d) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads every record; tolerant of damage unless the reader is strict.
@@ -655,9 +672,11 @@ impl<'a> Records<'a> {
 
     fn decode_frame(&mut self, i: usize) -> std::result::Result<(), Damage> {
         let f = self.reader.frames[i];
+        let created = self.reader.header.created_ns;
+        let mut mono = f.min_mono_ns;
         let mut de = rmp_serde::Deserializer::from_read_ref(&self.plain);
         for k in 0..f.record_count {
-            let d: Decoded = serde::Deserialize::deserialize(&mut de).map_err(|e| Damage {
+            let d: WireIn = serde::Deserialize::deserialize(&mut de).map_err(|e| Damage {
                 kind: DamageKind::Undecodable,
                 offset: f.offset,
                 bytes: 0,
@@ -665,12 +684,27 @@ impl<'a> Records<'a> {
                 what: format!("record {} of the frame does not decode: {e}", k + 1),
             })?;
             match d {
-                Decoded::Known(r) => {
-                    if r.mono_ns >= self.min_mono {
-                        self.ready.push_back(r);
+                WireIn::Known {
+                    dmono,
+                    dwall,
+                    source,
+                    body,
+                } => {
+                    mono = mono.wrapping_add(dmono);
+                    if mono >= self.min_mono {
+                        self.ready.push_back(Record {
+                            seq: f.first_seq + u64::from(k),
+                            wall_ns: created.wrapping_add(mono as i64).wrapping_add(dwall),
+                            mono_ns: mono,
+                            source,
+                            body,
+                        });
                     }
                 }
-                Decoded::Unknown { .. } => self.unknown_skipped += 1,
+                WireIn::Unknown { dmono, .. } => {
+                    mono = mono.wrapping_add(dmono);
+                    self.unknown_skipped += 1;
+                }
             }
         }
         Ok(())

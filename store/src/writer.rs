@@ -20,7 +20,7 @@ use crate::format::{
     encode_trailer, FormatVersion, FrameHeader, FrameKind, Header, RunId, FLAG_STREAM_START,
 };
 use crate::index::IndexEntry;
-use crate::model::{Body, Record, Source};
+use crate::model::{Body, Record, Source, WireOut};
 
 /// The file operations a writer needs; a seam so tests can inject write, fsync and disk-full
 /// failures.
@@ -84,7 +84,7 @@ impl Default for WriterOptions {
             frame_bytes: 64 << 10,
             flush_interval: Duration::from_millis(250),
             stream_bytes: 4 << 20,
-            level: 3,
+            level: 1,
             sync: SyncPolicy::Interval,
             retry_buffer_bytes: 8 << 20,
         }
@@ -138,14 +138,26 @@ pub struct LogWriter<F: LogFile = File> {
 }
 
 impl LogWriter<File> {
-    /// Creates a new log file at `path` (which must not exist).
+    /// Creates a new log file at `path` (which must not exist); the run starts now.
     pub fn create(path: &Path, run_id: RunId, opts: WriterOptions) -> Result<Self> {
+        Self::create_at(path, run_id, now_ns(), opts)
+    }
+
+    /// Creates a new log file whose run started at `created_ns` (ns since the Unix epoch): the
+    /// wall time at monotonic offset 0. Records stay smallest when their wall times are close
+    /// to `created_ns + mono_ns`.
+    pub fn create_at(
+        path: &Path,
+        run_id: RunId,
+        created_ns: i64,
+        opts: WriterOptions,
+    ) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(path)
             .map_err(|e| Error::io(path, "cannot create log", e))?;
-        Self::with_file(file, path, run_id, now_ns(), opts)
+        Self::with_file(file, path, run_id, created_ns, opts)
     }
 }
 
@@ -261,8 +273,21 @@ impl<F: LogFile> LogWriter<F> {
             )));
         }
         let before = self.pending.len();
+        let prev_mono = if self.pending_count == 0 {
+            rec.mono_ns
+        } else {
+            self.pending_max_mono
+        };
+        let wire = WireOut {
+            dmono: rec.mono_ns - prev_mono,
+            dwall: rec
+                .wall_ns
+                .wrapping_sub(self.header.created_ns.wrapping_add(rec.mono_ns as i64)),
+            source: &rec.source,
+            body: &rec.body,
+        };
         let mut ser = rmp_serde::Serializer::new(&mut self.pending).with_struct_map();
-        if let Err(e) = serde::Serialize::serialize(rec, &mut ser) {
+        if let Err(e) = serde::Serialize::serialize(&wire, &mut ser) {
             self.pending.truncate(before);
             return Err(Error::Encode(e.to_string()));
         }

@@ -21,7 +21,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// zstd compression level.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=19))]
     level: i32,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
