@@ -14,6 +14,7 @@ pub mod model;
 pub mod reader;
 pub mod store;
 pub mod synth;
+mod wire;
 pub mod writer;
 
 pub use error::{Error, Result};

@@ -620,6 +620,21 @@ macro_rules! bodies {
                 v.unwrap_or(serde_json::Value::Null)
             }
 
+            /// Decodes a body of the named kind from its MessagePack bytes; `None` for a kind this
+            /// version does not know.
+            pub(crate) fn decode_kind(kind: &[u8], bytes: &[u8]) -> Option<Result<Body, String>> {
+                $(
+                    if kind == $name.as_bytes() {
+                        return Some(
+                            rmp_serde::from_slice::<$ty>(bytes)
+                                .map(Body::$variant)
+                                .map_err(|e| format!("{} body: {e}", $name)),
+                        );
+                    }
+                )*
+                None
+            }
+
             fn serialize_inner<S: SerializeTuple>(&self, t: &mut S) -> Result<(), S::Error> {
                 match self { $( Body::$variant(b) => t.serialize_element(b), )* }
             }

@@ -4,7 +4,6 @@
 //! policy: `Strict` refuses a damaged log, `Tolerant` keeps every whole frame and reports what
 //! it dropped (byte offset, bytes, records).
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -559,7 +558,7 @@ pub struct Records<'a> {
     context_ok: bool,
     payload: Vec<u8>,
     plain: Vec<u8>,
-    ready: VecDeque<Record>,
+    current: Option<FrameCursor>,
     /// Damage found while decoding.
     pub damage: Vec<Damage>,
     /// Records of unknown kinds skipped so far.
@@ -579,7 +578,7 @@ impl<'a> Records<'a> {
             context_ok: false,
             payload: Vec::new(),
             plain: Vec::new(),
-            ready: VecDeque::new(),
+            current: None,
             damage: Vec::new(),
             unknown_skipped: 0,
             failed: false,
@@ -670,45 +669,81 @@ impl<'a> Records<'a> {
         })
     }
 
-    fn decode_frame(&mut self, i: usize) -> std::result::Result<(), Damage> {
-        let f = self.reader.frames[i];
-        let created = self.reader.header.created_ns;
-        let mut mono = f.min_mono_ns;
-        let mut de = rmp_serde::Deserializer::from_read_ref(&self.plain);
-        for k in 0..f.record_count {
-            let d: WireIn = serde::Deserialize::deserialize(&mut de).map_err(|e| Damage {
+    /// Decodes the next record of the current frame, if it has one left.
+    fn next_in_frame(&mut self) -> Option<std::result::Result<Option<Record>, Damage>> {
+        let cur_frame = self.current.as_mut()?;
+        let f = self.reader.frames[cur_frame.index];
+        if cur_frame.decoded == f.record_count {
+            let at_end = cur_frame.pos >= self.plain.len();
+            self.current = None;
+            if at_end {
+                return None;
+            }
+            return Some(Err(Damage {
                 kind: DamageKind::Undecodable,
                 offset: f.offset,
                 bytes: 0,
-                records: Some(u64::from(f.record_count - k)),
-                what: format!("record {} of the frame does not decode: {e}", k + 1),
-            })?;
-            match d {
-                WireIn::Known {
-                    dmono,
-                    dwall,
+                records: None,
+                what: format!(
+                    "the frame holds bytes after its {} records (its record count is wrong)",
+                    f.record_count
+                ),
+            }));
+        }
+        let mut cur = crate::wire::Cursor::at(&self.plain, cur_frame.pos);
+        let k = cur_frame.decoded;
+        let d = match cur.record() {
+            Ok(d) => d,
+            Err(e) => {
+                self.current = None;
+                return Some(Err(Damage {
+                    kind: DamageKind::Undecodable,
+                    offset: f.offset,
+                    bytes: 0,
+                    records: Some(u64::from(f.record_count - k)),
+                    what: format!("record {} of the frame does not decode: {e}", k + 1),
+                }));
+            }
+        };
+        cur_frame.pos = cur.pos();
+        cur_frame.decoded += 1;
+        Some(Ok(match d {
+            WireIn::Known {
+                dmono,
+                dwall,
+                source,
+                body,
+            } => {
+                cur_frame.mono = cur_frame.mono.wrapping_add(dmono);
+                let mono = cur_frame.mono;
+                (mono >= self.min_mono).then(|| Record {
+                    seq: f.first_seq + u64::from(k),
+                    wall_ns: self
+                        .reader
+                        .header
+                        .created_ns
+                        .wrapping_add(mono as i64)
+                        .wrapping_add(dwall),
+                    mono_ns: mono,
                     source,
                     body,
-                } => {
-                    mono = mono.wrapping_add(dmono);
-                    if mono >= self.min_mono {
-                        self.ready.push_back(Record {
-                            seq: f.first_seq + u64::from(k),
-                            wall_ns: created.wrapping_add(mono as i64).wrapping_add(dwall),
-                            mono_ns: mono,
-                            source,
-                            body,
-                        });
-                    }
-                }
-                WireIn::Unknown { dmono, .. } => {
-                    mono = mono.wrapping_add(dmono);
-                    self.unknown_skipped += 1;
-                }
+                })
             }
-        }
-        Ok(())
+            WireIn::Unknown { dmono, .. } => {
+                cur_frame.mono = cur_frame.mono.wrapping_add(dmono);
+                self.unknown_skipped += 1;
+                None
+            }
+        }))
     }
+}
+
+/// Where the iterator is within a decompressed frame.
+struct FrameCursor {
+    index: usize,
+    decoded: u32,
+    pos: usize,
+    mono: u64,
 }
 
 impl Iterator for Records<'_> {
@@ -716,27 +751,42 @@ impl Iterator for Records<'_> {
 
     fn next(&mut self) -> Option<Result<Record>> {
         loop {
-            if let Some(r) = self.ready.pop_front() {
-                return Some(Ok(r));
+            match self.next_in_frame() {
+                Some(Ok(Some(r))) => return Some(Ok(r)),
+                Some(Ok(None)) => continue,
+                Some(Err(d)) => {
+                    self.context_ok = false;
+                    if let Some(e) = self.fail(d) {
+                        return Some(e);
+                    }
+                    continue;
+                }
+                None => {}
             }
             if self.failed || self.next_frame >= self.reader.frames.len() {
                 return None;
             }
             let i = self.next_frame;
             self.next_frame += 1;
-            let res = self.load_frame(i).and_then(|()| {
-                if i >= self.emit_from_frame {
-                    self.decode_frame(i)
-                } else {
-                    Ok(())
+            match self.load_frame(i) {
+                Ok(()) => {
+                    if i >= self.emit_from_frame {
+                        let f = self.reader.frames[i];
+                        self.current = Some(FrameCursor {
+                            index: i,
+                            decoded: 0,
+                            pos: 0,
+                            mono: f.min_mono_ns,
+                        });
+                    }
                 }
-            });
-            if let Err(d) = res {
-                if d.kind != DamageKind::Unreachable {
-                    self.context_ok = false;
-                }
-                if let Some(e) = self.fail(d) {
-                    return Some(e);
+                Err(d) => {
+                    if d.kind != DamageKind::Unreachable {
+                        self.context_ok = false;
+                    }
+                    if let Some(e) = self.fail(d) {
+                        return Some(e);
+                    }
                 }
             }
         }

@@ -86,8 +86,8 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     )?;
     writeln!(
         out,
-        "  read            {:>12.0} records/s",
-        rep.read_records_per_s
+        "  read            {:>12.0} records/s   median of 3 passes ({:.0} to {:.0})",
+        rep.read_records_per_s, rep.read_records_per_s_min, rep.read_records_per_s_max
     )?;
     writeln!(
         out,

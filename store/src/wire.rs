@@ -1,0 +1,387 @@
+//! Decoding records from a frame's decompressed bytes. The envelope and the two kinds that make
+//! up nearly every record (`pod_log`, `step_output`) are decoded by hand with a bounds-checked
+//! MessagePack cursor (map keys compared as bytes, unknown fields skipped); every other kind is
+//! handed to serde on its body's byte slice. Both paths accept exactly what FORMAT.md allows.
+
+use crate::model::{Body, PodLog, Source, StepOutput, Stream, WireIn};
+
+/// A read position in a MessagePack buffer. Every method checks bounds and returns `Err` with a
+/// short reason instead of panicking.
+pub(crate) struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+type R<T> = Result<T, String>;
+
+impl<'a> Cursor<'a> {
+    #[cfg(test)]
+    pub(crate) fn new(b: &'a [u8]) -> Self {
+        Cursor { b, pos: 0 }
+    }
+
+    /// A cursor at byte `pos` of `b`.
+    pub(crate) fn at(b: &'a [u8], pos: usize) -> Self {
+        Cursor { b, pos }
+    }
+
+    /// The current byte position.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn take(&mut self, n: usize) -> R<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.b.len())
+            .ok_or_else(|| {
+                format!(
+                    "unexpected end of data at byte {} (wanted {n} more)",
+                    self.pos
+                )
+            })?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> R<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn be(&mut self, n: usize) -> R<u64> {
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |a, b| (a << 8) | u64::from(*b)))
+    }
+
+    fn uint(&mut self) -> R<u64> {
+        match self.byte()? {
+            m @ 0x00..=0x7f => Ok(u64::from(m)),
+            0xcc => self.be(1),
+            0xcd => self.be(2),
+            0xce => self.be(4),
+            0xcf => self.be(8),
+            m => self.int_from(m).and_then(|v| {
+                u64::try_from(v)
+                    .map_err(|_| "negative integer where an unsigned one was expected".into())
+            }),
+        }
+    }
+
+    fn int(&mut self) -> R<i64> {
+        let m = self.byte()?;
+        self.int_from(m)
+    }
+
+    fn int_from(&mut self, m: u8) -> R<i64> {
+        Ok(match m {
+            0x00..=0x7f => i64::from(m),
+            0xe0..=0xff => i64::from(m as i8),
+            0xcc => self.be(1)? as i64,
+            0xcd => self.be(2)? as i64,
+            0xce => self.be(4)? as i64,
+            0xcf => i64::try_from(self.be(8)?).map_err(|_| "integer out of range".to_string())?,
+            0xd0 => i64::from(self.be(1)? as u8 as i8),
+            0xd1 => i64::from(self.be(2)? as u16 as i16),
+            0xd2 => i64::from(self.be(4)? as u32 as i32),
+            0xd3 => self.be(8)? as i64,
+            m => return Err(format!("expected an integer, found marker {m:#04x}")),
+        })
+    }
+
+    fn str_bytes(&mut self) -> R<&'a [u8]> {
+        let n = match self.byte()? {
+            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+            0xd9 => self.be(1)? as usize,
+            0xda => self.be(2)? as usize,
+            0xdb => self.be(4)? as usize,
+            m => return Err(format!("expected a string, found marker {m:#04x}")),
+        };
+        self.take(n)
+    }
+
+    fn string(&mut self) -> R<String> {
+        let b = self.str_bytes()?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| "string is not valid UTF-8".into())
+    }
+
+    fn len_of(&mut self, fix_lo: u8, fix_hi: u8, m16: u8, m32: u8, what: &str) -> R<usize> {
+        match self.byte()? {
+            m if (fix_lo..=fix_hi).contains(&m) => Ok(usize::from(m - fix_lo)),
+            m if m == m16 => Ok(self.be(2)? as usize),
+            m if m == m32 => Ok(self.be(4)? as usize),
+            m => Err(format!("expected {what}, found marker {m:#04x}")),
+        }
+    }
+
+    fn array_len(&mut self) -> R<usize> {
+        self.len_of(0x90, 0x9f, 0xdc, 0xdd, "an array")
+    }
+
+    fn map_len(&mut self) -> R<usize> {
+        self.len_of(0x80, 0x8f, 0xde, 0xdf, "a map")
+    }
+
+    fn bool(&mut self) -> R<bool> {
+        match self.byte()? {
+            0xc2 => Ok(false),
+            0xc3 => Ok(true),
+            m => Err(format!("expected a boolean, found marker {m:#04x}")),
+        }
+    }
+
+    /// Skips one value of any type (nested values are walked iteratively, so deep nesting
+    /// cannot overflow the stack).
+    fn skip(&mut self) -> R<()> {
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending -= 1;
+            let m = self.byte()?;
+            let (skip, children): (u64, u64) = match m {
+                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+                0x80..=0x8f => (0, 2 * u64::from(m & 0x0f)),
+                0x90..=0x9f => (0, u64::from(m & 0x0f)),
+                0xa0..=0xbf => (u64::from(m & 0x1f), 0),
+                0xc4 | 0xd9 => (self.be(1)?, 0),
+                0xc5 | 0xda => (self.be(2)?, 0),
+                0xc6 | 0xdb => (self.be(4)?, 0),
+                0xc7 => (self.be(1)? + 1, 0),
+                0xc8 => (self.be(2)? + 1, 0),
+                0xc9 => (self.be(4)? + 1, 0),
+                0xca | 0xce | 0xd2 => (4, 0),
+                0xcb | 0xcf | 0xd3 => (8, 0),
+                0xcc | 0xd0 => (1, 0),
+                0xcd | 0xd1 => (2, 0),
+                0xd4 => (2, 0),
+                0xd5 => (3, 0),
+                0xd6 => (5, 0),
+                0xd7 => (9, 0),
+                0xd8 => (17, 0),
+                0xdc => (0, self.be(2)?),
+                0xdd => (0, self.be(4)?),
+                0xde => (0, 2 * self.be(2)?),
+                0xdf => (0, 2 * self.be(4)?),
+                0xc1 => return Err("invalid MessagePack marker 0xc1".into()),
+            };
+            self.take(usize::try_from(skip).map_err(|_| "length out of range".to_string())?)?;
+            pending = pending
+                .checked_add(children)
+                .filter(|p| *p <= self.b.len() as u64)
+                .ok_or("container length exceeds the data")?;
+        }
+        Ok(())
+    }
+
+    /// The bytes of the next value.
+    fn value_bytes(&mut self) -> R<&'a [u8]> {
+        let start = self.pos;
+        self.skip()?;
+        Ok(&self.b[start..self.pos])
+    }
+
+    #[cfg(test)]
+    fn at_end(&self) -> bool {
+        self.pos >= self.b.len()
+    }
+
+    /// Decodes one record `[dmono, dwall, source, kind, body, ...]`.
+    pub(crate) fn record(&mut self) -> R<WireIn> {
+        let n = self.array_len()?;
+        if n < 5 {
+            return Err(format!("a record has {n} elements, expected 5"));
+        }
+        let dmono = self.uint()?;
+        let dwall = self.int()?;
+        let source = source(self.str_bytes()?)?;
+        let kind = self.str_bytes()?;
+        let body = match kind {
+            b"pod_log" => Some(self.pod_log()?),
+            b"step_output" => Some(self.step_output()?),
+            _ => {
+                let bytes = self.value_bytes()?;
+                match Body::decode_kind(kind, bytes) {
+                    Some(r) => Some(r?),
+                    None => None,
+                }
+            }
+        };
+        for _ in 5..n {
+            self.skip()?;
+        }
+        Ok(match body {
+            Some(body) => WireIn::Known {
+                dmono,
+                dwall,
+                source,
+                body,
+            },
+            None => WireIn::Unknown {
+                dmono,
+                kind: String::from_utf8_lossy(kind).into_owned(),
+            },
+        })
+    }
+
+    fn pod_log(&mut self) -> R<Body> {
+        let n = self.map_len()?;
+        let (mut namespace, mut pod, mut container, mut line, mut previous) =
+            (None, None, None, None, false);
+        for _ in 0..n {
+            match self.str_bytes()? {
+                b"namespace" => namespace = Some(self.string()?),
+                b"pod" => pod = Some(self.string()?),
+                b"container" => container = Some(self.string()?),
+                b"line" => line = Some(self.string()?),
+                b"previous" => previous = self.bool()?,
+                _ => self.skip()?,
+            }
+        }
+        Ok(PodLog {
+            namespace: namespace.ok_or("pod_log without namespace")?,
+            pod: pod.ok_or("pod_log without pod")?,
+            container: container.ok_or("pod_log without container")?,
+            line: line.ok_or("pod_log without line")?,
+            previous,
+        }
+        .into())
+    }
+
+    fn step_output(&mut self) -> R<Body> {
+        let n = self.map_len()?;
+        let (mut stage, mut step, mut stream, mut line) = (None, None, None, None);
+        for _ in 0..n {
+            match self.str_bytes()? {
+                b"stage" => stage = Some(self.string()?),
+                b"step" => step = Some(self.string()?),
+                b"stream" => {
+                    stream = Some(match self.str_bytes()? {
+                        b"stdout" => Stream::Stdout,
+                        b"stderr" => Stream::Stderr,
+                        _ => return Err("step_output stream is neither stdout nor stderr".into()),
+                    })
+                }
+                b"line" => line = Some(self.string()?),
+                _ => self.skip()?,
+            }
+        }
+        Ok(StepOutput {
+            stage: stage.ok_or("step_output without stage")?,
+            step: step.ok_or("step_output without step")?,
+            stream: stream.ok_or("step_output without stream")?,
+            line: line.ok_or("step_output without line")?,
+        }
+        .into())
+    }
+}
+
+fn source(b: &[u8]) -> R<Source> {
+    Ok(match b {
+        b"runner" => Source::Runner,
+        b"step" => Source::Step,
+        b"gate" => Source::Gate,
+        b"watch" => Source::Watch,
+        b"helm" => Source::Helm,
+        b"logs" => Source::Logs,
+        b"wrap" => Source::Wrap,
+        b"synthetic" => Source::Synthetic,
+        other => Source::Other(
+            std::str::from_utf8(other)
+                .map_err(|_| "source is not valid UTF-8".to_string())?
+                .to_owned(),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use serde::Serialize;
+
+    fn encode(dmono: u64, dwall: i64, source: &Source, body: &Body) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let w = WireOut {
+            dmono,
+            dwall,
+            source,
+            body,
+        };
+        w.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
+            .unwrap();
+        buf
+    }
+
+    #[test]
+    fn hand_decoder_agrees_with_serde_on_hot_kinds() {
+        let bodies: Vec<Body> = vec![
+            PodLog {
+                namespace: "ns".into(),
+                pod: "p".repeat(40),
+                container: "c".into(),
+                line: "ünïcödé ".repeat(10),
+                previous: true,
+            }
+            .into(),
+            StepOutput {
+                stage: "s".into(),
+                step: "t".into(),
+                stream: Stream::Stderr,
+                line: "x".repeat(70_000),
+            }
+            .into(),
+            Note {
+                level: Level::Warning,
+                text: "n".into(),
+            }
+            .into(),
+        ];
+        for (i, b) in bodies.iter().enumerate() {
+            for (dmono, dwall) in [(0, 0), (u64::MAX, i64::MIN), (300, -5), (1 << 40, i64::MAX)] {
+                let src = if i == 0 {
+                    Source::Logs
+                } else {
+                    Source::Other("x".into())
+                };
+                let bytes = encode(dmono, dwall, &src, b);
+                let by_hand = Cursor::new(&bytes).record().unwrap();
+                let by_serde: WireIn = rmp_serde::from_slice(&bytes).unwrap();
+                assert_eq!(by_hand, by_serde);
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_records_are_errors_at_every_length() {
+        let b: Body = PodLog {
+            namespace: "ns".into(),
+            pod: "pod".into(),
+            container: "c".into(),
+            line: "line".into(),
+            previous: false,
+        }
+        .into();
+        let bytes = encode(5, -3, &Source::Logs, &b);
+        for n in 0..bytes.len() {
+            assert!(
+                Cursor::new(&bytes[..n]).record().is_err(),
+                "cut at {n} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn skip_handles_every_marker_family() {
+        let v = serde_json::json!({"a": [1, -1, 300, -300, 70000, -70000, 1.5, null, true, "s", {"n": [[]]}], "b": "x".repeat(300)});
+        let mut buf = rmp_serde::to_vec(&v).unwrap();
+        buf.extend_from_slice(&[0xc4, 2, 9, 9]); // bin 8
+        let mut c = Cursor::new(&buf);
+        c.skip().unwrap();
+        c.skip().unwrap();
+        assert!(c.at_end());
+    }
+}
