@@ -12,6 +12,7 @@ pub mod format;
 pub mod index;
 pub mod model;
 pub mod reader;
+pub mod readiness;
 pub mod store;
 pub mod synth;
 mod wire;
