@@ -1,3 +1,82 @@
-//! pipetape's replayer: folds a log into a run model, computes metrics and diffs, renders
-//! reports and serves a read-only Kubernetes API. It never talks to a cluster. Work on it is
-//! tracked in issues 4, 6 and 7; this crate has no public items yet.
+//! pipetape's replayer: folds a run log into a model ([`fold`]), answers questions about it
+//! (timeline, events, state at a moment, logs: [`query`]), builds runs from scenarios
+//! ([`scenario`]) and serves a recorded cluster as a read-only Kubernetes API (`serve`). It
+//! never talks to a cluster.
+//!
+//! Start at [`load`], which opens a log and folds it, then [`fold::RunModel`].
+
+pub mod fold;
+pub mod query;
+pub mod scenario;
+pub mod time;
+
+use std::path::Path;
+
+use pipetape_store::reader::{Damage, LogReader, Recovery};
+
+/// Errors of the replayer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed (I/O, corruption).
+    #[error(transparent)]
+    Store(#[from] pipetape_store::Error),
+    /// A time argument did not parse.
+    #[error("'{input}' is not a time: {why} (expected an offset such as 90s, 5m12s, 1h2m, or an RFC 3339 time)")]
+    BadTime {
+        /// What was given.
+        input: String,
+        /// Why not.
+        why: String,
+    },
+    /// A time outside the run.
+    #[error("--at {at} is outside the run: {detail}")]
+    OutsideRun {
+        /// What was given.
+        at: String,
+        /// Why.
+        detail: String,
+    },
+    /// Something asked for is not in the run.
+    #[error("{0}")]
+    NotFound(String),
+    /// An I/O error outside the store (serving, writing files).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result with the replayer's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A folded run and what reading it found.
+pub struct Loaded {
+    /// The model.
+    pub model: fold::RunModel,
+    /// Damage found while reading (the model holds everything before and around it).
+    pub damage: Vec<Damage>,
+    /// True when the log was closed by its writer.
+    pub closed: bool,
+}
+
+/// Opens a log (tolerating damage) and folds it.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let reader = LogReader::open(path, Recovery::Tolerant)?;
+    let h = *reader.header();
+    let mut fold = fold::Fold::new(h.run_id.to_string(), h.created_ns);
+    let mut it = reader.records();
+    for r in it.by_ref() {
+        fold.push(r?);
+    }
+    let mut damage = reader.damage().to_vec();
+    damage.extend(it.damage);
+    Ok(Loaded {
+        model: fold.finish(),
+        damage,
+        closed: reader.is_closed(),
+    })
+}

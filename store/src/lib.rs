@@ -11,6 +11,7 @@ pub mod error;
 pub mod format;
 pub mod index;
 pub mod model;
+pub mod objects;
 pub mod reader;
 pub mod readiness;
 pub mod store;

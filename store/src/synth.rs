@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
 
 use crate::model::*;
 
@@ -638,22 +637,9 @@ impl Synth {
                 let ns = NAMESPACES[i as usize];
                 let rv = self.next_rv();
                 let uid = uuid(&mut self.rng);
-                let obj = json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":ns,"uid":uid,"resourceVersion":rv,
-                    "creationTimestamp":self.ts(t),"labels":{"kubernetes.io/metadata.name":ns}},"spec":{"finalizers":["kubernetes"]},"status":{"phase":"Active"}});
-                out.push(self.rec(
-                    t,
-                    Source::Watch,
-                    ObjectObserved {
-                        action: Action::Added,
-                        api_version: "v1".into(),
-                        kind: "Namespace".into(),
-                        namespace: String::new(),
-                        name: ns.into(),
-                        uid,
-                        resource_version: rv,
-                        object: obj.to_string(),
-                    },
-                ));
+                let obj = crate::objects::namespace(ns, &uid, &rv, &self.ts(t));
+                out.push(self.rec(t, Source::Watch, ObjectObserved { action: Action::Added, api_version: "v1".into(), kind: "Namespace".into(),
+                    namespace: String::new(), name: ns.into(), uid, resource_version: rv, object: obj.to_string() }));
             }
             Ev::Helm(i, rev, done) => {
                 let (ns, name, chart) = self.releases[i as usize].clone();
@@ -691,57 +677,18 @@ impl Synth {
             }
             Ev::Workload(i, phase) => {
                 let w = self.workloads[i as usize].clone();
-                let ready = match phase {
-                    0 => 0,
-                    1 => w.replicas / 2,
-                    _ => w.replicas,
-                };
+                let ready = match phase { 0 => 0, 1 => w.replicas / 2, _ => w.replicas };
                 let rv = self.next_rv();
-                let (api, status) = match w.kind {
-                    "DaemonSet" => (
-                        "apps/v1",
-                        json!({"currentNumberScheduled":w.replicas,"desiredNumberScheduled":w.replicas,"numberReady":ready,
-                        "numberAvailable":ready,"updatedNumberScheduled":w.replicas,"observedGeneration":1}),
-                    ),
-                    "StatefulSet" => (
-                        "apps/v1",
-                        json!({"replicas":w.replicas,"readyReplicas":ready,"currentReplicas":w.replicas,
-                        "updatedReplicas":w.replicas,"availableReplicas":ready,"observedGeneration":1,"currentRevision":format!("{}-{}",w.name,w.hash)}),
-                    ),
-                    _ => (
-                        "apps/v1",
-                        json!({"replicas":w.replicas,"readyReplicas":ready,"updatedReplicas":w.replicas,"availableReplicas":ready,
-                        "observedGeneration":1,"conditions":[{"type":"Available","status":if ready==w.replicas {"True"} else {"False"},
-                        "reason":if ready==w.replicas {"MinimumReplicasAvailable"} else {"MinimumReplicasUnavailable"},"lastTransitionTime":self.ts(t)},
-                        {"type":"Progressing","status":"True","reason":"NewReplicaSetAvailable","message":format!("ReplicaSet \"{}-{}\" has successfully progressed.",w.name,w.hash)}]}),
-                    ),
-                };
-                let uid = uuid(&mut self.rng);
-                let obj = json!({"apiVersion":api,"kind":w.kind,"metadata":{"name":w.name,"namespace":w.ns,"uid":uid,"resourceVersion":rv,"generation":1,
-                    "labels":{"app.kubernetes.io/name":w.name,"app.kubernetes.io/managed-by":"Helm","app.kubernetes.io/part-of":"ameide"},
-                    "annotations":{"meta.helm.sh/release-name":format!("{}-services",w.ns),"meta.helm.sh/release-namespace":w.ns}},
-                    "spec":{"replicas":w.replicas,"selector":{"matchLabels":{"app.kubernetes.io/name":w.name}},
-                    "template":{"spec":{"containers":[{"name":"app","image":w.image,"ports":[{"containerPort":8080,"protocol":"TCP"}]}]}}},
-                    "status":status});
-                let action = if phase == 0 {
-                    Action::Added
-                } else {
-                    Action::Modified
-                };
-                out.push(self.rec(
-                    t,
-                    Source::Watch,
-                    ObjectObserved {
-                        action,
-                        api_version: api.into(),
-                        kind: w.kind.into(),
-                        namespace: w.ns.into(),
-                        name: w.name.clone(),
-                        uid,
-                        resource_version: rv,
-                        object: obj.to_string(),
-                    },
-                ));
+                let uid = format!("owner-{i}");
+                let (created, now) = (self.ts(t), self.ts(t));
+                let release = format!("{}-services", w.ns);
+                let obj = crate::objects::workload(&crate::objects::WorkloadState {
+                    kind: w.kind, namespace: w.ns, name: &w.name, uid: &uid, resource_version: &rv, created: &created, now: &now,
+                    image: &w.image, replicas: w.replicas, updated: w.replicas, ready, generation: 1, release: Some(&release),
+                });
+                let action = if phase == 0 { Action::Added } else { Action::Modified };
+                out.push(self.rec(t, Source::Watch, ObjectObserved { action, api_version: "apps/v1".into(), kind: w.kind.into(),
+                    namespace: w.ns.into(), name: w.name.clone(), uid, resource_version: rv, object: obj.to_string() }));
             }
             Ev::Pod(i, phase) => {
                 let obj = self.pod_object(i, phase, t);
@@ -823,37 +770,14 @@ impl Synth {
                 let (ns, name, _) = self.secrets[i as usize].clone();
                 let (status, reason, msg) = match phase {
                     0 => ("Unknown", "", ""),
-                    1 => (
-                        "False",
-                        "SecretSyncedError",
-                        "could not get secret data from provider: vault: permission denied",
-                    ),
+                    1 => ("False", "SecretSyncedError", "could not get secret data from provider: vault: permission denied"),
                     _ => ("True", "SecretSynced", "Secret was synced"),
                 };
                 let rv = self.next_rv();
                 let uid = format!("es-{i:04}-{}", hash5(&mut Rng::new(u64::from(i))));
-                let obj = json!({"apiVersion":"external-secrets.io/v1beta1","kind":"ExternalSecret","metadata":{"name":name,"namespace":ns,"uid":uid,
-                    "resourceVersion":rv,"generation":1},"spec":{"refreshInterval":"1h","secretStoreRef":{"kind":"ClusterSecretStore","name":"vault-backend"},
-                    "target":{"name":name,"creationPolicy":"Owner"},"dataFrom":[{"extract":{"key":format!("ameide/{ns}/{name}")}}]},
-                    "status":{"refreshTime":self.ts(t),"conditions":[{"type":"Ready","status":status,"reason":reason,"message":msg,"lastTransitionTime":self.ts(t)}]}});
-                out.push(self.rec(
-                    t,
-                    Source::Watch,
-                    ObjectObserved {
-                        action: if phase == 0 {
-                            Action::Added
-                        } else {
-                            Action::Modified
-                        },
-                        api_version: "external-secrets.io/v1beta1".into(),
-                        kind: "ExternalSecret".into(),
-                        namespace: ns.into(),
-                        name,
-                        uid,
-                        resource_version: rv,
-                        object: obj.to_string(),
-                    },
-                ));
+                let obj = crate::objects::external_secret(ns, &name, &uid, &rv, &self.ts(t), status, reason, msg);
+                out.push(self.rec(t, Source::Watch, ObjectObserved { action: if phase == 0 { Action::Added } else { Action::Modified },
+                    api_version: "external-secrets.io/v1beta1".into(), kind: "ExternalSecret".into(), namespace: ns.into(), name, uid, resource_version: rv, object: obj.to_string() }));
             }
             Ev::SecretEvent(i) => {
                 let (ns, name, _) = self.secrets[i as usize].clone();
@@ -923,43 +847,25 @@ impl Synth {
 
     fn pod_object(&mut self, i: u16, phase: u8, t: u64) -> serde_json::Value {
         let rv = self.next_rv();
+        let (created, now) = (self.ts(t), self.ts(t));
         let p = &self.pods[i as usize];
         let w = &self.workloads[p.workload];
         let (ph, ready, waiting) = match phase {
-            0 | 1 => ("Pending", false, Some("ContainerCreating")),
-            2 | 3 => ("Pending", false, Some("ContainerCreating")),
+            0..=3 => ("Pending", false, Some("ContainerCreating")),
             4 => ("Running", true, None),
             k if k % 2 == 0 => ("Running", false, Some("CrashLoopBackOff")),
             _ => ("Running", false, None),
         };
         let restarts = if phase >= 10 { u32::from(phase) - 9 } else { 0 };
-        let owner_kind = match w.kind {
-            "Deployment" => "ReplicaSet",
-            k => k,
-        };
-        let owner_name = if w.kind == "Deployment" {
-            format!("{}-{}", w.name, w.hash)
-        } else {
-            w.name.clone()
-        };
-        let cond = |ty: &str, ok: bool| json!({"type":ty,"status":if ok {"True"} else {"False"},"lastProbeTime":null,"lastTransitionTime":self.ts(t)});
-        let state = match waiting {
-            Some(r) => json!({"waiting":{"reason":r}}),
-            None => json!({"running":{"startedAt":self.ts(t)}}),
-        };
-        json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":p.name,"namespace":w.ns,"uid":p.uid,"resourceVersion":rv,
-            "creationTimestamp":self.ts(t),"labels":{"app.kubernetes.io/name":w.name,"pod-template-hash":w.hash,"app.kubernetes.io/part-of":"ameide"},
-            "ownerReferences":[{"apiVersion":"apps/v1","kind":owner_kind,"name":owner_name,"uid":format!("owner-{}", p.workload),"controller":true,"blockOwnerDeletion":true}]},
-            "spec":{"nodeName":p.node,"serviceAccountName":"default","restartPolicy":"Always","terminationGracePeriodSeconds":30,"dnsPolicy":"ClusterFirst",
-                "containers":[{"name":"app","image":w.image,"imagePullPolicy":"IfNotPresent","ports":[{"containerPort":8080,"name":"http","protocol":"TCP"}],
-                "env":[{"name":"NODE_ENV","value":"ci"},{"name":"DATABASE_URL","valueFrom":{"secretKeyRef":{"name":format!("{}-db-credentials",w.ns),"key":"url"}}}],
-                "resources":{"limits":{"cpu":"500m","memory":"512Mi"},"requests":{"cpu":"50m","memory":"128Mi"}},
-                "readinessProbe":{"httpGet":{"path":"/healthz","port":8080,"scheme":"HTTP"},"periodSeconds":5,"timeoutSeconds":1,"successThreshold":1,"failureThreshold":3},
-                "volumeMounts":[{"name":"kube-api-access","mountPath":"/var/run/secrets/kubernetes.io/serviceaccount","readOnly":true}]}],
-                "tolerations":[{"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}]},
-            "status":{"phase":ph,"hostIP":"172.18.0.3","podIP":if phase >= 2 {p.ip.as_str()} else {""},"startTime":self.ts(t),"qosClass":"Burstable",
-                "conditions":[cond("PodScheduled", true),cond("Initialized", phase >= 1),cond("ContainersReady", ready),cond("Ready", ready)],
-                "containerStatuses":[{"name":"app","image":w.image,"imageID":"","ready":ready,"restartCount":restarts,"started":phase >= 4,"state":state}]}})
+        let owner_kind = match w.kind { "Deployment" => "ReplicaSet", k => k };
+        let owner_name = if w.kind == "Deployment" { format!("{}-{}", w.name, w.hash) } else { w.name.clone() };
+        let owner_uid = format!("owner-{}", p.workload);
+        crate::objects::pod(&crate::objects::PodState {
+            namespace: w.ns, name: &p.name, uid: &p.uid, resource_version: &rv, created: &created, now: &now, node: p.node,
+            ip: if phase >= 2 { &p.ip } else { "" }, container: "app", image: &w.image, owner: (owner_kind, &owner_name, &owner_uid),
+            app: &w.name, phase: ph, scheduled: phase >= 1, ready, waiting, restarts,
+            last_terminated: (restarts > 0).then_some((1, "Error")),
+        })
     }
 
     fn log_line(&mut self, t: u64) -> Record {

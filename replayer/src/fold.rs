@@ -1,0 +1,637 @@
+//! The fold: one pass over a run's records builds a [`RunModel`]: stages, steps and gates as
+//! spans; every object's version history with its readiness; Events; Helm statuses; pod logs
+//! and step output per stream; artifacts, notes and watch gaps. It is a pure function of the
+//! records ([`Fold::push`] then [`Fold::finish`]), so tests feed it records directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use pipetape_store::model::*;
+use pipetape_store::readiness::{readiness, Status};
+use pipetape_store::Record;
+
+/// What a span is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanKind {
+    /// A stage (the extent of its steps and gates).
+    Stage,
+    /// A step attempt.
+    Step,
+    /// A gate.
+    Gate,
+}
+
+/// A stage, step or gate with its timing and outcome.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Span {
+    /// What it is.
+    pub kind: SpanKind,
+    /// Stage name (empty for steps outside any stage).
+    pub stage: String,
+    /// Step or gate name (the stage name for stages).
+    pub name: String,
+    /// Attempt, from 1 (steps).
+    pub attempt: u32,
+    /// Start, ns from run start.
+    pub start_ns: u64,
+    /// End, ns from run start; `None` while running (or when the log ends first).
+    pub end_ns: Option<u64>,
+    /// passed, failed, timed_out, cancelled, skipped, running.
+    pub outcome: String,
+    /// Exit code (steps).
+    pub exit_code: Option<i32>,
+    /// Extra: gate kind and description, failure reason.
+    pub detail: String,
+    /// Gate blockers on failure.
+    pub blockers: Vec<Blocker>,
+}
+
+impl Span {
+    /// Duration, if ended.
+    pub fn duration_ns(&self) -> Option<u64> {
+        self.end_ns.map(|e| e.saturating_sub(self.start_ns))
+    }
+}
+
+/// Identity of an object across versions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct ObjKey {
+    /// API group ("" for core).
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjKey {
+    /// `Kind/namespace/name` (or `Kind/name`).
+    pub fn display(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{}/{}", self.kind, self.name)
+        } else {
+            format!("{}/{}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// The group of an apiVersion ("apps/v1" → "apps", "v1" → "").
+pub fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+}
+
+/// One observed version of an object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    /// Sequence number of the record.
+    pub seq: u64,
+    /// ns from run start.
+    pub mono_ns: u64,
+    /// Added, modified, deleted.
+    pub action: Action,
+    /// apiVersion of this observation.
+    pub api_version: String,
+    /// resourceVersion as recorded.
+    pub resource_version: String,
+    /// The object as JSON text.
+    pub object: Arc<str>,
+    /// Readiness of this version.
+    pub status: Status,
+    /// Readiness reason.
+    pub reason: String,
+    /// Readiness message.
+    pub message: String,
+}
+
+/// Every version of one object, in order.
+#[derive(Debug, Clone)]
+pub struct ObjectHistory {
+    /// Identity.
+    pub key: ObjKey,
+    /// UID (of the latest version).
+    pub uid: String,
+    /// Versions in record order.
+    pub versions: Vec<Version>,
+}
+
+impl ObjectHistory {
+    /// The version in force at `t` (ns from run start), unless the object did not exist yet or
+    /// had been deleted.
+    pub fn at(&self, t: u64) -> Option<&Version> {
+        let i = self.versions.partition_point(|v| v.mono_ns <= t);
+        let v = self.versions[..i].last()?;
+        (v.action != Action::Deleted).then_some(v)
+    }
+
+    /// First time the object was seen, ns.
+    pub fn first_seen_ns(&self) -> u64 {
+        self.versions.first().map(|v| v.mono_ns).unwrap_or(0)
+    }
+
+    /// Readiness changes: (time, status, reason, message), one entry per change of status.
+    pub fn transitions(&self) -> Vec<(u64, Status, &str, &str)> {
+        let mut out: Vec<(u64, Status, &str, &str)> = Vec::new();
+        for v in &self.versions {
+            if v.action == Action::Deleted {
+                continue;
+            }
+            if out.last().map(|l| l.1) != Some(v.status) {
+                out.push((v.mono_ns, v.status, &v.reason, &v.message));
+            }
+        }
+        out
+    }
+}
+
+/// A Kubernetes Event as recorded.
+#[derive(Debug, Clone)]
+pub struct EventEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// ns from run start.
+    pub mono_ns: u64,
+    /// The event.
+    pub event: Box<KubeEvent>,
+}
+
+/// Lines of one stream (a container's log, or a step's output), stored compactly: one text
+/// buffer and an index of (time, end offset).
+#[derive(Debug, Clone, Default)]
+pub struct Lines {
+    text: String,
+    index: Vec<(u64, u32)>,
+    stderr: Vec<u32>,
+}
+
+impl Lines {
+    fn push(&mut self, mono: u64, line: &str, stderr: bool) {
+        if stderr {
+            self.stderr.push(self.index.len() as u32);
+        }
+        self.text.push_str(line);
+        self.index.push((mono, self.text.len() as u32));
+    }
+
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when there are no lines.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The lines with their times: (ns from run start, line, from stderr).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &str, bool)> + '_ {
+        let mut start = 0usize;
+        let mut err = self.stderr.iter().peekable();
+        self.index.iter().enumerate().map(move |(i, &(t, end))| {
+            let s = &self.text[start..end as usize];
+            start = end as usize;
+            let is_err = err.peek() == Some(&&(i as u32));
+            if is_err {
+                err.next();
+            }
+            (t, s, is_err)
+        })
+    }
+
+    /// Bytes of text held.
+    pub fn bytes(&self) -> usize {
+        self.text.len()
+    }
+}
+
+/// Identity of a container log stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LogKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod.
+    pub pod: String,
+    /// Container.
+    pub container: String,
+    /// Log of a previous (terminated) instance.
+    pub previous: bool,
+}
+
+/// What the run was.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunInfo {
+    /// Run id.
+    pub run_id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Wall time at mono 0, ns since the Unix epoch.
+    pub started_ns: i64,
+    /// How it ended, if it did.
+    pub outcome: Option<Outcome>,
+    /// Exit code, if it ended.
+    pub exit_code: Option<i32>,
+    /// Why it ended that way.
+    pub reason: Option<String>,
+    /// Time of the last record, ns from start.
+    pub end_ns: u64,
+    /// pipetape version that recorded it.
+    pub tool_version: String,
+}
+
+/// A notable moment: the first warning or first failure.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Moment {
+    /// ns from run start.
+    pub at_ns: u64,
+    /// What happened, one line.
+    pub what: String,
+}
+
+/// The folded run.
+#[derive(Debug, Default)]
+pub struct RunModel {
+    /// Run facts.
+    pub info: RunInfo,
+    /// Stages, steps and gates, in start order (a stage before its steps).
+    pub spans: Vec<Span>,
+    /// Object histories by identity.
+    pub objects: BTreeMap<ObjKey, ObjectHistory>,
+    /// Events in record order.
+    pub events: Vec<EventEntry>,
+    /// Helm release statuses in record order: (ns, release status).
+    pub helm: Vec<(u64, HelmRelease)>,
+    /// Container logs.
+    pub logs: BTreeMap<LogKey, Lines>,
+    /// Step output by (stage, step).
+    pub step_output: BTreeMap<(String, String), Lines>,
+    /// Captured artifacts: (ns, artifact).
+    pub artifacts: Vec<(u64, Artifact)>,
+    /// Notes and marks: (ns, note).
+    pub notes: Vec<(u64, Note)>,
+    /// Watch gaps: (ns, gap).
+    pub gaps: Vec<(u64, WatchGap)>,
+    /// Gate probes: (ns, probe).
+    pub probes: Vec<(u64, GateProbe)>,
+    /// The first Warning event or warning note.
+    pub first_warning: Option<Moment>,
+    /// The first failed step or gate, or failed/crash-looping object.
+    pub first_failure: Option<Moment>,
+    /// Records folded.
+    pub records: u64,
+    /// Sequence number of the last record folded.
+    pub last_seq: u64,
+}
+
+/// Builds a [`RunModel`] from records.
+#[derive(Default)]
+pub struct Fold {
+    m: RunModel,
+    open_steps: HashMap<(String, String), usize>,
+    open_gates: HashMap<String, usize>,
+    stages: HashMap<String, usize>,
+    last_log: Option<LogKey>,
+}
+
+impl Fold {
+    /// A fold for a run whose wall clock at mono 0 was `started_ns` and whose id is `run_id`.
+    pub fn new(run_id: String, started_ns: i64) -> Fold {
+        let mut f = Fold::default();
+        f.m.info.run_id = run_id;
+        f.m.info.started_ns = started_ns;
+        f
+    }
+
+    fn stage_span(&mut self, stage: &str, t: u64) {
+        if stage.is_empty() {
+            return;
+        }
+        match self.stages.get(stage) {
+            Some(&i) => {
+                let s = &mut self.m.spans[i];
+                s.end_ns = None;
+                s.outcome = "running".into();
+            }
+            None => {
+                self.stages.insert(stage.to_string(), self.m.spans.len());
+                self.m.spans.push(Span {
+                    kind: SpanKind::Stage,
+                    stage: stage.to_string(),
+                    name: stage.to_string(),
+                    attempt: 1,
+                    start_ns: t,
+                    end_ns: None,
+                    outcome: "running".into(),
+                    exit_code: None,
+                    detail: String::new(),
+                    blockers: Vec::new(),
+                });
+            }
+        }
+    }
+
+    fn failure(&mut self, t: u64, what: String) {
+        if self.m.first_failure.is_none() {
+            self.m.first_failure = Some(Moment { at_ns: t, what });
+        }
+    }
+
+    fn warning(&mut self, t: u64, what: String) {
+        if self.m.first_warning.is_none() {
+            self.m.first_warning = Some(Moment { at_ns: t, what });
+        }
+    }
+
+    /// Folds one record.
+    pub fn push(&mut self, r: Record) {
+        let t = r.mono_ns;
+        self.m.records += 1;
+        self.m.last_seq = r.seq;
+        self.m.info.end_ns = self.m.info.end_ns.max(t);
+        match r.body {
+            Body::PodLog(l) => {
+                // Consecutive lines usually come from the same container: check it first.
+                let idx = match &self.last_log {
+                    Some(k)
+                        if k.pod == l.pod
+                            && k.container == l.container
+                            && k.namespace == l.namespace
+                            && k.previous == l.previous =>
+                    {
+                        None
+                    }
+                    _ => Some(LogKey {
+                        namespace: l.namespace,
+                        pod: l.pod,
+                        container: l.container,
+                        previous: l.previous,
+                    }),
+                };
+                if let Some(k) = idx {
+                    self.last_log = Some(k);
+                }
+                let key = self.last_log.as_ref().expect("set above");
+                match self.m.logs.get_mut(key) {
+                    Some(lines) => lines.push(t, &l.line, false),
+                    None => {
+                        let mut lines = Lines::default();
+                        lines.push(t, &l.line, false);
+                        self.m.logs.insert(key.clone(), lines);
+                    }
+                }
+            }
+            Body::StepOutput(o) => {
+                let k = (o.stage, o.step);
+                self.m
+                    .step_output
+                    .entry(k)
+                    .or_default()
+                    .push(t, &o.line, o.stream == Stream::Stderr);
+            }
+            Body::ObjectObserved(o) => self.object(r.seq, t, *o),
+            Body::KubeEvent(e) => {
+                if e.type_ == "Warning" {
+                    let what = format!(
+                        "Warning {} {} {}: {}",
+                        e.reason,
+                        e.involved.kind,
+                        ns_name(&e.involved.namespace, &e.involved.name),
+                        e.message
+                    );
+                    self.warning(t, what);
+                }
+                self.m.events.push(EventEntry {
+                    seq: r.seq,
+                    mono_ns: t,
+                    event: e,
+                });
+            }
+            Body::HelmRelease(h) => {
+                if h.status == "failed" {
+                    self.failure(
+                        t,
+                        format!("helm release {} revision {} failed: {}", ns_name(&h.namespace, &h.name), h.revision, h.description),
+                    );
+                }
+                self.m.helm.push((t, *h));
+            }
+            Body::StepStarted(s) => {
+                self.stage_span(&s.stage, t);
+                let i = self.m.spans.len();
+                self.open_steps.insert((s.stage.clone(), s.step.clone()), i);
+                self.m.spans.push(Span {
+                    kind: SpanKind::Step,
+                    stage: s.stage,
+                    name: s.step,
+                    attempt: s.attempt.max(1),
+                    start_ns: t,
+                    end_ns: None,
+                    outcome: "running".into(),
+                    exit_code: None,
+                    detail: s.command.unwrap_or_default(),
+                    blockers: Vec::new(),
+                });
+            }
+            Body::StepFinished(s) => {
+                let k = (s.stage.clone(), s.step.clone());
+                let i = match self.open_steps.remove(&k) {
+                    Some(i) => i,
+                    None => {
+                        // A finish without a start (e.g. a skipped step): a zero-length span.
+                        self.stage_span(&s.stage, t);
+                        self.m.spans.push(Span {
+                            kind: SpanKind::Step,
+                            stage: s.stage.clone(),
+                            name: s.step.clone(),
+                            attempt: s.attempt.max(1),
+                            start_ns: t.saturating_sub(s.duration_ns),
+                            end_ns: None,
+                            outcome: String::new(),
+                            exit_code: None,
+                            detail: String::new(),
+                            blockers: Vec::new(),
+                        });
+                        self.m.spans.len() - 1
+                    }
+                };
+                let span = &mut self.m.spans[i];
+                span.end_ns = Some(t);
+                span.outcome = s.status.as_str().to_string();
+                span.exit_code = s.exit_code;
+                if matches!(s.status, StepStatus::Failed | StepStatus::TimedOut) {
+                    let what = format!(
+                        "step {} {}{}",
+                        stage_name(&s.stage, &s.step),
+                        s.status.as_str(),
+                        s.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()
+                    );
+                    self.failure(t, what);
+                }
+                self.close_stage(&s.stage, t);
+            }
+            Body::GateStarted(g) => {
+                self.stage_span(&g.stage, t);
+                let i = self.m.spans.len();
+                self.open_gates.insert(g.gate.clone(), i);
+                self.m.spans.push(Span {
+                    kind: SpanKind::Gate,
+                    stage: g.stage,
+                    name: g.gate,
+                    attempt: 1,
+                    start_ns: t,
+                    end_ns: None,
+                    outcome: "running".into(),
+                    exit_code: None,
+                    detail: format!("{}: {}", g.gate_kind, g.description),
+                    blockers: Vec::new(),
+                });
+            }
+            Body::GateProbe(p) => self.m.probes.push((t, p)),
+            Body::GatePassed(g) => {
+                if let Some(i) = self.open_gates.remove(&g.gate) {
+                    let span = &mut self.m.spans[i];
+                    span.end_ns = Some(t);
+                    span.outcome = "passed".into();
+                    let stage = span.stage.clone();
+                    self.close_stage(&stage, t);
+                }
+            }
+            Body::GateFailed(g) => {
+                let g = *g;
+                self.failure(t, format!("gate {} failed: {}", g.gate, g.reason));
+                if let Some(i) = self.open_gates.remove(&g.gate) {
+                    let span = &mut self.m.spans[i];
+                    span.end_ns = Some(t);
+                    span.outcome = "failed".into();
+                    span.detail = format!("{} - {}", span.detail, g.reason);
+                    span.blockers = g.blockers;
+                    let stage = span.stage.clone();
+                    self.close_stage(&stage, t);
+                }
+            }
+            Body::RunStarted(s) => {
+                self.m.info.pipeline = s.pipeline;
+                self.m.info.labels = s.labels;
+                self.m.info.tool_version = s.tool_version;
+                if self.m.info.run_id.is_empty() {
+                    self.m.info.run_id = s.run_id;
+                }
+            }
+            Body::RunFinished(f) => {
+                self.m.info.outcome = Some(f.outcome);
+                self.m.info.exit_code = f.exit_code;
+                self.m.info.reason = f.reason;
+            }
+            Body::Artifact(a) => self.m.artifacts.push((t, *a)),
+            Body::WatchGap(g) => self.m.gaps.push((t, g)),
+            Body::WatchSync(_) => {}
+            Body::Note(n) => {
+                if n.level != Level::Info {
+                    self.warning(t, n.text.clone());
+                }
+                self.m.notes.push((t, n));
+            }
+        }
+    }
+
+    fn close_stage(&mut self, stage: &str, t: u64) {
+        let Some(&si) = self.stages.get(stage) else {
+            return;
+        };
+        let open = self.open_steps.keys().any(|(s, _)| s == stage)
+            || self.open_gates.values().any(|&i| self.m.spans[i].stage == stage);
+        if open {
+            return;
+        }
+        let failed = self.m.spans.iter().any(|s| {
+            s.stage == stage
+                && s.kind != SpanKind::Stage
+                && matches!(s.outcome.as_str(), "failed" | "timed_out" | "cancelled")
+        });
+        let span = &mut self.m.spans[si];
+        span.end_ns = Some(t);
+        span.outcome = if failed { "failed" } else { "passed" }.into();
+    }
+
+    fn object(&mut self, seq: u64, t: u64, o: ObjectObserved) {
+        let key = ObjKey {
+            group: group_of(&o.api_version).to_string(),
+            kind: o.kind,
+            namespace: o.namespace,
+            name: o.name,
+        };
+        let parsed: serde_json::Value = serde_json::from_str(&o.object).unwrap_or_default();
+        let r = readiness(&parsed);
+        let hist = self.m.objects.entry(key.clone()).or_insert_with(|| ObjectHistory {
+            key: key.clone(),
+            uid: String::new(),
+            versions: Vec::new(),
+        });
+        if !o.uid.is_empty() {
+            hist.uid = o.uid;
+        }
+        let became_failed = r.status == Status::Failed
+            && hist.versions.last().map(|v| v.status) != Some(Status::Failed);
+        hist.versions.push(Version {
+            seq,
+            mono_ns: t,
+            action: o.action,
+            api_version: o.api_version,
+            resource_version: o.resource_version,
+            object: Arc::from(o.object),
+            status: r.status,
+            reason: r.reason,
+            message: r.message,
+        });
+        if became_failed && o.action != Action::Deleted {
+            let v = hist.versions.last().expect("pushed");
+            let what = format!("{} failed: {} ({})", key.display(), v.reason, v.message);
+            self.failure(t, what);
+        }
+    }
+
+    /// The model.
+    pub fn finish(mut self) -> RunModel {
+        // Spans still open when the log ends stay running; sort by start, stage first.
+        self.m.spans.sort_by_key(|s| (s.start_ns, s.kind != SpanKind::Stage));
+        self.m
+    }
+}
+
+fn ns_name(ns: &str, name: &str) -> String {
+    if ns.is_empty() {
+        name.to_string()
+    } else {
+        format!("{ns}/{name}")
+    }
+}
+
+fn stage_name(stage: &str, step: &str) -> String {
+    if stage.is_empty() {
+        step.to_string()
+    } else {
+        format!("{stage}/{step}")
+    }
+}
+
+impl RunModel {
+    /// The objects as they were at `t`: (history, version in force).
+    pub fn state_at(&self, t: u64) -> impl Iterator<Item = (&ObjectHistory, &Version)> {
+        self.objects.values().filter_map(move |h| h.at(t).map(|v| (h, v)))
+    }
+
+    /// Kinds seen in the run, with their group and a recorded apiVersion.
+    pub fn kinds(&self) -> BTreeMap<(String, String), String> {
+        let mut out = BTreeMap::new();
+        for (k, h) in &self.objects {
+            if let Some(v) = h.versions.last() {
+                out.entry((k.group.clone(), k.kind.clone()))
+                    .or_insert_with(|| v.api_version.clone());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,126 @@
+//! Times on the command line: an offset from the run's start (`90s`, `5m12s`, `1h2m`, `250ms`,
+//! a bare number of seconds) or an RFC 3339 time (`2026-11-28T19:05:12Z`).
+
+use crate::Error;
+
+/// Parses a duration like `5m12s`, `1h2m`, `250ms`, `1.5s` or `90` (seconds) into ns.
+pub fn parse_duration(s: &str) -> Result<u64, Error> {
+    let bad = |why: &str| Error::BadTime {
+        input: s.to_string(),
+        why: why.to_string(),
+    };
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad("empty"));
+    }
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs < 0.0 || !secs.is_finite() {
+            return Err(bad("must not be negative"));
+        }
+        return Ok((secs * 1e9) as u64);
+    }
+    let mut total: f64 = 0.0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| bad("a number needs a unit (h, m, s or ms)"))?;
+        if num_end == 0 {
+            return Err(bad("expected a number"));
+        }
+        let n: f64 = rest[..num_end].parse().map_err(|_| bad("bad number"))?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let mult = match &rest[..unit_end] {
+            "h" => 3600e9,
+            "m" => 60e9,
+            "s" => 1e9,
+            "ms" => 1e6,
+            "us" | "µs" => 1e3,
+            "ns" => 1.0,
+            u => return Err(bad(&format!("unknown unit '{u}' (use h, m, s or ms)"))),
+        };
+        total += n * mult;
+        rest = &rest[unit_end..];
+    }
+    Ok(total as u64)
+}
+
+/// Parses T: an offset from the run's start, or an RFC 3339 time turned into an offset using
+/// `started_ns` (wall time at offset 0).
+pub fn parse_at(s: &str, started_ns: i64) -> Result<u64, Error> {
+    if s.contains('T') && s.contains('-') {
+        let ts: jiff::Timestamp = s.parse().map_err(|e| Error::BadTime {
+            input: s.to_string(),
+            why: format!("not an RFC 3339 time: {e}"),
+        })?;
+        let ns = ts.as_nanosecond() as i64;
+        if ns < started_ns {
+            return Err(Error::OutsideRun {
+                at: s.to_string(),
+                detail: "before the run started".into(),
+            });
+        }
+        return Ok((ns - started_ns) as u64);
+    }
+    parse_duration(s)
+}
+
+/// Formats ns as an offset like `+5m12.3s`.
+pub fn offset(ns: u64) -> String {
+    let s = ns as f64 / 1e9;
+    if s < 60.0 {
+        format!("+{s:.1}s")
+    } else if s < 3600.0 {
+        format!("+{}m{:04.1}s", (s / 60.0) as u64, s % 60.0)
+    } else {
+        format!("+{}h{:02}m{:02}s", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64, (s % 60.0) as u64)
+    }
+}
+
+/// Formats ns as a duration like `850ms`, `12.3s`, `5m12s`.
+pub fn duration(ns: u64) -> String {
+    let s = ns as f64 / 1e9;
+    if s < 1.0 {
+        format!("{}ms", (s * 1000.0).round() as u64)
+    } else if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s").unwrap(), 90_000_000_000);
+        assert_eq!(parse_duration("5m12s").unwrap(), 312_000_000_000);
+        assert_eq!(parse_duration("1h2m").unwrap(), 3_720_000_000_000);
+        assert_eq!(parse_duration("250ms").unwrap(), 250_000_000);
+        assert_eq!(parse_duration("1.5s").unwrap(), 1_500_000_000);
+        assert_eq!(parse_duration("42").unwrap(), 42_000_000_000);
+        assert!(parse_duration("5x").unwrap_err().to_string().contains("unknown unit 'x'"));
+        assert!(parse_duration("m5").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-3").is_err());
+    }
+
+    #[test]
+    fn rfc3339_becomes_an_offset() {
+        let start = 1_800_000_000_000_000_000i64;
+        let ts = jiff::Timestamp::from_nanosecond(i128::from(start + 65_000_000_000)).unwrap();
+        assert_eq!(parse_at(&ts.to_string(), start).unwrap(), 65_000_000_000);
+        assert!(parse_at("2000-01-01T00:00:00Z", start).is_err());
+    }
+
+    #[test]
+    fn offsets_format() {
+        assert_eq!(offset(5_300_000_000), "+5.3s");
+        assert_eq!(offset(312_300_000_000), "+5m12.3s");
+    }
+}

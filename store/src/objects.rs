@@ -1,0 +1,253 @@
+//! Realistic Kubernetes object JSON for generated runs (the synthetic workload, scenarios):
+//! shapes follow the real objects in tests/fixtures/real. Only what pipetape and kubectl read is
+//! filled in, but nothing is made up that a real API server would not send.
+
+use serde_json::{json, Value};
+
+/// A pod at one moment of its life.
+#[derive(Debug, Clone)]
+pub struct PodState<'a> {
+    /// Namespace.
+    pub namespace: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// UID.
+    pub uid: &'a str,
+    /// resourceVersion.
+    pub resource_version: &'a str,
+    /// Creation time, RFC 3339.
+    pub created: &'a str,
+    /// Time of this state, RFC 3339 (used for transition and start times).
+    pub now: &'a str,
+    /// Node it runs on.
+    pub node: &'a str,
+    /// Pod IP (empty before the sandbox exists).
+    pub ip: &'a str,
+    /// Container name and image.
+    pub container: &'a str,
+    /// Image.
+    pub image: &'a str,
+    /// Owner: kind, name, uid (e.g. ReplicaSet).
+    pub owner: (&'a str, &'a str, &'a str),
+    /// `app.kubernetes.io/name` label.
+    pub app: &'a str,
+    /// Pending, Running, Succeeded, Failed.
+    pub phase: &'a str,
+    /// Scheduled to a node.
+    pub scheduled: bool,
+    /// Ready condition.
+    pub ready: bool,
+    /// Container waiting reason (ContainerCreating, CrashLoopBackOff, ImagePullBackOff...).
+    pub waiting: Option<&'a str>,
+    /// Restart count.
+    pub restarts: u32,
+    /// Last termination (exit code, reason) when the container restarted.
+    pub last_terminated: Option<(i32, &'a str)>,
+}
+
+/// A Pod object.
+pub fn pod(p: &PodState<'_>) -> Value {
+    let cond = |ty: &str, ok: bool| {
+        json!({"type": ty, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": p.now})
+    };
+    let running = p.waiting.is_none() && p.phase == "Running";
+    let state = match p.waiting {
+        Some(r) => json!({"waiting": {"reason": r, "message": if r == "CrashLoopBackOff" {
+            format!("back-off 40s restarting failed container={} pod={}_{}({})", p.container, p.name, p.namespace, p.uid)
+        } else { String::new() }}}),
+        None if running => json!({"running": {"startedAt": p.now}}),
+        None => json!({}),
+    };
+    let mut cs = json!({"name": p.container, "image": p.image, "imageID": "", "ready": p.ready,
+        "restartCount": p.restarts, "started": running, "state": state});
+    if let Some((code, reason)) = p.last_terminated {
+        cs["lastState"] = json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": p.created, "finishedAt": p.now}});
+    }
+    let mut conditions = vec![cond("PodScheduled", p.scheduled)];
+    if p.scheduled {
+        conditions.push(cond("Initialized", true));
+        conditions.push(cond("ContainersReady", p.ready));
+        conditions.push(cond("Ready", p.ready));
+    }
+    let mut status = json!({"phase": p.phase, "conditions": conditions, "qosClass": "Burstable"});
+    if p.scheduled {
+        status["hostIP"] = json!("172.18.0.3");
+        status["startTime"] = json!(p.created);
+        status["containerStatuses"] = json!([cs]);
+        if !p.ip.is_empty() {
+            status["podIP"] = json!(p.ip);
+            status["podIPs"] = json!([{"ip": p.ip}]);
+        }
+    }
+    let mut spec = json!({"serviceAccountName": "default", "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+        "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler",
+        "containers": [{"name": p.container, "image": p.image, "imagePullPolicy": "IfNotPresent",
+            "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}],
+            "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}, "requests": {"cpu": "50m", "memory": "128Mi"}},
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"}, "periodSeconds": 5,
+                "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
+            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}],
+        "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]});
+    if p.scheduled {
+        spec["nodeName"] = json!(p.node);
+    }
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": p.name, "namespace": p.namespace, "uid": p.uid, "resourceVersion": p.resource_version,
+            "creationTimestamp": p.created, "generateName": format!("{}-", p.owner.1),
+            "labels": {"app.kubernetes.io/name": p.app, "app.kubernetes.io/part-of": "ameide"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": p.owner.0, "name": p.owner.1, "uid": p.owner.2,
+                "controller": true, "blockOwnerDeletion": true}]},
+        "spec": spec, "status": status})
+}
+
+/// A workload's replica counts at one moment.
+#[derive(Debug, Clone)]
+pub struct WorkloadState<'a> {
+    /// Deployment, StatefulSet, DaemonSet or ReplicaSet.
+    pub kind: &'a str,
+    /// Namespace.
+    pub namespace: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// UID.
+    pub uid: &'a str,
+    /// resourceVersion.
+    pub resource_version: &'a str,
+    /// Creation time, RFC 3339.
+    pub created: &'a str,
+    /// Time of this state, RFC 3339.
+    pub now: &'a str,
+    /// Container image.
+    pub image: &'a str,
+    /// Desired replicas (desired scheduled pods for a DaemonSet).
+    pub replicas: u32,
+    /// Replicas running the current template.
+    pub updated: u32,
+    /// Ready replicas.
+    pub ready: u32,
+    /// metadata.generation (observedGeneration follows it).
+    pub generation: u32,
+    /// Helm release that owns it, if any.
+    pub release: Option<&'a str>,
+}
+
+/// A Deployment, StatefulSet, DaemonSet or ReplicaSet object.
+pub fn workload(w: &WorkloadState<'_>) -> Value {
+    let (r, u, rd) = (w.replicas, w.updated, w.ready);
+    let status = match w.kind {
+        "DaemonSet" => json!({"currentNumberScheduled": r, "desiredNumberScheduled": r, "numberReady": rd, "numberAvailable": rd,
+            "numberUnavailable": r - rd.min(r), "numberMisscheduled": 0, "updatedNumberScheduled": u, "observedGeneration": w.generation}),
+        "StatefulSet" => json!({"replicas": r, "readyReplicas": rd, "currentReplicas": u, "updatedReplicas": u, "availableReplicas": rd,
+            "observedGeneration": w.generation, "currentRevision": format!("{}-7f8d9c", w.name), "updateRevision": format!("{}-7f8d9c", w.name),
+            "collisionCount": 0}),
+        "ReplicaSet" => json!({"replicas": r, "fullyLabeledReplicas": r, "readyReplicas": rd, "availableReplicas": rd, "observedGeneration": w.generation}),
+        _ => {
+            let ok = rd >= r && u >= r;
+            json!({"replicas": r, "updatedReplicas": u, "readyReplicas": rd, "availableReplicas": rd, "unavailableReplicas": r - rd.min(r),
+                "observedGeneration": w.generation, "conditions": [
+                    {"type": "Available", "status": if ok { "True" } else { "False" },
+                     "reason": if ok { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+                     "message": if ok { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
+                     "lastUpdateTime": w.now, "lastTransitionTime": w.now},
+                    {"type": "Progressing", "status": "True", "reason": if u >= r { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" },
+                     "message": format!("ReplicaSet \"{}-6d4cf56db6\" {}.", w.name, if u >= r { "has successfully progressed" } else { "is progressing" }),
+                     "lastUpdateTime": w.now, "lastTransitionTime": w.created}]})
+        }
+    };
+    let mut meta = json!({"name": w.name, "namespace": w.namespace, "uid": w.uid, "resourceVersion": w.resource_version,
+        "generation": w.generation, "creationTimestamp": w.created,
+        "labels": {"app.kubernetes.io/name": w.name, "app.kubernetes.io/part-of": "ameide"}});
+    if let Some(rel) = w.release {
+        meta["labels"]["app.kubernetes.io/managed-by"] = json!("Helm");
+        meta["annotations"] = json!({"meta.helm.sh/release-name": rel, "meta.helm.sh/release-namespace": w.namespace});
+    }
+    let mut spec = json!({"selector": {"matchLabels": {"app.kubernetes.io/name": w.name}},
+        "template": {"metadata": {"labels": {"app.kubernetes.io/name": w.name}},
+            "spec": {"containers": [{"name": "app", "image": w.image, "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]}}});
+    if w.kind != "DaemonSet" {
+        spec["replicas"] = json!(r);
+    }
+    if w.kind == "Deployment" {
+        spec["progressDeadlineSeconds"] = json!(600);
+        spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
+    }
+    if w.kind == "StatefulSet" {
+        spec["serviceName"] = json!(w.name);
+        spec["updateStrategy"] = json!({"type": "RollingUpdate"});
+    }
+    json!({"apiVersion": "apps/v1", "kind": w.kind, "metadata": meta, "spec": spec, "status": status})
+}
+
+/// An ExternalSecret whose Ready condition is `ready` ("True", "False", "Unknown").
+#[allow(clippy::too_many_arguments)]
+pub fn external_secret(namespace: &str, name: &str, uid: &str, resource_version: &str, now: &str, ready: &str, reason: &str, message: &str) -> Value {
+    json!({"apiVersion": "external-secrets.io/v1beta1", "kind": "ExternalSecret",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": now},
+        "spec": {"refreshInterval": "1h", "secretStoreRef": {"kind": "ClusterSecretStore", "name": "vault-backend"},
+            "target": {"name": name, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
+            "dataFrom": [{"extract": {"key": format!("ameide/{namespace}/{name}")}}]},
+        "status": {"refreshTime": if ready == "True" { json!(now) } else { Value::Null }, "syncedResourceVersion": if ready == "True" { json!(format!("1-{uid}")) } else { Value::Null },
+            "binding": {"name": if ready == "True" { name } else { "" }},
+            "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message, "lastTransitionTime": now}]}})
+}
+
+/// A Namespace.
+pub fn namespace(name: &str, uid: &str, resource_version: &str, now: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "uid": uid, "resourceVersion": resource_version, "creationTimestamp": now,
+            "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+}
+
+/// A Node, Ready or not.
+pub fn node(name: &str, uid: &str, resource_version: &str, now: &str, ready: bool) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "uid": uid, "resourceVersion": resource_version, "creationTimestamp": now,
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "node-role.kubernetes.io/control-plane": if name.contains("server") { "true" } else { "" }}},
+        "spec": {"podCIDR": "10.42.0.0/24"},
+        "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                "reason": if ready { "KubeletReady" } else { "KubeletNotReady" },
+                "message": if ready { "kubelet is posting ready status" } else { "container runtime network not ready" },
+                "lastHeartbeatTime": now, "lastTransitionTime": now}],
+            "nodeInfo": {"kubeletVersion": "v1.31.5+k3s1", "containerRuntimeVersion": "containerd://1.7.23-k3s2",
+                "osImage": "K3s v1.31.5+k3s1", "operatingSystem": "linux", "architecture": "amd64"}}})
+}
+
+/// A Secret's metadata only (its data is never recorded).
+pub fn secret_metadata(namespace: &str, name: &str, uid: &str, resource_version: &str, now: &str, type_: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "type": type_,
+        "metadata": {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": resource_version, "creationTimestamp": now}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readiness::{readiness, Status};
+
+    #[test]
+    fn shapes_give_the_expected_readiness() {
+        let mut p = PodState {
+            namespace: "ns", name: "api-1", uid: "u", resource_version: "1", created: "2026-01-01T00:00:00Z",
+            now: "2026-01-01T00:00:10Z", node: "n", ip: "", container: "app", image: "img", owner: ("ReplicaSet", "api-6d", "o"),
+            app: "api", phase: "Pending", scheduled: false, ready: false, waiting: None, restarts: 0, last_terminated: None,
+        };
+        assert_eq!(readiness(&pod(&p)).status, Status::InProgress);
+        p.phase = "Running";
+        p.scheduled = true;
+        p.ready = true;
+        assert!(readiness(&pod(&p)).is_ready());
+        p.ready = false;
+        p.waiting = Some("CrashLoopBackOff");
+        assert_eq!(readiness(&pod(&p)).status, Status::Failed);
+        for kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] {
+            let mut w = WorkloadState { kind, namespace: "ns", name: "w", uid: "u", resource_version: "1", created: "t", now: "t",
+                image: "i", replicas: 3, updated: 3, ready: 1, generation: 1, release: Some("r") };
+            assert_eq!(readiness(&workload(&w)).status, Status::InProgress, "{kind}");
+            w.ready = 3;
+            assert!(readiness(&workload(&w)).is_ready(), "{kind}: {:?}", readiness(&workload(&w)));
+        }
+        let es = external_secret("ns", "db", "u", "1", "t", "False", "SecretSyncedError", "denied");
+        assert_eq!(readiness(&es).reason, "SecretSyncedError");
+        assert!(readiness(&node("n", "u", "1", "t", true)).is_ready());
+    }
+}
