@@ -385,11 +385,11 @@ impl Fold {
             }
             Body::StepOutput(o) => {
                 let k = (o.stage, o.step);
-                self.m
-                    .step_output
-                    .entry(k)
-                    .or_default()
-                    .push(t, &o.line, o.stream == Stream::Stderr);
+                self.m.step_output.entry(k).or_default().push(
+                    t,
+                    &o.line,
+                    o.stream == Stream::Stderr,
+                );
             }
             Body::ObjectObserved(o) => self.object(r.seq, t, *o),
             Body::KubeEvent(e) => {
@@ -413,7 +413,12 @@ impl Fold {
                 if h.status == "failed" {
                     self.failure(
                         t,
-                        format!("helm release {} revision {} failed: {}", ns_name(&h.namespace, &h.name), h.revision, h.description),
+                        format!(
+                            "helm release {} revision {} failed: {}",
+                            ns_name(&h.namespace, &h.name),
+                            h.revision,
+                            h.description
+                        ),
                     );
                 }
                 self.m.helm.push((t, *h));
@@ -466,7 +471,9 @@ impl Fold {
                         "step {} {}{}",
                         stage_name(&s.stage, &s.step),
                         s.status.as_str(),
-                        s.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()
+                        s.exit_code
+                            .map(|c| format!(" (exit {c})"))
+                            .unwrap_or_default()
                     );
                     self.failure(t, what);
                 }
@@ -542,7 +549,10 @@ impl Fold {
             return;
         };
         let open = self.open_steps.keys().any(|(s, _)| s == stage)
-            || self.open_gates.values().any(|&i| self.m.spans[i].stage == stage);
+            || self
+                .open_gates
+                .values()
+                .any(|&i| self.m.spans[i].stage == stage);
         if open {
             return;
         }
@@ -565,11 +575,15 @@ impl Fold {
         };
         let parsed: serde_json::Value = serde_json::from_str(&o.object).unwrap_or_default();
         let r = readiness(&parsed);
-        let hist = self.m.objects.entry(key.clone()).or_insert_with(|| ObjectHistory {
-            key: key.clone(),
-            uid: String::new(),
-            versions: Vec::new(),
-        });
+        let hist = self
+            .m
+            .objects
+            .entry(key.clone())
+            .or_insert_with(|| ObjectHistory {
+                key: key.clone(),
+                uid: String::new(),
+                versions: Vec::new(),
+            });
         if !o.uid.is_empty() {
             hist.uid = o.uid;
         }
@@ -596,7 +610,9 @@ impl Fold {
     /// The model.
     pub fn finish(mut self) -> RunModel {
         // Spans still open when the log ends stay running; sort by start, stage first.
-        self.m.spans.sort_by_key(|s| (s.start_ns, s.kind != SpanKind::Stage));
+        self.m
+            .spans
+            .sort_by_key(|s| (s.start_ns, s.kind != SpanKind::Stage));
         self.m
     }
 }
@@ -620,7 +636,9 @@ fn stage_name(stage: &str, step: &str) -> String {
 impl RunModel {
     /// The objects as they were at `t`: (history, version in force).
     pub fn state_at(&self, t: u64) -> impl Iterator<Item = (&ObjectHistory, &Version)> {
-        self.objects.values().filter_map(move |h| h.at(t).map(|v| (h, v)))
+        self.objects
+            .values()
+            .filter_map(move |h| h.at(t).map(|v| (h, v)))
     }
 
     /// Kinds seen in the run, with their group and a recorded apiVersion.

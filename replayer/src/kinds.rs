@@ -27,7 +27,13 @@ const BUILTIN: &[(&str, &str, &str, &[&str], bool)] = &[
     ("", "Event", "events", &["ev"], true),
     ("", "Secret", "secrets", &[], true),
     ("", "ConfigMap", "configmaps", &["cm"], true),
-    ("", "PersistentVolumeClaim", "persistentvolumeclaims", &["pvc"], true),
+    (
+        "",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        &["pvc"],
+        true,
+    ),
     ("", "PersistentVolume", "persistentvolumes", &["pv"], false),
     ("", "ServiceAccount", "serviceaccounts", &["sa"], true),
     ("", "Endpoints", "endpoints", &["ep"], true),
@@ -38,21 +44,64 @@ const BUILTIN: &[(&str, &str, &str, &[&str], bool)] = &[
     ("batch", "Job", "jobs", &[], true),
     ("batch", "CronJob", "cronjobs", &["cj"], true),
     ("networking.k8s.io", "Ingress", "ingresses", &["ing"], true),
-    ("apiextensions.k8s.io", "CustomResourceDefinition", "customresourcedefinitions", &["crd", "crds"], false),
-    ("external-secrets.io", "ExternalSecret", "externalsecrets", &["es"], true),
-    ("external-secrets.io", "SecretStore", "secretstores", &["ss"], true),
-    ("external-secrets.io", "ClusterSecretStore", "clustersecretstores", &["css"], false),
-    ("cert-manager.io", "Certificate", "certificates", &["cert", "certs"], true),
+    (
+        "apiextensions.k8s.io",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        &["crd", "crds"],
+        false,
+    ),
+    (
+        "external-secrets.io",
+        "ExternalSecret",
+        "externalsecrets",
+        &["es"],
+        true,
+    ),
+    (
+        "external-secrets.io",
+        "SecretStore",
+        "secretstores",
+        &["ss"],
+        true,
+    ),
+    (
+        "external-secrets.io",
+        "ClusterSecretStore",
+        "clustersecretstores",
+        &["css"],
+        false,
+    ),
+    (
+        "cert-manager.io",
+        "Certificate",
+        "certificates",
+        &["cert", "certs"],
+        true,
+    ),
     ("cert-manager.io", "Issuer", "issuers", &[], true),
-    ("cert-manager.io", "ClusterIssuer", "clusterissuers", &[], false),
+    (
+        "cert-manager.io",
+        "ClusterIssuer",
+        "clusterissuers",
+        &[],
+        false,
+    ),
 ];
 
 /// English plural of a lowercase kind, as the API server's default (`ingress` → `ingresses`,
 /// `policy` → `policies`).
 pub fn plural_of(lower: &str) -> String {
-    if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") || lower.ends_with("sh") {
+    if lower.ends_with('s')
+        || lower.ends_with('x')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
+    {
         format!("{lower}es")
-    } else if let Some(stem) = lower.strip_suffix('y').filter(|s| !s.ends_with(['a', 'e', 'i', 'o', 'u'])) {
+    } else if let Some(stem) = lower
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'i', 'o', 'u']))
+    {
         format!("{stem}ies")
     } else {
         format!("{lower}s")
@@ -62,7 +111,12 @@ pub fn plural_of(lower: &str) -> String {
 /// Naming of a kind: from `crd` (a recorded CustomResourceDefinition's JSON) if given, else
 /// built-in, else derived; `cluster_scoped_hint` is used for derived kinds (true when the
 /// recorded objects have no namespace).
-pub fn info(group: &str, kind: &str, crd: Option<&serde_json::Value>, cluster_scoped_hint: bool) -> ResourceInfo {
+pub fn info(
+    group: &str,
+    kind: &str,
+    crd: Option<&serde_json::Value>,
+    cluster_scoped_hint: bool,
+) -> ResourceInfo {
     if let Some(c) = crd {
         let names = &c["spec"]["names"];
         if let Some(plural) = names["plural"].as_str() {
@@ -70,10 +124,17 @@ pub fn info(group: &str, kind: &str, crd: Option<&serde_json::Value>, cluster_sc
                 group: group.into(),
                 kind: kind.into(),
                 plural: plural.into(),
-                singular: names["singular"].as_str().map(str::to_owned).unwrap_or_else(|| kind.to_lowercase()),
+                singular: names["singular"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| kind.to_lowercase()),
                 short_names: names["shortNames"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 namespaced: c["spec"]["scope"].as_str() != Some("Cluster"),
             };
@@ -112,7 +173,10 @@ impl ResourceInfo {
         if group.is_some_and(|g| g != self.group) {
             return false;
         }
-        n == self.kind.to_lowercase() || n == self.plural || n == self.singular || self.short_names.iter().any(|s| *s == n)
+        n == self.kind.to_lowercase()
+            || n == self.plural
+            || n == self.singular
+            || self.short_names.iter().any(|s| *s == n)
     }
 }
 
@@ -131,7 +195,13 @@ mod tests {
     #[test]
     fn names_match_as_kubectl_users_type_them() {
         let d = info("apps", "Deployment", None, false);
-        for n in ["deploy", "deployments", "Deployment", "deployment", "deployments.apps"] {
+        for n in [
+            "deploy",
+            "deployments",
+            "Deployment",
+            "deployment",
+            "deployments.apps",
+        ] {
             assert!(d.matches(n), "{n}");
         }
         assert!(!d.matches("deployments.extensions"));

@@ -6,6 +6,7 @@
 //! Start at [`load`], which opens a log and folds it, then [`fold::RunModel`].
 
 pub mod fold;
+pub mod kinds;
 pub mod query;
 pub mod scenario;
 pub mod time;

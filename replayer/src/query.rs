@@ -1,7 +1,7 @@
 //! Questions asked of a folded run: which kinds it holds, its events (filtered), the objects as
 //! they were at a moment, a container's log. Each returns data; the CLI renders it.
 
-use crate::fold::{EventEntry, LogKey, Lines, ObjKey, ObjectHistory, RunModel, Version};
+use crate::fold::{EventEntry, Lines, LogKey, ObjKey, ObjectHistory, RunModel, Version};
 use crate::kinds::{self, ResourceInfo};
 use crate::{Error, Result};
 
@@ -41,7 +41,11 @@ pub fn resources(m: &RunModel) -> Vec<Resource> {
             version,
         });
     }
-    if !m.events.is_empty() && !out.iter().any(|r| r.info.group.is_empty() && r.info.kind == "Event") {
+    if !m.events.is_empty()
+        && !out
+            .iter()
+            .any(|r| r.info.group.is_empty() && r.info.kind == "Event")
+    {
         out.push(Resource {
             info: kinds::info("", "Event", None, false),
             version: "v1".into(),
@@ -62,7 +66,11 @@ fn crd_for(m: &RunModel, group: &str, kind: &str) -> Option<serde_json::Value> {
 /// Finds the kind a user named (`pods`, `deploy`, `externalsecrets`, `es`, `Pod`...).
 pub fn resolve_kind(m: &RunModel, name: &str) -> Result<Resource> {
     let all = resources(m);
-    let mut found: Vec<Resource> = all.iter().filter(|r| r.info.matches(name)).cloned().collect();
+    let mut found: Vec<Resource> = all
+        .iter()
+        .filter(|r| r.info.matches(name))
+        .cloned()
+        .collect();
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => {
@@ -70,12 +78,20 @@ pub fn resolve_kind(m: &RunModel, name: &str) -> Result<Resource> {
             known.sort();
             Err(Error::NotFound(format!(
                 "the run has no objects of kind '{name}'; it has: {}",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             )))
         }
         _ => Err(Error::NotFound(format!(
             "'{name}' is ambiguous: {}; use plural.group",
-            found.iter().map(|r| format!("{}.{}", r.info.plural, r.info.group)).collect::<Vec<_>>().join(", ")
+            found
+                .iter()
+                .map(|r| format!("{}.{}", r.info.plural, r.info.group))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -111,7 +127,10 @@ pub fn events<'a>(m: &'a RunModel, f: &EventFilter) -> Result<Vec<&'a EventEntry
         .iter()
         .filter(|e| f.from.is_none_or(|t| e.mono_ns >= t))
         .filter(|e| f.to.is_none_or(|t| e.mono_ns <= t))
-        .filter(|e| kind.as_ref().is_none_or(|k| e.event.involved.kind.eq_ignore_ascii_case(k)))
+        .filter(|e| {
+            kind.as_ref()
+                .is_none_or(|k| e.event.involved.kind.eq_ignore_ascii_case(k))
+        })
         .filter(|e| {
             f.namespace
                 .as_ref()
@@ -123,7 +142,11 @@ pub fn events<'a>(m: &'a RunModel, f: &EventFilter) -> Result<Vec<&'a EventEntry
                 None => e.event.involved.name == *o,
             })
         })
-        .filter(|e| f.type_.as_ref().is_none_or(|t| e.event.type_.eq_ignore_ascii_case(t)))
+        .filter(|e| {
+            f.type_
+                .as_ref()
+                .is_none_or(|t| e.event.type_.eq_ignore_ascii_case(t))
+        })
         .collect())
 }
 
@@ -140,9 +163,16 @@ pub struct StateRow<'a> {
 
 /// The objects at `t`, optionally of one kind and in one namespace, sorted by kind, namespace,
 /// name.
-pub fn state<'a>(m: &'a RunModel, t: u64, kind: Option<&Resource>, namespace: Option<&str>) -> Vec<StateRow<'a>> {
+pub fn state<'a>(
+    m: &'a RunModel,
+    t: u64,
+    kind: Option<&Resource>,
+    namespace: Option<&str>,
+) -> Vec<StateRow<'a>> {
     m.state_at(t)
-        .filter(|(h, _)| kind.is_none_or(|k| h.key.kind == k.info.kind && h.key.group == k.info.group))
+        .filter(|(h, _)| {
+            kind.is_none_or(|k| h.key.kind == k.info.kind && h.key.group == k.info.group)
+        })
         .filter(|(h, _)| namespace.is_none_or(|n| h.key.namespace == n))
         .map(|(h, v)| StateRow {
             key: &h.key,
@@ -169,7 +199,12 @@ pub fn check_at(m: &RunModel, t: u64, given: &str) -> Result<()> {
 
 /// A container's log: `pod` is `name` or `namespace/name`; `container` may be omitted when the
 /// pod has one container.
-pub fn logs<'a>(m: &'a RunModel, pod: &str, container: Option<&str>, previous: bool) -> Result<(&'a LogKey, &'a Lines)> {
+pub fn logs<'a>(
+    m: &'a RunModel,
+    pod: &str,
+    container: Option<&str>,
+    previous: bool,
+) -> Result<(&'a LogKey, &'a Lines)> {
     let (ns, name) = match pod.split_once('/') {
         Some((n, p)) => (Some(n), p),
         None => (None, pod),
@@ -177,11 +212,19 @@ pub fn logs<'a>(m: &'a RunModel, pod: &str, container: Option<&str>, previous: b
     let matching: Vec<(&LogKey, &Lines)> = m
         .logs
         .iter()
-        .filter(|(k, _)| k.pod == name && ns.is_none_or(|n| k.namespace == n) && k.previous == previous)
+        .filter(|(k, _)| {
+            k.pod == name && ns.is_none_or(|n| k.namespace == n) && k.previous == previous
+        })
         .collect();
     if matching.is_empty() {
-        let known_pod = m.objects.keys().any(|k| k.kind == "Pod" && k.name == name && ns.is_none_or(|n| k.namespace == n));
-        let any_prev = m.logs.keys().any(|k| k.pod == name && k.previous != previous);
+        let known_pod = m
+            .objects
+            .keys()
+            .any(|k| k.kind == "Pod" && k.name == name && ns.is_none_or(|n| k.namespace == n));
+        let any_prev = m
+            .logs
+            .keys()
+            .any(|k| k.pod == name && k.previous != previous);
         return Err(Error::NotFound(if any_prev && previous {
             format!("pod '{pod}' has no previous (terminated) container log in this run")
         } else if known_pod {
@@ -202,7 +245,8 @@ pub fn logs<'a>(m: &'a RunModel, pod: &str, container: Option<&str>, previous: b
             }
         }));
     }
-    let namespaces: std::collections::BTreeSet<&str> = matching.iter().map(|(k, _)| k.namespace.as_str()).collect();
+    let namespaces: std::collections::BTreeSet<&str> =
+        matching.iter().map(|(k, _)| k.namespace.as_str()).collect();
     if namespaces.len() > 1 {
         return Err(Error::NotFound(format!(
             "pod '{pod}' exists in several namespaces ({}); write NAMESPACE/{pod}",
@@ -211,12 +255,15 @@ pub fn logs<'a>(m: &'a RunModel, pod: &str, container: Option<&str>, previous: b
     }
     let containers: Vec<&str> = matching.iter().map(|(k, _)| k.container.as_str()).collect();
     match container {
-        Some(c) => matching.into_iter().find(|(k, _)| k.container == c).ok_or_else(|| {
-            Error::NotFound(format!(
-                "container {c} is not valid for pod {pod}; choose one of: [{}]",
-                containers.join(" ")
-            ))
-        }),
+        Some(c) => matching
+            .into_iter()
+            .find(|(k, _)| k.container == c)
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "container {c} is not valid for pod {pod}; choose one of: [{}]",
+                    containers.join(" ")
+                ))
+            }),
         None if matching.len() == 1 => Ok(matching[0]),
         None => Err(Error::NotFound(format!(
             "a container name must be specified for pod {pod}, choose one of: [{}]",

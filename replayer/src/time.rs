@@ -30,7 +30,9 @@ pub fn parse_duration(s: &str) -> Result<u64, Error> {
         }
         let n: f64 = rest[..num_end].parse().map_err(|_| bad("bad number"))?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_end] {
             "h" => 3600e9,
             "m" => 60e9,
@@ -74,7 +76,12 @@ pub fn offset(ns: u64) -> String {
     } else if s < 3600.0 {
         format!("+{}m{:04.1}s", (s / 60.0) as u64, s % 60.0)
     } else {
-        format!("+{}h{:02}m{:02}s", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64, (s % 60.0) as u64)
+        format!(
+            "+{}h{:02}m{:02}s",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64,
+            (s % 60.0) as u64
+        )
     }
 }
 
@@ -88,7 +95,11 @@ pub fn duration(ns: u64) -> String {
     } else if s < 3600.0 {
         format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
     } else {
-        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
     }
 }
 
@@ -104,7 +115,10 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), 250_000_000);
         assert_eq!(parse_duration("1.5s").unwrap(), 1_500_000_000);
         assert_eq!(parse_duration("42").unwrap(), 42_000_000_000);
-        assert!(parse_duration("5x").unwrap_err().to_string().contains("unknown unit 'x'"));
+        assert!(parse_duration("5x")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit 'x'"));
         assert!(parse_duration("m5").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-3").is_err());

@@ -47,9 +47,7 @@ pub struct PodState<'a> {
 
 /// A Pod object.
 pub fn pod(p: &PodState<'_>) -> Value {
-    let cond = |ty: &str, ok: bool| {
-        json!({"type": ty, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": p.now})
-    };
+    let cond = |ty: &str, ok: bool| json!({"type": ty, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": p.now});
     let running = p.waiting.is_none() && p.phase == "Running";
     let state = match p.waiting {
         Some(r) => json!({"waiting": {"reason": r, "message": if r == "CrashLoopBackOff" {
@@ -135,12 +133,18 @@ pub struct WorkloadState<'a> {
 pub fn workload(w: &WorkloadState<'_>) -> Value {
     let (r, u, rd) = (w.replicas, w.updated, w.ready);
     let status = match w.kind {
-        "DaemonSet" => json!({"currentNumberScheduled": r, "desiredNumberScheduled": r, "numberReady": rd, "numberAvailable": rd,
-            "numberUnavailable": r - rd.min(r), "numberMisscheduled": 0, "updatedNumberScheduled": u, "observedGeneration": w.generation}),
-        "StatefulSet" => json!({"replicas": r, "readyReplicas": rd, "currentReplicas": u, "updatedReplicas": u, "availableReplicas": rd,
+        "DaemonSet" => {
+            json!({"currentNumberScheduled": r, "desiredNumberScheduled": r, "numberReady": rd, "numberAvailable": rd,
+            "numberUnavailable": r - rd.min(r), "numberMisscheduled": 0, "updatedNumberScheduled": u, "observedGeneration": w.generation})
+        }
+        "StatefulSet" => {
+            json!({"replicas": r, "readyReplicas": rd, "currentReplicas": u, "updatedReplicas": u, "availableReplicas": rd,
             "observedGeneration": w.generation, "currentRevision": format!("{}-7f8d9c", w.name), "updateRevision": format!("{}-7f8d9c", w.name),
-            "collisionCount": 0}),
-        "ReplicaSet" => json!({"replicas": r, "fullyLabeledReplicas": r, "readyReplicas": rd, "availableReplicas": rd, "observedGeneration": w.generation}),
+            "collisionCount": 0})
+        }
+        "ReplicaSet" => {
+            json!({"replicas": r, "fullyLabeledReplicas": r, "readyReplicas": rd, "availableReplicas": rd, "observedGeneration": w.generation})
+        }
         _ => {
             let ok = rd >= r && u >= r;
             json!({"replicas": r, "updatedReplicas": u, "readyReplicas": rd, "availableReplicas": rd, "unavailableReplicas": r - rd.min(r),
@@ -180,7 +184,16 @@ pub fn workload(w: &WorkloadState<'_>) -> Value {
 
 /// An ExternalSecret whose Ready condition is `ready` ("True", "False", "Unknown").
 #[allow(clippy::too_many_arguments)]
-pub fn external_secret(namespace: &str, name: &str, uid: &str, resource_version: &str, now: &str, ready: &str, reason: &str, message: &str) -> Value {
+pub fn external_secret(
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    resource_version: &str,
+    now: &str,
+    ready: &str,
+    reason: &str,
+    message: &str,
+) -> Value {
     json!({"apiVersion": "external-secrets.io/v1beta1", "kind": "ExternalSecret",
         "metadata": {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": now},
         "spec": {"refreshInterval": "1h", "secretStoreRef": {"kind": "ClusterSecretStore", "name": "vault-backend"},
@@ -214,7 +227,14 @@ pub fn node(name: &str, uid: &str, resource_version: &str, now: &str, ready: boo
 }
 
 /// A Secret's metadata only (its data is never recorded).
-pub fn secret_metadata(namespace: &str, name: &str, uid: &str, resource_version: &str, now: &str, type_: &str) -> Value {
+pub fn secret_metadata(
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    resource_version: &str,
+    now: &str,
+    type_: &str,
+) -> Value {
     json!({"apiVersion": "v1", "kind": "Secret", "type": type_,
         "metadata": {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": resource_version, "creationTimestamp": now}})
 }
@@ -227,9 +247,24 @@ mod tests {
     #[test]
     fn shapes_give_the_expected_readiness() {
         let mut p = PodState {
-            namespace: "ns", name: "api-1", uid: "u", resource_version: "1", created: "2026-01-01T00:00:00Z",
-            now: "2026-01-01T00:00:10Z", node: "n", ip: "", container: "app", image: "img", owner: ("ReplicaSet", "api-6d", "o"),
-            app: "api", phase: "Pending", scheduled: false, ready: false, waiting: None, restarts: 0, last_terminated: None,
+            namespace: "ns",
+            name: "api-1",
+            uid: "u",
+            resource_version: "1",
+            created: "2026-01-01T00:00:00Z",
+            now: "2026-01-01T00:00:10Z",
+            node: "n",
+            ip: "",
+            container: "app",
+            image: "img",
+            owner: ("ReplicaSet", "api-6d", "o"),
+            app: "api",
+            phase: "Pending",
+            scheduled: false,
+            ready: false,
+            waiting: None,
+            restarts: 0,
+            last_terminated: None,
         };
         assert_eq!(readiness(&pod(&p)).status, Status::InProgress);
         p.phase = "Running";
@@ -240,13 +275,43 @@ mod tests {
         p.waiting = Some("CrashLoopBackOff");
         assert_eq!(readiness(&pod(&p)).status, Status::Failed);
         for kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] {
-            let mut w = WorkloadState { kind, namespace: "ns", name: "w", uid: "u", resource_version: "1", created: "t", now: "t",
-                image: "i", replicas: 3, updated: 3, ready: 1, generation: 1, release: Some("r") };
-            assert_eq!(readiness(&workload(&w)).status, Status::InProgress, "{kind}");
+            let mut w = WorkloadState {
+                kind,
+                namespace: "ns",
+                name: "w",
+                uid: "u",
+                resource_version: "1",
+                created: "t",
+                now: "t",
+                image: "i",
+                replicas: 3,
+                updated: 3,
+                ready: 1,
+                generation: 1,
+                release: Some("r"),
+            };
+            assert_eq!(
+                readiness(&workload(&w)).status,
+                Status::InProgress,
+                "{kind}"
+            );
             w.ready = 3;
-            assert!(readiness(&workload(&w)).is_ready(), "{kind}: {:?}", readiness(&workload(&w)));
+            assert!(
+                readiness(&workload(&w)).is_ready(),
+                "{kind}: {:?}",
+                readiness(&workload(&w))
+            );
         }
-        let es = external_secret("ns", "db", "u", "1", "t", "False", "SecretSyncedError", "denied");
+        let es = external_secret(
+            "ns",
+            "db",
+            "u",
+            "1",
+            "t",
+            "False",
+            "SecretSyncedError",
+            "denied",
+        );
         assert_eq!(readiness(&es).reason, "SecretSyncedError");
         assert!(readiness(&node("n", "u", "1", "t", true)).is_ready());
     }

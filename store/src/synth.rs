@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-
 use crate::model::*;
 
 /// Parameters of a synthetic run.
@@ -638,8 +637,20 @@ impl Synth {
                 let rv = self.next_rv();
                 let uid = uuid(&mut self.rng);
                 let obj = crate::objects::namespace(ns, &uid, &rv, &self.ts(t));
-                out.push(self.rec(t, Source::Watch, ObjectObserved { action: Action::Added, api_version: "v1".into(), kind: "Namespace".into(),
-                    namespace: String::new(), name: ns.into(), uid, resource_version: rv, object: obj.to_string() }));
+                out.push(self.rec(
+                    t,
+                    Source::Watch,
+                    ObjectObserved {
+                        action: Action::Added,
+                        api_version: "v1".into(),
+                        kind: "Namespace".into(),
+                        namespace: String::new(),
+                        name: ns.into(),
+                        uid,
+                        resource_version: rv,
+                        object: obj.to_string(),
+                    },
+                ));
             }
             Ev::Helm(i, rev, done) => {
                 let (ns, name, chart) = self.releases[i as usize].clone();
@@ -677,18 +688,49 @@ impl Synth {
             }
             Ev::Workload(i, phase) => {
                 let w = self.workloads[i as usize].clone();
-                let ready = match phase { 0 => 0, 1 => w.replicas / 2, _ => w.replicas };
+                let ready = match phase {
+                    0 => 0,
+                    1 => w.replicas / 2,
+                    _ => w.replicas,
+                };
                 let rv = self.next_rv();
                 let uid = format!("owner-{i}");
                 let (created, now) = (self.ts(t), self.ts(t));
                 let release = format!("{}-services", w.ns);
                 let obj = crate::objects::workload(&crate::objects::WorkloadState {
-                    kind: w.kind, namespace: w.ns, name: &w.name, uid: &uid, resource_version: &rv, created: &created, now: &now,
-                    image: &w.image, replicas: w.replicas, updated: w.replicas, ready, generation: 1, release: Some(&release),
+                    kind: w.kind,
+                    namespace: w.ns,
+                    name: &w.name,
+                    uid: &uid,
+                    resource_version: &rv,
+                    created: &created,
+                    now: &now,
+                    image: &w.image,
+                    replicas: w.replicas,
+                    updated: w.replicas,
+                    ready,
+                    generation: 1,
+                    release: Some(&release),
                 });
-                let action = if phase == 0 { Action::Added } else { Action::Modified };
-                out.push(self.rec(t, Source::Watch, ObjectObserved { action, api_version: "apps/v1".into(), kind: w.kind.into(),
-                    namespace: w.ns.into(), name: w.name.clone(), uid, resource_version: rv, object: obj.to_string() }));
+                let action = if phase == 0 {
+                    Action::Added
+                } else {
+                    Action::Modified
+                };
+                out.push(self.rec(
+                    t,
+                    Source::Watch,
+                    ObjectObserved {
+                        action,
+                        api_version: "apps/v1".into(),
+                        kind: w.kind.into(),
+                        namespace: w.ns.into(),
+                        name: w.name.clone(),
+                        uid,
+                        resource_version: rv,
+                        object: obj.to_string(),
+                    },
+                ));
             }
             Ev::Pod(i, phase) => {
                 let obj = self.pod_object(i, phase, t);
@@ -770,14 +812,43 @@ impl Synth {
                 let (ns, name, _) = self.secrets[i as usize].clone();
                 let (status, reason, msg) = match phase {
                     0 => ("Unknown", "", ""),
-                    1 => ("False", "SecretSyncedError", "could not get secret data from provider: vault: permission denied"),
+                    1 => (
+                        "False",
+                        "SecretSyncedError",
+                        "could not get secret data from provider: vault: permission denied",
+                    ),
                     _ => ("True", "SecretSynced", "Secret was synced"),
                 };
                 let rv = self.next_rv();
                 let uid = format!("es-{i:04}-{}", hash5(&mut Rng::new(u64::from(i))));
-                let obj = crate::objects::external_secret(ns, &name, &uid, &rv, &self.ts(t), status, reason, msg);
-                out.push(self.rec(t, Source::Watch, ObjectObserved { action: if phase == 0 { Action::Added } else { Action::Modified },
-                    api_version: "external-secrets.io/v1beta1".into(), kind: "ExternalSecret".into(), namespace: ns.into(), name, uid, resource_version: rv, object: obj.to_string() }));
+                let obj = crate::objects::external_secret(
+                    ns,
+                    &name,
+                    &uid,
+                    &rv,
+                    &self.ts(t),
+                    status,
+                    reason,
+                    msg,
+                );
+                out.push(self.rec(
+                    t,
+                    Source::Watch,
+                    ObjectObserved {
+                        action: if phase == 0 {
+                            Action::Added
+                        } else {
+                            Action::Modified
+                        },
+                        api_version: "external-secrets.io/v1beta1".into(),
+                        kind: "ExternalSecret".into(),
+                        namespace: ns.into(),
+                        name,
+                        uid,
+                        resource_version: rv,
+                        object: obj.to_string(),
+                    },
+                ));
             }
             Ev::SecretEvent(i) => {
                 let (ns, name, _) = self.secrets[i as usize].clone();
@@ -857,13 +928,34 @@ impl Synth {
             _ => ("Running", false, None),
         };
         let restarts = if phase >= 10 { u32::from(phase) - 9 } else { 0 };
-        let owner_kind = match w.kind { "Deployment" => "ReplicaSet", k => k };
-        let owner_name = if w.kind == "Deployment" { format!("{}-{}", w.name, w.hash) } else { w.name.clone() };
+        let owner_kind = match w.kind {
+            "Deployment" => "ReplicaSet",
+            k => k,
+        };
+        let owner_name = if w.kind == "Deployment" {
+            format!("{}-{}", w.name, w.hash)
+        } else {
+            w.name.clone()
+        };
         let owner_uid = format!("owner-{}", p.workload);
         crate::objects::pod(&crate::objects::PodState {
-            namespace: w.ns, name: &p.name, uid: &p.uid, resource_version: &rv, created: &created, now: &now, node: p.node,
-            ip: if phase >= 2 { &p.ip } else { "" }, container: "app", image: &w.image, owner: (owner_kind, &owner_name, &owner_uid),
-            app: &w.name, phase: ph, scheduled: phase >= 1, ready, waiting, restarts,
+            namespace: w.ns,
+            name: &p.name,
+            uid: &p.uid,
+            resource_version: &rv,
+            created: &created,
+            now: &now,
+            node: p.node,
+            ip: if phase >= 2 { &p.ip } else { "" },
+            container: "app",
+            image: &w.image,
+            owner: (owner_kind, &owner_name, &owner_uid),
+            app: &w.name,
+            phase: ph,
+            scheduled: phase >= 1,
+            ready,
+            waiting,
+            restarts,
             last_terminated: (restarts > 0).then_some((1, "Error")),
         })
     }
