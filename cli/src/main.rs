@@ -52,6 +52,12 @@ enum Command {
     /// Export, import, verify and print run logs (.ptape files).
     #[command(subcommand)]
     Archive(cmd::archive::ArchiveCmd),
+    /// Read a recorded run with no cluster: timeline, events, state at a moment, logs.
+    #[command(subcommand)]
+    Replay(cmd::replay::ReplayCmd),
+    /// Bundled example runs: list them, write one as a .ptape file.
+    #[command(subcommand)]
+    Scenario(cmd::scenario::ScenarioCmd),
     /// Measure the log format on a synthetic full-stack run.
     Bench(cmd::bench::BenchArgs),
 }
@@ -81,6 +87,8 @@ fn main() -> ExitCode {
     let res = match cli.command {
         Command::Runs(c) => cmd::runs::run(&ctx, c),
         Command::Archive(c) => cmd::archive::run(&ctx, c),
+        Command::Replay(c) => cmd::replay::run(&ctx, c),
+        Command::Scenario(c) => cmd::scenario::run(&ctx, c),
         Command::Bench(a) => cmd::bench::run(&ctx, a),
     };
     match res {

@@ -188,8 +188,7 @@ pub fn check_at(m: &RunModel, t: u64, given: &str) -> Result<()> {
         return Err(Error::OutsideRun {
             at: given.to_string(),
             detail: format!(
-                "the run lasted {} ({} of records)",
-                crate::time::duration(m.info.end_ns),
+                "the run's records end at {}",
                 crate::time::offset(m.info.end_ns)
             ),
         });

@@ -509,7 +509,7 @@ impl Builder {
                     }
                 }
                 t += 10.0 * f64::from(1u32 << restart.min(4));
-                if t > c + 600.0 {
+                if t > c + 240.0 {
                     break;
                 }
                 let restarted = mk(self, t - 1.0, "Running", true, false, None, restart);
@@ -1026,7 +1026,16 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
         b.external_secret(t, Action::Added, ns, name, "Unknown", "", "");
         let stuck = red && *name == "orders-db-credentials";
         if stuck || (i % 3 == 1) {
-            b.external_secret(t + 3.0, Action::Modified, ns, name, "False", "SecretSyncedError", "could not get secret data from provider: vault: permission denied on path ameide/orders/db");
+            let msg = format!("could not get secret data from provider: vault: permission denied on path ameide/{ns}/{}", name.rsplit('-').next().unwrap_or(name));
+            b.external_secret(
+                t + 3.0,
+                Action::Modified,
+                ns,
+                name,
+                "False",
+                "SecretSyncedError",
+                &msg,
+            );
         }
         if !stuck {
             b.external_secret(

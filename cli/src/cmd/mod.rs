@@ -3,7 +3,9 @@
 
 pub mod archive;
 pub mod bench;
+pub mod replay;
 pub mod runs;
+pub mod scenario;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,0 +1,457 @@
+//! `pipetape replay`: read a recorded run with no cluster: its timeline, its Kubernetes events,
+//! the objects as they were at any moment, and container logs.
+
+use std::io::Write;
+
+use clap::{Args, Subcommand, ValueEnum};
+use pipetape_replayer::fold::{RunModel, SpanKind};
+use pipetape_replayer::query::{self, EventFilter};
+use pipetape_replayer::time::{duration, offset, parse_at};
+use pipetape_replayer::{load, Loaded};
+
+use super::{CmdError, CmdResult, Ctx, TextOrJson};
+use crate::output::{self, Out};
+
+#[derive(Debug, Subcommand)]
+pub enum ReplayCmd {
+    /// Stages, steps and gates with start, duration and outcome; first warning and failure.
+    Timeline(TimelineArgs),
+    /// Kubernetes events of the run, like `kubectl get events`, filtered.
+    Events(EventsArgs),
+    /// The objects as they were at a moment, with their readiness.
+    State(StateArgs),
+    /// A container's log as recorded (up to a moment with --at).
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// The run: id, id prefix, last, last-green, last-red, or a .ptape path.
+    #[arg(default_value = "last")]
+    run: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    output: TextOrJson,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The run: id, id prefix, last, last-green, last-red, or a .ptape path.
+    #[arg(default_value = "last")]
+    run: String,
+    /// Only events at or after T (offset such as 5m12s, or RFC 3339).
+    #[arg(long, value_name = "T")]
+    from: Option<String>,
+    /// Only events at or before T.
+    #[arg(long, value_name = "T")]
+    to: Option<String>,
+    /// Only events about objects of this kind (pods, deploy, externalsecrets, ...).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only events in this namespace.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Only events about this object (a trailing * matches a prefix).
+    #[arg(long)]
+    object: Option<String>,
+    /// Only events of this type.
+    #[arg(long = "type", value_parser = ["Normal", "Warning"])]
+    type_: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    output: TextOrJson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateFormat {
+    /// A table with readiness.
+    Table,
+    /// A Kubernetes List of the objects as JSON.
+    Json,
+    /// The same as YAML.
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The run: id, id prefix, last, last-green, last-red, or a .ptape path.
+    #[arg(default_value = "last")]
+    run: String,
+    /// The moment: an offset from the run's start (5m12s) or an RFC 3339 time.
+    #[arg(long, value_name = "T")]
+    at: String,
+    /// Only this kind (pods, deploy, ds, sts, externalsecrets, ...).
+    kind: Option<String>,
+    /// Only this namespace.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    output: StateFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run, then the pod (NAME or NAMESPACE/NAME). With one argument it is the pod and the
+    /// run is `last`.
+    #[arg(required = true, num_args = 1..=2, value_names = ["RUN", "POD"])]
+    args: Vec<String>,
+    /// Container (needed when the pod has several).
+    #[arg(short = 'c', long)]
+    container: Option<String>,
+    /// Only lines logged up to T.
+    #[arg(long, value_name = "T")]
+    at: Option<String>,
+    /// The log of the previous (terminated) instance of the container.
+    #[arg(short = 'p', long)]
+    previous: bool,
+    /// Prefix each line with its offset from the run's start.
+    #[arg(long)]
+    timestamps: bool,
+}
+
+pub fn run(ctx: &Ctx, cmd: ReplayCmd) -> CmdResult {
+    match cmd {
+        ReplayCmd::Timeline(a) => timeline(ctx, a),
+        ReplayCmd::Events(a) => events(ctx, a),
+        ReplayCmd::State(a) => state(ctx, a),
+        ReplayCmd::Logs(a) => logs(ctx, a),
+    }
+}
+
+fn err(e: pipetape_replayer::Error) -> CmdError {
+    CmdError::input(e.to_string())
+}
+
+/// Resolves and folds a run, warning about damage.
+fn open(ctx: &Ctx, run: &str) -> Result<Loaded, CmdError> {
+    let r = ctx.resolve(run)?;
+    let l = load(&r.path).map_err(err)?;
+    for d in &l.damage {
+        ctx.warn(format!(
+            "{}: {d}; showing what was readable",
+            r.path.display()
+        ));
+    }
+    Ok(l)
+}
+
+fn timeline(ctx: &Ctx, a: TimelineArgs) -> CmdResult {
+    let l = open(ctx, &a.run)?;
+    let m = &l.model;
+    let mut out = Out::new();
+    if a.output == TextOrJson::Json {
+        let v = serde_json::json!({
+            "run": m.info,
+            "in_progress": m.info.outcome.is_none(),
+            "spans": m.spans,
+            "first_warning": m.first_warning,
+            "first_failure": m.first_failure,
+            "damage": l.damage.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        });
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+        out.flush()?;
+        return Ok(0);
+    }
+    write_header(&mut out, m)?;
+    if m.spans.is_empty() {
+        writeln!(
+            out,
+            "\nNo steps or gates were recorded (a wrapped script without `pipetape step` marks)."
+        )?;
+    } else {
+        let mut rows = Vec::new();
+        for s in &m.spans {
+            let indent = match s.kind {
+                SpanKind::Stage => "",
+                _ => "  ",
+            };
+            let what = match s.kind {
+                SpanKind::Stage => format!("stage {}", s.name),
+                SpanKind::Step => format!(
+                    "{indent}step {}{}",
+                    s.name,
+                    if s.attempt > 1 {
+                        format!(" (attempt {})", s.attempt)
+                    } else {
+                        String::new()
+                    }
+                ),
+                SpanKind::Gate => format!(
+                    "{indent}gate {} ({})",
+                    s.name,
+                    s.detail.split(':').next().unwrap_or("")
+                ),
+            };
+            let outcome = match s.outcome.as_str() {
+                "passed" => "passed".to_string(),
+                "running" => "running".to_string(),
+                o => o.to_uppercase(),
+            };
+            rows.push(vec![
+                offset(s.start_ns),
+                s.duration_ns().map(duration).unwrap_or_else(|| "-".into()),
+                match s.exit_code {
+                    Some(c) if c != 0 => format!("{outcome} ({c})"),
+                    _ => outcome,
+                },
+                what,
+            ]);
+            for b in &s.blockers {
+                let cond = b
+                    .conditions
+                    .iter()
+                    .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                rows.push(vec![
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!(
+                        "      blocked by {} {}/{}: {cond}",
+                        b.kind, b.namespace, b.name
+                    ),
+                ]);
+            }
+        }
+        writeln!(out)?;
+        out.write_all(output::table(&["START", "DURATION", "OUTCOME", "WHAT"], &rows).as_bytes())?;
+    }
+    writeln!(out)?;
+    match &m.first_warning {
+        Some(w) => writeln!(out, "First warning  {}  {}", offset(w.at_ns), w.what)?,
+        None => writeln!(out, "First warning  none")?,
+    }
+    match &m.first_failure {
+        Some(f) => writeln!(out, "First failure  {}  {}", offset(f.at_ns), f.what)?,
+        None => writeln!(out, "First failure  none")?,
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn write_header(out: &mut Out, m: &RunModel) -> std::io::Result<()> {
+    let i = &m.info;
+    let outcome = match i.outcome {
+        Some(o) => format!(
+            "{}{}",
+            o.as_str().to_uppercase(),
+            i.exit_code
+                .filter(|c| *c != 0)
+                .map(|c| format!(" (exit {c})"))
+                .unwrap_or_default()
+        ),
+        None => "IN PROGRESS (no end recorded: still running, or the recorder stopped)".into(),
+    };
+    let labels: Vec<String> = i
+        .labels
+        .iter()
+        .filter(|(k, _)| *k != "ci_url")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    writeln!(
+        out,
+        "Run {}  {}  {}  {}",
+        i.run_id,
+        if i.pipeline.is_empty() {
+            "(unnamed)"
+        } else {
+            &i.pipeline
+        },
+        outcome,
+        labels.join(" ")
+    )?;
+    write!(
+        out,
+        "Started {} · {} recorded",
+        output::time(i.started_ns),
+        duration(i.end_ns)
+    )?;
+    if let Some(r) = &i.reason {
+        write!(out, " · {r}")?;
+    }
+    writeln!(out)
+}
+
+fn events(ctx: &Ctx, a: EventsArgs) -> CmdResult {
+    let l = open(ctx, &a.run)?;
+    let m = &l.model;
+    let t = |s: &Option<String>| {
+        s.as_deref()
+            .map(|x| parse_at(x, m.info.started_ns))
+            .transpose()
+            .map_err(err)
+    };
+    let f = EventFilter {
+        from: t(&a.from)?,
+        to: t(&a.to)?,
+        kind: a.kind,
+        namespace: a.namespace,
+        object: a.object,
+        type_: a.type_,
+    };
+    let evs = query::events(m, &f).map_err(err)?;
+    let mut out = Out::new();
+    if a.output == TextOrJson::Json {
+        let v: Vec<serde_json::Value> = evs
+            .iter()
+            .map(|e| {
+                let mut j = serde_json::to_value(&*e.event).unwrap_or_default();
+                j["offset_ns"] = e.mono_ns.into();
+                j["seq"] = e.seq.into();
+                j
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+    } else if evs.is_empty() {
+        if !ctx.quiet {
+            eprintln!("No events match.");
+        }
+    } else {
+        let rows: Vec<Vec<String>> = evs
+            .iter()
+            .map(|e| {
+                let ev = &e.event;
+                vec![
+                    offset(e.mono_ns),
+                    ev.involved.namespace.clone(),
+                    ev.type_.clone(),
+                    ev.reason.clone(),
+                    format!("{}/{}", ev.involved.kind.to_lowercase(), ev.involved.name),
+                    ev.message.clone(),
+                ]
+            })
+            .collect();
+        out.write_all(
+            output::table(
+                &["AT", "NAMESPACE", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+                &rows,
+            )
+            .as_bytes(),
+        )?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn state(ctx: &Ctx, a: StateArgs) -> CmdResult {
+    let l = open(ctx, &a.run)?;
+    let m = &l.model;
+    let at = parse_at(&a.at, m.info.started_ns).map_err(err)?;
+    query::check_at(m, at, &a.at).map_err(err)?;
+    let kind = a
+        .kind
+        .as_deref()
+        .map(|k| query::resolve_kind(m, k))
+        .transpose()
+        .map_err(err)?;
+    let rows = query::state(m, at, kind.as_ref(), a.namespace.as_deref());
+    let mut out = Out::new();
+    match a.output {
+        StateFormat::Json | StateFormat::Yaml => {
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .filter_map(|r| serde_json::from_str(&r.version.object).ok())
+                .collect();
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items});
+            if a.output == StateFormat::Json {
+                serde_json::to_writer_pretty(&mut out, &list)?;
+                writeln!(out)?;
+            } else {
+                let y =
+                    serde_norway::to_string(&list).map_err(|e| CmdError::input(e.to_string()))?;
+                out.write_all(y.as_bytes())?;
+            }
+        }
+        StateFormat::Table => {
+            if rows.is_empty() {
+                if !ctx.quiet {
+                    eprintln!(
+                        "No objects{} at {}.",
+                        a.kind.map(|k| format!(" of kind {k}")).unwrap_or_default(),
+                        offset(at)
+                    );
+                }
+            } else {
+                let t: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        let mut msg = r.version.message.clone();
+                        if msg.len() > 80 {
+                            msg.truncate(
+                                msg.char_indices().nth(77).map(|c| c.0).unwrap_or(msg.len()),
+                            );
+                            msg.push_str("...");
+                        }
+                        vec![
+                            r.key.namespace.clone(),
+                            r.key.kind.clone(),
+                            r.key.name.clone(),
+                            r.version.status.as_str().to_string(),
+                            r.version.reason.clone(),
+                            duration(at.saturating_sub(r.history.first_seen_ns())),
+                            msg,
+                        ]
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "State at {} ({})",
+                    offset(at),
+                    output::time(m.info.started_ns + at as i64)
+                )?;
+                out.write_all(
+                    output::table(
+                        &[
+                            "NAMESPACE",
+                            "KIND",
+                            "NAME",
+                            "STATUS",
+                            "REASON",
+                            "AGE",
+                            "MESSAGE",
+                        ],
+                        &t,
+                    )
+                    .as_bytes(),
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn logs(ctx: &Ctx, a: LogsArgs) -> CmdResult {
+    let (run, pod) = match a.args.as_slice() {
+        [pod] => ("last", pod.as_str()),
+        [run, pod] => (run.as_str(), pod.as_str()),
+        _ => return Err(CmdError::input("expected [RUN] POD")),
+    };
+    let l = open(ctx, run)?;
+    let m = &l.model;
+    let at =
+        a.at.as_deref()
+            .map(|t| parse_at(t, m.info.started_ns))
+            .transpose()
+            .map_err(err)?;
+    if let (Some(t), Some(given)) = (at, a.at.as_deref()) {
+        query::check_at(m, t, given).map_err(err)?;
+    }
+    let (_, lines) = query::logs(m, pod, a.container.as_deref(), a.previous).map_err(err)?;
+    let mut out = Out::new();
+    for (t, line, _) in lines.iter() {
+        if at.is_some_and(|a| t > a) {
+            break;
+        }
+        if a.timestamps {
+            write!(out, "{} ", offset(t))?;
+        }
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(0)
+}
