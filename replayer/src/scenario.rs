@@ -1026,7 +1026,7 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
         b.external_secret(t, Action::Added, ns, name, "Unknown", "", "");
         let stuck = red && *name == "orders-db-credentials";
         if stuck || (i % 3 == 1) {
-            let msg = format!("could not get secret data from provider: vault: permission denied on path ameide/{ns}/{}", name.rsplit('-').next().unwrap_or(name));
+            let msg = format!("could not get secret data from provider: vault: permission denied on path ameide/{ns}/{name}");
             b.external_secret(
                 t + 3.0,
                 Action::Modified,
@@ -1051,7 +1051,7 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
     }
     let es_dur = if red { 300.0 } else { 26.0 };
     let blockers = vec![Blocker { kind: "ExternalSecret".into(), namespace: "orders".into(), name: "orders-db-credentials".into(),
-        conditions: vec![Condition { type_: "Ready".into(), status: "False".into(), reason: "SecretSyncedError".into(), message: "could not get secret data from provider: vault: permission denied on path ameide/orders/db".into() }],
+        conditions: vec![Condition { type_: "Ready".into(), status: "False".into(), reason: "SecretSyncedError".into(), message: "could not get secret data from provider: vault: permission denied on path ameide/orders/orders-db-credentials".into() }],
         message: "InProgress: SecretSyncedError".into() }];
     b.gate(
         "infra",
