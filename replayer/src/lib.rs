@@ -9,6 +9,7 @@ pub mod fold;
 pub mod kinds;
 pub mod query;
 pub mod scenario;
+pub mod serve;
 pub mod time;
 
 use std::path::Path;

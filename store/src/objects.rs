@@ -214,9 +214,14 @@ pub fn namespace(name: &str, uid: &str, resource_version: &str, now: &str) -> Va
 
 /// A Node, Ready or not.
 pub fn node(name: &str, uid: &str, resource_version: &str, now: &str, ready: bool) -> Value {
+    let mut labels = json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"});
+    if name.contains("server") {
+        // k3s labels its servers; agents carry no role label.
+        labels["node-role.kubernetes.io/control-plane"] = json!("true");
+        labels["node-role.kubernetes.io/master"] = json!("true");
+    }
     json!({"apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "uid": uid, "resourceVersion": resource_version, "creationTimestamp": now,
-            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "node-role.kubernetes.io/control-plane": if name.contains("server") { "true" } else { "" }}},
+        "metadata": {"name": name, "uid": uid, "resourceVersion": resource_version, "creationTimestamp": now, "labels": labels},
         "spec": {"podCIDR": "10.42.0.0/24"},
         "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
                 "reason": if ready { "KubeletReady" } else { "KubeletNotReady" },

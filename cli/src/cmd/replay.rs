@@ -22,6 +22,57 @@ pub enum ReplayCmd {
     State(StateArgs),
     /// A container's log as recorded (up to a moment with --at).
     Logs(LogsArgs),
+    /// Serve the recorded cluster as a read-only Kubernetes API for kubectl.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The run: id, id prefix, last, last-green, last-red, or a .ptape path.
+    #[arg(default_value = "last")]
+    run: String,
+    /// Serve the cluster as it was at T (default: the end of the run).
+    #[arg(long, value_name = "T", conflicts_with = "live")]
+    at: Option<String>,
+    /// Replay from the run's start in (scaled) real time; watches see the recorded changes.
+    #[arg(long)]
+    live: bool,
+    /// Speed factor for --live (10 = ten times faster than recorded).
+    #[arg(long, default_value_t = 1.0, requires = "live")]
+    speed: f64,
+    /// Address to listen on (loopback and a free port by default).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: std::net::SocketAddr,
+    /// Write a kubeconfig for this server to FILE (default: a file in the temp directory).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig_out: Option<std::path::PathBuf>,
+    /// Exit when a --live replay reaches the end of the run (after a 2 s grace period).
+    #[arg(long, requires = "live")]
+    exit_at_end: bool,
+    /// Test fault: close every watch connection after D (e.g. 2s).
+    #[arg(
+        long,
+        value_name = "D",
+        help_heading = "Fault injection (for testing clients)"
+    )]
+    fault_drop_watch_after: Option<String>,
+    /// Test fault: answer every watch that resumes from a resourceVersion with 410 Gone.
+    #[arg(long, help_heading = "Fault injection (for testing clients)")]
+    fault_gone_on_resume: bool,
+    /// Test fault: delay every response by D.
+    #[arg(
+        long,
+        value_name = "D",
+        help_heading = "Fault injection (for testing clients)"
+    )]
+    fault_delay: Option<String>,
+    /// Test fault: answer 403 Forbidden for this resource (plural or plural.group; repeatable).
+    #[arg(
+        long,
+        value_name = "RESOURCE",
+        help_heading = "Fault injection (for testing clients)"
+    )]
+    fault_forbid: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +167,7 @@ pub fn run(ctx: &Ctx, cmd: ReplayCmd) -> CmdResult {
         ReplayCmd::Events(a) => events(ctx, a),
         ReplayCmd::State(a) => state(ctx, a),
         ReplayCmd::Logs(a) => logs(ctx, a),
+        ReplayCmd::Serve(a) => serve(ctx, a),
     }
 }
 
@@ -453,5 +505,109 @@ fn logs(ctx: &Ctx, a: LogsArgs) -> CmdResult {
         writeln!(out, "{line}")?;
     }
     out.flush()?;
+    Ok(0)
+}
+
+fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
+    use pipetape_replayer::serve::{Faults, Mode, Options, Server};
+    use pipetape_replayer::time::parse_duration;
+    let l = open(ctx, &a.run)?;
+    let m = &l.model;
+    let mode = if a.live {
+        if !(a.speed > 0.0 && a.speed.is_finite()) {
+            return Err(CmdError::input(format!(
+                "--speed {} must be a positive number",
+                a.speed
+            )));
+        }
+        Mode::Live { speed: a.speed }
+    } else {
+        let at = match &a.at {
+            Some(t) => {
+                let at = parse_at(t, m.info.started_ns).map_err(err)?;
+                query::check_at(m, at, t).map_err(err)?;
+                at
+            }
+            None => m.info.end_ns,
+        };
+        Mode::At(at)
+    };
+    let d = |s: &Option<String>| s.as_deref().map(parse_duration).transpose().map_err(err);
+    let faults = Faults {
+        drop_watch_after: d(&a.fault_drop_watch_after)?.map(std::time::Duration::from_nanos),
+        gone_on_resume: a.fault_gone_on_resume,
+        delay: d(&a.fault_delay)?.map(std::time::Duration::from_nanos),
+        forbid: a.fault_forbid,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CmdError::input(format!("cannot start the server runtime: {e}")))?;
+    rt.block_on(async {
+        let opts = Options {
+            addr: a.addr,
+            mode,
+            faults,
+            ..Default::default()
+        };
+        let server = Server::bind(m, opts).await.map_err(err)?;
+        let addr = server.addr();
+        let kc_path = a.kubeconfig_out.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("pipetape-replay-{}.kubeconfig", addr.port()))
+        });
+        std::fs::write(&kc_path, server.kubeconfig()).map_err(|e| {
+            CmdError::input(format!(
+                "{}: cannot write kubeconfig: {e}",
+                kc_path.display()
+            ))
+        })?;
+        let when = match mode {
+            Mode::At(t) => format!("as it was at {}", offset(t)),
+            Mode::Live { speed } => format!("live from the start at {speed}x"),
+        };
+        println!(
+            "Serving run {} ({}) {when} at http://{addr}",
+            m.info.run_id, m.info.pipeline
+        );
+        println!("Kubeconfig: {}", kc_path.display());
+        println!(
+            "Try: kubectl --kubeconfig {} get pods -A",
+            kc_path.display()
+        );
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let end_wait = match (a.exit_at_end, mode) {
+            (true, Mode::Live { speed }) => Some(
+                std::time::Duration::from_nanos((m.info.end_ns as f64 / speed) as u64)
+                    + std::time::Duration::from_secs(2),
+            ),
+            _ => None,
+        };
+        let shutdown = async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let sigterm = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let end = async {
+                match end_wait {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = sigterm => {}
+                _ = end => {}
+            }
+        };
+        server.run(shutdown).await;
+        Ok::<(), CmdError>(())
+    })?;
     Ok(0)
 }

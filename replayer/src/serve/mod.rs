@@ -1,0 +1,855 @@
+//! `replay serve`: a read-only Kubernetes API over a recorded run. Discovery, get, list (label
+//! and field selectors, Table output for `kubectl get`), watch (initial events, resume from a
+//! resourceVersion, bookmarks), pod logs; writes answer 405 with a Status. `--at T` serves the
+//! cluster as it was at T; live mode starts at the run's beginning and moves forward in scaled
+//! time, so watches see the recorded changes as they happened. Fault options (dropped watches,
+//! 410 on resume, delays, a forbidden resource) let tests exercise clients' recovery.
+//!
+//! Start at [`Server::bind`]; [`state`] holds what is served, [`table`] the printing, [`select`]
+//! the selectors.
+
+pub mod select;
+pub mod state;
+pub mod table;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::fold::RunModel;
+use select::{FieldSelector, LabelSelector};
+use state::{ResourceState, State};
+
+/// Where the replay clock is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Frozen at this offset (ns from the run's start).
+    At(u64),
+    /// Moving from the run's start at `speed` times real time.
+    Live {
+        /// Speed factor (1.0 = real time).
+        speed: f64,
+    },
+}
+
+/// Faults to inject, for testing clients.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Close every watch connection after this long.
+    pub drop_watch_after: Option<Duration>,
+    /// Answer a watch that resumes from a resourceVersion with 410 Gone.
+    pub gone_on_resume: bool,
+    /// Delay every response by this long.
+    pub delay: Option<Duration>,
+    /// Resources (plural names) that answer 403 Forbidden.
+    pub forbid: Vec<String>,
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to bind (default 127.0.0.1:0, a free port on loopback).
+    pub addr: SocketAddr,
+    /// Frozen or live.
+    pub mode: Mode,
+    /// Injected faults.
+    pub faults: Faults,
+    /// How often watches get a bookmark (real time).
+    pub bookmark_every: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mode: Mode::At(0),
+            faults: Faults::default(),
+            bookmark_every: Duration::from_secs(1),
+        }
+    }
+}
+
+struct Ctx {
+    state: State,
+    mode: Mode,
+    started: Instant,
+    faults: Faults,
+    bookmark_every: Duration,
+    addr: SocketAddr,
+}
+
+impl Ctx {
+    /// The replay time, ns from the run's start.
+    fn now(&self) -> u64 {
+        match self.mode {
+            Mode::At(t) => t,
+            Mode::Live { speed } => {
+                let t = self.started.elapsed().as_nanos() as f64 * speed;
+                (t as u64).min(self.state.end_ns)
+            }
+        }
+    }
+
+    /// Real time until replay time reaches `t` (None when it never will).
+    fn wait_for(&self, t: u64) -> Option<Duration> {
+        match self.mode {
+            Mode::At(_) => None,
+            Mode::Live { speed } => {
+                let now = self.now();
+                Some(Duration::from_nanos(
+                    ((t.saturating_sub(now)) as f64 / speed) as u64,
+                ))
+            }
+        }
+    }
+
+    fn wall(&self, t: u64) -> i64 {
+        self.state.started_ns + t as i64
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    ctx: Arc<Ctx>,
+    listener: TcpListener,
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+impl Server {
+    /// Builds the served state from `model` and binds (fails if the address is taken).
+    pub async fn bind(model: &RunModel, opts: Options) -> crate::Result<Server> {
+        let listener = TcpListener::bind(opts.addr)
+            .await
+            .map_err(|e| crate::Error::Io {
+                context: format!("cannot listen on {}", opts.addr),
+                source: e,
+            })?;
+        let addr = listener.local_addr().map_err(|e| crate::Error::Io {
+            context: "cannot read the bound address".into(),
+            source: e,
+        })?;
+        let ctx = Ctx {
+            state: State::new(model),
+            mode: opts.mode,
+            started: Instant::now(),
+            faults: opts.faults,
+            bookmark_every: opts.bookmark_every,
+            addr,
+        };
+        Ok(Server {
+            ctx: Arc::new(ctx),
+            listener,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.ctx.addr
+    }
+
+    /// A kubeconfig that points kubectl at this server.
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig(self.ctx.addr)
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                acc = self.listener.accept() => {
+                    let Ok((stream, _)) = acc else { continue };
+                    let ctx = self.ctx.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| handle(req, ctx.clone()));
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A kubeconfig for a server at `addr`.
+pub fn kubeconfig(addr: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: pipetape-replay\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: pipetape-replay\n  context:\n    cluster: pipetape-replay\n    user: pipetape-replay\n    namespace: default\ncurrent-context: pipetape-replay\nusers:\n- name: pipetape-replay\n  user: {{}}\npreferences: {{}}\n"
+    )
+}
+
+fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("cache-control", "no-cache, private")
+        .body(Full::new(body.into()).boxed())
+        .expect("valid response")
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    full(
+        status,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+}
+
+fn status(code: u16, reason: &str, message: String, details: Value) -> Response<Body> {
+    json_response(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "details": details, "code": code}),
+    )
+}
+
+/// Query parameters.
+#[derive(Debug, Default)]
+struct Params {
+    label: Option<String>,
+    field: Option<String>,
+    watch: bool,
+    rv: Option<String>,
+    send_initial: bool,
+    bookmarks: bool,
+    timeout: Option<u64>,
+    container: Option<String>,
+    previous: bool,
+    follow: bool,
+    tail: Option<usize>,
+    timestamps: bool,
+    include: String,
+}
+
+fn params(q: Option<&str>) -> Params {
+    let mut p = Params {
+        include: "Metadata".into(),
+        ..Default::default()
+    };
+    for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        let v = v.into_owned();
+        let yes = v == "true" || v == "1";
+        match &*k {
+            "labelSelector" => p.label = Some(v),
+            "fieldSelector" => p.field = Some(v),
+            "watch" => p.watch = yes,
+            "resourceVersion" => p.rv = Some(v),
+            "sendInitialEvents" => p.send_initial = yes,
+            "allowWatchBookmarks" => p.bookmarks = yes,
+            "timeoutSeconds" => p.timeout = v.parse().ok(),
+            "container" => p.container = Some(v),
+            "previous" => p.previous = yes,
+            "follow" => p.follow = yes,
+            "tailLines" => p.tail = v.parse().ok(),
+            "timestamps" => p.timestamps = yes,
+            "includeObject" => p.include = v,
+            _ => {}
+        }
+    }
+    p
+}
+
+async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>, Infallible> {
+    if let Some(d) = ctx.faults.delay {
+        tokio::time::sleep(d).await;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let wants_table = req
+        .headers()
+        .get("accept")
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"));
+    let p = params(req.uri().query());
+    tracing::debug!(%method, %path, query = ?req.uri().query(), "request");
+    if method != Method::GET && method != Method::HEAD {
+        return Ok(status(
+            405,
+            "MethodNotAllowed",
+            format!("pipetape replay serve is read-only: {method} is not allowed (this is a recorded cluster)"),
+            json!({}),
+        ));
+    }
+    Ok(route(&ctx, &path, &p, wants_table))
+}
+
+fn route(ctx: &Arc<Ctx>, path: &str, p: &Params, table: bool) -> Response<Body> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        [] => json_response(
+            StatusCode::OK,
+            &json!({"paths": ["/api", "/api/v1", "/apis", "/version", "/healthz"]}),
+        ),
+        ["version"] => json_response(
+            StatusCode::OK,
+            &json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0+pipetape-replay", "gitCommit": "", "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22", "compiler": "gc", "platform": "linux/amd64"}),
+        ),
+        ["healthz" | "readyz" | "livez"] => full(StatusCode::OK, "text/plain", "ok"),
+        ["api"] => json_response(
+            StatusCode::OK,
+            &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ctx.addr.to_string()}]}),
+        ),
+        ["api", "v1"] => resource_list(ctx, "", "v1"),
+        ["apis"] => group_list(ctx),
+        ["apis", g] => match group_list_value(ctx)["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|x| x["name"] == *g))
+            .cloned()
+        {
+            Some(mut grp) => {
+                grp["kind"] = json!("APIGroup");
+                grp["apiVersion"] = json!("v1");
+                json_response(StatusCode::OK, &grp)
+            }
+            None => not_found_path(path),
+        },
+        ["apis", g, v] => resource_list(ctx, g, v),
+        ["api", "v1", rest @ ..] => resource(ctx, "", "v1", rest, p, table),
+        ["apis", g, v, rest @ ..] => resource(ctx, g, v, rest, p, table),
+        _ => not_found_path(path),
+    }
+}
+
+fn not_found_path(path: &str) -> Response<Body> {
+    status(
+        404,
+        "NotFound",
+        format!("the server could not find the requested resource ({path})"),
+        json!({}),
+    )
+}
+
+fn group_list_value(ctx: &Ctx) -> Value {
+    let mut groups: Vec<Value> = Vec::new();
+    for r in &ctx.state.resources {
+        let g = &r.resource.info.group;
+        if g.is_empty() || groups.iter().any(|x| x["name"] == g.as_str()) {
+            continue;
+        }
+        let gv = json!({"groupVersion": format!("{g}/{}", r.resource.version), "version": r.resource.version});
+        groups.push(json!({"name": g, "versions": [gv], "preferredVersion": gv}));
+    }
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+fn group_list(ctx: &Ctx) -> Response<Body> {
+    json_response(StatusCode::OK, &group_list_value(ctx))
+}
+
+fn resource_list(ctx: &Ctx, group: &str, version: &str) -> Response<Body> {
+    let mut resources = Vec::new();
+    for r in ctx
+        .state
+        .resources
+        .iter()
+        .filter(|r| r.resource.info.group == group && r.resource.version == version)
+    {
+        let i = &r.resource.info;
+        resources.push(json!({"name": i.plural, "singularName": i.singular, "namespaced": i.namespaced, "kind": i.kind,
+            "verbs": ["get", "list", "watch"], "shortNames": i.short_names}));
+        if group.is_empty() && i.kind == "Pod" {
+            resources.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+        }
+    }
+    if resources.is_empty() {
+        return status(404, "NotFound", format!("the server could not find the requested resource (group version {group}/{version} is not in this run)"), json!({}));
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
+}
+
+/// Which objects a request is about.
+struct Target<'a> {
+    rs: &'a ResourceState,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn resource(
+    ctx: &Arc<Ctx>,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    p: &Params,
+    table: bool,
+) -> Response<Body> {
+    let (namespace, plural, name, sub) = match rest {
+        ["namespaces", ns] => (None, "namespaces", Some(*ns), None),
+        ["namespaces", ns, "status" | "finalize"] => (None, "namespaces", Some(*ns), None),
+        ["namespaces", ns, res] => (Some(*ns), *res, None, None),
+        ["namespaces", ns, res, name] => (Some(*ns), *res, Some(*name), None),
+        ["namespaces", ns, res, name, sub] => (Some(*ns), *res, Some(*name), Some(*sub)),
+        [res] => (None, *res, None, None),
+        [res, name] => (None, *res, Some(*name), None),
+        [res, name, sub] => (None, *res, Some(*name), Some(*sub)),
+        _ => return not_found_path(&rest.join("/")),
+    };
+    let gr = if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    };
+    if ctx.faults.forbid.iter().any(|f| f == plural || *f == gr) {
+        let scope = namespace
+            .map(|n| format!("in the namespace \"{n}\""))
+            .unwrap_or_else(|| "at the cluster scope".into());
+        let verb = if p.watch {
+            "watch"
+        } else if name.is_some() {
+            "get"
+        } else {
+            "list"
+        };
+        return status(403, "Forbidden", format!("{gr} is forbidden: User \"system:anonymous\" cannot {verb} resource \"{plural}\" in API group \"{group}\" {scope}"),
+            json!({"kind": plural, "group": group}));
+    }
+    let Some(rs) = ctx.state.find(group, version, plural) else {
+        return status(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({gr} is not in this run)"),
+            json!({}),
+        );
+    };
+    let t = Target {
+        rs,
+        namespace: namespace.map(str::to_owned),
+        name: name.map(str::to_owned),
+        sub: sub.map(str::to_owned),
+    };
+    let label = match p.label.as_deref().map(LabelSelector::parse).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            return status(
+                400,
+                "BadRequest",
+                format!("unable to parse requirement: {e}"),
+                json!({}),
+            )
+        }
+    };
+    let field = match p.field.as_deref().map(FieldSelector::parse).transpose() {
+        Ok(f) => f,
+        Err(e) => return status(400, "BadRequest", e, json!({})),
+    };
+    match (&t.name, &t.sub) {
+        (Some(_), Some(sub)) if sub == "log" && plural == "pods" => pod_log(ctx, &t, p),
+        (Some(_), Some(sub)) if sub == "status" => get(ctx, &t, table, p),
+        (Some(_), Some(sub)) => status(
+            404,
+            "NotFound",
+            format!("subresource {sub} is not served"),
+            json!({}),
+        ),
+        (Some(name), None) if !p.watch => {
+            let _ = name;
+            get(ctx, &t, table, p)
+        }
+        _ if p.watch => watch(
+            ctx.clone(),
+            t.rs.resource.info.plural.clone(),
+            group.to_string(),
+            version.to_string(),
+            t.namespace.clone(),
+            t.name.clone(),
+            label,
+            field,
+            p,
+            table,
+        ),
+        _ => list(ctx, &t, label.as_ref(), field.as_ref(), table, p),
+    }
+}
+
+fn matches(
+    v: &Value,
+    ns: Option<&str>,
+    name: Option<&str>,
+    label: Option<&LabelSelector>,
+    field: Option<&FieldSelector>,
+) -> bool {
+    ns.is_none_or(|n| v["metadata"]["namespace"] == n)
+        && name.is_none_or(|n| v["metadata"]["name"] == n)
+        && label.is_none_or(|l| l.matches(v))
+        && field.is_none_or(|f| f.matches(v))
+}
+
+fn list(
+    ctx: &Ctx,
+    t: &Target<'_>,
+    label: Option<&LabelSelector>,
+    field: Option<&FieldSelector>,
+    table: bool,
+    p: &Params,
+) -> Response<Body> {
+    let now = ctx.now();
+    let rv = ctx.state.rv_at(now).to_string();
+    let items: Vec<&Value> =
+        t.rs.entries
+            .iter()
+            .filter_map(|e| e.at(now))
+            .map(|v| &*v.obj)
+            .filter(|v| matches(v, t.namespace.as_deref(), None, label, field))
+            .collect();
+    let info = &t.rs.resource.info;
+    if table {
+        let rows: Vec<Value> = items
+            .iter()
+            .map(|o| {
+                table::row(
+                    &info.kind,
+                    &info.group,
+                    t.rs.printer_columns.as_ref(),
+                    o,
+                    ctx.wall(now),
+                    &p.include,
+                )
+            })
+            .collect();
+        return json_response(
+            StatusCode::OK,
+            &json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
+                "columnDefinitions": table::columns(&info.kind, &info.group, t.rs.printer_columns.as_ref()), "rows": rows}),
+        );
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": format!("{}List", info.kind), "apiVersion": t.rs.resource.api_version(), "metadata": {"resourceVersion": rv}, "items": items}),
+    )
+}
+
+fn get(ctx: &Ctx, t: &Target<'_>, table: bool, p: &Params) -> Response<Body> {
+    let now = ctx.now();
+    let name = t.name.as_deref().unwrap_or("");
+    let found =
+        t.rs.entries
+            .iter()
+            .filter(|e| e.name == name && t.namespace.as_deref().is_none_or(|n| e.namespace == n))
+            .find_map(|e| e.at(now));
+    let info = &t.rs.resource.info;
+    match found {
+        Some(v) if table => json_response(
+            StatusCode::OK,
+            &json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": v.rv.to_string()},
+                "columnDefinitions": table::columns(&info.kind, &info.group, t.rs.printer_columns.as_ref()),
+                "rows": [table::row(&info.kind, &info.group, t.rs.printer_columns.as_ref(), &v.obj, ctx.wall(now), &p.include)]}),
+        ),
+        Some(v) => json_response(StatusCode::OK, &v.obj),
+        None => {
+            let gr = if info.group.is_empty() {
+                info.plural.clone()
+            } else {
+                format!("{}.{}", info.plural, info.group)
+            };
+            status(
+                404,
+                "NotFound",
+                format!("{gr} \"{name}\" not found"),
+                json!({"name": name, "group": info.group, "kind": info.plural}),
+            )
+        }
+    }
+}
+
+fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
+    let now = ctx.now();
+    let ns = t.namespace.clone().unwrap_or_default();
+    let pod = t.name.clone().unwrap_or_default();
+    let Some(obj) =
+        t.rs.entries
+            .iter()
+            .find(|e| e.namespace == ns && e.name == pod)
+            .and_then(|e| e.at(now))
+    else {
+        return status(
+            404,
+            "NotFound",
+            format!("pods \"{pod}\" not found"),
+            json!({"name": pod, "kind": "pods"}),
+        );
+    };
+    let containers: Vec<String> = obj.obj["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = match (&p.container, containers.len()) {
+        (Some(c), _) if containers.is_empty() || containers.contains(c) => c.clone(),
+        (Some(c), _) => {
+            return status(
+                400,
+                "BadRequest",
+                format!("container {c} is not valid for pod {pod}"),
+                json!({}),
+            )
+        }
+        (None, 1) => containers[0].clone(),
+        (None, _) => {
+            return status(
+                400,
+                "BadRequest",
+                format!(
+                    "a container name must be specified for pod {pod}, choose one of: [{}]",
+                    containers.join(" ")
+                ),
+                json!({}),
+            )
+        }
+    };
+    let key = (ns.clone(), pod.clone(), container.clone(), p.previous);
+    let lines = ctx.state.logs.get(&key).cloned().unwrap_or_default();
+    if p.previous && lines.is_empty() {
+        return status(
+            400,
+            "BadRequest",
+            format!("previous terminated container \"{container}\" in pod \"{pod}\" not found"),
+            json!({}),
+        );
+    }
+    let fmt = |ctx: &Ctx, t: u64, l: &str, ts: bool| {
+        if ts {
+            let w = jiff::Timestamp::from_nanosecond(i128::from(ctx.wall(t)))
+                .map(|x| x.to_string())
+                .unwrap_or_default();
+            format!("{w} {l}\n")
+        } else {
+            format!("{l}\n")
+        }
+    };
+    let upto = lines.partition_point(|(t, _)| *t <= now);
+    let skip = p.tail.map(|n| upto.saturating_sub(n)).unwrap_or(0);
+    let mut text = String::new();
+    for (t, l) in &lines[skip..upto] {
+        text.push_str(&fmt(ctx, *t, l, p.timestamps));
+    }
+    if !(p.follow && matches!(ctx.mode, Mode::Live { .. })) {
+        return full(StatusCode::OK, "text/plain", text);
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let ctx2 = ctx.clone();
+    let ts = p.timestamps;
+    tokio::spawn(async move {
+        if tx.send(Bytes::from(text)).await.is_err() {
+            return;
+        }
+        for (t, l) in &lines[upto..] {
+            if let Some(d) = ctx2.wait_for(*t) {
+                tokio::time::sleep(d).await;
+            }
+            if tx.send(Bytes::from(fmt(&ctx2, *t, l, ts))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/plain")
+        .body(ChanBody(rx).boxed())
+        .expect("valid response")
+}
+
+/// A response body fed from a channel.
+struct ChanBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChanBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn watch(
+    ctx: Arc<Ctx>,
+    plural: String,
+    group: String,
+    version: String,
+    ns: Option<String>,
+    name: Option<String>,
+    label: Option<LabelSelector>,
+    field: Option<FieldSelector>,
+    p: &Params,
+    table: bool,
+) -> Response<Body> {
+    let resume =
+        p.rv.as_deref()
+            .filter(|r| !r.is_empty() && *r != "0")
+            .and_then(|r| r.parse::<u64>().ok());
+    if resume.is_some() && ctx.faults.gone_on_resume {
+        let ev = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "too old resource version: the replay server was told to expire every resume (--fault-gone-on-resume)", "reason": "Expired", "code": 410}});
+        let mut b = serde_json::to_vec(&ev).unwrap_or_default();
+        b.push(b'\n');
+        return full(StatusCode::OK, "application/json", b);
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let send_initial = resume.is_none();
+    let bookmarks = p.bookmarks;
+    let initial_end_marker = p.send_initial;
+    let timeout = p
+        .timeout
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(1800));
+    let include = p.include.clone();
+    tokio::spawn(async move {
+        let opened = Instant::now();
+        let deadline = opened
+            + ctx
+                .faults
+                .drop_watch_after
+                .map(|d| d.min(timeout))
+                .unwrap_or(timeout);
+        let Some(rs) = ctx.state.find(&group, &version, &plural) else {
+            return;
+        };
+        let info = rs.resource.info.clone();
+        let mut first_table = true;
+        let encode = |kind: &str, obj: &Value, now: u64, first: &mut bool| -> Bytes {
+            let object = if table {
+                let mut t = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                    "rows": [table::row(&info.kind, &info.group, rs.printer_columns.as_ref(), obj, ctx.wall(now), &include)]});
+                if *first {
+                    t["columnDefinitions"] = json!(table::columns(
+                        &info.kind,
+                        &info.group,
+                        rs.printer_columns.as_ref()
+                    ));
+                    *first = false;
+                }
+                t
+            } else {
+                obj.clone()
+            };
+            let mut b =
+                serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+            b.push(b'\n');
+            Bytes::from(b)
+        };
+        let now = ctx.now();
+        let mut pos = resume.unwrap_or_else(|| ctx.state.rv_at(now));
+        if send_initial {
+            for e in &rs.entries {
+                if let Some(v) = e.at(now) {
+                    if matches(
+                        &v.obj,
+                        ns.as_deref(),
+                        name.as_deref(),
+                        label.as_ref(),
+                        field.as_ref(),
+                    ) && tx
+                        .send(encode("ADDED", &v.obj, now, &mut first_table))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            if initial_end_marker {
+                let bm = json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": rs.resource.api_version(),
+                    "metadata": {"resourceVersion": pos.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}}});
+                let mut b = serde_json::to_vec(&bm).unwrap_or_default();
+                b.push(b'\n');
+                if tx.send(Bytes::from(b)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let mut next_bookmark = Instant::now() + ctx.bookmark_every;
+        loop {
+            if Instant::now() >= deadline {
+                return;
+            }
+            let i = rs.changes.partition_point(|c| c.0 <= pos);
+            let now = ctx.now();
+            match rs.changes.get(i) {
+                Some(&(rv, mono, ei, vi)) if mono <= now => {
+                    pos = rv;
+                    let v = &rs.entries[ei].versions[vi];
+                    if matches(
+                        &v.obj,
+                        ns.as_deref(),
+                        name.as_deref(),
+                        label.as_ref(),
+                        field.as_ref(),
+                    ) {
+                        let kind = match v.action {
+                            pipetape_store::model::Action::Added => "ADDED",
+                            pipetape_store::model::Action::Modified => "MODIFIED",
+                            pipetape_store::model::Action::Deleted => "DELETED",
+                        };
+                        if tx
+                            .send(encode(kind, &v.obj, now, &mut first_table))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                next => {
+                    // Nothing due: sleep until the next change is due, a bookmark, or the end.
+                    let until_change = next.and_then(|c| ctx.wait_for(c.1));
+                    let mut wake = next_bookmark.min(deadline);
+                    if let Some(d) = until_change {
+                        wake = wake.min(Instant::now() + d);
+                    }
+                    tokio::time::sleep_until(wake.into()).await;
+                    if Instant::now() >= next_bookmark {
+                        next_bookmark = Instant::now() + ctx.bookmark_every;
+                        if bookmarks {
+                            let rv = ctx.state.rv_at(ctx.now()).max(pos);
+                            // Only bookmark past changes of this resource already sent.
+                            let pending = rs
+                                .changes
+                                .get(rs.changes.partition_point(|c| c.0 <= pos))
+                                .is_some_and(|c| c.0 <= rv);
+                            let at = if pending { pos } else { rv };
+                            let bm = json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": rs.resource.api_version(), "metadata": {"resourceVersion": at.to_string()}}});
+                            let mut b = serde_json::to_vec(&bm).unwrap_or_default();
+                            b.push(b'\n');
+                            if tx.send(Bytes::from(b)).await.is_err() {
+                                return;
+                            }
+                            pos = pos.max(at);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("transfer-encoding", "chunked")
+        .body(ChanBody(rx).boxed())
+        .expect("valid response")
+}

@@ -1,0 +1,245 @@
+//! What `serve` serves: every recorded object version (Events rebuilt as core/v1 Event
+//! objects) grouped by resource, with `metadata.resourceVersion` rewritten to the record's
+//! sequence number + 1. One counter for the whole cluster, like etcd's revision, so a list's
+//! resourceVersion and a watch resumed from it agree on what came before and after.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pipetape_store::model::Action;
+use serde_json::{json, Value};
+
+use crate::fold::RunModel;
+use crate::query::{self, Resource};
+
+/// One served version of an object.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// resourceVersion as served (record seq + 1).
+    pub rv: u64,
+    /// ns from run start.
+    pub mono_ns: u64,
+    /// What happened.
+    pub action: Action,
+    /// The object with the served resourceVersion.
+    pub obj: Arc<Value>,
+}
+
+/// One object and its versions.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Namespace ("" when cluster-scoped).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Versions in order.
+    pub versions: Vec<Served>,
+}
+
+impl Entry {
+    /// The version in force at `t`, unless deleted or not yet created.
+    pub fn at(&self, t: u64) -> Option<&Served> {
+        let i = self.versions.partition_point(|v| v.mono_ns <= t);
+        self.versions[..i]
+            .last()
+            .filter(|v| v.action != Action::Deleted)
+    }
+}
+
+/// A resource and its objects.
+#[derive(Debug, Clone)]
+pub struct ResourceState {
+    /// Naming and version.
+    pub resource: Resource,
+    /// Objects, sorted by namespace and name.
+    pub entries: Vec<Entry>,
+    /// Every change: (rv, ns, entry index, version index), in rv order.
+    pub changes: Vec<(u64, u64, usize, usize)>,
+    /// A recorded CRD's additionalPrinterColumns, for tables.
+    pub printer_columns: Option<Value>,
+}
+
+/// The whole served cluster.
+#[derive(Debug)]
+pub struct State {
+    /// Resources, sorted by group then plural.
+    pub resources: Vec<ResourceState>,
+    /// Container logs: (namespace, pod, container, previous) → lines with times.
+    pub logs: BTreeMap<(String, String, String, bool), Vec<(u64, String)>>,
+    /// Wall time at offset 0, ns since the Unix epoch.
+    pub started_ns: i64,
+    /// Offset of the run's last record.
+    pub end_ns: u64,
+    /// Every (mono, rv) at which some object changed, in order: turns a moment into the
+    /// cluster's resourceVersion.
+    pub rv_timeline: Vec<(u64, u64)>,
+}
+
+impl State {
+    /// Builds the served state from a folded run.
+    pub fn new(m: &RunModel) -> State {
+        let mut resources: Vec<ResourceState> = Vec::new();
+        let mut rv_timeline = Vec::new();
+        for r in query::resources(m) {
+            let mut entries = Vec::new();
+            if r.info.group.is_empty()
+                && r.info.kind == "Event"
+                && !m.objects.keys().any(|k| k.kind == "Event")
+            {
+                // Events recorded as KubeEvent records: rebuild the objects.
+                let mut by_name: BTreeMap<(String, String), Vec<Served>> = BTreeMap::new();
+                for e in &m.events {
+                    let ev = &e.event;
+                    let rv = e.seq + 1;
+                    let obj = json!({"apiVersion": "v1", "kind": "Event",
+                        "metadata": {"name": ev.name, "namespace": ev.namespace, "uid": ev.uid, "resourceVersion": rv.to_string(),
+                            "creationTimestamp": ev.first_timestamp},
+                        "involvedObject": {"apiVersion": ev.involved.api_version, "kind": ev.involved.kind, "namespace": ev.involved.namespace,
+                            "name": ev.involved.name, "uid": ev.involved.uid, "fieldPath": ev.involved.field_path},
+                        "reason": ev.reason, "message": ev.message, "type": ev.type_, "count": ev.count,
+                        "firstTimestamp": ev.first_timestamp, "lastTimestamp": ev.last_timestamp,
+                        "source": {"component": ev.source_component, "host": ev.source_host},
+                        "reportingComponent": ev.source_component, "reportingInstance": ev.source_host});
+                    let list = by_name
+                        .entry((ev.namespace.clone(), ev.name.clone()))
+                        .or_default();
+                    let action = if list.is_empty() {
+                        Action::Added
+                    } else {
+                        Action::Modified
+                    };
+                    list.push(Served {
+                        rv,
+                        mono_ns: e.mono_ns,
+                        action,
+                        obj: Arc::new(obj),
+                    });
+                }
+                for ((namespace, name), versions) in by_name {
+                    entries.push(Entry {
+                        namespace,
+                        name,
+                        versions,
+                    });
+                }
+            } else {
+                for (k, h) in m
+                    .objects
+                    .range(..)
+                    .filter(|(k, _)| k.group == r.info.group && k.kind == r.info.kind)
+                {
+                    let versions = h
+                        .versions
+                        .iter()
+                        .map(|v| {
+                            let mut obj: Value =
+                                serde_json::from_str(&v.object).unwrap_or_else(|_| json!({}));
+                            let rv = v.seq + 1;
+                            if !obj.is_object() {
+                                obj = json!({});
+                            }
+                            obj["apiVersion"] = json!(v.api_version);
+                            obj["kind"] = json!(k.kind);
+                            if !obj["metadata"].is_object() {
+                                obj["metadata"] = json!({});
+                            }
+                            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+                            obj["metadata"]["name"] = json!(k.name);
+                            if !k.namespace.is_empty() {
+                                obj["metadata"]["namespace"] = json!(k.namespace);
+                            }
+                            Served {
+                                rv,
+                                mono_ns: v.mono_ns,
+                                action: v.action,
+                                obj: Arc::new(obj),
+                            }
+                        })
+                        .collect();
+                    entries.push(Entry {
+                        namespace: k.namespace.clone(),
+                        name: k.name.clone(),
+                        versions,
+                    });
+                }
+            }
+            let mut changes: Vec<(u64, u64, usize, usize)> = entries
+                .iter()
+                .enumerate()
+                .flat_map(|(ei, e)| {
+                    e.versions
+                        .iter()
+                        .enumerate()
+                        .map(move |(vi, v)| (v.rv, v.mono_ns, ei, vi))
+                })
+                .collect();
+            changes.sort_unstable();
+            rv_timeline.extend(changes.iter().map(|c| (c.1, c.0)));
+            let printer_columns = crd_columns(m, &r);
+            resources.push(ResourceState {
+                resource: r,
+                entries,
+                changes,
+                printer_columns,
+            });
+        }
+        resources.sort_by(|a, b| {
+            (&a.resource.info.group, &a.resource.info.plural)
+                .cmp(&(&b.resource.info.group, &b.resource.info.plural))
+        });
+        rv_timeline.sort_unstable_by_key(|x| x.1);
+        let mut logs: BTreeMap<(String, String, String, bool), Vec<(u64, String)>> =
+            BTreeMap::new();
+        for (k, lines) in &m.logs {
+            logs.insert(
+                (
+                    k.namespace.clone(),
+                    k.pod.clone(),
+                    k.container.clone(),
+                    k.previous,
+                ),
+                lines.iter().map(|(t, l, _)| (t, l.to_string())).collect(),
+            );
+        }
+        State {
+            resources,
+            logs,
+            started_ns: m.info.started_ns,
+            end_ns: m.info.end_ns,
+            rv_timeline,
+        }
+    }
+
+    /// The cluster's resourceVersion at `t`: the last change at or before it (1 before any).
+    pub fn rv_at(&self, t: u64) -> u64 {
+        let i = self.rv_timeline.partition_point(|(m, _)| *m <= t);
+        self.rv_timeline[..i].iter().map(|x| x.1).max().unwrap_or(1)
+    }
+
+    /// Finds a resource by group, version and plural.
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceState> {
+        self.resources.iter().find(|r| {
+            r.resource.info.group == group
+                && r.resource.info.plural == plural
+                && r.resource.version == version
+        })
+    }
+}
+
+fn crd_columns(m: &RunModel, r: &Resource) -> Option<Value> {
+    let crd = m
+        .objects
+        .iter()
+        .filter(|(k, _)| k.kind == "CustomResourceDefinition")
+        .filter_map(|(_, h)| h.versions.last())
+        .filter_map(|v| serde_json::from_str::<Value>(&v.object).ok())
+        .find(|c| {
+            c["spec"]["group"] == r.info.group.as_str()
+                && c["spec"]["names"]["kind"] == r.info.kind.as_str()
+        })?;
+    crd["spec"]["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == r.version.as_str())
+        .and_then(|v| v.get("additionalPrinterColumns").cloned())
+}
