@@ -176,7 +176,7 @@ impl ResourceInfo {
         n == self.kind.to_lowercase()
             || n == self.plural
             || n == self.singular
-            || self.short_names.iter().any(|s| *s == n)
+            || self.short_names.contains(&n)
     }
 }
 

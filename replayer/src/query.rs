@@ -115,14 +115,11 @@ pub struct EventFilter {
 
 /// The run's events matching a filter, in time order.
 pub fn events<'a>(m: &'a RunModel, f: &EventFilter) -> Result<Vec<&'a EventEntry>> {
-    let kind = match &f.kind {
-        Some(k) => Some(
-            resolve_kind(m, k)
-                .map(|r| r.info.kind)
-                .unwrap_or_else(|_| k.clone()),
-        ),
-        None => None,
-    };
+    let kind = f.kind.as_ref().map(|k| {
+        resolve_kind(m, k)
+            .map(|r| r.info.kind)
+            .unwrap_or_else(|_| k.clone())
+    });
     Ok(m.events
         .iter()
         .filter(|e| f.from.is_none_or(|t| e.mono_ns >= t))

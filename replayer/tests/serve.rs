@@ -36,7 +36,7 @@ fn start(m: RunModel, mode: Mode, faults: Faults) -> SocketAddr {
                 bookmark_every: Duration::from_millis(200),
                 ..Default::default()
             };
-            let s = Server::bind(&m, opts).await.unwrap();
+            let s = Server::bind(m, opts).await.unwrap();
             tx.send(s.addr()).unwrap();
             s.run(std::future::pending()).await;
         });

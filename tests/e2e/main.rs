@@ -2,7 +2,9 @@
 //! own store directory; logs come from `pipetape bench --out` (a synthetic full-stack run).
 
 mod archive;
+mod replay;
 mod runs;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

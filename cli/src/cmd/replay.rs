@@ -539,6 +539,7 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
         delay: d(&a.fault_delay)?.map(std::time::Duration::from_nanos),
         forbid: a.fault_forbid,
     };
+    let info = m.info.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -551,7 +552,7 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
             faults,
             ..Default::default()
         };
-        let server = Server::bind(m, opts).await.map_err(err)?;
+        let server = Server::bind(l.model, opts).await.map_err(err)?;
         let addr = server.addr();
         let kc_path = a.kubeconfig_out.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("pipetape-replay-{}.kubeconfig", addr.port()))
@@ -568,7 +569,7 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
         };
         println!(
             "Serving run {} ({}) {when} at http://{addr}",
-            m.info.run_id, m.info.pipeline
+            info.run_id, info.pipeline
         );
         println!("Kubeconfig: {}", kc_path.display());
         println!(
@@ -578,7 +579,7 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let end_wait = match (a.exit_at_end, mode) {
             (true, Mode::Live { speed }) => Some(
-                std::time::Duration::from_nanos((m.info.end_ns as f64 / speed) as u64)
+                std::time::Duration::from_nanos((info.end_ns as f64 / speed) as u64)
                     + std::time::Duration::from_secs(2),
             ),
             _ => None,

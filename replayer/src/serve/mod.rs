@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::fold::RunModel;
+
 use select::{FieldSelector, LabelSelector};
 use state::{ResourceState, State};
 
@@ -127,7 +128,7 @@ type Body = BoxBody<Bytes, Infallible>;
 
 impl Server {
     /// Builds the served state from `model` and binds (fails if the address is taken).
-    pub async fn bind(model: &RunModel, opts: Options) -> crate::Result<Server> {
+    pub async fn bind(model: RunModel, opts: Options) -> crate::Result<Server> {
         let listener = TcpListener::bind(opts.addr)
             .await
             .map_err(|e| crate::Error::Io {
@@ -618,8 +619,18 @@ fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
             )
         }
     };
-    let key = (ns.clone(), pod.clone(), container.clone(), p.previous);
-    let lines = ctx.state.logs.get(&key).cloned().unwrap_or_default();
+    let key = crate::fold::LogKey {
+        namespace: ns.clone(),
+        pod: pod.clone(),
+        container: container.clone(),
+        previous: p.previous,
+    };
+    let lines: Vec<(u64, &str)> = ctx
+        .state
+        .logs
+        .get(&key)
+        .map(|l| l.iter().map(|(t, s, _)| (t, s)).collect())
+        .unwrap_or_default();
     if p.previous && lines.is_empty() {
         return status(
             400,
@@ -650,11 +661,15 @@ fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let ctx2 = ctx.clone();
     let ts = p.timestamps;
+    let rest: Vec<(u64, String)> = lines[upto..]
+        .iter()
+        .map(|(t, l)| (*t, l.to_string()))
+        .collect();
     tokio::spawn(async move {
         if tx.send(Bytes::from(text)).await.is_err() {
             return;
         }
-        for (t, l) in &lines[upto..] {
+        for (t, l) in &rest {
             if let Some(d) = ctx2.wait_for(*t) {
                 tokio::time::sleep(d).await;
             }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use pipetape_store::model::Action;
 use serde_json::{json, Value};
 
-use crate::fold::RunModel;
+use crate::fold::{Lines, LogKey, RunModel};
 use crate::query::{self, Resource};
 
 /// One served version of an object.
@@ -64,8 +64,8 @@ pub struct ResourceState {
 pub struct State {
     /// Resources, sorted by group then plural.
     pub resources: Vec<ResourceState>,
-    /// Container logs: (namespace, pod, container, previous) → lines with times.
-    pub logs: BTreeMap<(String, String, String, bool), Vec<(u64, String)>>,
+    /// Container logs, moved out of the folded run.
+    pub logs: BTreeMap<LogKey, Lines>,
     /// Wall time at offset 0, ns since the Unix epoch.
     pub started_ns: i64,
     /// Offset of the run's last record.
@@ -76,11 +76,11 @@ pub struct State {
 }
 
 impl State {
-    /// Builds the served state from a folded run.
-    pub fn new(m: &RunModel) -> State {
+    /// Builds the served state from a folded run (taking its logs).
+    pub fn new(mut m: RunModel) -> State {
         let mut resources: Vec<ResourceState> = Vec::new();
         let mut rv_timeline = Vec::new();
-        for r in query::resources(m) {
+        for r in query::resources(&m) {
             let mut entries = Vec::new();
             if r.info.group.is_empty()
                 && r.info.kind == "Event"
@@ -175,7 +175,7 @@ impl State {
                 .collect();
             changes.sort_unstable();
             rv_timeline.extend(changes.iter().map(|c| (c.1, c.0)));
-            let printer_columns = crd_columns(m, &r);
+            let printer_columns = crd_columns(&m, &r);
             resources.push(ResourceState {
                 resource: r,
                 entries,
@@ -188,19 +188,7 @@ impl State {
                 .cmp(&(&b.resource.info.group, &b.resource.info.plural))
         });
         rv_timeline.sort_unstable_by_key(|x| x.1);
-        let mut logs: BTreeMap<(String, String, String, bool), Vec<(u64, String)>> =
-            BTreeMap::new();
-        for (k, lines) in &m.logs {
-            logs.insert(
-                (
-                    k.namespace.clone(),
-                    k.pod.clone(),
-                    k.container.clone(),
-                    k.previous,
-                ),
-                lines.iter().map(|(t, l, _)| (t, l.to_string())).collect(),
-            );
-        }
+        let logs = std::mem::take(&mut m.logs);
         State {
             resources,
             logs,
