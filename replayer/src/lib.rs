@@ -75,7 +75,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         fold.push(r?);
     }
     let mut damage = reader.damage().to_vec();
-    damage.extend(it.damage);
+    damage.extend(it.damage());
     Ok(Loaded {
         model: fold.finish(),
         damage,

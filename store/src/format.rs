@@ -5,26 +5,35 @@
 //! file    := header frame* [index-frame trailer]
 //! header  := magic[8] version:u16 flags:u16 run_id[8] created_ns:i64 crc32:u32     (32 bytes)
 //! frame   := frame_header payload[payload_len]
-//! frame_header (48 bytes, little-endian):
+//! frame_header (64 bytes, little-endian):
 //!   0  sync[4] = "PTFR"
 //!   4  kind:u8          1 = records, 2 = index
-//!   5  flags:u8         bit 0 STREAM_START: payload begins a new zstd stream
+//!   5  flags:u8         bit L: lane L's section begins a new zstd stream
 //!   6  reserved:u16     0
-//!   8  payload_len:u32
-//!   12 record_count:u32
-//!   16 first_seq:u64
+//!   8  record_count:u32 records in the frame (all lanes)
+//!   12 lane0_count:u32  of which in lane 0
+//!   16 first_seq:u64    the frame holds records first_seq .. first_seq + record_count - 1
 //!   24 min_mono_ns:u64
 //!   32 max_mono_ns:u64
-//!   40 payload_crc:u32  CRC-32 (IEEE) of the payload bytes
-//!   44 header_crc:u32   CRC-32 (IEEE) of bytes 0..44 of this header
+//!   40 lane0_len:u32    bytes of lane 0's section
+//!   44 lane0_crc:u32    CRC-32 (IEEE) of lane 0's section
+//!   48 lane1_len:u32
+//!   52 lane1_crc:u32
+//!   56 reserved:u32     0
+//!   60 header_crc:u32   CRC-32 (IEEE) of bytes 0..60 of this header
+//! payload := lane0 section, lane1 section
 //! trailer := index_offset:u64 index_crc:u32 reserved:u32 end_magic[8] = "PTAPEEND"  (24 bytes)
 //! ```
 //!
-//! The records payloads of a log form zstd streams: a frame with STREAM_START begins a new
-//! stream, and every later frame continues it (the writer flushes the stream at each frame
-//! boundary, so a frame's payload decodes to whole records given the frames before it in the
-//! same stream). Compression context carries across frames, which is what makes the log small;
-//! stream starts bound how much must be decoded to seek or to recover.
+//! A frame holds a contiguous run of records, split by kind into two lanes: lane 0 (cluster
+//! state and pipeline records) and lane 1 (bulk text: pod log lines and step output). Each lane
+//! section is a piece of that lane's own zstd stream: a section flagged as a stream start
+//! begins a new stream, every later section of the lane continues it (the writer flushes the
+//! stream at each frame boundary, so a section decodes to whole records given the lane's
+//! earlier sections). Compression context carries across frames, which is what makes the log
+//! small; stream starts bound how much must be decoded to seek or to recover; lanes let a
+//! question about cluster state skip the log lines entirely; and because a frame is written
+//! whole or not at all, a log cut anywhere still holds a prefix of the records.
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -38,7 +47,7 @@ pub const FRAME_SYNC: [u8; 4] = *b"PTFR";
 /// Size of the file header.
 pub const HEADER_LEN: usize = 32;
 /// Size of a frame header.
-pub const FRAME_HEADER_LEN: usize = 48;
+pub const FRAME_HEADER_LEN: usize = 64;
 /// Size of the trailer of a closed log.
 pub const TRAILER_LEN: usize = 24;
 /// Largest payload a reader accepts (a sanity bound against a corrupt length).
@@ -69,8 +78,12 @@ pub enum FrameKind {
     Index = 2,
 }
 
-/// Frame flag: the payload starts a new zstd stream (reset the decompressor).
-pub const FLAG_STREAM_START: u8 = 1;
+/// Number of lanes.
+pub const LANES: usize = 2;
+/// The lane of cluster state and pipeline records.
+pub const LANE_STATE: u8 = 0;
+/// The lane of bulk text: pod log lines and step output.
+pub const LANE_BULK: u8 = 1;
 
 /// The file header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,20 +176,22 @@ impl Header {
 pub struct FrameHeader {
     /// Frame kind (raw byte; unknown kinds are skipped by readers).
     pub kind: u8,
-    /// Flags.
+    /// Flags: bit L set when lane L's section starts a new zstd stream.
     pub flags: u8,
-    /// Payload length in bytes.
-    pub payload_len: u32,
-    /// Number of records in the payload.
+    /// Number of records in the frame, all lanes.
     pub record_count: u32,
+    /// Of which in lane 0.
+    pub lane0_count: u32,
     /// Sequence number of the first record.
     pub first_seq: u64,
     /// Smallest monotonic offset in the frame.
     pub min_mono_ns: u64,
     /// Largest monotonic offset in the frame.
     pub max_mono_ns: u64,
-    /// CRC-32 of the payload.
-    pub payload_crc: u32,
+    /// Byte length of each lane's section.
+    pub lane_len: [u32; LANES],
+    /// CRC-32 of each lane's section.
+    pub lane_crc: [u32; LANES],
 }
 
 impl FrameHeader {
@@ -186,14 +201,17 @@ impl FrameHeader {
         b[0..4].copy_from_slice(&FRAME_SYNC);
         b[4] = self.kind;
         b[5] = self.flags;
-        b[8..12].copy_from_slice(&self.payload_len.to_le_bytes());
-        b[12..16].copy_from_slice(&self.record_count.to_le_bytes());
+        b[8..12].copy_from_slice(&self.record_count.to_le_bytes());
+        b[12..16].copy_from_slice(&self.lane0_count.to_le_bytes());
         b[16..24].copy_from_slice(&self.first_seq.to_le_bytes());
         b[24..32].copy_from_slice(&self.min_mono_ns.to_le_bytes());
         b[32..40].copy_from_slice(&self.max_mono_ns.to_le_bytes());
-        b[40..44].copy_from_slice(&self.payload_crc.to_le_bytes());
-        let crc = crc32fast::hash(&b[0..44]);
-        b[44..48].copy_from_slice(&crc.to_le_bytes());
+        for l in 0..LANES {
+            b[40 + 8 * l..44 + 8 * l].copy_from_slice(&self.lane_len[l].to_le_bytes());
+            b[44 + 8 * l..48 + 8 * l].copy_from_slice(&self.lane_crc[l].to_le_bytes());
+        }
+        let crc = crc32fast::hash(&b[0..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
@@ -205,35 +223,63 @@ impl FrameHeader {
                 hex_preview(&b[0..4])
             ));
         }
-        let stored = u32::from_le_bytes(b[44..48].try_into().expect("4 bytes"));
-        let crc = crc32fast::hash(&b[0..44]);
+        let stored = u32::from_le_bytes(b[60..64].try_into().expect("4 bytes"));
+        let crc = crc32fast::hash(&b[0..60]);
         if stored != crc {
             return Err(format!(
                 "frame header checksum mismatch (stored {stored:#010x}, computed {crc:#010x})"
             ));
         }
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4"));
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8"));
         let h = FrameHeader {
             kind: b[4],
             flags: b[5],
-            payload_len: u32::from_le_bytes(b[8..12].try_into().expect("4")),
-            record_count: u32::from_le_bytes(b[12..16].try_into().expect("4")),
-            first_seq: u64::from_le_bytes(b[16..24].try_into().expect("8")),
-            min_mono_ns: u64::from_le_bytes(b[24..32].try_into().expect("8")),
-            max_mono_ns: u64::from_le_bytes(b[32..40].try_into().expect("8")),
-            payload_crc: u32::from_le_bytes(b[40..44].try_into().expect("4")),
+            record_count: u32_at(8),
+            lane0_count: u32_at(12),
+            first_seq: u64_at(16),
+            min_mono_ns: u64_at(24),
+            max_mono_ns: u64_at(32),
+            lane_len: [u32_at(40), u32_at(48)],
+            lane_crc: [u32_at(44), u32_at(52)],
         };
-        if h.payload_len > MAX_PAYLOAD {
+        if h.payload_len() > u64::from(MAX_PAYLOAD) {
             return Err(format!(
                 "frame payload length {} exceeds the {MAX_PAYLOAD}-byte limit",
-                h.payload_len
+                h.payload_len()
+            ));
+        }
+        if h.lane0_count > h.record_count {
+            return Err(format!(
+                "frame says {} of its {} records are in lane 0",
+                h.lane0_count, h.record_count
             ));
         }
         Ok(h)
     }
 
-    /// True when the payload begins a new zstd stream.
-    pub fn stream_start(&self) -> bool {
-        self.flags & FLAG_STREAM_START != 0
+    /// Total payload bytes (all lane sections).
+    pub fn payload_len(&self) -> u64 {
+        self.lane_len.iter().map(|l| u64::from(*l)).sum()
+    }
+
+    /// True when lane `lane`'s section begins a new zstd stream.
+    pub fn stream_start(&self, lane: usize) -> bool {
+        self.flags & (1 << lane) != 0
+    }
+
+    /// Records in lane `lane`.
+    pub fn lane_count(&self, lane: usize) -> u32 {
+        if lane == 0 {
+            self.lane0_count
+        } else {
+            self.record_count - self.lane0_count
+        }
+    }
+
+    /// Byte offset of lane `lane`'s section from the start of the payload.
+    pub fn lane_offset(&self, lane: usize) -> u64 {
+        self.lane_len[..lane].iter().map(|l| u64::from(*l)).sum()
     }
 }
 
@@ -332,16 +378,21 @@ mod tests {
     fn frame_header_round_trips_and_detects_damage() {
         let h = FrameHeader {
             kind: 1,
-            flags: FLAG_STREAM_START,
-            payload_len: 1234,
+            flags: 0b10,
             record_count: 17,
+            lane0_count: 5,
             first_seq: 99,
             min_mono_ns: 5,
             max_mono_ns: 50,
-            payload_crc: 0xdead_beef,
+            lane_len: [100, 1134],
+            lane_crc: [0xdead_beef, 7],
         };
         let b = h.encode();
         assert_eq!(FrameHeader::decode(&b).unwrap(), h);
+        assert_eq!(h.payload_len(), 1234);
+        assert_eq!((h.lane_count(0), h.lane_count(1)), (5, 12));
+        assert_eq!(h.lane_offset(1), 100);
+        assert!(h.stream_start(1) && !h.stream_start(0));
         let mut c = b;
         c[13] ^= 1;
         assert!(FrameHeader::decode(&c).unwrap_err().contains("checksum"));

@@ -3,14 +3,15 @@
 //!
 //! Payload layout: a single zstd frame whose content is `count:u32` followed by `count`
 //! entries of 37 bytes each, little-endian:
-//! `offset:u64 flags:u8 first_seq:u64 record_count:u32 min_mono_ns:u64 max_mono_ns:u64`.
+//! `offset:u64 flags:u8 first_seq:u64 record_count:u32 min_mono_ns:u64 max_mono_ns:u64`
+//! (flags as in the frame header: bit L, lane L's section starts a zstd stream).
 
 /// Where a records frame is and what it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexEntry {
     /// Byte offset of the frame header in the file.
     pub offset: u64,
-    /// Frame flags (bit 0: stream start).
+    /// Frame flags (bit L: lane L's section starts a zstd stream).
     pub flags: u8,
     /// Sequence number of its first record.
     pub first_seq: u64,
@@ -23,9 +24,9 @@ pub struct IndexEntry {
 }
 
 impl IndexEntry {
-    /// True when the frame starts a zstd stream.
-    pub fn stream_start(&self) -> bool {
-        self.flags & crate::format::FLAG_STREAM_START != 0
+    /// True when lane `lane`'s section starts a zstd stream.
+    pub fn stream_start(&self, lane: usize) -> bool {
+        self.flags & (1 << lane) != 0
     }
 }
 

@@ -696,12 +696,14 @@ bodies! {
     Note(Note) = "note",
 }
 
-/// A record as it is written inside a frame: `[dmono, dwall, source, kind, body]`. The
-/// sequence number is the frame's first seq plus the record's index in the frame; `mono_ns` is
-/// the previous record's (or, for a frame's first record, the frame header's min mono) plus
-/// `dmono`; `wall_ns` is `created_ns + mono_ns + dwall` (wrapping), with `created_ns` from the
-/// file header. See `store/FORMAT.md`.
+/// A record as it is written inside a frame: `[dseq, dmono, dwall, source, kind, body]`.
+/// `seq` is the previous record's in the frame (for the frame's first record, the header's
+/// first seq) plus `dseq`; `mono_ns` likewise from the header's min mono plus `dmono`;
+/// `wall_ns` is `created_ns + mono_ns + dwall` (wrapping), with `created_ns` from the file
+/// header. See `store/FORMAT.md`.
 pub struct WireOut<'a> {
+    /// seq minus the previous record's seq in the frame (records of the other lane in between).
+    pub dseq: u64,
     /// mono_ns minus the previous record's mono_ns in the frame.
     pub dmono: u64,
     /// wall_ns minus (created_ns + mono_ns), wrapping.
@@ -714,7 +716,8 @@ pub struct WireOut<'a> {
 
 impl Serialize for WireOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(5)?;
+        let mut t = s.serialize_tuple(6)?;
+        t.serialize_element(&self.dseq)?;
         t.serialize_element(&self.dmono)?;
         t.serialize_element(&self.dwall)?;
         t.serialize_element(self.source.as_str())?;
@@ -729,6 +732,8 @@ impl Serialize for WireOut<'_> {
 pub enum WireIn {
     /// A record of a known kind.
     Known {
+        /// See [`WireOut::dseq`].
+        dseq: u64,
         /// See [`WireOut::dmono`].
         dmono: u64,
         /// See [`WireOut::dwall`].
@@ -740,6 +745,8 @@ pub enum WireIn {
     },
     /// A record of a kind this version does not know (written by a newer pipetape): skipped.
     Unknown {
+        /// See [`WireOut::dseq`].
+        dseq: u64,
         /// See [`WireOut::dmono`].
         dmono: u64,
         /// Its kind name.
@@ -753,32 +760,35 @@ impl<'de> Deserialize<'de> for WireIn {
         impl<'de> Visitor<'de> for V {
             type Value = WireIn;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a record [dmono, dwall, source, kind, body]")
+                f.write_str("a record [dseq, dmono, dwall, source, kind, body]")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireIn, A::Error> {
-                let missing = |i| de::Error::invalid_length(i, &"5 elements");
-                let dmono: u64 = seq.next_element()?.ok_or_else(|| missing(0))?;
-                let dwall: i64 = seq.next_element()?.ok_or_else(|| missing(1))?;
-                let source: Source = seq.next_element()?.ok_or_else(|| missing(2))?;
-                let kind: KindName = seq.next_element()?.ok_or_else(|| missing(3))?;
-                let body = Body::deserialize_inner(&kind.0, &mut seq)?.ok_or_else(|| missing(4))?;
+                let missing = |i| de::Error::invalid_length(i, &"6 elements");
+                let dseq: u64 = seq.next_element()?.ok_or_else(|| missing(0))?;
+                let dmono: u64 = seq.next_element()?.ok_or_else(|| missing(1))?;
+                let dwall: i64 = seq.next_element()?.ok_or_else(|| missing(2))?;
+                let source: Source = seq.next_element()?.ok_or_else(|| missing(3))?;
+                let kind: KindName = seq.next_element()?.ok_or_else(|| missing(4))?;
+                let body = Body::deserialize_inner(&kind.0, &mut seq)?.ok_or_else(|| missing(5))?;
                 // Tolerate trailing elements a newer writer may add to the envelope.
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(match body {
                     Some(body) => WireIn::Known {
+                        dseq,
                         dmono,
                         dwall,
                         source,
                         body,
                     },
                     None => WireIn::Unknown {
+                        dseq,
                         dmono,
                         kind: kind.0.into_owned(),
                     },
                 })
             }
         }
-        d.deserialize_tuple(5, V)
+        d.deserialize_tuple(6, V)
     }
 }
 
@@ -875,6 +885,15 @@ pub fn base64(data: &[u8]) -> String {
 }
 
 impl Body {
+    /// The lane a record of this kind is written to: bulk text (pod logs, step output) apart
+    /// from everything else, so state queries never decompress log lines.
+    pub fn lane(&self) -> u8 {
+        match self {
+            Body::PodLog(_) | Body::StepOutput(_) => crate::format::LANE_BULK,
+            _ => crate::format::LANE_STATE,
+        }
+    }
+
     /// A one-line description for listings (`archive cat`, timelines).
     pub fn summary(&self) -> String {
         fn ns_name(ns: &str, name: &str) -> String {
@@ -1049,13 +1068,14 @@ mod tests {
     fn unknown_kind_is_skipped_not_fatal() {
         // A record a newer writer might produce: kind "pod_metrics", body a map.
         #[derive(Serialize)]
-        struct Future<'a>(u64, i64, &'a str, &'a str, BTreeMap<&'a str, u32>);
+        struct Future<'a>(u64, u64, i64, &'a str, &'a str, BTreeMap<&'a str, u32>);
         let mut buf = Vec::new();
-        let f = Future(5, 1, "watch", "pod_metrics", [("cpu", 3)].into());
+        let f = Future(1, 5, 1, "watch", "pod_metrics", [("cpu", 3)].into());
         f.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
             .unwrap();
         let d: WireIn = rmp_serde::from_slice(&buf).unwrap();
         let want = WireIn::Unknown {
+            dseq: 1,
             dmono: 5,
             kind: "pod_metrics".into(),
         };
@@ -1071,14 +1091,14 @@ mod tests {
             added_later: u8,
         }
         #[derive(Serialize)]
-        struct Future<'a>(u64, i64, &'a str, &'a str, Note2<'a>, u8);
+        struct Future<'a>(u64, u64, i64, &'a str, &'a str, Note2<'a>, u8);
         let mut buf = Vec::new();
         let note = Note2 {
             level: "warning",
             text: "hi",
             added_later: 1,
         };
-        let f = Future(1, 2, "sidecar", "note", note, 9);
+        let f = Future(0, 1, 2, "sidecar", "note", note, 9);
         f.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
             .unwrap();
         let WireIn::Known {

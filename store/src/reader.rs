@@ -1,8 +1,9 @@
 //! Reading a log: [`LogReader::open`] checks the header and finds every frame (from the index
-//! of a closed log, or by scanning a log that has none), [`LogReader::records`] and
-//! [`LogReader::records_from`] decode them. Damage is handled by an explicit [`Recovery`]
-//! policy: `Strict` refuses a damaged log, `Tolerant` keeps every whole frame and reports what
-//! it dropped (byte offset, bytes, records).
+//! of a closed log, or by scanning a log that has none); [`LogReader::records`],
+//! [`LogReader::records_from`] and [`LogReader::records_in`] decode them, one lane iterator per
+//! lane merged by sequence number. Damage is handled by an explicit [`Recovery`] policy:
+//! `Strict` refuses a damaged log, `Tolerant` keeps every whole frame and reports what it
+//! dropped (byte offset, bytes, records).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use zstd::zstd_safe::{self, DCtx, InBuffer, OutBuffer};
 use crate::error::{Error, Result};
 use crate::format::{
     decode_trailer, FrameHeader, FrameKind, Header, FRAME_HEADER_LEN, FRAME_SYNC, HEADER_LEN,
-    TRAILER_LEN,
+    LANES, LANE_BULK, LANE_STATE, TRAILER_LEN,
 };
 use crate::index::{self, IndexEntry};
 use crate::model::{Record, WireIn};
@@ -195,31 +196,36 @@ impl LogReader {
 
     /// Every record, in order.
     pub fn records(&self) -> Records<'_> {
-        Records::new(self, 0, None)
+        Records::new(self, &[LANE_STATE, LANE_BULK], 0)
     }
 
     /// Records from the first one whose monotonic offset is at least `mono_ns`, decoding only
-    /// from the start of the zstd stream that holds it.
+    /// from the start of the zstd streams that hold it.
     pub fn records_from(&self, mono_ns: u64) -> Records<'_> {
-        // First frame that may hold a record at or after mono_ns.
-        let target = self.frames.partition_point(|f| f.max_mono_ns < mono_ns);
-        let start = self.frames[..target.min(self.frames.len())]
-            .iter()
-            .rposition(|f| f.stream_start())
-            .unwrap_or(0);
-        Records::new(self, start, Some((target, mono_ns)))
+        Records::new(self, &[LANE_STATE, LANE_BULK], mono_ns)
     }
 
-    /// Calls `f` with the decompressed bytes of every readable records frame, in order (the
-    /// MessagePack records exactly as the writer encoded them).
+    /// Only the records of some lanes (e.g. `[LANE_STATE]`: everything but log lines and step
+    /// output), from `mono_ns` on. Questions about cluster state never read the bulk.
+    pub fn records_in(&self, lanes: &[u8], mono_ns: u64) -> Records<'_> {
+        Records::new(self, lanes, mono_ns)
+    }
+
+    /// Calls `f` with the decompressed bytes of every readable lane section, in file order
+    /// (the MessagePack records exactly as the writer encoded them).
     pub fn for_each_plain(&self, mut f: impl FnMut(&[u8])) -> Result<()> {
-        let mut it = self.records();
+        let mut lanes: Vec<LaneIter<'_>> = (0..LANES as u8)
+            .map(|l| LaneIter::new(self, l, 0))
+            .collect();
         for i in 0..self.frames.len() {
-            match it.load_frame(i) {
-                Ok(()) => f(&it.plain),
-                Err(d) => {
-                    if let Some(Err(e)) = it.fail(d) {
-                        return Err(e);
+            for lane in lanes.iter_mut() {
+                match lane.load(i) {
+                    Ok(true) => f(&lane.plain),
+                    Ok(false) => {}
+                    Err(d) => {
+                        if let Some(Err(e)) = lane.fail(d) {
+                            return Err(e);
+                        }
                     }
                 }
             }
@@ -235,12 +241,18 @@ impl LogReader {
             records.push(r?);
         }
         let mut damage = self.damage.clone();
-        damage.extend(it.damage);
+        damage.extend(it.damage());
         Ok(ReadAll {
             records,
             damage,
-            unknown_skipped: it.unknown_skipped,
+            unknown_skipped: it.unknown_skipped(),
         })
+    }
+
+    fn read_header(&self, at: u64) -> std::io::Result<[u8; FRAME_HEADER_LEN]> {
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        read_at(&self.file, &mut hb, at)?;
+        Ok(hb)
     }
 
     fn load_index(&mut self) -> bool {
@@ -260,22 +272,20 @@ impl LogReader {
         {
             return false;
         }
-        let mut hb = [0u8; FRAME_HEADER_LEN];
-        if read_at(&self.file, &mut hb, off).is_err() {
+        let Ok(hb) = self.read_header(off) else {
             return false;
-        }
+        };
         let Ok(fh) = FrameHeader::decode(&hb) else {
             return false;
         };
         if fh.kind != FrameKind::Index as u8
-            || off + FRAME_HEADER_LEN as u64 + u64::from(fh.payload_len)
-                != self.len - TRAILER_LEN as u64
+            || off + FRAME_HEADER_LEN as u64 + fh.payload_len() != self.len - TRAILER_LEN as u64
         {
             return false;
         }
-        let mut payload = vec![0u8; fh.payload_len as usize];
+        let mut payload = vec![0u8; fh.lane_len[0] as usize];
         if read_at(&self.file, &mut payload, off + FRAME_HEADER_LEN as u64).is_err()
-            || crc32fast::hash(&payload) != fh.payload_crc
+            || crc32fast::hash(&payload) != fh.lane_crc[0]
         {
             return false;
         }
@@ -295,158 +305,80 @@ impl LogReader {
         true
     }
 
-    /// Walks frame headers from the start, checking every checksum; rebuilds the index.
+    /// Walks frame headers from the start (checking header checksums and lengths; section
+    /// checksums are checked when sections are read) and rebuilds the index.
     fn scan(&mut self) -> Result<()> {
         let mut pos = HEADER_LEN as u64;
-        let mut payload = Vec::new();
-        // False after damage until the next stream start: such frames cannot be decompressed.
-        let mut context_ok = true;
-        let mut lost: Option<Damage> = None;
         while pos < self.len {
             if self.len - pos < FRAME_HEADER_LEN as u64 {
-                self.push_damage(
-                    &mut lost,
-                    Damage {
-                        kind: DamageKind::TornTail,
-                        offset: pos,
-                        bytes: self.len - pos,
-                        records: None,
-                        what: format!(
-                            "the file ends {} bytes into a {FRAME_HEADER_LEN}-byte frame header",
-                            self.len - pos
-                        ),
-                    },
-                );
+                self.damage.push(Damage {
+                    kind: DamageKind::TornTail,
+                    offset: pos,
+                    bytes: self.len - pos,
+                    records: None,
+                    what: format!(
+                        "the file ends {} bytes into a {FRAME_HEADER_LEN}-byte frame header",
+                        self.len - pos
+                    ),
+                });
                 break;
             }
-            let mut hb = [0u8; FRAME_HEADER_LEN];
-            read_at(&self.file, &mut hb, pos)
+            let hb = self
+                .read_header(pos)
                 .map_err(|e| Error::io(&self.path, "cannot read log", e))?;
             let fh = match FrameHeader::decode(&hb) {
                 Ok(fh) => fh,
                 Err(what) => {
                     let next = self.find_next_frame(pos + 1)?;
                     let end = next.unwrap_or(self.len);
-                    let kind = if next.is_some() {
-                        DamageKind::CorruptFrame
-                    } else {
-                        DamageKind::TornTail
-                    };
-                    self.push_damage(
-                        &mut lost,
-                        Damage {
-                            kind,
-                            offset: pos,
-                            bytes: end - pos,
-                            records: None,
-                            what,
+                    self.damage.push(Damage {
+                        kind: if next.is_some() {
+                            DamageKind::CorruptFrame
+                        } else {
+                            DamageKind::TornTail
                         },
-                    );
-                    context_ok = false;
+                        offset: pos,
+                        bytes: end - pos,
+                        records: None,
+                        what,
+                    });
                     pos = end;
                     continue;
                 }
             };
-            let end = pos + FRAME_HEADER_LEN as u64 + u64::from(fh.payload_len);
+            let end = pos + FRAME_HEADER_LEN as u64 + fh.payload_len();
             if end > self.len {
-                self.push_damage(
-                    &mut lost,
-                    Damage {
-                        kind: DamageKind::TornTail,
-                        offset: pos,
-                        bytes: self.len - pos,
-                        records: Some(u64::from(fh.record_count)),
-                        what: format!(
-                            "frame declares {} payload bytes, only {} are present",
-                            fh.payload_len,
-                            self.len - pos - FRAME_HEADER_LEN as u64
-                        ),
-                    },
-                );
+                self.damage.push(Damage {
+                    kind: DamageKind::TornTail,
+                    offset: pos,
+                    bytes: self.len - pos,
+                    records: Some(u64::from(fh.record_count)),
+                    what: format!(
+                        "frame declares {} payload bytes, only {} are present",
+                        fh.payload_len(),
+                        self.len - pos - FRAME_HEADER_LEN as u64
+                    ),
+                });
                 break;
             }
-            payload.resize(fh.payload_len as usize, 0);
-            read_at(&self.file, &mut payload, pos + FRAME_HEADER_LEN as u64)
-                .map_err(|e| Error::io(&self.path, "cannot read log", e))?;
-            if crc32fast::hash(&payload) != fh.payload_crc {
-                self.push_damage(
-                    &mut lost,
-                    Damage {
-                        kind: DamageKind::CorruptFrame,
-                        offset: pos,
-                        bytes: end - pos,
-                        records: Some(u64::from(fh.record_count)),
-                        what: "payload checksum mismatch".into(),
-                    },
-                );
-                context_ok = false;
-                pos = end;
-                continue;
-            }
             if fh.kind == FrameKind::Records as u8 {
-                if fh.stream_start() {
-                    context_ok = true;
-                }
-                if context_ok {
-                    if let Some(d) = lost.take() {
-                        self.damage.push(d);
-                    }
-                    self.frames.push(IndexEntry {
-                        offset: pos,
-                        flags: fh.flags,
-                        first_seq: fh.first_seq,
-                        record_count: fh.record_count,
-                        min_mono_ns: fh.min_mono_ns,
-                        max_mono_ns: fh.max_mono_ns,
-                    });
-                } else {
-                    self.push_damage(
-                        &mut lost,
-                        Damage {
-                            kind: DamageKind::Unreachable,
-                            offset: pos,
-                            bytes: end - pos,
-                            records: Some(u64::from(fh.record_count)),
-                            what: "frame continues a zstd stream whose earlier part is damaged"
-                                .into(),
-                        },
-                    );
-                }
+                self.frames.push(IndexEntry {
+                    offset: pos,
+                    flags: fh.flags,
+                    first_seq: fh.first_seq,
+                    record_count: fh.record_count,
+                    min_mono_ns: fh.min_mono_ns,
+                    max_mono_ns: fh.max_mono_ns,
+                });
             }
             // Index frames and unknown frame kinds are skipped.
             pos = end;
         }
-        if let Some(d) = lost.take() {
-            self.damage.push(d);
-        }
         Ok(())
     }
 
-    /// Merges adjacent damage (a corrupt frame and the frames that depended on it) into one
-    /// report.
-    fn push_damage(&mut self, lost: &mut Option<Damage>, d: Damage) {
-        match lost {
-            Some(prev) if prev.offset + prev.bytes == d.offset => {
-                prev.bytes += d.bytes;
-                prev.records = match (prev.records, d.records) {
-                    (Some(a), Some(b)) => Some(a + b),
-                    (a, b) => a.or(b),
-                };
-                if d.kind == DamageKind::TornTail {
-                    prev.kind = DamageKind::TornTail;
-                }
-            }
-            _ => {
-                if let Some(p) = lost.take() {
-                    self.damage.push(p);
-                }
-                *lost = Some(d);
-            }
-        }
-    }
-
     /// Finds the next offset at or after `from` holding a frame header with a valid checksum
-    /// and a payload that fits in the file and matches its checksum.
+    /// whose sections fit in the file and match their checksums.
     fn find_next_frame(&self, from: u64) -> Result<Option<u64>> {
         const CHUNK: usize = 1 << 20;
         let mut buf = vec![0u8; CHUNK + FRAME_HEADER_LEN];
@@ -457,11 +389,8 @@ impl LogReader {
                 .map_err(|e| Error::io(&self.path, "cannot read log", e))?;
             let mut i = 0;
             while i + 4 <= n {
-                if buf[i..i + 4] == FRAME_SYNC {
-                    let at = base + i as u64;
-                    if self.valid_frame_at(at)? {
-                        return Ok(Some(at));
-                    }
+                if buf[i..i + 4] == FRAME_SYNC && self.valid_frame_at(base + i as u64)? {
+                    return Ok(Some(base + i as u64));
                 }
                 i += 1;
             }
@@ -477,51 +406,42 @@ impl LogReader {
         if at + FRAME_HEADER_LEN as u64 > self.len {
             return Ok(false);
         }
-        let mut hb = [0u8; FRAME_HEADER_LEN];
-        read_at(&self.file, &mut hb, at)
+        let hb = self
+            .read_header(at)
             .map_err(|e| Error::io(&self.path, "cannot read log", e))?;
         let Ok(fh) = FrameHeader::decode(&hb) else {
             return Ok(false);
         };
-        let end = at + FRAME_HEADER_LEN as u64 + u64::from(fh.payload_len);
-        if end > self.len {
+        if at + FRAME_HEADER_LEN as u64 + fh.payload_len() > self.len {
             return Ok(false);
         }
-        let mut p = vec![0u8; fh.payload_len as usize];
+        let mut p = vec![0u8; fh.payload_len() as usize];
         read_at(&self.file, &mut p, at + FRAME_HEADER_LEN as u64)
             .map_err(|e| Error::io(&self.path, "cannot read log", e))?;
-        Ok(crc32fast::hash(&p) == fh.payload_crc)
+        let split = fh.lane_len[0] as usize;
+        Ok(crc32fast::hash(&p[..split]) == fh.lane_crc[0]
+            && crc32fast::hash(&p[split..]) == fh.lane_crc[1])
     }
 
+    /// Frames hold contiguous runs of records: a jump in sequence numbers that no reported
+    /// damage explains means the writer had to drop records (a full disk).
     fn check_seq_continuity(&mut self) {
-        let mut expected = self.frames.first().map(|f| f.first_seq).unwrap_or(0);
-        if expected != 0 && self.damage.is_empty() {
-            self.damage.push(Damage {
-                kind: DamageKind::MissingRecords,
-                offset: HEADER_LEN as u64,
-                bytes: 0,
-                records: Some(expected),
-                what: format!("the first frame starts at record {expected}, not 0"),
-            });
-        }
+        let mut expected = 0u64;
         let mut gaps = Vec::new();
         for f in &self.frames {
             if f.first_seq > expected {
-                let covered: u64 = self
+                let explained = self
                     .damage
                     .iter()
-                    .filter(|d| d.offset < f.offset)
-                    .filter_map(|d| d.records)
-                    .sum();
-                // Gaps explained by damage already reported are not reported twice.
-                if covered == 0 || f.first_seq - expected > covered {
+                    .any(|d| d.offset < f.offset && d.kind != DamageKind::MissingRecords);
+                if !explained {
                     gaps.push(Damage {
                         kind: DamageKind::MissingRecords,
                         offset: f.offset,
                         bytes: 0,
                         records: Some(f.first_seq - expected),
                         what: format!(
-                            "records {expected}..{} are missing before this frame (the writer dropped them)",
+                            "records {expected}..{} are missing before this frame (the writer dropped them while the file refused writes)",
                             f.first_seq
                         ),
                     });
@@ -545,40 +465,133 @@ pub struct ReadAll {
     pub unknown_skipped: u64,
 }
 
-/// Iterator over the records of a log. In tolerant mode, frames that fail their checksum or do
-/// not decode are skipped (with the frames of the same stream after them) and listed in
-/// [`Records::damage`]; in strict mode the iterator yields an error and stops.
+/// Iterator over the records of a log, in sequence order: one [`LaneIter`] per lane, merged
+/// by seq. In tolerant mode, sections that fail their checksum or do not decode are skipped
+/// (with the sections of the same stream after them) and listed in [`Records::damage`]; in
+/// strict mode the iterator yields an error and stops.
 pub struct Records<'a> {
-    reader: &'a LogReader,
-    next_frame: usize,
-    /// Frames before this index are decompressed only to rebuild context (seek).
-    emit_from_frame: usize,
-    min_mono: u64,
-    dctx: DCtx<'static>,
-    context_ok: bool,
-    payload: Vec<u8>,
-    plain: Vec<u8>,
-    current: Option<FrameCursor>,
-    /// Damage found while decoding.
-    pub damage: Vec<Damage>,
-    /// Records of unknown kinds skipped so far.
-    pub unknown_skipped: u64,
+    lanes: Vec<LaneIter<'a>>,
+    peeked: Vec<Option<Record>>,
     failed: bool,
 }
 
 impl<'a> Records<'a> {
-    fn new(reader: &'a LogReader, start: usize, seek: Option<(usize, u64)>) -> Self {
-        let (emit_from_frame, min_mono) = seek.unwrap_or((start, 0));
+    fn new(reader: &'a LogReader, lanes: &[u8], min_mono: u64) -> Self {
+        let lanes: Vec<LaneIter<'a>> = lanes
+            .iter()
+            .filter(|l| usize::from(**l) < LANES)
+            .map(|l| LaneIter::new(reader, *l, min_mono))
+            .collect();
         Records {
+            peeked: vec![None; lanes.len()],
+            lanes,
+            failed: false,
+        }
+    }
+
+    /// Damage found while decoding so far.
+    pub fn damage(&self) -> Vec<Damage> {
+        let mut d: Vec<Damage> = self
+            .lanes
+            .iter()
+            .flat_map(|l| l.damage.iter().cloned())
+            .collect();
+        d.sort_by_key(|x| x.offset);
+        d
+    }
+
+    /// Records of unknown kinds skipped so far.
+    pub fn unknown_skipped(&self) -> u64 {
+        self.lanes.iter().map(|l| l.unknown_skipped).sum()
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        if self.failed {
+            return None;
+        }
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            if self.peeked[i].is_none() {
+                match lane.next() {
+                    Some(Ok(r)) => self.peeked[i] = Some(r),
+                    Some(Err(e)) => {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                    None => {}
+                }
+            }
+        }
+        let pick = self
+            .peeked
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (r.seq, i)))
+            .min()?
+            .1;
+        self.peeked[pick].take().map(Ok)
+    }
+}
+
+/// The records of one lane, in order.
+pub struct LaneIter<'a> {
+    reader: &'a LogReader,
+    lane: usize,
+    next_frame: usize,
+    /// Frames before this index only rebuild the zstd context (after a seek).
+    emit_from: usize,
+    min_mono: u64,
+    dctx: DCtx<'static>,
+    context_ok: bool,
+    /// The seq the next frame should start at; a jump means lost context.
+    expected_seq: Option<u64>,
+    payload: Vec<u8>,
+    plain: Vec<u8>,
+    current: Option<FrameCursor>,
+    /// Records in the section last loaded.
+    loaded_count: u32,
+    damage: Vec<Damage>,
+    unknown_skipped: u64,
+    failed: bool,
+}
+
+/// Where a lane iterator is within a decompressed section.
+struct FrameCursor {
+    index: usize,
+    count: u32,
+    decoded: u32,
+    pos: usize,
+    seq: u64,
+    mono: u64,
+}
+
+impl<'a> LaneIter<'a> {
+    fn new(reader: &'a LogReader, lane: u8, min_mono: u64) -> Self {
+        let lane = usize::from(lane);
+        let frames = &reader.frames;
+        // First frame that may hold a record at or after min_mono, and the lane's stream
+        // start at or before it.
+        let target = frames.partition_point(|f| f.max_mono_ns < min_mono);
+        let start = frames[..target.min(frames.len())]
+            .iter()
+            .rposition(|f| f.stream_start(lane))
+            .unwrap_or(0);
+        LaneIter {
             reader,
+            lane,
             next_frame: start,
-            emit_from_frame,
+            emit_from: target,
             min_mono,
             dctx: DCtx::create(),
             context_ok: false,
+            expected_seq: None,
             payload: Vec::new(),
             plain: Vec::new(),
             current: None,
+            loaded_count: 0,
             damage: Vec::new(),
             unknown_skipped: 0,
             failed: false,
@@ -586,6 +599,7 @@ impl<'a> Records<'a> {
     }
 
     fn fail(&mut self, d: Damage) -> Option<Result<Record>> {
+        self.context_ok = self.context_ok && d.kind == DamageKind::Undecodable && d.bytes == 0;
         if self.reader.recovery == Recovery::Strict {
             self.failed = true;
             return Some(Err(Error::corruption(
@@ -595,10 +609,7 @@ impl<'a> Records<'a> {
             )));
         }
         match self.damage.last_mut() {
-            Some(prev)
-                if prev.offset + prev.bytes == d.offset
-                    || d.kind == DamageKind::Unreachable && prev.offset <= d.offset =>
-            {
+            Some(prev) if d.kind == DamageKind::Unreachable && prev.offset <= d.offset => {
                 prev.bytes += d.bytes;
                 prev.records = Some(prev.records.unwrap_or(0) + d.records.unwrap_or(0));
             }
@@ -607,18 +618,22 @@ impl<'a> Records<'a> {
         None
     }
 
-    /// Reads, checks and decompresses frame `i` into `self.plain`. `Err` carries the damage.
-    fn load_frame(&mut self, i: usize) -> std::result::Result<(), Damage> {
+    /// Reads, checks and decompresses this lane's section of frame `i` into `self.plain`.
+    /// `Ok(false)` when the frame has nothing in this lane.
+    fn load(&mut self, i: usize) -> std::result::Result<bool, Damage> {
         let f = self.reader.frames[i];
-        let mut hb = [0u8; FRAME_HEADER_LEN];
-        let io_err = |e: std::io::Error| Damage {
+        let gap = self.expected_seq.is_some_and(|e| e != f.first_seq);
+        self.expected_seq = Some(f.first_seq + u64::from(f.record_count));
+        if gap {
+            self.context_ok = false;
+        }
+        let hb = self.reader.read_header(f.offset).map_err(|e| Damage {
             kind: DamageKind::CorruptFrame,
             offset: f.offset,
             bytes: 0,
             records: Some(u64::from(f.record_count)),
             what: format!("cannot read frame: {e}"),
-        };
-        read_at(&self.reader.file, &mut hb, f.offset).map_err(io_err)?;
+        })?;
         let fh = FrameHeader::decode(&hb).map_err(|what| Damage {
             kind: DamageKind::CorruptFrame,
             offset: f.offset,
@@ -626,24 +641,34 @@ impl<'a> Records<'a> {
             records: Some(u64::from(f.record_count)),
             what,
         })?;
-        let frame_bytes = FRAME_HEADER_LEN as u64 + u64::from(fh.payload_len);
-        self.payload.resize(fh.payload_len as usize, 0);
-        read_at(
-            &self.reader.file,
-            &mut self.payload,
-            f.offset + FRAME_HEADER_LEN as u64,
-        )
-        .map_err(io_err)?;
-        if crc32fast::hash(&self.payload) != fh.payload_crc {
+        let count = fh.lane_count(self.lane);
+        let len = fh.lane_len[self.lane];
+        self.loaded_count = count;
+        if count == 0 && len == 0 {
+            return Ok(false);
+        }
+        let at = f.offset + FRAME_HEADER_LEN as u64 + fh.lane_offset(self.lane);
+        self.payload.resize(len as usize, 0);
+        let lane_name = if self.lane == 0 { "state" } else { "bulk" };
+        if let Err(e) = read_at(&self.reader.file, &mut self.payload, at) {
+            return Err(Damage {
+                kind: DamageKind::CorruptFrame,
+                offset: at,
+                bytes: u64::from(len),
+                records: Some(u64::from(count)),
+                what: format!("cannot read the {lane_name} section: {e}"),
+            });
+        }
+        if crc32fast::hash(&self.payload) != fh.lane_crc[self.lane] {
             return Err(Damage {
                 kind: DamageKind::CorruptFrame,
                 offset: f.offset,
-                bytes: frame_bytes,
-                records: Some(u64::from(f.record_count)),
-                what: "payload checksum mismatch".into(),
+                bytes: u64::from(len),
+                records: Some(u64::from(count)),
+                what: format!("{lane_name} section checksum mismatch"),
             });
         }
-        if fh.stream_start() {
+        if fh.stream_start(self.lane) {
             let _ = self.dctx.reset(zstd_safe::ResetDirective::SessionOnly);
             self.context_ok = true;
         }
@@ -651,9 +676,11 @@ impl<'a> Records<'a> {
             return Err(Damage {
                 kind: DamageKind::Unreachable,
                 offset: f.offset,
-                bytes: frame_bytes,
-                records: Some(u64::from(f.record_count)),
-                what: "frame continues a zstd stream whose earlier part is damaged".into(),
+                bytes: u64::from(len),
+                records: Some(u64::from(count)),
+                what: format!(
+                    "the {lane_name} section continues a zstd stream whose earlier part is missing"
+                ),
             });
         }
         self.plain.clear();
@@ -662,19 +689,21 @@ impl<'a> Records<'a> {
             Damage {
                 kind: DamageKind::Undecodable,
                 offset: f.offset,
-                bytes: frame_bytes,
-                records: Some(u64::from(f.record_count)),
+                bytes: u64::from(len),
+                records: Some(u64::from(count)),
                 what,
             }
-        })
+        })?;
+        Ok(true)
     }
 
-    /// Decodes the next record of the current frame, if it has one left.
+    /// Decodes the next record of the current section, if it has one left.
     fn next_in_frame(&mut self) -> Option<std::result::Result<Option<Record>, Damage>> {
-        let cur_frame = self.current.as_mut()?;
-        let f = self.reader.frames[cur_frame.index];
-        if cur_frame.decoded == f.record_count {
-            let at_end = cur_frame.pos >= self.plain.len();
+        let cur = self.current.as_mut()?;
+        let f = self.reader.frames[cur.index];
+        if cur.decoded == cur.count {
+            let at_end = cur.pos >= self.plain.len();
+            let count = cur.count;
             self.current = None;
             if at_end {
                 return None;
@@ -685,39 +714,41 @@ impl<'a> Records<'a> {
                 bytes: 0,
                 records: None,
                 what: format!(
-                    "the frame holds bytes after its {} records (its record count is wrong)",
-                    f.record_count
+                    "a section holds bytes after its {count} records (its record count is wrong)"
                 ),
             }));
         }
-        let mut cur = crate::wire::Cursor::at(&self.plain, cur_frame.pos);
-        let k = cur_frame.decoded;
-        let d = match cur.record() {
+        let mut c = crate::wire::Cursor::at(&self.plain, cur.pos);
+        let k = cur.decoded;
+        let d = match c.record() {
             Ok(d) => d,
             Err(e) => {
+                let left = cur.count - k;
                 self.current = None;
                 return Some(Err(Damage {
                     kind: DamageKind::Undecodable,
                     offset: f.offset,
                     bytes: 0,
-                    records: Some(u64::from(f.record_count - k)),
-                    what: format!("record {} of the frame does not decode: {e}", k + 1),
+                    records: Some(u64::from(left)),
+                    what: format!("record {} of the section does not decode: {e}", k + 1),
                 }));
             }
         };
-        cur_frame.pos = cur.pos();
-        cur_frame.decoded += 1;
+        cur.pos = c.pos();
+        cur.decoded += 1;
         Some(Ok(match d {
             WireIn::Known {
+                dseq,
                 dmono,
                 dwall,
                 source,
                 body,
             } => {
-                cur_frame.mono = cur_frame.mono.wrapping_add(dmono);
-                let mono = cur_frame.mono;
+                cur.seq = cur.seq.wrapping_add(dseq);
+                cur.mono = cur.mono.wrapping_add(dmono);
+                let mono = cur.mono;
                 (mono >= self.min_mono).then(|| Record {
-                    seq: f.first_seq + u64::from(k),
+                    seq: cur.seq,
                     wall_ns: self
                         .reader
                         .header
@@ -729,8 +760,9 @@ impl<'a> Records<'a> {
                     body,
                 })
             }
-            WireIn::Unknown { dmono, .. } => {
-                cur_frame.mono = cur_frame.mono.wrapping_add(dmono);
+            WireIn::Unknown { dseq, dmono, .. } => {
+                cur.seq = cur.seq.wrapping_add(dseq);
+                cur.mono = cur.mono.wrapping_add(dmono);
                 self.unknown_skipped += 1;
                 None
             }
@@ -738,15 +770,7 @@ impl<'a> Records<'a> {
     }
 }
 
-/// Where the iterator is within a decompressed frame.
-struct FrameCursor {
-    index: usize,
-    decoded: u32,
-    pos: usize,
-    mono: u64,
-}
-
-impl Iterator for Records<'_> {
+impl Iterator for LaneIter<'_> {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Result<Record>> {
@@ -755,7 +779,6 @@ impl Iterator for Records<'_> {
                 Some(Ok(Some(r))) => return Some(Ok(r)),
                 Some(Ok(None)) => continue,
                 Some(Err(d)) => {
-                    self.context_ok = false;
                     if let Some(e) = self.fail(d) {
                         return Some(e);
                     }
@@ -768,22 +791,22 @@ impl Iterator for Records<'_> {
             }
             let i = self.next_frame;
             self.next_frame += 1;
-            match self.load_frame(i) {
-                Ok(()) => {
-                    if i >= self.emit_from_frame {
+            match self.load(i) {
+                Ok(true) => {
+                    if i >= self.emit_from {
                         let f = self.reader.frames[i];
                         self.current = Some(FrameCursor {
                             index: i,
+                            count: self.loaded_count,
                             decoded: 0,
                             pos: 0,
+                            seq: f.first_seq,
                             mono: f.min_mono_ns,
                         });
                     }
                 }
+                Ok(false) => {}
                 Err(d) => {
-                    if d.kind != DamageKind::Unreachable {
-                        self.context_ok = false;
-                    }
                     if let Some(e) = self.fail(d) {
                         return Some(e);
                     }

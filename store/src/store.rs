@@ -404,7 +404,7 @@ pub fn summarize_log(path: &Path) -> Result<RunEntry> {
             _ => {}
         }
     }
-    e.damaged |= !it.damage.is_empty();
+    e.damaged |= !it.damage().is_empty();
     e.records = records;
     e.pipeline = if pipeline.is_empty() {
         "(unnamed)".into()

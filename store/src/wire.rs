@@ -189,12 +189,13 @@ impl<'a> Cursor<'a> {
         self.pos >= self.b.len()
     }
 
-    /// Decodes one record `[dmono, dwall, source, kind, body, ...]`.
+    /// Decodes one record `[dseq, dmono, dwall, source, kind, body, ...]`.
     pub(crate) fn record(&mut self) -> R<WireIn> {
         let n = self.array_len()?;
-        if n < 5 {
-            return Err(format!("a record has {n} elements, expected 5"));
+        if n < 6 {
+            return Err(format!("a record has {n} elements, expected 6"));
         }
+        let dseq = self.uint()?;
         let dmono = self.uint()?;
         let dwall = self.int()?;
         let source = source(self.str_bytes()?)?;
@@ -210,17 +211,19 @@ impl<'a> Cursor<'a> {
                 }
             }
         };
-        for _ in 5..n {
+        for _ in 6..n {
             self.skip()?;
         }
         Ok(match body {
             Some(body) => WireIn::Known {
+                dseq,
                 dmono,
                 dwall,
                 source,
                 body,
             },
             None => WireIn::Unknown {
+                dseq,
                 dmono,
                 kind: String::from_utf8_lossy(kind).into_owned(),
             },
@@ -306,6 +309,7 @@ mod tests {
     fn encode(dmono: u64, dwall: i64, source: &Source, body: &Body) -> Vec<u8> {
         let mut buf = Vec::new();
         let w = WireOut {
+            dseq: 3,
             dmono,
             dwall,
             source,

@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use zstd::zstd_safe::{self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, InBuffer, OutBuffer};
 
 use crate::error::{Error, Result};
-use crate::format::{
-    encode_trailer, FormatVersion, FrameHeader, FrameKind, Header, RunId, FLAG_STREAM_START,
-};
+use crate::format::{encode_trailer, FormatVersion, FrameHeader, FrameKind, Header, RunId, LANES};
 use crate::index::IndexEntry;
 use crate::model::{Body, Record, Source, WireOut};
 
@@ -115,26 +113,54 @@ pub struct LogWriter<F: LogFile = File> {
     file: F,
     path: PathBuf,
     opts: WriterOptions,
-    cctx: CCtx<'static>,
     header: Header,
-    pending: Vec<u8>,
-    pending_count: u32,
-    pending_first_seq: u64,
-    pending_min_mono: u64,
-    pending_max_mono: u64,
+    lanes: [Lane; LANES],
+    /// The frame being filled: its first seq, record count, time range.
+    frame_first_seq: u64,
+    frame_count: u32,
+    frame_min_mono: u64,
+    frame_max_mono: u64,
+    last_cut_at: Instant,
+    retry_at: Option<Instant>,
     out: Vec<u8>,
     next_seq: u64,
     last_mono: u64,
-    stream_in: usize,
-    need_stream_start: bool,
     index: Vec<IndexEntry>,
-    last_frame_at: Instant,
     last_sync_at: Instant,
     unsynced: bool,
     appends_since_clock: u32,
-    retry_at: Option<Instant>,
     stats: WriterStats,
     closed: bool,
+}
+
+/// One lane's records pending for the next frame, and its zstd stream.
+struct Lane {
+    cctx: CCtx<'static>,
+    pending: Vec<u8>,
+    count: u32,
+    last_seq: u64,
+    last_mono: u64,
+    stream_in: usize,
+    need_stream_start: bool,
+    section: Vec<u8>,
+}
+
+impl Lane {
+    fn new(opts: &WriterOptions) -> Result<Lane> {
+        let mut cctx = CCtx::create();
+        cctx.set_parameter(CParameter::CompressionLevel(opts.level))
+            .map_err(|c| Error::Encode(zstd_safe::get_error_name(c).to_owned()))?;
+        Ok(Lane {
+            cctx,
+            pending: Vec::with_capacity(opts.frame_bytes + 4096),
+            count: 0,
+            last_seq: 0,
+            last_mono: 0,
+            stream_in: 0,
+            need_stream_start: true,
+            section: Vec::new(),
+        })
+    }
 }
 
 impl LogWriter<File> {
@@ -175,9 +201,6 @@ impl<F: LogFile> LogWriter<F> {
             run_id,
             created_ns,
         };
-        let mut cctx = CCtx::create();
-        cctx.set_parameter(CParameter::CompressionLevel(opts.level))
-            .map_err(|c| Error::Encode(zstd_safe::get_error_name(c).to_owned()))?;
         let bytes = header.encode();
         file.append(&bytes)
             .map_err(|e| Error::io(path, "cannot write log header", e))?;
@@ -187,25 +210,22 @@ impl<F: LogFile> LogWriter<F> {
         Ok(LogWriter {
             file,
             path: path.to_owned(),
-            cctx,
             header,
-            pending: Vec::with_capacity(opts.frame_bytes + 4096),
+            lanes: [Lane::new(&opts)?, Lane::new(&opts)?],
+            frame_first_seq: 0,
+            frame_count: 0,
+            frame_min_mono: 0,
+            frame_max_mono: 0,
+            last_cut_at: now,
+            retry_at: None,
             out: Vec::with_capacity(opts.frame_bytes / 2),
             opts,
-            pending_count: 0,
-            pending_first_seq: 0,
-            pending_min_mono: 0,
-            pending_max_mono: 0,
             next_seq: 0,
             last_mono: 0,
-            stream_in: 0,
-            need_stream_start: true,
             index: Vec::new(),
-            last_frame_at: now,
             last_sync_at: now,
             unsynced: false,
             appends_since_clock: 0,
-            retry_at: None,
             stats: WriterStats {
                 file_bytes: bytes.len() as u64,
                 ..Default::default()
@@ -272,13 +292,20 @@ impl<F: LogFile> LogWriter<F> {
                 rec.seq, rec.mono_ns, self.last_mono
             )));
         }
-        let before = self.pending.len();
-        let prev_mono = if self.pending_count == 0 {
-            rec.mono_ns
+        if self.frame_count == 0 {
+            self.frame_first_seq = rec.seq;
+            self.frame_min_mono = rec.mono_ns;
+        }
+        let lane = &mut self.lanes[usize::from(rec.body.lane())];
+        let before = lane.pending.len();
+        // The first record of a lane in a frame counts from the frame's first seq and time.
+        let (prev_seq, prev_mono) = if lane.count == 0 {
+            (self.frame_first_seq, self.frame_min_mono)
         } else {
-            self.pending_max_mono
+            (lane.last_seq, lane.last_mono)
         };
         let wire = WireOut {
+            dseq: rec.seq - prev_seq,
             dmono: rec.mono_ns - prev_mono,
             dwall: rec
                 .wall_ns
@@ -286,27 +313,30 @@ impl<F: LogFile> LogWriter<F> {
             source: &rec.source,
             body: &rec.body,
         };
-        let mut ser = rmp_serde::Serializer::new(&mut self.pending).with_struct_map();
+        let mut ser = rmp_serde::Serializer::new(&mut lane.pending).with_struct_map();
         if let Err(e) = serde::Serialize::serialize(&wire, &mut ser) {
-            self.pending.truncate(before);
+            lane.pending.truncate(before);
+            if self.frame_count == 0 {
+                self.frame_first_seq = 0;
+            }
             return Err(Error::Encode(e.to_string()));
         }
-        if self.pending_count == 0 {
-            self.pending_first_seq = rec.seq;
-            self.pending_min_mono = rec.mono_ns;
-        }
-        self.pending_count += 1;
-        self.pending_max_mono = rec.mono_ns;
+        lane.count += 1;
+        lane.last_seq = rec.seq;
+        lane.last_mono = rec.mono_ns;
+        let added = lane.pending.len() - before;
+        self.frame_count += 1;
+        self.frame_max_mono = rec.mono_ns;
         self.last_mono = rec.mono_ns;
         self.next_seq += 1;
         self.stats.records += 1;
-        self.stats.input_bytes += (self.pending.len() - before) as u64;
-        if self.pending.len() >= self.opts.frame_bytes {
+        self.stats.input_bytes += added as u64;
+        if self.pending_bytes() >= self.opts.frame_bytes {
             match self.retry_at {
                 // The file refused the last frame: retry after a pause, dropping what does
                 // not fit in the retry buffer meanwhile.
                 Some(at) if Instant::now() < at => {
-                    if self.pending.len() > self.opts.retry_buffer_bytes {
+                    if self.pending_bytes() > self.opts.retry_buffer_bytes {
                         self.drop_pending();
                     }
                     return Ok(());
@@ -323,12 +353,15 @@ impl<F: LogFile> LogWriter<F> {
         Ok(())
     }
 
+    fn pending_bytes(&self) -> usize {
+        self.lanes.iter().map(|l| l.pending.len()).sum()
+    }
+
     /// Cuts a frame if the flush interval has passed, and fsyncs if due. Call it from a timer
     /// when records arrive slowly.
     pub fn flush_if_due(&mut self) -> Result<()> {
         let now = Instant::now();
-        if self.pending_count > 0
-            && now.duration_since(self.last_frame_at) >= self.opts.flush_interval
+        if self.frame_count > 0 && now.duration_since(self.last_cut_at) >= self.opts.flush_interval
         {
             self.cut_frame()?;
         }
@@ -343,7 +376,7 @@ impl<F: LogFile> LogWriter<F> {
 
     /// When [`LogWriter::flush_if_due`] next has work to do, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let frame = (self.pending_count > 0).then(|| self.last_frame_at + self.opts.flush_interval);
+        let frame = (self.frame_count > 0).then(|| self.last_cut_at + self.opts.flush_interval);
         let sync = (self.unsynced && self.opts.sync == SyncPolicy::Interval)
             .then(|| self.last_sync_at + self.opts.flush_interval);
         match (frame, sync) {
@@ -355,7 +388,7 @@ impl<F: LogFile> LogWriter<F> {
     /// Cuts a frame of everything pending and fsyncs: after this returns, every appended
     /// record is durable.
     pub fn flush(&mut self) -> Result<()> {
-        if self.pending_count > 0 {
+        if self.frame_count > 0 {
             self.cut_frame()?;
         }
         if self.unsynced {
@@ -378,60 +411,85 @@ impl<F: LogFile> LogWriter<F> {
         }
     }
 
+    /// Writes everything pending as one frame, one compressed section per lane.
     fn cut_frame(&mut self) -> Result<()> {
-        self.last_frame_at = Instant::now();
-        let stream_start = self.need_stream_start;
-        if stream_start {
-            self.cctx
-                .reset(zstd_safe::ResetDirective::SessionOnly)
-                .map_err(|c| Error::Encode(zstd_safe::get_error_name(c).to_owned()))?;
-            self.stream_in = 0;
-        }
-        self.stream_in += self.pending.len();
-        // The last frame of a stream ends the zstd frame, so a stream is a complete zstd frame.
-        let end_stream = self.stream_in >= self.opts.stream_bytes;
-        let directive = if end_stream {
-            ZSTD_EndDirective::ZSTD_e_end
-        } else {
-            ZSTD_EndDirective::ZSTD_e_flush
-        };
-        self.out.clear();
-        compress(&mut self.cctx, &self.pending, &mut self.out, directive)?;
-        let fh = FrameHeader {
+        self.last_cut_at = Instant::now();
+        let mut flags = 0u8;
+        let mut fh = FrameHeader {
             kind: FrameKind::Records as u8,
-            flags: if stream_start { FLAG_STREAM_START } else { 0 },
-            payload_len: self.out.len() as u32,
-            record_count: self.pending_count,
-            first_seq: self.pending_first_seq,
-            min_mono_ns: self.pending_min_mono,
-            max_mono_ns: self.pending_max_mono,
-            payload_crc: crc32fast::hash(&self.out),
+            flags: 0,
+            record_count: self.frame_count,
+            lane0_count: self.lanes[0].count,
+            first_seq: self.frame_first_seq,
+            min_mono_ns: self.frame_min_mono,
+            max_mono_ns: self.frame_max_mono,
+            lane_len: [0; LANES],
+            lane_crc: [0; LANES],
         };
+        let mut ends = [false; LANES];
+        for (l, lane) in self.lanes.iter_mut().enumerate() {
+            lane.section.clear();
+            if lane.count == 0 {
+                continue;
+            }
+            if lane.need_stream_start {
+                lane.cctx
+                    .reset(zstd_safe::ResetDirective::SessionOnly)
+                    .map_err(|c| Error::Encode(zstd_safe::get_error_name(c).to_owned()))?;
+                lane.stream_in = 0;
+                flags |= 1 << l;
+            }
+            lane.stream_in += lane.pending.len();
+            // A stream's last section ends the zstd frame, so a stream is a complete zstd frame.
+            ends[l] = self.closed || lane.stream_in >= self.opts.stream_bytes;
+            let directive = if ends[l] {
+                ZSTD_EndDirective::ZSTD_e_end
+            } else {
+                ZSTD_EndDirective::ZSTD_e_flush
+            };
+            compress(&mut lane.cctx, &lane.pending, &mut lane.section, directive)?;
+            fh.lane_len[l] = lane.section.len() as u32;
+            fh.lane_crc[l] = crc32fast::hash(&lane.section);
+        }
+        fh.flags = flags;
+        self.out.clear();
+        for lane in &self.lanes {
+            self.out.extend_from_slice(&lane.section);
+        }
         let offset = self.stats.file_bytes;
         if let Err(e) = self.write_frame(&fh) {
-            // The compressor's context now holds data that is not on disk: the next frame must
-            // start a new stream. Keep the records to retry, within the retry buffer.
-            self.need_stream_start = true;
-            self.stats.write_failures += 1;
+            // The lanes' compressors now hold data that is not on disk: every lane's next
+            // section starts a new stream (readers drop all lanes' contexts at a seq gap, which
+            // follows if records must be dropped). Keep the records to retry, within the retry
+            // buffer.
+            for lane in self.lanes.iter_mut() {
+                lane.need_stream_start = true;
+            }
             self.retry_at = Some(Instant::now() + Duration::from_secs(1));
-            if self.pending.len() > self.opts.retry_buffer_bytes {
+            self.stats.write_failures += 1;
+            if self.pending_bytes() > self.opts.retry_buffer_bytes {
                 self.drop_pending();
             }
             return Err(e);
         }
         self.retry_at = None;
-        self.need_stream_start = end_stream;
+        for (l, lane) in self.lanes.iter_mut().enumerate() {
+            if lane.count > 0 {
+                lane.need_stream_start = ends[l];
+            }
+            lane.pending.clear();
+            lane.count = 0;
+        }
         self.index.push(IndexEntry {
             offset,
-            flags: fh.flags,
+            flags,
             first_seq: fh.first_seq,
             record_count: fh.record_count,
             min_mono_ns: fh.min_mono_ns,
             max_mono_ns: fh.max_mono_ns,
         });
         self.stats.frames += 1;
-        self.pending.clear();
-        self.pending_count = 0;
+        self.frame_count = 0;
         if self.opts.sync == SyncPolicy::EveryFrame {
             self.sync()?;
         }
@@ -439,9 +497,12 @@ impl<F: LogFile> LogWriter<F> {
     }
 
     fn drop_pending(&mut self) {
-        self.stats.dropped_records += u64::from(self.pending_count);
-        self.pending.clear();
-        self.pending_count = 0;
+        self.stats.dropped_records += u64::from(self.frame_count);
+        for lane in &mut self.lanes {
+            lane.pending.clear();
+            lane.count = 0;
+        }
+        self.frame_count = 0;
     }
 
     fn write_frame(&mut self, fh: &FrameHeader) -> Result<()> {
@@ -475,22 +536,25 @@ impl<F: LogFile> LogWriter<F> {
         if self.closed {
             return Ok(());
         }
-        if self.pending_count > 0 {
-            // End the stream with this last frame.
-            self.opts.stream_bytes = 0;
-            self.cut_frame()?;
-        }
+        // The last frame ends every lane's stream.
         self.closed = true;
+        if self.frame_count > 0 {
+            if let Err(e) = self.cut_frame() {
+                self.closed = false;
+                return Err(e);
+            }
+        }
         let payload = crate::index::encode(&self.index);
         let fh = FrameHeader {
             kind: FrameKind::Index as u8,
-            flags: FLAG_STREAM_START,
-            payload_len: payload.len() as u32,
+            flags: 1,
             record_count: 0,
+            lane0_count: 0,
             first_seq: self.next_seq,
             min_mono_ns: self.last_mono,
             max_mono_ns: self.last_mono,
-            payload_crc: crc32fast::hash(&payload),
+            lane_len: [payload.len() as u32, 0],
+            lane_crc: [crc32fast::hash(&payload), 0],
         };
         let index_offset = self.stats.file_bytes;
         self.out = payload;

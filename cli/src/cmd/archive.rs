@@ -146,7 +146,7 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> CmdResult {
         *kinds.entry(rec.body.kind()).or_default() += 1;
     }
     let mut damage = reader.damage().to_vec();
-    damage.extend(it.damage.iter().cloned());
+    damage.extend(it.damage());
     damage.sort_by_key(|d| d.offset);
     let h = reader.header();
     let ok = damage.is_empty();
@@ -156,7 +156,7 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> CmdResult {
             &serde_json::json!({
                 "path": path, "ok": ok, "run_id": h.run_id.to_string(), "format_version": h.version,
                 "records": records, "frames": reader.frames().len(), "bytes": reader.len(),
-                "closed": reader.is_closed(), "finished": finished, "unknown_kinds_skipped": it.unknown_skipped,
+                "closed": reader.is_closed(), "finished": finished, "unknown_kinds_skipped": it.unknown_skipped(),
                 "kinds": kinds,
                 "damage": damage.iter().map(|d| serde_json::json!({
                     "offset": d.offset, "kind": d.kind.as_str(), "bytes": d.bytes, "records": d.records, "what": d.what,
@@ -184,8 +184,8 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> CmdResult {
         } else if !finished {
             writeln!(out, "  note: closed without a run_finished record")?;
         }
-        if it.unknown_skipped > 0 {
-            writeln!(out, "  note: {} records of kinds this pipetape does not know were skipped (written by a newer version)", it.unknown_skipped)?;
+        if it.unknown_skipped() > 0 {
+            writeln!(out, "  note: {} records of kinds this pipetape does not know were skipped (written by a newer version)", it.unknown_skipped())?;
         }
     }
     out.flush()?;
@@ -221,13 +221,13 @@ fn cat(ctx: &Ctx, a: CatArgs) -> CmdResult {
         }
     }
     out.flush()?;
-    for d in &it.damage {
+    for d in &it.damage() {
         ctx.warn(format!("{}: {d}", r.path.display()));
     }
-    if it.unknown_skipped > 0 {
+    if it.unknown_skipped() > 0 {
         ctx.warn(format!(
             "{} records of kinds this pipetape does not know were skipped",
-            it.unknown_skipped
+            it.unknown_skipped()
         ));
     }
     Ok(exit::OK)
