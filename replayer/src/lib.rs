@@ -5,6 +5,7 @@
 //!
 //! Start at [`load`], which opens a log and folds it, then [`fold::RunModel`].
 
+pub mod bench;
 pub mod fold;
 pub mod kinds;
 pub mod query;
@@ -78,6 +79,29 @@ pub fn load(path: &Path) -> Result<Loaded> {
     damage.extend(it.damage());
     Ok(Loaded {
         model: fold.finish(),
+        damage,
+        closed: reader.is_closed(),
+    })
+}
+
+/// Folds lane 0 of the log only: objects, events, Helm, steps and gates, but no log line and no
+/// step output is read or decompressed, so `replay state --at T` costs a small fraction of a
+/// full [`load`].
+pub fn load_state(path: &Path) -> Result<Loaded> {
+    let reader = LogReader::open(path, Recovery::Tolerant)?;
+    let h = *reader.header();
+    let mut fold = fold::Fold::new(h.run_id.to_string(), h.created_ns);
+    let mut it = reader.records_in(&[pipetape_store::format::LANE_STATE], 0);
+    for r in it.by_ref() {
+        fold.push(r?);
+    }
+    let mut damage = reader.damage().to_vec();
+    damage.extend(it.damage());
+    let mut model = fold.finish();
+    // The run's extent comes from the frame index, not from the records read.
+    model.info.end_ns = model.info.end_ns.max(reader.max_mono_ns());
+    Ok(Loaded {
+        model,
         damage,
         closed: reader.is_closed(),
     })

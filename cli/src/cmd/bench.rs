@@ -23,15 +23,32 @@ pub struct BenchArgs {
     /// zstd compression level.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=19))]
     level: i32,
+    /// Which measurements: the log format, the replayer (fold, state --at, serve), or both.
+    #[arg(long, value_enum, default_value = "all")]
+    suite: Suite,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     output: TextOrJson,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// Append, size, read, seek, recovery, writer memory.
+    Log,
+    /// Fold, state --at, serve list latency (on the log the log suite writes).
+    Replay,
+    /// Both.
+    All,
+}
+
 pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
+    // The replay suite reads the log the log suite writes: keep it until both are done.
+    let tmp = std::env::temp_dir().join(format!("pipetape-bench-{}.ptape", std::process::id()));
+    let keep = a.out.is_some();
+    let path = a.out.clone().unwrap_or_else(|| tmp.clone());
     let opts = BenchOptions {
         records: a.records.max(100),
-        out: a.out,
+        out: Some(path.clone()),
         seed: a.seed,
         level: a.level,
     };
@@ -40,14 +57,108 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         if !quiet {
             eprintln!("bench: {phase}...");
         }
-    })?;
+    });
+    let replay = match (&rep, a.suite) {
+        (Ok(_), Suite::Replay | Suite::All) => {
+            if !quiet {
+                eprintln!("bench: replay (fold, state --at, serve)...");
+            }
+            Some(pipetape_replayer::bench::run(&path, a.seed))
+        }
+        _ => None,
+    };
+    if !keep {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let rep = rep?;
+    let replay = replay
+        .transpose()
+        .map_err(|e| super::CmdError::input(e.to_string()))?;
     let mut out = Out::new();
     if a.output == TextOrJson::Json {
-        serde_json::to_writer_pretty(&mut out, &rep)?;
+        let mut v = serde_json::to_value(&rep)?;
+        if a.suite == Suite::Replay {
+            v = serde_json::json!({"records": rep.records});
+        }
+        if let Some(r) = &replay {
+            v["replay"] = serde_json::to_value(r)?;
+        }
+        serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
         out.flush()?;
         return Ok(0);
     }
+    if a.suite != Suite::Replay {
+        write_log_report(&mut out, &rep, &opts)?;
+    }
+    if let Some(r) = &replay {
+        write_replay_report(&mut out, r)?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn write_replay_report(
+    out: &mut Out,
+    r: &pipetape_replayer::bench::ReplayReport,
+) -> std::io::Result<()> {
+    writeln!(out, "replay: {} records", r.fold_records)?;
+    writeln!(
+        out,
+        "  fold            {:>9.0} ms   model holds {}, process peak RSS {}",
+        r.fold_ms,
+        output::bytes(r.fold_model_rss_bytes.max(0) as u64),
+        output::bytes(r.fold_peak_rss_bytes)
+    )?;
+    writeln!(
+        out,
+        "  state --at      {:>9.1} ms median, {:.1} ms worst (open, fold lane 0, query)",
+        r.state_at_ms, r.state_at_max_ms
+    )?;
+    writeln!(
+        out,
+        "  serve list      {:>9.1} ms for {} pods as JSON, {:.1} ms as a Table",
+        r.serve_list_ms, r.serve_pods, r.serve_table_ms
+    )?;
+    writeln!(out, "targets:")?;
+    let t = |out: &mut Out, met: bool, name: &str, target: &str, v: String| {
+        writeln!(
+            out,
+            "  {:<4} {:<26} {:<50} measured {v}",
+            if met { "MET" } else { "MISS" },
+            name,
+            target
+        )
+    };
+    t(
+        out,
+        r.fold_ms <= 1000.0,
+        "fold_ms",
+        "<= 1000 ms",
+        format!("{:.0}", r.fold_ms),
+    )?;
+    t(
+        out,
+        r.fold_peak_rss_bytes <= 200 << 20,
+        "fold_peak_rss_bytes",
+        "<= 200 MiB",
+        output::bytes(r.fold_peak_rss_bytes),
+    )?;
+    t(
+        out,
+        r.state_at_ms <= 100.0,
+        "state_at_ms",
+        "<= 100 ms",
+        format!("{:.1}", r.state_at_ms),
+    )?;
+    Ok(())
+}
+
+fn write_log_report(
+    out: &mut Out,
+    rep: &pipetape_store::bench::BenchReport,
+    opts: &BenchOptions,
+) -> std::io::Result<()> {
     let mb = |b: u64| output::bytes(b);
     writeln!(
         out,
@@ -116,8 +227,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
             fmt_num(t.value)
         )?;
     }
-    out.flush()?;
-    Ok(0)
+    Ok(())
 }
 
 fn fmt_num(v: f64) -> String {

@@ -390,7 +390,14 @@ fn events(ctx: &Ctx, a: EventsArgs) -> CmdResult {
 }
 
 fn state(ctx: &Ctx, a: StateArgs) -> CmdResult {
-    let l = open(ctx, &a.run)?;
+    let r = ctx.resolve(&a.run)?;
+    let l = pipetape_replayer::load_state(&r.path).map_err(err)?;
+    for d in &l.damage {
+        ctx.warn(format!(
+            "{}: {d}; showing what was readable",
+            r.path.display()
+        ));
+    }
     let m = &l.model;
     let at = parse_at(&a.at, m.info.started_ns).map_err(err)?;
     query::check_at(m, at, &a.at).map_err(err)?;

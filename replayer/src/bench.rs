@@ -1,0 +1,181 @@
+//! The replay benchmark behind `pipetape bench`: fold time and memory on a big run, `state
+//! --at` latency (lane 0 only, no log line decoded), and `serve` list latency for 1,000 pods.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pipetape_store::bench::{current_rss, peak_rss};
+use pipetape_store::model::{Action, Outcome};
+use serde::Serialize;
+
+use crate::scenario::{Builder, PodPlan};
+use crate::serve::{Mode, Options, Server};
+use crate::{load, load_state, query, Result};
+
+/// The figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayReport {
+    /// Records folded.
+    pub fold_records: u64,
+    /// Time to open the log and fold every record, ms.
+    pub fold_ms: f64,
+    /// Resident memory the folded model holds, bytes.
+    pub fold_model_rss_bytes: i64,
+    /// Peak resident memory of the process after the fold, bytes.
+    pub fold_peak_rss_bytes: u64,
+    /// Median time of `replay state --at T` (open, fold lane 0, query) over random T, ms.
+    pub state_at_ms: f64,
+    /// Worst of those, ms.
+    pub state_at_max_ms: f64,
+    /// Pods in the served list.
+    pub serve_pods: usize,
+    /// Median time to list them as JSON over loopback, ms.
+    pub serve_list_ms: f64,
+    /// Median time to list them as a Table (what `kubectl get` asks for), ms.
+    pub serve_table_ms: f64,
+}
+
+/// Runs the replay benchmark on the log at `path`.
+pub fn run(path: &Path, seed: u64) -> Result<ReplayReport> {
+    let before = current_rss().unwrap_or(0) as i64;
+    let t = Instant::now();
+    let loaded = load(path)?;
+    let fold_ms = t.elapsed().as_secs_f64() * 1e3;
+    let after = current_rss().unwrap_or(0) as i64;
+    let fold_peak_rss_bytes = peak_rss().unwrap_or(0);
+    let fold_records = loaded.model.records;
+    let end = loaded.model.info.end_ns;
+    drop(loaded);
+
+    let mut rng = pipetape_store::synth::Rng::new(seed ^ 0x57a7e);
+    let mut lat = Vec::new();
+    for i in 0..11 {
+        // Include the very end (the most state) once.
+        let at = if i == 0 { end } else { rng.below(end.max(1)) };
+        let t = Instant::now();
+        let l = load_state(path)?;
+        let n = query::state(&l.model, at, None, None).len();
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(n);
+    }
+    lat.sort_by(f64::total_cmp);
+
+    let (serve_pods, serve_list_ms, serve_table_ms) = serve_latency(1000)?;
+    Ok(ReplayReport {
+        fold_records,
+        fold_ms,
+        fold_model_rss_bytes: after - before,
+        fold_peak_rss_bytes,
+        state_at_ms: lat[lat.len() / 2],
+        state_at_max_ms: *lat.last().unwrap_or(&0.0),
+        serve_pods,
+        serve_list_ms,
+        serve_table_ms,
+    })
+}
+
+fn serve_latency(pods: usize) -> Result<(usize, f64, f64)> {
+    let mut b = Builder::new("bench", 1_795_000_000_000_000_000);
+    let names: Vec<String> = (0..pods).map(|i| format!("api-{i:04}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let ns = format!("ns-{}", i % 20);
+        let t = i as f64 * 0.1;
+        b.pod(&PodPlan {
+            namespace: &ns,
+            name,
+            owner: ("ReplicaSet", "api-6d4cf56db6"),
+            container: "app",
+            image: "docker.io/ameide/api:ci",
+            node: "k3d-bench-agent-0",
+            created: t,
+            running: t + 5.0,
+            ready: Some(t + 8.0),
+            crash_from: None,
+            log: &[],
+        });
+    }
+    b.workload(
+        1.0,
+        Action::Added,
+        "Deployment",
+        "ns-0",
+        "api",
+        "docker.io/ameide/api:ci",
+        3,
+        3,
+        None,
+    );
+    let recs = b.finish("bench", Outcome::Passed, 0, None);
+    let mut f = crate::fold::Fold::new("bench".into(), 1_795_000_000_000_000_000);
+    for r in recs {
+        f.push(r);
+    }
+    let model = f.finish();
+    let end = model.info.end_ns;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| crate::Error::Io {
+            context: "cannot start a runtime".into(),
+            source: e,
+        })?;
+    let server = rt.block_on(Server::bind(
+        model,
+        Options {
+            mode: Mode::At(end),
+            ..Default::default()
+        },
+    ))?;
+    let addr = server.addr();
+    rt.spawn(server.run(std::future::pending()));
+    let time = |accept: &str| -> Result<f64> {
+        let mut v = Vec::new();
+        for _ in 0..21 {
+            let t = Instant::now();
+            let body = get(addr, "/api/v1/pods", accept).map_err(|e| crate::Error::Io {
+                context: "bench request".into(),
+                source: e,
+            })?;
+            v.push(t.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(body.len());
+        }
+        v.sort_by(f64::total_cmp);
+        Ok(v[v.len() / 2])
+    };
+    let list = time("application/json")?;
+    let table = time("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")?;
+    let n = {
+        let body = get(addr, "/api/v1/pods", "application/json").map_err(|e| crate::Error::Io {
+            context: "bench request".into(),
+            source: e,
+        })?;
+        let start = body.iter().position(|b| *b == b'{').unwrap_or(0);
+        serde_json::from_slice::<serde_json::Value>(&body[start..])
+            .ok()
+            .and_then(|v| v["items"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    drop(rt);
+    Ok((n, list, table))
+}
+
+/// A GET over loopback; returns the body (headers stripped, not de-chunked: lists are sent
+/// with a length).
+fn get(addr: std::net::SocketAddr, path: &str, accept: &str) -> std::io::Result<Vec<u8>> {
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .unwrap_or(0);
+    Ok(raw.split_off(split))
+}
