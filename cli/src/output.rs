@@ -3,23 +3,7 @@
 
 use std::io::Write;
 
-/// Formats nanoseconds as a short duration: `850ms`, `12.3s`, `5m12s`, `1h02m`.
-pub fn duration(ns: u64) -> String {
-    let s = ns as f64 / 1e9;
-    if s < 1.0 {
-        format!("{}ms", (s * 1000.0).round() as u64)
-    } else if s < 60.0 {
-        format!("{s:.1}s")
-    } else if s < 3600.0 {
-        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
-    } else {
-        format!(
-            "{}h{:02}m",
-            (s / 3600.0) as u64,
-            ((s % 3600.0) / 60.0) as u64
-        )
-    }
-}
+pub use pipetape_replayer::time::duration;
 
 /// Formats ns since the Unix epoch as `2026-11-28 19:03:12Z`.
 pub fn time(ns: i64) -> String {
@@ -99,14 +83,6 @@ impl Write for Out {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_kubectl() {
-        assert_eq!(duration(850_000_000), "850ms");
-        assert_eq!(duration(12_340_000_000), "12.3s");
-        assert_eq!(duration(312_000_000_000), "5m12s");
-        assert_eq!(duration(3_720_000_000_000), "1h02m");
-    }
 
     #[test]
     fn table_aligns_columns() {

@@ -133,6 +133,14 @@ mod tests {
     }
 
     #[test]
+    fn durations_read_like_kubectl() {
+        assert_eq!(duration(850_000_000), "850ms");
+        assert_eq!(duration(12_340_000_000), "12.3s");
+        assert_eq!(duration(312_000_000_000), "5m12s");
+        assert_eq!(duration(3_720_000_000_000), "1h02m");
+    }
+
+    #[test]
     fn offsets_format() {
         assert_eq!(offset(5_300_000_000), "+5.3s");
         assert_eq!(offset(312_300_000_000), "+5m12.3s");

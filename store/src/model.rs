@@ -65,7 +65,7 @@ impl Source {
         }
     }
 
-    fn from_name(s: &str) -> Self {
+    pub(crate) fn from_name(s: &str) -> Self {
         match s {
             "runner" => Source::Runner,
             "step" => Source::Step,

@@ -283,21 +283,9 @@ impl<'a> Cursor<'a> {
 }
 
 fn source(b: &[u8]) -> R<Source> {
-    Ok(match b {
-        b"runner" => Source::Runner,
-        b"step" => Source::Step,
-        b"gate" => Source::Gate,
-        b"watch" => Source::Watch,
-        b"helm" => Source::Helm,
-        b"logs" => Source::Logs,
-        b"wrap" => Source::Wrap,
-        b"synthetic" => Source::Synthetic,
-        other => Source::Other(
-            std::str::from_utf8(other)
-                .map_err(|_| "source is not valid UTF-8".to_string())?
-                .to_owned(),
-        ),
-    })
+    std::str::from_utf8(b)
+        .map(Source::from_name)
+        .map_err(|_| "source is not valid UTF-8".to_string())
 }
 
 #[cfg(test)]

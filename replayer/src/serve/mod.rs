@@ -788,11 +788,17 @@ fn watch(
                 }
             }
             if initial_end_marker {
-                let bm = json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": rs.resource.api_version(),
-                    "metadata": {"resourceVersion": pos.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}}});
-                let mut b = serde_json::to_vec(&bm).unwrap_or_default();
-                b.push(b'\n');
-                if tx.send(Bytes::from(b)).await.is_err() {
+                let end = json!({"k8s.io/initial-events-end": "true"});
+                if tx
+                    .send(bookmark(
+                        &info.kind,
+                        &rs.resource.api_version(),
+                        pos,
+                        Some(end),
+                    ))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -848,10 +854,11 @@ fn watch(
                                 .get(rs.changes.partition_point(|c| c.0 <= pos))
                                 .is_some_and(|c| c.0 <= rv);
                             let at = if pending { pos } else { rv };
-                            let bm = json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": rs.resource.api_version(), "metadata": {"resourceVersion": at.to_string()}}});
-                            let mut b = serde_json::to_vec(&bm).unwrap_or_default();
-                            b.push(b'\n');
-                            if tx.send(Bytes::from(b)).await.is_err() {
+                            if tx
+                                .send(bookmark(&info.kind, &rs.resource.api_version(), at, None))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                             pos = pos.max(at);
@@ -867,4 +874,16 @@ fn watch(
         .header("transfer-encoding", "chunked")
         .body(ChanBody(rx).boxed())
         .expect("valid response")
+}
+
+/// A BOOKMARK watch event at `rv`, one line.
+fn bookmark(kind: &str, api_version: &str, rv: u64, annotations: Option<Value>) -> Bytes {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(a) = annotations {
+        meta["annotations"] = a;
+    }
+    let mut b = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version, "metadata": meta}}))
+        .unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
 }
