@@ -1,3 +1,4 @@
-//! pipetape's recorder: the pipeline runner, wrap mode and the cluster observers. It writes
-//! through `pipetape-store` and never reads old runs. Work on it is tracked in issues 3 and 5;
-//! this crate has no public items yet.
+//! pipetape's recorder: the pipeline spec ([`spec`]) and, in later work, the runner, wrap mode
+//! and cluster observers. It writes through `pipetape-store` and never reads old runs.
+
+pub mod spec;
