@@ -18,7 +18,10 @@ use std::process::ExitCode;
 /// a path to a .ptape file (a downloaded CI artifact works without importing it).
 ///
 /// Exit codes: 0 success; 1 `archive verify` found damage; 2 usage or input error (bad flags,
-/// unknown or ambiguous run, unreadable or damaged input, unwritable store).
+/// unknown or ambiguous run, unreadable or damaged input, unwritable store). `run` exits with
+/// the pipeline's code (the failing step's; 124 for a timed-out step; 130/143 when interrupted)
+/// and 125 when pipetape itself failed (an invalid pipeline file; a recording failure with
+/// --strict-recording).
 #[derive(Debug, Parser)]
 #[command(
     name = "pipetape",
@@ -46,6 +49,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a pipeline (YAML) with every action recorded; exits with the pipeline's code.
+    Run(cmd::run::RunArgs),
     /// List, inspect, mark and reindex recorded runs.
     #[command(subcommand)]
     Runs(cmd::runs::RunsCmd),
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
         quiet: cli.quiet,
     };
     let res = match cli.command {
+        Command::Run(a) => cmd::run::run(&ctx, a),
         Command::Runs(c) => cmd::runs::run(&ctx, c),
         Command::Archive(c) => cmd::archive::run(&ctx, c),
         Command::Replay(c) => cmd::replay::run(&ctx, c),

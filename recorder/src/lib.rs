@@ -1,5 +1,7 @@
-//! pipetape's recorder: the pipeline spec ([`spec`]) and, in later work, the runner, wrap mode
-//! and cluster observers. It writes through `pipetape-store` and never reads old runs.
+//! pipetape's recorder: the pipeline spec ([`spec`]), the runner ([`runner`]) and the recording
+//! session around it ([`session`]); cluster observers come later. It writes through
+//! `pipetape-store` and never reads old runs.
 
 pub mod runner;
+pub mod session;
 pub mod spec;

@@ -24,7 +24,7 @@ use crate::spec::{Gate, Pipeline, Step};
 /// recorded or printed.
 #[derive(Clone)]
 pub struct Sink {
-    appender: LogAppender,
+    appender: Option<LogAppender>,
     masks: Arc<Vec<String>>,
     term: Terminal,
     warned: Arc<Mutex<bool>>,
@@ -40,16 +40,18 @@ pub struct Terminal {
 }
 
 impl Sink {
-    /// A sink over `appender`, masking `masks` (secret values) everywhere.
-    pub fn new(appender: LogAppender, masks: Vec<String>, term: Terminal) -> Sink {
+    /// A sink over `appender` (`None` when the log could not even be created: nothing is
+    /// recorded, the pipeline still runs), masking `masks` (secret values) everywhere.
+    pub fn new(appender: Option<LogAppender>, masks: Vec<String>, term: Terminal) -> Sink {
         let mut masks: Vec<String> = masks.into_iter().filter(|m| m.len() >= 3).collect();
         // Longest first, so a secret that contains another is masked whole.
         masks.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        let warned = appender.is_none();
         Sink {
             appender,
             masks: Arc::new(masks),
             term,
-            warned: Arc::new(Mutex::new(false)),
+            warned: Arc::new(Mutex::new(warned)),
         }
     }
 
@@ -66,11 +68,11 @@ impl Sink {
 
     /// Records a body. A failure to record is reported once, loudly, and never propagates.
     pub async fn record(&self, source: Source, body: impl Into<Body>) {
-        if self.appender.append_async(source, body).await.is_err() {
+        let Some(a) = &self.appender else { return };
+        if a.append_async(source, body).await.is_err() {
             self.warn_once("the log writer has stopped");
         }
-        let h = self.appender.health();
-        if let Some(e) = h.first_error {
+        if let Some(e) = a.health().first_error {
             self.warn_once(&e);
         }
     }
@@ -87,13 +89,33 @@ impl Sink {
 
     /// True when recording has failed at some point.
     pub fn recording_failed(&self) -> bool {
-        let h = self.appender.health();
-        h.first_error.is_some() || h.dropped_records > 0 || *self.warned.lock().unwrap_or_else(|p| p.into_inner())
+        let h = self
+            .appender
+            .as_ref()
+            .map(|a| a.health())
+            .unwrap_or_default();
+        h.first_error.is_some()
+            || h.dropped_records > 0
+            || *self.warned.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The appender's first error, if any.
     pub fn recording_error(&self) -> Option<String> {
-        self.appender.health().first_error
+        self.appender.as_ref().and_then(|a| a.health().first_error)
+    }
+
+    /// The appender, when recording.
+    pub fn appender(&self) -> Option<LogAppender> {
+        self.appender.clone()
+    }
+
+    /// Waits until everything recorded so far is on disk.
+    pub fn flush(&self) {
+        if let Some(a) = &self.appender {
+            if let Err(e) = a.flush() {
+                self.warn_once(&e.to_string());
+            }
+        }
     }
 
     fn print(&self, prefix: &str, line: &str, stderr: bool) {
@@ -178,17 +200,31 @@ struct StepResult {
 
 /// Runs a pipeline to its end (including `finally`), recording through `sink`. `interrupt`
 /// turns `Some` when a signal arrives.
-pub async fn run(p: &Pipeline, opts: &RunOptions, sink: &Sink, interrupt: watch::Receiver<Option<Interrupt>>) -> RunEnd {
+pub async fn run(
+    p: &Pipeline,
+    opts: &RunOptions,
+    sink: &Sink,
+    interrupt: watch::Receiver<Option<Interrupt>>,
+) -> RunEnd {
     let env: BTreeMap<String, String> = p.env.clone();
     let mut failure: Option<StepResult> = None;
     for stage in &p.stages {
-        let selected = (opts.only.is_empty() || opts.only.contains(&stage.name)) && !opts.skip.contains(&stage.name);
+        let selected = (opts.only.is_empty() || opts.only.contains(&stage.name))
+            && !opts.skip.contains(&stage.name);
         let interrupted = interrupt.borrow().is_some();
         if !selected || failure.is_some() || interrupted {
             for s in &stage.steps {
-                sink.record(Source::Runner, StepFinished {
-                    stage: stage.name.clone(), step: s.name.clone(), attempt: 0, status: StepStatus::Skipped, exit_code: None, duration_ns: 0,
-                })
+                sink.record(
+                    Source::Runner,
+                    StepFinished {
+                        stage: stage.name.clone(),
+                        step: s.name.clone(),
+                        attempt: 0,
+                        status: StepStatus::Skipped,
+                        exit_code: None,
+                        duration_ns: 0,
+                    },
+                )
                 .await;
             }
             continue;
@@ -197,8 +233,17 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, sink: &Sink, interrupt: watch:
         let results: Vec<StepResult> = if stage.parallel && stage.steps.len() > 1 {
             let mut set = tokio::task::JoinSet::new();
             for (i, s) in stage.steps.iter().enumerate() {
-                let (s, sink, env, opts, intr, stage_name) = (s.clone(), sink.clone(), env.clone(), opts.clone(), interrupt.clone(), stage.name.clone());
-                set.spawn(async move { (i, run_step(&stage_name, &s, &env, &opts, &sink, intr).await) });
+                let (s, sink, env, opts, intr, stage_name) = (
+                    s.clone(),
+                    sink.clone(),
+                    env.clone(),
+                    opts.clone(),
+                    interrupt.clone(),
+                    stage.name.clone(),
+                );
+                set.spawn(
+                    async move { (i, run_step(&stage_name, &s, &env, &opts, &sink, intr).await) },
+                );
             }
             let mut out: Vec<(usize, StepResult)> = Vec::new();
             while let Some(r) = set.join_next().await {
@@ -220,9 +265,17 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, sink: &Sink, interrupt: watch:
             }
             // Steps after a failure in a sequential stage are skipped.
             for s in stage.steps.iter().skip(out.len()) {
-                sink.record(Source::Runner, StepFinished {
-                    stage: stage.name.clone(), step: s.name.clone(), attempt: 0, status: StepStatus::Skipped, exit_code: None, duration_ns: 0,
-                })
+                sink.record(
+                    Source::Runner,
+                    StepFinished {
+                        stage: stage.name.clone(),
+                        step: s.name.clone(),
+                        attempt: 0,
+                        status: StepStatus::Skipped,
+                        exit_code: None,
+                        duration_ns: 0,
+                    },
+                )
                 .await;
             }
             out
@@ -261,14 +314,36 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, sink: &Sink, interrupt: watch:
         (Some(i), _) => RunEnd {
             outcome: Outcome::Cancelled,
             exit_code: i.exit_code(),
-            reason: Some(format!("interrupted by {}", if i == Interrupt::Int { "SIGINT" } else { "SIGTERM" })),
+            reason: Some(format!(
+                "interrupted by {}",
+                if i == Interrupt::Int {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                }
+            )),
         },
-        (None, Some(f)) => RunEnd { outcome: Outcome::Failed, exit_code: if f.exit_code == 0 { 1 } else { f.exit_code }, reason: Some(f.what) },
-        (None, None) => RunEnd { outcome: Outcome::Passed, exit_code: 0, reason: None },
+        (None, Some(f)) => RunEnd {
+            outcome: Outcome::Failed,
+            exit_code: if f.exit_code == 0 { 1 } else { f.exit_code },
+            reason: Some(f.what),
+        },
+        (None, None) => RunEnd {
+            outcome: Outcome::Passed,
+            exit_code: 0,
+            reason: None,
+        },
     }
 }
 
-async fn run_step(stage: &str, s: &Step, env: &BTreeMap<String, String>, opts: &RunOptions, sink: &Sink, interrupt: watch::Receiver<Option<Interrupt>>) -> StepResult {
+async fn run_step(
+    stage: &str,
+    s: &Step,
+    env: &BTreeMap<String, String>,
+    opts: &RunOptions,
+    sink: &Sink,
+    interrupt: watch::Receiver<Option<Interrupt>>,
+) -> StepResult {
     if let Some(g) = &s.gate {
         return run_gate(stage, s, g, env, opts, sink, interrupt).await;
     }
@@ -279,8 +354,22 @@ async fn run_step(stage: &str, s: &Step, env: &BTreeMap<String, String>, opts: &
         if r.ok || attempt > s.retries || interrupt.borrow().is_some() {
             return r;
         }
-        let wait = s.backoff.saturating_mul(1 << (attempt - 1).min(16)).min(Duration::from_secs(300));
-        sink.record(Source::Runner, Note { level: Level::Warning, text: format!("step {stage}/{} failed (attempt {attempt}); retrying in {:.1}s", s.name, wait.as_secs_f64()) }).await;
+        let wait = s
+            .backoff
+            .saturating_mul(1 << (attempt - 1).min(16))
+            .min(Duration::from_secs(300));
+        sink.record(
+            Source::Runner,
+            Note {
+                level: Level::Warning,
+                text: format!(
+                    "step {stage}/{} failed (attempt {attempt}); retrying in {:.1}s",
+                    s.name,
+                    wait.as_secs_f64()
+                ),
+            },
+        )
+        .await;
         let mut intr = interrupt.clone();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -291,40 +380,120 @@ async fn run_step(stage: &str, s: &Step, env: &BTreeMap<String, String>, opts: &
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_command(stage: &str, s: &Step, cmd: &str, attempt: u32, env: &BTreeMap<String, String>, opts: &RunOptions, sink: &Sink, mut interrupt: watch::Receiver<Option<Interrupt>>) -> StepResult {
-    let label = if stage.is_empty() { s.name.clone() } else { format!("{stage}/{}", s.name) };
-    sink.record(Source::Runner, StepStarted { stage: stage.into(), step: s.name.clone(), attempt, command: Some(sink.mask(cmd)) }).await;
+async fn run_command(
+    stage: &str,
+    s: &Step,
+    cmd: &str,
+    attempt: u32,
+    env: &BTreeMap<String, String>,
+    opts: &RunOptions,
+    sink: &Sink,
+    mut interrupt: watch::Receiver<Option<Interrupt>>,
+) -> StepResult {
+    let label = if stage.is_empty() {
+        s.name.clone()
+    } else {
+        format!("{stage}/{}", s.name)
+    };
+    sink.record(
+        Source::Runner,
+        StepStarted {
+            stage: stage.into(),
+            step: s.name.clone(),
+            attempt,
+            command: Some(sink.mask(cmd)),
+        },
+    )
+    .await;
     if sink.term.github {
         sink.banner(&format!("::group::{label}"));
     }
     let started = Instant::now();
     let mut c = tokio::process::Command::new("sh");
-    c.arg("-c").arg(cmd).envs(env).envs(&s.env).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    c.arg("-c")
+        .arg(cmd)
+        .envs(env)
+        .envs(&s.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     c.process_group(0);
     if let Some(w) = &s.workdir {
-        c.current_dir(if w.is_absolute() { w.clone() } else { opts.base_dir.join(w) });
+        c.current_dir(if w.is_absolute() {
+            w.clone()
+        } else {
+            opts.base_dir.join(w)
+        });
     } else if !opts.base_dir.as_os_str().is_empty() {
         c.current_dir(&opts.base_dir);
     }
     let finish = |status: StepStatus, code: Option<i32>, what: String| async move {
-        sink.record(Source::Runner, StepFinished { stage: stage.into(), step: s.name.clone(), attempt, status, exit_code: code, duration_ns: started.elapsed().as_nanos() as u64 }).await;
+        sink.record(
+            Source::Runner,
+            StepFinished {
+                stage: stage.into(),
+                step: s.name.clone(),
+                attempt,
+                status,
+                exit_code: code,
+                duration_ns: started.elapsed().as_nanos() as u64,
+            },
+        )
+        .await;
         if sink.term.github {
             sink.banner("::endgroup::");
         }
-        StepResult { ok: status == StepStatus::Passed, exit_code: code.unwrap_or(1), what }
+        StepResult {
+            ok: status == StepStatus::Passed,
+            exit_code: code.unwrap_or(1),
+            what,
+        }
     };
     let mut child = match c.spawn() {
         Ok(ch) => ch,
         Err(e) => {
             let line = format!("pipetape: cannot start the step: {e}");
             sink.print(&label, &line, true);
-            sink.record(Source::Step, StepOutput { stage: stage.into(), step: s.name.clone(), stream: Stream::Stderr, line }).await;
-            return finish(StepStatus::Failed, Some(127), format!("step {label} could not start: {e}")).await;
+            sink.record(
+                Source::Step,
+                StepOutput {
+                    stage: stage.into(),
+                    step: s.name.clone(),
+                    stream: Stream::Stderr,
+                    line,
+                },
+            )
+            .await;
+            return finish(
+                StepStatus::Failed,
+                Some(127),
+                format!("step {label} could not start: {e}"),
+            )
+            .await;
         }
     };
     let pgid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
-    let out = child.stdout.take().map(|o| tokio::spawn(pump(o, Stream::Stdout, stage.to_string(), s.name.clone(), label.clone(), sink.clone())));
-    let err = child.stderr.take().map(|o| tokio::spawn(pump(o, Stream::Stderr, stage.to_string(), s.name.clone(), label.clone(), sink.clone())));
+    let out = child.stdout.take().map(|o| {
+        tokio::spawn(pump(
+            o,
+            Stream::Stdout,
+            stage.to_string(),
+            s.name.clone(),
+            label.clone(),
+            sink.clone(),
+        ))
+    });
+    let err = child.stderr.take().map(|o| {
+        tokio::spawn(pump(
+            o,
+            Stream::Stderr,
+            stage.to_string(),
+            s.name.clone(),
+            label.clone(),
+            sink.clone(),
+        ))
+    });
     let deadline = s.timeout.map(|t| tokio::time::Instant::now() + t);
     let timeout = async {
         match deadline {
@@ -365,24 +534,48 @@ async fn run_command(stage: &str, s: &Step, cmd: &str, attempt: u32, env: &BTree
                 finish(StepStatus::Passed, Some(0), String::new()).await
             } else {
                 let code = code.unwrap_or(1);
-                finish(StepStatus::Failed, Some(code), format!("step {label} failed (exit {code})")).await
+                finish(
+                    StepStatus::Failed,
+                    Some(code),
+                    format!("step {label} failed (exit {code})"),
+                )
+                .await
             }
         }
         Ok(Err(e)) => finish(StepStatus::Failed, None, format!("step {label}: {e}")).await,
         Err(None) => {
             let t = s.timeout.unwrap_or_default();
-            finish(StepStatus::TimedOut, Some(124), format!("step {label} timed out after {}", humanize(t))).await
+            finish(
+                StepStatus::TimedOut,
+                Some(124),
+                format!("step {label} timed out after {}", humanize(t)),
+            )
+            .await
         }
-        Err(Some(i)) => finish(StepStatus::Cancelled, Some(i.exit_code()), format!("step {label} interrupted")).await,
+        Err(Some(i)) => {
+            finish(
+                StepStatus::Cancelled,
+                Some(i.exit_code()),
+                format!("step {label} interrupted"),
+            )
+            .await
+        }
     }
 }
 
 /// Sends `sig` to the step's process group, then SIGKILL after a 5 s grace period.
-async fn stop_group(pgid: Option<nix::unistd::Pid>, sig: nix::sys::signal::Signal, child: &mut tokio::process::Child) {
+async fn stop_group(
+    pgid: Option<nix::unistd::Pid>,
+    sig: nix::sys::signal::Signal,
+    child: &mut tokio::process::Child,
+) {
     if let Some(p) = pgid {
         let _ = nix::sys::signal::killpg(p, sig);
     }
-    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
         if let Some(p) = pgid {
             let _ = nix::sys::signal::killpg(p, nix::sys::signal::Signal::SIGKILL);
         }
@@ -394,7 +587,14 @@ async fn stop_group(pgid: Option<nix::unistd::Pid>, sig: nix::sys::signal::Signa
 }
 
 /// Reads a stream line by line (invalid UTF-8 replaced), masks, records and prints each line.
-async fn pump(r: impl AsyncRead + Unpin, stream: Stream, stage: String, step: String, label: String, sink: Sink) {
+async fn pump(
+    r: impl AsyncRead + Unpin,
+    stream: Stream,
+    stage: String,
+    step: String,
+    label: String,
+    sink: Sink,
+) {
     let mut r = BufReader::with_capacity(64 << 10, r);
     let mut buf = Vec::with_capacity(256);
     loop {
@@ -407,22 +607,52 @@ async fn pump(r: impl AsyncRead + Unpin, stream: Stream, stage: String, step: St
                 }
                 let line = sink.mask(&String::from_utf8_lossy(&buf));
                 sink.print(&label, &line, stream == Stream::Stderr);
-                sink.record(Source::Step, StepOutput { stage: stage.clone(), step: step.clone(), stream, line }).await;
+                sink.record(
+                    Source::Step,
+                    StepOutput {
+                        stage: stage.clone(),
+                        step: step.clone(),
+                        stream,
+                        line,
+                    },
+                )
+                .await;
             }
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_gate(stage: &str, s: &Step, g: &Gate, env: &BTreeMap<String, String>, opts: &RunOptions, sink: &Sink, mut interrupt: watch::Receiver<Option<Interrupt>>) -> StepResult {
+async fn run_gate(
+    stage: &str,
+    s: &Step,
+    g: &Gate,
+    env: &BTreeMap<String, String>,
+    opts: &RunOptions,
+    sink: &Sink,
+    mut interrupt: watch::Receiver<Option<Interrupt>>,
+) -> StepResult {
     let (kind, what) = match (&g.command, &g.http) {
         (Some(c), _) => ("command", sink.mask(c)),
         (_, Some(u)) => ("http", sink.mask(u)),
         _ => ("command", String::new()),
     };
     let label = format!("{stage}/{}", s.name);
-    sink.record(Source::Gate, GateStarted { stage: stage.into(), gate: s.name.clone(), gate_kind: kind.into(), description: what.clone(), timeout_ns: Some(g.timeout.as_nanos() as u64) }).await;
-    sink.banner(&format!("[{label}] waiting for {kind} gate: {what} (timeout {})", humanize(g.timeout)));
+    sink.record(
+        Source::Gate,
+        GateStarted {
+            stage: stage.into(),
+            gate: s.name.clone(),
+            gate_kind: kind.into(),
+            description: what.clone(),
+            timeout_ns: Some(g.timeout.as_nanos() as u64),
+        },
+    )
+    .await;
+    sink.banner(&format!(
+        "[{label}] waiting for {kind} gate: {what} (timeout {})",
+        humanize(g.timeout)
+    ));
     let started = Instant::now();
     let deadline = started + g.timeout;
     let mut attempt = 0u32;
@@ -436,12 +666,36 @@ async fn run_gate(stage: &str, s: &Step, g: &Gate, env: &BTreeMap<String, String
         };
         let detail = sink.mask(&detail);
         last = detail.clone();
-        sink.record(Source::Gate, GateProbe { gate: s.name.clone(), attempt, ok, detail }).await;
+        sink.record(
+            Source::Gate,
+            GateProbe {
+                gate: s.name.clone(),
+                attempt,
+                ok,
+                detail,
+            },
+        )
+        .await;
         if ok {
             let d = started.elapsed();
-            sink.record(Source::Gate, GatePassed { gate: s.name.clone(), duration_ns: d.as_nanos() as u64, probes: attempt }).await;
-            sink.banner(&format!("[{label}] gate passed after {} ({attempt} probes)", humanize(d)));
-            return StepResult { ok: true, exit_code: 0, what: String::new() };
+            sink.record(
+                Source::Gate,
+                GatePassed {
+                    gate: s.name.clone(),
+                    duration_ns: d.as_nanos() as u64,
+                    probes: attempt,
+                },
+            )
+            .await;
+            sink.banner(&format!(
+                "[{label}] gate passed after {} ({attempt} probes)",
+                humanize(d)
+            ));
+            return StepResult {
+                ok: true,
+                exit_code: 0,
+                what: String::new(),
+            };
         }
         let now = Instant::now();
         if now >= deadline || interrupt.borrow().is_some() {
@@ -459,27 +713,74 @@ async fn run_gate(stage: &str, s: &Step, g: &Gate, env: &BTreeMap<String, String
     } else {
         format!("timed out after {} ({attempt} probes)", humanize(g.timeout))
     };
-    sink.record(Source::Gate, GateFailed { gate: s.name.clone(), duration_ns: d.as_nanos() as u64, reason: reason.clone(), blockers: Vec::new(), last_probe: Some(last.clone()) }).await;
-    sink.banner(&format!("[{label}] gate FAILED: {reason}; last probe: {last}"));
-    StepResult { ok: false, exit_code: 1, what: format!("gate {} failed: {reason}", s.name) }
+    sink.record(
+        Source::Gate,
+        GateFailed {
+            gate: s.name.clone(),
+            duration_ns: d.as_nanos() as u64,
+            reason: reason.clone(),
+            blockers: Vec::new(),
+            last_probe: Some(last.clone()),
+        },
+    )
+    .await;
+    sink.banner(&format!(
+        "[{label}] gate FAILED: {reason}; last probe: {last}"
+    ));
+    StepResult {
+        ok: false,
+        exit_code: 1,
+        what: format!("gate {} failed: {reason}", s.name),
+    }
 }
 
 /// Runs a probe command once; detail is the exit code and the last lines of its output.
-async fn probe_command(cmd: &str, env: &BTreeMap<String, String>, s: &Step, opts: &RunOptions, deadline: Instant) -> (bool, String) {
+async fn probe_command(
+    cmd: &str,
+    env: &BTreeMap<String, String>,
+    s: &Step,
+    opts: &RunOptions,
+    deadline: Instant,
+) -> (bool, String) {
     let mut c = tokio::process::Command::new("sh");
-    c.arg("-c").arg(cmd).envs(env).envs(&s.env).stdin(Stdio::null()).kill_on_drop(true);
+    c.arg("-c")
+        .arg(cmd)
+        .envs(env)
+        .envs(&s.env)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
     c.process_group(0);
     if !opts.base_dir.as_os_str().is_empty() {
         c.current_dir(&opts.base_dir);
     }
-    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(100));
     match tokio::time::timeout(left, c.output()).await {
         Ok(Ok(o)) => {
             let mut text = String::from_utf8_lossy(&o.stdout).to_string();
             text.push_str(&String::from_utf8_lossy(&o.stderr));
-            let tail: Vec<&str> = text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
-            let code = o.status.code().map(|c| c.to_string()).unwrap_or_else(|| "signal".into());
-            (o.status.success(), format!("exit {code}{}{}", if tail.is_empty() { "" } else { ": " }, tail.join(" | ")))
+            let tail: Vec<&str> = text
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let code = o
+                .status
+                .code()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "signal".into());
+            (
+                o.status.success(),
+                format!(
+                    "exit {code}{}{}",
+                    if tail.is_empty() { "" } else { ": " },
+                    tail.join(" | ")
+                ),
+            )
         }
         Ok(Err(e)) => (false, format!("cannot run the probe: {e}")),
         Err(_) => (false, "the probe ran past the gate's timeout".into()),
@@ -496,32 +797,70 @@ async fn probe_http(url: &str, deadline: Instant) -> (bool, String) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let addr = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:80") };
-    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100)).min(Duration::from_secs(10));
+    let addr = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(100))
+        .min(Duration::from_secs(10));
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect(&addr).await?;
         s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: pipetape\r\nConnection: close\r\n\r\n").as_bytes()).await?;
         let mut head = vec![0u8; 512];
         let n = s.read(&mut head).await?;
-        Ok::<String, std::io::Error>(String::from_utf8_lossy(&head[..n]).lines().next().unwrap_or("").to_string())
+        Ok::<String, std::io::Error>(
+            String::from_utf8_lossy(&head[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        )
     };
     match tokio::time::timeout(left, attempt).await {
         Ok(Ok(status_line)) => {
-            let code: u16 = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-            ((200..300).contains(&code), if code == 0 { format!("not an HTTP answer: {status_line}") } else { status_line })
+            let code: u16 = status_line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            (
+                (200..300).contains(&code),
+                if code == 0 {
+                    format!("not an HTTP answer: {status_line}")
+                } else {
+                    status_line
+                },
+            )
         }
         Ok(Err(e)) => (false, format!("{addr}: {e}")),
-        Err(_) => (false, format!("{addr}: no answer within {}", humanize(left))),
+        Err(_) => (
+            false,
+            format!("{addr}: no answer within {}", humanize(left)),
+        ),
     }
 }
 
 async fn capture_artifacts(p: &Pipeline, opts: &RunOptions, sink: &Sink) {
     for a in &p.artifacts {
-        let pattern = if Path::new(&a.path).is_absolute() { a.path.clone() } else { opts.base_dir.join(&a.path).to_string_lossy().into_owned() };
+        let pattern = if Path::new(&a.path).is_absolute() {
+            a.path.clone()
+        } else {
+            opts.base_dir.join(&a.path).to_string_lossy().into_owned()
+        };
         let paths = match glob::glob(&pattern) {
             Ok(p) => p,
             Err(e) => {
-                sink.record(Source::Runner, Note { level: Level::Warning, text: format!("artifact pattern '{}': {e}", a.path) }).await;
+                sink.record(
+                    Source::Runner,
+                    Note {
+                        level: Level::Warning,
+                        text: format!("artifact pattern '{}': {e}", a.path),
+                    },
+                )
+                .await;
                 continue;
             }
         };
@@ -542,8 +881,15 @@ async fn capture_artifacts(p: &Pipeline, opts: &RunOptions, sink: &Sink) {
                 Some("html") => "text/html",
                 _ => "application/octet-stream",
             };
-            let rel = path.strip_prefix(&opts.base_dir).unwrap_or(&path).to_string_lossy().into_owned();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let rel = path
+                .strip_prefix(&opts.base_dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             // Masking applies to text artifacts too.
             if let Ok(text) = std::str::from_utf8(&data) {
                 let masked = sink.mask(text);
@@ -551,10 +897,28 @@ async fn capture_artifacts(p: &Pipeline, opts: &RunOptions, sink: &Sink) {
                     data = masked.into_bytes();
                 }
             }
-            sink.record(Source::Runner, Artifact { name, path: rel, media_type: media_type.into(), size, truncated, data }).await;
+            sink.record(
+                Source::Runner,
+                Artifact {
+                    name,
+                    path: rel,
+                    media_type: media_type.into(),
+                    size,
+                    truncated,
+                    data,
+                },
+            )
+            .await;
         }
         if found == 0 {
-            sink.record(Source::Runner, Note { level: Level::Warning, text: format!("artifact pattern '{}' matched no file", a.path) }).await;
+            sink.record(
+                Source::Runner,
+                Note {
+                    level: Level::Warning,
+                    text: format!("artifact pattern '{}' matched no file", a.path),
+                },
+            )
+            .await;
         }
     }
 }
@@ -567,6 +931,10 @@ pub fn humanize(d: Duration) -> String {
     } else if s < 3600.0 {
         format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
     } else {
-        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
     }
 }

@@ -11,7 +11,7 @@ use pipetape_store::readiness::{readiness, Status};
 use pipetape_store::Record;
 
 /// What a span is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SpanKind {
     /// A stage (the extent of its steps and gates).
@@ -290,6 +290,9 @@ pub struct RunModel {
 #[derive(Default)]
 pub struct Fold {
     m: RunModel,
+    /// Failures so far: (time, the step it belongs to if any, what). A step that later passes
+    /// (a successful retry) takes its failures back.
+    failures: Vec<(u64, Option<(String, String)>, String)>,
     open_steps: HashMap<(String, String), usize>,
     open_gates: HashMap<String, usize>,
     stages: HashMap<String, usize>,
@@ -334,9 +337,7 @@ impl Fold {
     }
 
     fn failure(&mut self, t: u64, what: String) {
-        if self.m.first_failure.is_none() {
-            self.m.first_failure = Some(Moment { at_ns: t, what });
-        }
+        self.failures.push((t, None, what));
     }
 
     fn warning(&mut self, t: u64, what: String) {
@@ -466,6 +467,7 @@ impl Fold {
                 span.end_ns = Some(t);
                 span.outcome = s.status.as_str().to_string();
                 span.exit_code = s.exit_code;
+                let key = (s.stage.clone(), s.step.clone());
                 if matches!(s.status, StepStatus::Failed | StepStatus::TimedOut) {
                     let what = format!(
                         "step {} {}{}",
@@ -475,7 +477,10 @@ impl Fold {
                             .map(|c| format!(" (exit {c})"))
                             .unwrap_or_default()
                     );
-                    self.failure(t, what);
+                    self.failures.push((t, Some(key), what));
+                } else if s.status == StepStatus::Passed {
+                    // A retry that passed takes back the step's earlier failures.
+                    self.failures.retain(|f| f.1.as_ref() != Some(&key));
                 }
                 self.close_stage(&s.stage, t);
             }
@@ -556,11 +561,19 @@ impl Fold {
         if open {
             return;
         }
-        let failed = self.m.spans.iter().any(|s| {
-            s.stage == stage
-                && s.kind != SpanKind::Stage
-                && matches!(s.outcome.as_str(), "failed" | "timed_out" | "cancelled")
-        });
+        // A step fails its stage only if its last attempt failed.
+        let mut last: HashMap<(SpanKind, &str), &str> = HashMap::new();
+        for s in self
+            .m
+            .spans
+            .iter()
+            .filter(|s| s.stage == stage && s.kind != SpanKind::Stage)
+        {
+            last.insert((s.kind, s.name.as_str()), s.outcome.as_str());
+        }
+        let failed = last
+            .values()
+            .any(|o| matches!(*o, "failed" | "timed_out" | "cancelled"));
         let span = &mut self.m.spans[si];
         span.end_ns = Some(t);
         span.outcome = if failed { "failed" } else { "passed" }.into();
@@ -609,6 +622,12 @@ impl Fold {
 
     /// The model.
     pub fn finish(mut self) -> RunModel {
+        if let Some((t, _, what)) = self.failures.first() {
+            self.m.first_failure = Some(Moment {
+                at_ns: *t,
+                what: what.clone(),
+            });
+        }
         // Spans still open when the log ends stay running; sort by start, stage first.
         self.m
             .spans
@@ -651,5 +670,68 @@ impl RunModel {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipetape_store::Source;
+
+    fn rec(seq: u64, t: u64, body: impl Into<Body>) -> Record {
+        Record::new(seq, t as i64, t, Source::Runner, body)
+    }
+
+    fn finished(stage: &str, step: &str, attempt: u32, status: StepStatus) -> StepFinished {
+        StepFinished {
+            stage: stage.into(),
+            step: step.into(),
+            attempt,
+            status,
+            exit_code: Some(if status == StepStatus::Passed { 0 } else { 3 }),
+            duration_ns: 1,
+        }
+    }
+
+    fn started(stage: &str, step: &str, attempt: u32) -> StepStarted {
+        StepStarted {
+            stage: stage.into(),
+            step: step.into(),
+            attempt,
+            command: None,
+        }
+    }
+
+    /// Regression: a step whose first attempt failed and whose retry passed made its stage
+    /// "failed" and stood as the run's first failure.
+    #[test]
+    fn a_retry_that_passes_takes_back_the_failure() {
+        let mut f = Fold::new("r".into(), 0);
+        f.push(rec(0, 0, started("build", "flaky", 1)));
+        f.push(rec(1, 5, finished("build", "flaky", 1, StepStatus::Failed)));
+        f.push(rec(2, 6, started("build", "flaky", 2)));
+        f.push(rec(3, 9, finished("build", "flaky", 2, StepStatus::Passed)));
+        let m = f.finish();
+        assert!(m.first_failure.is_none(), "{:?}", m.first_failure);
+        let stage = m.spans.iter().find(|s| s.kind == SpanKind::Stage).unwrap();
+        assert_eq!(stage.outcome, "passed");
+        assert_eq!(
+            m.spans.iter().filter(|s| s.kind == SpanKind::Step).count(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_failed_step_fails_its_stage_and_is_the_first_failure() {
+        let mut f = Fold::new("r".into(), 0);
+        f.push(rec(0, 0, started("test", "unit", 1)));
+        f.push(rec(1, 5, finished("test", "unit", 1, StepStatus::Failed)));
+        f.push(rec(2, 6, finished("test", "e2e", 0, StepStatus::Skipped)));
+        let m = f.finish();
+        assert_eq!(
+            m.first_failure.unwrap().what,
+            "step test/unit failed (exit 3)"
+        );
+        assert_eq!(m.spans[0].outcome, "failed");
     }
 }

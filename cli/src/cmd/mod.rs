@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod bench;
 pub mod replay;
+pub mod run;
 pub mod runs;
 pub mod scenario;
 
@@ -72,6 +73,14 @@ pub struct CmdError {
 }
 
 impl CmdError {
+    /// An error with a given exit code.
+    pub fn with_code(code: u8, message: impl Into<String>) -> Self {
+        CmdError {
+            code,
+            message: message.into(),
+        }
+    }
+
     /// An input error (exit 2).
     pub fn input(message: impl Into<String>) -> Self {
         CmdError {
