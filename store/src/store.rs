@@ -270,9 +270,19 @@ impl Store {
         Ok(e)
     }
 
-    /// Rebuilds the catalog from the logs in `runs/`.
+    /// Rebuilds the catalog from the logs in `runs/`. A catalog that cannot be opened (e.g.
+    /// damaged by a full disk) is discarded and built anew: it holds nothing the logs do not.
     pub fn reindex(&self) -> Result<ReindexReport> {
-        let cat = self.catalog()?;
+        let cat = match self.catalog() {
+            Ok(c) => c,
+            Err(Error::Catalog { .. }) => {
+                let dir = self.catalog_dir();
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| Error::io(&dir, "cannot remove the damaged catalog", e))?;
+                self.catalog()?
+            }
+            Err(e) => return Err(e),
+        };
         let mut rep = ReindexReport::default();
         let mut entries = Vec::new();
         let dir = self.runs_dir();

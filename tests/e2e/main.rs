@@ -3,6 +3,7 @@
 
 mod archive;
 mod replay;
+mod run;
 mod runs;
 mod serve;
 

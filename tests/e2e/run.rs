@@ -1,0 +1,324 @@
+//! `pipetape run`: exit codes, finally, retries, timeouts killing process trees, signals,
+//! parallel output, secret masking, spec errors, and a disk that fills up mid-run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{s, Env};
+
+fn pipeline(e: &Env, yaml: &str) -> PathBuf {
+    let p = e.path("ci.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+fn records(e: &Env, run: &str) -> Vec<serde_json::Value> {
+    e.run(&["archive", "cat", run, "-o", "json"])
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn of_kind<'a>(recs: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    recs.iter().filter(|r| r["kind"] == kind).collect()
+}
+
+#[test]
+fn a_failing_step_sets_the_exit_code_and_finally_still_runs() {
+    let e = Env::new();
+    let marker = e.path("finally-ran");
+    let p = pipeline(&e, &format!(
+        "name: fails\nstages:\n  - name: build\n    steps:\n      - name: compile\n        run: echo compiling; exit 7\n      - name: never\n        run: echo unreachable\n  - name: test\n    steps:\n      - name: unit\n        run: echo no\nfinally:\n  - name: cleanup\n    run: touch {}\n",
+        s(&marker)
+    ));
+    let r = e.run(&["run", s(&p)]);
+    assert_eq!(r.code(), 7, "{}", r.stderr());
+    assert!(marker.exists(), "finally did not run");
+    let recs = records(&e, "last");
+    let fin = of_kind(&recs, "step_finished");
+    let status = |step: &str| {
+        fin.iter()
+            .find(|r| r["body"]["step"] == step)
+            .map(|r| r["body"]["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("compile").as_deref(), Some("failed"));
+    assert_eq!(status("never").as_deref(), Some("skipped"));
+    assert_eq!(status("unit").as_deref(), Some("skipped"));
+    assert_eq!(status("cleanup").as_deref(), Some("passed"));
+    let end = of_kind(&recs, "run_finished")[0];
+    assert_eq!(end["body"]["outcome"], "failed");
+    assert_eq!(end["body"]["exit_code"], 7);
+    let list = e.run(&["runs", "list", "-o", "json"]).ok();
+    assert!(list.contains("\"outcome\": \"failed\""), "{list}");
+}
+
+#[test]
+fn retries_back_off_and_the_last_attempt_decides() {
+    let e = Env::new();
+    let p = pipeline(&e, "name: retry\nstages:\n  - name: s\n    steps:\n      - name: flaky\n        run: n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count; test $n -ge 2\n        retries: 3\n        backoff: 200ms\n");
+    let r = e.run(&["run", s(&p)]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let recs = records(&e, "last");
+    let starts: Vec<u64> = of_kind(&recs, "step_started")
+        .iter()
+        .map(|r| r["mono_ns"].as_u64().unwrap())
+        .collect();
+    let ends: Vec<u64> = of_kind(&recs, "step_finished")
+        .iter()
+        .map(|r| r["mono_ns"].as_u64().unwrap())
+        .collect();
+    assert_eq!(starts.len(), 3, "three attempts");
+    // The wait before attempt 2 is at least the backoff, and it doubles before attempt 3.
+    assert!(starts[1] - ends[0] >= 200_000_000, "{starts:?} {ends:?}");
+    assert!(starts[2] - ends[1] >= 400_000_000, "{starts:?} {ends:?}");
+    let t = e.run(&["replay", "timeline", "last"]).ok();
+    assert!(t.contains("First failure  none"), "{t}");
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie still answers kill -0; look at its state.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(st) => !st.split_whitespace().nth(2).is_some_and(|s| s == "Z"),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn a_timeout_kills_the_whole_process_tree() {
+    let e = Env::new();
+    let pids = e.path("pids");
+    let p = pipeline(&e, &format!(
+        "name: slow\nstages:\n  - name: s\n    steps:\n      - name: hang\n        run: (sleep 300 & echo $! >> {0}; wait) & echo $! >> {0}; sleep 300\n        timeout: 1s\n",
+        s(&pids)
+    ));
+    let t = Instant::now();
+    let r = e.run(&["run", s(&p)]);
+    assert_eq!(r.code(), 124, "{}", r.stderr());
+    assert!(t.elapsed() < Duration::from_secs(60));
+    let ids: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in ids {
+        assert!(
+            !alive(pid),
+            "process {pid} of the step survived the timeout"
+        );
+    }
+    let recs = records(&e, "last");
+    assert_eq!(
+        of_kind(&recs, "step_finished")[0]["body"]["status"],
+        "timed_out"
+    );
+}
+
+#[test]
+fn sigterm_cancels_the_run_runs_finally_and_exits_143() {
+    let e = Env::new();
+    let marker = e.path("finally-ran");
+    let pidfile = e.path("pid");
+    let p = pipeline(&e, &format!(
+        "name: long\nstages:\n  - name: s\n    steps:\n      - name: wait\n        run: echo $$ > {}; echo started; sleep 300\nfinally:\n  - name: cleanup\n    run: touch {}\n",
+        s(&pidfile),
+        s(&marker)
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipetape"))
+        .args(["run", s(&p)])
+        .env("PIPETAPE_STORE", e.store())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("started") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "pipetape exited early"
+        );
+    }
+    std::thread::spawn(move || for _ in out.lines() {});
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(143));
+    assert!(marker.exists(), "finally did not run");
+    let shell: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!alive(shell), "the step's shell survived");
+    let recs = records(&e, "last");
+    let end = of_kind(&recs, "run_finished")[0];
+    assert_eq!(end["body"]["outcome"], "cancelled");
+    assert_eq!(end["body"]["exit_code"], 143);
+    assert_eq!(
+        of_kind(&recs, "step_finished")[0]["body"]["status"],
+        "cancelled"
+    );
+}
+
+#[test]
+fn parallel_steps_interleave_and_keep_every_line_in_order() {
+    let e = Env::new();
+    let p = pipeline(&e, "name: par\nstages:\n  - name: s\n    parallel: true\n    steps:\n      - name: a\n        run: i=0; while [ $i -lt 3000 ]; do echo a$i; i=$((i+1)); [ $((i % 500)) -eq 0 ] && sleep 0.05; done\n      - name: b\n        run: i=0; while [ $i -lt 3000 ]; do echo b$i; i=$((i+1)); [ $((i % 500)) -eq 0 ] && sleep 0.05; done\n");
+    let r = e.run(&["run", s(&p)]);
+    assert_eq!(r.code(), 0);
+    let recs = records(&e, "last");
+    let out = of_kind(&recs, "step_output");
+    for step in ["a", "b"] {
+        let lines: Vec<&str> = out
+            .iter()
+            .filter(|r| r["body"]["step"] == step)
+            .map(|r| r["body"]["line"].as_str().unwrap())
+            .collect();
+        let want: Vec<String> = (0..3000).map(|i| format!("{step}{i}")).collect();
+        assert_eq!(lines, want, "step {step}: lost or reordered lines");
+    }
+    let seq_of = |line: &str| out.iter().position(|r| r["body"]["line"] == line).unwrap();
+    assert!(
+        seq_of("a0") < seq_of("b2999") && seq_of("b0") < seq_of("a2999"),
+        "the steps did not run at the same time"
+    );
+    // The terminal got every line too, prefixed with the step.
+    assert_eq!(
+        r.stdout()
+            .lines()
+            .filter(|l| l.starts_with("[s/a] a"))
+            .count(),
+        3000
+    );
+}
+
+#[test]
+fn secrets_never_reach_the_log_or_the_terminal() {
+    let e = Env::new();
+    let secret = "hunter2-Zq9x-value";
+    let p = pipeline(&e, "name: secrets\nsecret_env: [DEPLOY_TOKEN]\nstages:\n  - name: s\n    steps:\n      - name: leak\n        run: echo \"token=$DEPLOY_TOKEN\"; echo \"$DEPLOY_TOKEN\" >&2; echo \"Bearer $DEPLOY_TOKEN\" > report.txt; exit 1\n      - name: gate\n        gate:\n          command: echo \"probe $DEPLOY_TOKEN\"; false\n          interval: 100ms\n          timeout: 300ms\nartifacts:\n  - path: report.txt\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_pipetape"))
+        .args(["run", s(&p)])
+        .env("PIPETAPE_STORE", e.store())
+        .env("DEPLOY_TOKEN", secret)
+        .output()
+        .unwrap();
+    let term = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(term.contains("token=***"), "{term}");
+    assert!(
+        !term.contains(secret),
+        "the secret reached the terminal:\n{term}"
+    );
+    let all = e.run(&["archive", "cat", "last", "-o", "json"]).ok();
+    assert!(all.contains("token=***"));
+    assert!(!all.contains(secret), "the secret reached the log");
+    let art = of_kind(&records(&e, "last"), "artifact")
+        .iter()
+        .map(|r| r["body"]["text"].as_str().unwrap_or("").to_string())
+        .collect::<String>();
+    assert_eq!(art.trim(), "Bearer ***");
+}
+
+#[test]
+fn spec_errors_name_file_line_and_column_and_exit_125() {
+    let e = Env::new();
+    let p = pipeline(&e, "name: x\nstages:\n  - name: s\n    steps:\n      - name: a\n        run: echo\n        timout: 5m\n");
+    let err = e.run(&["run", s(&p)]).fails(125);
+    assert!(err.contains(&format!("{}:7:9: ", s(&p))), "{err}");
+    assert!(err.contains("unknown field `timout`"), "{err}");
+    let p = pipeline(&e, "name: x\nstages:\n  - name: s\n    steps: [\n");
+    let err = e.run(&["run", s(&p)]).fails(125);
+    assert!(err.contains(&format!("{}:", s(&p))), "{err}");
+    let p = pipeline(
+        &e,
+        "name: x\nstages:\n  - name: s\n    steps:\n      - name: a\n        run: echo\n",
+    );
+    let err = e.run(&["run", s(&p), "--only", "nope"]).fails(125);
+    assert!(err.contains("no stage 'nope'; stages are: s"), "{err}");
+    let plan = e.run(&["run", s(&p), "--dry-run"]).ok();
+    assert!(
+        plan.contains("stage s") && plan.contains("a: run: echo"),
+        "{plan}"
+    );
+    assert!(
+        !e.store().join("runs").exists()
+            || std::fs::read_dir(e.store().join("runs")).unwrap().count() == 0,
+        "dry run recorded something"
+    );
+}
+
+/// A tmpfs, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn new(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", s(at)])
+            .status()
+            .unwrap();
+        assert!(st.success(), "this test needs to mount a tmpfs (root)");
+        Tmpfs(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_mid_run_leaves_the_pipeline_result_and_marks_the_run_incomplete() {
+    let e = Env::new();
+    let disk = Tmpfs::new(&e.path("small-disk"), "8m");
+    let store = disk.0.join("store");
+    let filler = disk.0.join("filler");
+    let p = pipeline(&e, &format!(
+        "name: fills\nstages:\n  - name: s\n    steps:\n      - name: before\n        run: echo before\n      - name: fill\n        run: sleep 0.6; dd if=/dev/zero of={} bs=64k 2>/dev/null; echo filled\n      - name: after\n        run: i=0; while [ $i -lt 20000 ]; do echo after-line-$i-padding-padding-padding; i=$((i+1)); done\n",
+        s(&filler)
+    ));
+    let r = e.run(&["--store", s(&store), "run", s(&p)]);
+    assert_eq!(
+        r.code(),
+        0,
+        "the pipeline's own result must stand: {}",
+        r.stderr()
+    );
+    assert!(
+        r.stderr().contains("recording failed") || r.stderr().contains("incomplete"),
+        "{}",
+        r.stderr()
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let strict = e.run(&["--store", s(&store), "run", s(&p), "--strict-recording"]);
+    assert_eq!(strict.code(), 125, "{}", strict.stderr());
+    std::fs::remove_file(&filler).unwrap();
+    e.run(&["--store", s(&store), "runs", "reindex"]).ok();
+    let list = e
+        .run(&["--store", s(&store), "runs", "list", "-o", "json"])
+        .ok();
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
+    assert_eq!(runs.len(), 2, "{list}");
+    assert!(runs.iter().all(|x| x["outcome"] == "incomplete"), "{list}");
+    // What was flushed before the disk filled (a frame is cut every 250 ms) is readable.
+    let first = runs.last().unwrap()["id"].as_str().unwrap().to_string();
+    let cat = e
+        .run(&["--store", s(&store), "archive", "cat", &first, "-o", "json"])
+        .ok();
+    assert!(cat.contains("\"line\":\"before\""), "{cat}");
+    drop(disk);
+}
