@@ -286,13 +286,19 @@ pub struct RunModel {
     pub last_seq: u64,
 }
 
+/// A failure seen by the fold: when, the (stage, step) it belongs to if any, what.
+struct Failure {
+    at: u64,
+    step: Option<(String, String)>,
+    what: String,
+}
+
 /// Builds a [`RunModel`] from records.
 #[derive(Default)]
 pub struct Fold {
     m: RunModel,
-    /// Failures so far: (time, the step it belongs to if any, what). A step that later passes
-    /// (a successful retry) takes its failures back.
-    failures: Vec<(u64, Option<(String, String)>, String)>,
+    /// Failures so far. A step that later passes (a successful retry) takes its failures back.
+    failures: Vec<Failure>,
     open_steps: HashMap<(String, String), usize>,
     open_gates: HashMap<String, usize>,
     stages: HashMap<String, usize>,
@@ -337,7 +343,11 @@ impl Fold {
     }
 
     fn failure(&mut self, t: u64, what: String) {
-        self.failures.push((t, None, what));
+        self.failures.push(Failure {
+            at: t,
+            step: None,
+            what,
+        });
     }
 
     fn warning(&mut self, t: u64, what: String) {
@@ -477,10 +487,14 @@ impl Fold {
                             .map(|c| format!(" (exit {c})"))
                             .unwrap_or_default()
                     );
-                    self.failures.push((t, Some(key), what));
+                    self.failures.push(Failure {
+                        at: t,
+                        step: Some(key),
+                        what,
+                    });
                 } else if s.status == StepStatus::Passed {
                     // A retry that passed takes back the step's earlier failures.
-                    self.failures.retain(|f| f.1.as_ref() != Some(&key));
+                    self.failures.retain(|f| f.step.as_ref() != Some(&key));
                 }
                 self.close_stage(&s.stage, t);
             }
