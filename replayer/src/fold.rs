@@ -636,10 +636,10 @@ impl Fold {
 
     /// The model.
     pub fn finish(mut self) -> RunModel {
-        if let Some((t, _, what)) = self.failures.first() {
+        if let Some(f) = self.failures.first() {
             self.m.first_failure = Some(Moment {
-                at_ns: *t,
-                what: what.clone(),
+                at_ns: f.at,
+                what: f.what.clone(),
             });
         }
         // Spans still open when the log ends stay running; sort by start, stage first.
