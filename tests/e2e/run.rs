@@ -81,7 +81,7 @@ fn retries_back_off_and_the_last_attempt_decides() {
 fn alive(pid: i32) -> bool {
     // A zombie still answers kill -0; look at its state.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(st) => !st.split_whitespace().nth(2).is_some_and(|s| s == "Z"),
+        Ok(st) => st.split_whitespace().nth(2).is_none_or(|s| s != "Z"),
         Err(_) => false,
     }
 }
