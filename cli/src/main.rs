@@ -51,6 +51,15 @@ pub struct Cli {
 enum Command {
     /// Run a pipeline (YAML) with every action recorded; exits with the pipeline's code.
     Run(cmd::run::RunArgs),
+    /// Record an existing script as a run: `pipetape record -- ./ci.sh ARGS`.
+    Record(cmd::wrap::RecordArgs),
+    /// Inside a recorded script: a step starts or ends.
+    #[command(subcommand)]
+    Step(cmd::wrap::StepCmd),
+    /// Inside a recorded script: note a moment.
+    Mark(cmd::wrap::MarkArgs),
+    /// Inside a recorded script: wait until a command exits 0, recorded as a gate.
+    Gate(cmd::wrap::GateArgs),
     /// List, inspect, mark and reindex recorded runs.
     #[command(subcommand)]
     Runs(cmd::runs::RunsCmd),
@@ -91,6 +100,10 @@ fn main() -> ExitCode {
     };
     let res = match cli.command {
         Command::Run(a) => cmd::run::run(&ctx, a),
+        Command::Record(a) => cmd::wrap::record(&ctx, a),
+        Command::Step(c) => cmd::wrap::step(&ctx, c),
+        Command::Mark(a) => cmd::wrap::mark(&ctx, a),
+        Command::Gate(a) => cmd::wrap::gate(&ctx, a),
         Command::Runs(c) => cmd::runs::run(&ctx, c),
         Command::Archive(c) => cmd::archive::run(&ctx, c),
         Command::Replay(c) => cmd::replay::run(&ctx, c),

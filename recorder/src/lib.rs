@@ -5,3 +5,4 @@
 pub mod runner;
 pub mod session;
 pub mod spec;
+pub mod wrap;

@@ -336,6 +336,37 @@ pub async fn run(
     }
 }
 
+/// Runs a single step outside any pipeline (wrap mode's script), with the same capture,
+/// masking, timeout and signal handling as pipeline steps.
+pub async fn run_single(
+    s: &Step,
+    opts: &RunOptions,
+    sink: &Sink,
+    interrupt: watch::Receiver<Option<Interrupt>>,
+) -> RunEnd {
+    let r = run_step("", s, &BTreeMap::new(), opts, sink, interrupt.clone()).await;
+    if let Some(i) = *interrupt.borrow() {
+        return RunEnd {
+            outcome: Outcome::Cancelled,
+            exit_code: i.exit_code(),
+            reason: Some("interrupted".into()),
+        };
+    }
+    if r.ok {
+        RunEnd {
+            outcome: Outcome::Passed,
+            exit_code: 0,
+            reason: None,
+        }
+    } else {
+        RunEnd {
+            outcome: Outcome::Failed,
+            exit_code: if r.exit_code == 0 { 1 } else { r.exit_code },
+            reason: Some(r.what),
+        }
+    }
+}
+
 async fn run_step(
     stage: &str,
     s: &Step,

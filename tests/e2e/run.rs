@@ -322,3 +322,127 @@ fn a_full_disk_mid_run_leaves_the_pipeline_result_and_marks_the_run_incomplete()
     assert!(cat.contains("\"line\":\"before\""), "{cat}");
     drop(disk);
 }
+
+#[test]
+fn wrap_mode_records_steps_gates_and_marks_from_a_script() {
+    let e = Env::new();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_pipetape"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let flag = e.path("ready");
+    let script = e.path("ci.sh");
+    std::fs::write(&script, format!(
+        "#!/bin/sh\npipetape step start build\necho building\npipetape step end build\npipetape mark images pushed\n(sleep 0.4; touch {0}) &\npipetape gate wait-ready --timeout 5s --interval 100ms -- test -f {0}\npipetape step start test\necho testing\npipetape step end test --status failed\nexit 3\n",
+        s(&flag)
+    )).unwrap();
+    Command::new("chmod")
+        .args(["+x", s(&script)])
+        .status()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_pipetape"))
+        .args([
+            "record",
+            "--name",
+            "nightly",
+            "--label",
+            "branch=main",
+            "--",
+            s(&script),
+        ])
+        .env("PIPETAPE_STORE", e.store())
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&e, "last");
+    let started: Vec<&str> = of_kind(&recs, "step_started")
+        .iter()
+        .map(|r| r["body"]["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(started, ["nightly", "build", "test"]);
+    let fin = of_kind(&recs, "step_finished");
+    let status = |n: &str| {
+        fin.iter().find(|r| r["body"]["step"] == n).unwrap()["body"]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        (
+            status("build").as_str(),
+            status("test").as_str(),
+            status("nightly").as_str()
+        ),
+        ("passed", "failed", "failed")
+    );
+    let gate = of_kind(&recs, "gate_passed");
+    assert_eq!(gate.len(), 1);
+    assert!(gate[0]["body"]["probes"].as_u64().unwrap() >= 2, "{gate:?}");
+    assert!(gate[0]["body"]["duration_ns"].as_u64().unwrap() >= 300_000_000);
+    assert!(of_kind(&recs, "note")
+        .iter()
+        .any(|n| n["body"]["text"] == "images pushed"));
+    let lines: Vec<&str> = of_kind(&recs, "step_output")
+        .iter()
+        .map(|r| r["body"]["line"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines.contains(&"building") && lines.contains(&"testing"),
+        "{lines:?}"
+    );
+    let list = e
+        .run(&[
+            "runs",
+            "list",
+            "--pipeline",
+            "nightly",
+            "--label",
+            "branch=main",
+        ])
+        .ok();
+    assert_eq!(list.lines().count(), 2, "{list}");
+}
+
+#[test]
+fn step_mark_and_gate_outside_a_recorder_still_work() {
+    let e = Env::new();
+    let r = e.run(&["step", "start", "x"]);
+    assert_eq!(r.code(), 0);
+    assert!(
+        r.stderr().contains("not inside `pipetape record`"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(e.run(&["mark", "hello"]).code(), 0);
+    let pass = e.run(&["gate", "g", "--timeout", "2s", "--", "true"]);
+    assert_eq!(pass.code(), 0, "{}", pass.stderr());
+    let fail = e.run(&[
+        "gate",
+        "g",
+        "--timeout",
+        "300ms",
+        "--interval",
+        "100ms",
+        "--",
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    assert_eq!(fail.code(), 4, "{}", fail.stderr());
+    assert!(
+        fail.stderr().contains("gate g FAILED: timed out"),
+        "{}",
+        fail.stderr()
+    );
+}

@@ -7,6 +7,7 @@ pub mod replay;
 pub mod run;
 pub mod runs;
 pub mod scenario;
+pub mod wrap;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
