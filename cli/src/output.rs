@@ -58,6 +58,15 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Prints a line on stdout; a closed stdout (`| head`) is not an error and never panics.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Buffered stdout.
 pub struct Out(std::io::BufWriter<std::io::StdoutLock<'static>>);
 

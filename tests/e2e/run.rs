@@ -446,3 +446,45 @@ fn step_mark_and_gate_outside_a_recorder_still_work() {
         fail.stderr()
     );
 }
+
+/// Regression: `run --dry-run | head -1` panicked ("failed printing to stdout") because the
+/// plan was printed with println!; every command now treats a closed stdout as success.
+#[test]
+fn dry_run_into_a_closed_pipe_does_not_panic() {
+    let e = Env::new();
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/full-stack-integration.yaml");
+    let sh = format!(
+        "{} run {} --dry-run | head -1",
+        env!("CARGO_BIN_EXE_pipetape"),
+        s(&p)
+    );
+    let out = Command::new("bash")
+        .args(["-o", "pipefail", "-c", &sh])
+        .env("PIPETAPE_STORE", e.store())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Pipeline full-stack-integration"));
+}
+
+#[test]
+fn the_small_example_runs_anywhere() {
+    let e = Env::new();
+    let dir = e.path("ex");
+    std::fs::create_dir(&dir).unwrap();
+    let src = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/smoke.yaml");
+    std::fs::copy(&src, dir.join("smoke.yaml")).unwrap();
+    let r = e.run(&["run", s(&dir.join("smoke.yaml"))]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let t = e.run(&["replay", "timeline", "last"]).ok();
+    assert!(
+        t.contains("PASSED") && t.contains("gate cache-ready"),
+        "{t}"
+    );
+}

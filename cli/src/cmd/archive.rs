@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 })?,
             };
             if !ctx.quiet {
-                println!(
+                crate::say!(
                     "Exported {} to {} ({})",
                     r.path.display(),
                     a.output.display(),
@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 ));
             }
             if !ctx.quiet {
-                println!(
+                crate::say!(
                     "{} run {} ({}, {}, {} records)",
                     if rep.copied {
                         "Imported"

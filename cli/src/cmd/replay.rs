@@ -574,12 +574,13 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
             Mode::At(t) => format!("as it was at {}", offset(t)),
             Mode::Live { speed } => format!("live from the start at {speed}x"),
         };
-        println!(
+        crate::say!(
             "Serving run {} ({}) {when} at http://{addr}",
-            info.run_id, info.pipeline
+            info.run_id,
+            info.pipeline
         );
-        println!("Kubeconfig: {}", kc_path.display());
-        println!(
+        crate::say!("Kubeconfig: {}", kc_path.display());
+        crate::say!(
             "Try: kubectl --kubeconfig {} get pods -A",
             kc_path.display()
         );

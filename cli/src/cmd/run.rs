@@ -171,10 +171,19 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
 }
 
 fn print_plan(p: &Pipeline, a: &RunArgs) {
-    println!("Pipeline {} ({}): plan", p.name, a.pipeline.display());
+    crate::say!("Pipeline {} ({}): plan", p.name, a.pipeline.display());
     let show = |s: &pipetape_recorder::spec::Step| {
         let what = match (&s.run, &s.gate) {
-            (Some(r), _) => format!("run: {r}"),
+            (Some(r), _) => {
+                let mut lines = r.trim().lines();
+                let first = lines.next().unwrap_or_default();
+                let more = lines.count();
+                if more > 0 {
+                    format!("run: {first} (+{more} lines)")
+                } else {
+                    format!("run: {first}")
+                }
+            }
             (_, Some(g)) => match (&g.command, &g.http) {
                 (Some(c), _) => format!(
                     "gate (command, every {}, timeout {}): {c}",
@@ -209,24 +218,24 @@ fn print_plan(p: &Pipeline, a: &RunArgs) {
     };
     for st in &p.stages {
         let on = (a.only.is_empty() || a.only.contains(&st.name)) && !a.skip.contains(&st.name);
-        println!(
+        crate::say!(
             "  stage {}{}{}",
             st.name,
             if st.parallel { " (parallel)" } else { "" },
             if on { "" } else { "  -- skipped" }
         );
         for s in &st.steps {
-            println!("    {}", show(s));
+            crate::say!("    {}", show(s));
         }
     }
     if !p.finally.is_empty() {
-        println!("  finally");
+        crate::say!("  finally");
         for s in &p.finally {
-            println!("    {}", show(s));
+            crate::say!("    {}", show(s));
         }
     }
     for art in &p.artifacts {
-        println!(
+        crate::say!(
             "  artifacts: {} (up to {} each)",
             art.path,
             output::bytes(art.max_bytes)
@@ -234,6 +243,6 @@ fn print_plan(p: &Pipeline, a: &RunArgs) {
     }
     if !p.secret_env.is_empty() {
         let names: Vec<String> = p.secret_env.iter().map(|n| format!("${n}")).collect();
-        println!("  masked: {}", names.join(", "));
+        crate::say!("  masked: {}", names.join(", "));
     }
 }

@@ -238,7 +238,7 @@ fn mark(ctx: &Ctx, a: MarkArgs) -> CmdResult {
     let outcome = Outcome::parse(&a.outcome).ok_or_else(|| CmdError::input("bad outcome"))?;
     let e = store.mark(&id, outcome)?;
     if !ctx.quiet {
-        println!("{}: outcome set to {}", e.id, e.outcome);
+        crate::say!("{}: outcome set to {}", e.id, e.outcome);
     }
     Ok(0)
 }
@@ -253,7 +253,7 @@ fn reindex(ctx: &Ctx) -> CmdResult {
         ctx.warn(format!("{}: not indexed: {why}", p.display()));
     }
     if !ctx.quiet {
-        println!(
+        crate::say!(
             "Reindexed {} runs from {}",
             rep.runs,
             store.runs_dir().display()

@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, cmd: ScenarioCmd) -> CmdResult {
                 ctx.store()?.import(&a.output)?;
             }
             if !ctx.quiet {
-                println!(
+                crate::say!(
                     "Wrote scenario {} as run {id} to {}{}",
                     s.name,
                     a.output.display(),
