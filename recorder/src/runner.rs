@@ -28,6 +28,71 @@ pub struct Sink {
     masks: Arc<Vec<String>>,
     term: Terminal,
     warned: Arc<Mutex<bool>>,
+    live: Arc<LiveView>,
+}
+
+/// The live view: which steps run, since when, and whether the status line is on screen. It
+/// holds no recording state, so the ticker that redraws it cannot keep the log open.
+#[derive(Default)]
+struct LiveView(Mutex<Live>);
+
+#[derive(Default)]
+struct Live {
+    running: BTreeMap<String, Instant>,
+    shown: bool,
+}
+
+impl LiveView {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn redraw(&self) {
+        use std::io::Write;
+        let mut l = self.lock();
+        let mut out = std::io::stdout().lock();
+        if l.shown {
+            let _ = out.write_all(b"\r\x1b[2K");
+            l.shown = false;
+        }
+        if !l.running.is_empty() {
+            let now = Instant::now();
+            let r: Vec<(String, Duration)> = l
+                .running
+                .iter()
+                .map(|(k, v)| (k.clone(), now - *v))
+                .collect();
+            let _ = write!(out, "\x1b[2m{}\x1b[0m", status_line(&r));
+            l.shown = true;
+        }
+        let _ = out.flush();
+    }
+
+    /// Prints a line under the status line (clearing and redrawing it).
+    fn print(&self, text: &str) {
+        use std::io::Write;
+        {
+            let mut l = self.lock();
+            let mut out = std::io::stdout().lock();
+            if l.shown {
+                let _ = out.write_all(b"\r\x1b[2K");
+                l.shown = false;
+            }
+            let _ = writeln!(out, "{text}");
+        }
+        self.redraw();
+    }
+}
+
+/// The status line: running steps with their elapsed time, longest-running first.
+pub fn status_line(running: &[(String, Duration)]) -> String {
+    let mut r: Vec<&(String, Duration)> = running.iter().collect();
+    r.sort_by_key(|x| std::cmp::Reverse(x.1));
+    let parts: Vec<String> = r
+        .iter()
+        .map(|(l, d)| format!("{l} {}", humanize(*d)))
+        .collect();
+    format!("running: {}", parts.join(" · "))
 }
 
 /// How output reaches the terminal.
@@ -37,6 +102,8 @@ pub struct Terminal {
     pub echo: bool,
     /// Wrap each step's output in `::group::` / `::endgroup::` (GitHub Actions).
     pub github: bool,
+    /// Keep a status line of running steps and their elapsed time (an interactive terminal).
+    pub live: bool,
 }
 
 impl Sink {
@@ -47,12 +114,45 @@ impl Sink {
         // Longest first, so a secret that contains another is masked whole.
         masks.sort_by_key(|m| std::cmp::Reverse(m.len()));
         let warned = appender.is_none();
-        Sink {
+        let sink = Sink {
             appender,
             masks: Arc::new(masks),
             term,
             warned: Arc::new(Mutex::new(warned)),
+            live: Arc::default(),
+        };
+        if term.live && term.echo {
+            // Redraw the status line every second while the sink lives.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let view = Arc::downgrade(&sink.live);
+                rt.spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        match view.upgrade() {
+                            Some(v) => v.redraw(),
+                            None => return,
+                        }
+                    }
+                });
+            }
         }
+        sink
+    }
+
+    fn step_running(&self, label: &str, on: bool) {
+        if !self.term.live {
+            return;
+        }
+        {
+            let mut l = self.live.lock();
+            if on {
+                l.running.insert(label.to_string(), Instant::now());
+            } else {
+                l.running.remove(label);
+            }
+        }
+        // Redraw now, so nothing printed after the last step lands on a stale status line.
+        self.live.redraw();
     }
 
     /// Replaces every secret value in `s` with `***`.
@@ -123,6 +223,11 @@ impl Sink {
             return;
         }
         use std::io::Write;
+        if self.term.live {
+            // Clear the status line, print, draw it again (all on the terminal's stdout).
+            self.live.print(&format!("[{prefix}] {line}"));
+            return;
+        }
         let text = format!("[{prefix}] {line}\n");
         // A closed terminal must not stop the pipeline.
         let _ = if stderr {
@@ -134,6 +239,10 @@ impl Sink {
 
     fn banner(&self, text: &str) {
         if self.term.echo {
+            if self.term.live {
+                self.live.print(text);
+                return;
+            }
             use std::io::Write;
             let _ = writeln!(std::io::stdout(), "{text}");
         }
@@ -440,6 +549,7 @@ async fn run_command(
         sink.banner(&format!("::group::{label}"));
     }
     let started = Instant::now();
+    sink.step_running(&label, true);
     let mut c = tokio::process::Command::new("sh");
     c.arg("-c")
         .arg(cmd)
@@ -459,7 +569,9 @@ async fn run_command(
     } else if !opts.base_dir.as_os_str().is_empty() {
         c.current_dir(&opts.base_dir);
     }
+    let label_done = label.clone();
     let finish = |status: StepStatus, code: Option<i32>, what: String| async move {
+        sink.step_running(&label_done, false);
         sink.record(
             Source::Runner,
             StepFinished {
@@ -685,6 +797,7 @@ async fn run_gate(
         humanize(g.timeout)
     ));
     let started = Instant::now();
+    sink.step_running(&label, true);
     let deadline = started + g.timeout;
     let mut attempt = 0u32;
     let mut last: String;
@@ -739,6 +852,7 @@ async fn run_gate(
         }
     }
     let d = started.elapsed();
+    sink.step_running(&label, false);
     let reason = if interrupt.borrow().is_some() {
         "interrupted".to_string()
     } else {
@@ -967,5 +1081,22 @@ pub fn humanize(d: Duration) -> String {
             (s / 3600.0) as u64,
             ((s % 3600.0) / 60.0) as u64
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_line_lists_the_longest_running_first() {
+        let r = vec![
+            ("test/unit".to_string(), Duration::from_secs(3)),
+            ("build/images".to_string(), Duration::from_secs(75)),
+        ];
+        assert_eq!(
+            status_line(&r),
+            "running: build/images 1m15s · test/unit 3.0s"
+        );
     }
 }

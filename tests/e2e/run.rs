@@ -488,3 +488,38 @@ fn the_small_example_runs_anywhere() {
         "{t}"
     );
 }
+
+/// Regression: on a terminal, the live status line's ticker held the log writer open and the
+/// run never finished. Runs under a pseudo-terminal (`script`), checks the status line shows
+/// and the run ends.
+#[test]
+fn on_a_terminal_the_live_view_shows_running_steps_and_the_run_ends() {
+    let e = Env::new();
+    let p = pipeline(&e, "name: live\nstages:\n  - name: s\n    parallel: true\n    steps:\n      - name: a\n        run: sleep 1.6\n      - name: b\n        run: sleep 1.6\n");
+    let cmd = format!("{} run {}", env!("CARGO_BIN_EXE_pipetape"), s(&p));
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env("PIPETAPE_STORE", e.store())
+        .env_remove("CI")
+        .env_remove("GITHUB_ACTIONS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) is needed to run pipetape on a pseudo-terminal");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pipetape did not finish on a terminal");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("running: s/"), "no status line:\n{out}");
+    assert!(out.contains("passed in"), "{out}");
+}

@@ -104,6 +104,9 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
     let term = Terminal {
         echo: !ctx.quiet,
         github: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+        live: std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && std::env::var("GITHUB_ACTIONS").is_err()
+            && std::env::var("CI").is_err(),
     };
     let store_dir = ctx
         .store
