@@ -2,6 +2,7 @@
 //! session around it ([`session`]); cluster observers come later. It writes through
 //! `pipetape-store` and never reads old runs.
 
+pub mod bench;
 pub mod runner;
 pub mod session;
 pub mod spec;

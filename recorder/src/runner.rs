@@ -155,12 +155,12 @@ impl Sink {
         self.live.redraw();
     }
 
-    /// Replaces every secret value in `s` with `***`.
-    pub fn mask(&self, s: &str) -> String {
-        let mut out = s.to_string();
+    /// Replaces every secret value in `s` with `***` (no copy when there is nothing to mask).
+    pub fn mask<'a>(&self, s: &'a str) -> std::borrow::Cow<'a, str> {
+        let mut out = std::borrow::Cow::Borrowed(s);
         for m in self.masks.iter() {
             if out.contains(m.as_str()) {
-                out = out.replace(m.as_str(), "***");
+                out = std::borrow::Cow::Owned(out.replace(m.as_str(), "***"));
             }
         }
         out
@@ -172,8 +172,11 @@ impl Sink {
         if a.append_async(source, body).await.is_err() {
             self.warn_once("the log writer has stopped");
         }
-        if let Some(e) = a.health().first_error {
-            self.warn_once(&e);
+        // The flag is lock-free; the details are read only once something failed.
+        if a.has_failed() {
+            if let Some(e) = a.health().first_error {
+                self.warn_once(&e);
+            }
         }
     }
 
@@ -216,6 +219,34 @@ impl Sink {
                 self.warn_once(&e.to_string());
             }
         }
+    }
+
+    /// Prints several lines of one step in one write.
+    fn print_lines(&self, prefix: &str, lines: &[String], stderr: bool) {
+        if !self.term.echo || lines.is_empty() {
+            return;
+        }
+        if self.term.live {
+            for l in lines {
+                self.print(prefix, l, stderr);
+            }
+            return;
+        }
+        use std::io::Write;
+        let mut text =
+            String::with_capacity(lines.iter().map(|l| l.len() + prefix.len() + 4).sum());
+        for l in lines {
+            text.push('[');
+            text.push_str(prefix);
+            text.push_str("] ");
+            text.push_str(l);
+            text.push('\n');
+        }
+        let _ = if stderr {
+            std::io::stderr().write_all(text.as_bytes())
+        } else {
+            std::io::stdout().lock().write_all(text.as_bytes())
+        };
     }
 
     fn print(&self, prefix: &str, line: &str, stderr: bool) {
@@ -541,7 +572,7 @@ async fn run_command(
             stage: stage.into(),
             step: s.name.clone(),
             attempt,
-            command: Some(sink.mask(cmd)),
+            command: Some(sink.mask(cmd).into_owned()),
         },
     )
     .await;
@@ -730,6 +761,7 @@ async fn stop_group(
 }
 
 /// Reads a stream line by line (invalid UTF-8 replaced), masks, records and prints each line.
+/// Terminal output is written once per chunk read, not once per line.
 async fn pump(
     r: impl AsyncRead + Unpin,
     stream: Stream,
@@ -740,16 +772,22 @@ async fn pump(
 ) {
     let mut r = BufReader::with_capacity(64 << 10, r);
     let mut buf = Vec::with_capacity(256);
+    let mut pending: Vec<String> = Vec::new();
     loop {
         buf.clear();
         match r.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                sink.print_lines(&label, &pending, stream == Stream::Stderr);
+                return;
+            }
             Ok(_) => {
                 while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     buf.pop();
                 }
-                let line = sink.mask(&String::from_utf8_lossy(&buf));
-                sink.print(&label, &line, stream == Stream::Stderr);
+                let line = sink.mask(&String::from_utf8_lossy(&buf)).into_owned();
+                if sink.term.echo {
+                    pending.push(line.clone());
+                }
                 sink.record(
                     Source::Step,
                     StepOutput {
@@ -760,6 +798,10 @@ async fn pump(
                     },
                 )
                 .await;
+                if r.buffer().is_empty() || pending.len() >= 1024 {
+                    sink.print_lines(&label, &pending, stream == Stream::Stderr);
+                    pending.clear();
+                }
             }
         }
     }
@@ -776,8 +818,8 @@ async fn run_gate(
     mut interrupt: watch::Receiver<Option<Interrupt>>,
 ) -> StepResult {
     let (kind, what) = match (&g.command, &g.http) {
-        (Some(c), _) => ("command", sink.mask(c)),
-        (_, Some(u)) => ("http", sink.mask(u)),
+        (Some(c), _) => ("command", sink.mask(c).into_owned()),
+        (_, Some(u)) => ("http", sink.mask(u).into_owned()),
         _ => ("command", String::new()),
     };
     let label = format!("{stage}/{}", s.name);
@@ -808,7 +850,7 @@ async fn run_gate(
             (_, Some(u)) => probe_http(u, deadline).await,
             _ => (false, "no probe".into()),
         };
-        let detail = sink.mask(&detail);
+        let detail = sink.mask(&detail).into_owned();
         last = detail.clone();
         sink.record(
             Source::Gate,
@@ -1039,7 +1081,7 @@ async fn capture_artifacts(p: &Pipeline, opts: &RunOptions, sink: &Sink) {
             if let Ok(text) = std::str::from_utf8(&data) {
                 let masked = sink.mask(text);
                 if masked != text {
-                    data = masked.into_bytes();
+                    data = masked.into_owned().into_bytes();
                 }
             }
             sink.record(

@@ -98,7 +98,11 @@ impl Session {
                         .map(|h| h.trim().to_string())
                 })
                 .unwrap_or_default();
-            let command = info.command.iter().map(|c| sink.mask(c)).collect();
+            let command = info
+                .command
+                .iter()
+                .map(|c| sink.mask(c).into_owned())
+                .collect();
             let body = RunStarted {
                 run_id: run_id.clone(),
                 pipeline: info.pipeline.clone(),

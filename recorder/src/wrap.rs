@@ -171,7 +171,7 @@ async fn handle(m: Msg, sink: &Sink, open: &Mutex<HashMap<String, Instant>>) {
                 Source::Wrap,
                 Note {
                     level: Level::Info,
-                    text: sink.mask(&text),
+                    text: sink.mask(&text).into_owned(),
                 },
             )
             .await
@@ -190,7 +190,7 @@ async fn handle(m: Msg, sink: &Sink, open: &Mutex<HashMap<String, Instant>>) {
                     stage: String::new(),
                     gate: name,
                     gate_kind: "command".into(),
-                    description: sink.mask(&command),
+                    description: sink.mask(&command).into_owned(),
                     timeout_ns: Some(timeout_ns),
                 },
             )
@@ -208,7 +208,7 @@ async fn handle(m: Msg, sink: &Sink, open: &Mutex<HashMap<String, Instant>>) {
                     gate: name,
                     attempt,
                     ok,
-                    detail: sink.mask(&detail),
+                    detail: sink.mask(&detail).into_owned(),
                 },
             )
             .await;
@@ -240,7 +240,7 @@ async fn handle(m: Msg, sink: &Sink, open: &Mutex<HashMap<String, Instant>>) {
                         duration_ns,
                         reason,
                         blockers: Vec::new(),
-                        last_probe: Some(sink.mask(&last_probe)),
+                        last_probe: Some(sink.mask(&last_probe).into_owned()),
                     },
                 )
                 .await;

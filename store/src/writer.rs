@@ -631,7 +631,9 @@ pub struct AppenderHealth {
 pub struct LogAppender {
     tx: flume::Sender<Msg>,
     start: Instant,
+    start_wall_ns: i64,
     health: Arc<Mutex<AppenderHealth>>,
+    failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Owns the writer thread; [`AppenderThread::close`] waits for it to write the index.
@@ -648,16 +650,19 @@ impl LogAppender {
     ) -> (LogAppender, AppenderThread) {
         let (tx, rx) = flume::bounded::<Msg>(16 * 1024);
         let health = Arc::new(Mutex::new(AppenderHealth::default()));
-        let h2 = health.clone();
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (h2, f2) = (health.clone(), failed.clone());
         let thread = std::thread::Builder::new()
             .name("pipetape-writer".into())
-            .spawn(move || writer_loop(writer, rx, h2))
+            .spawn(move || writer_loop(writer, rx, h2, f2))
             .expect("spawn writer thread");
         (
             LogAppender {
                 tx: tx.clone(),
                 start,
+                start_wall_ns: now_ns() - start.elapsed().as_nanos() as i64,
                 health,
+                failed,
             },
             AppenderThread {
                 thread: Some(thread),
@@ -667,9 +672,11 @@ impl LogAppender {
     }
 
     fn stamp(&self, source: Source, body: Body) -> Msg {
+        // One clock read: wall time is the start's wall time plus the monotonic offset.
+        let mono_ns = self.start.elapsed().as_nanos() as u64;
         Msg::Record {
-            wall_ns: now_ns(),
-            mono_ns: self.start.elapsed().as_nanos() as u64,
+            wall_ns: self.start_wall_ns.wrapping_add(mono_ns as i64),
+            mono_ns,
             source,
             body,
         }
@@ -701,6 +708,11 @@ impl LogAppender {
             .map_err(Error::Usage)
     }
 
+    /// True once the writer has failed to write or had to drop records (cheap: no lock).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Write failures so far (the recorder reports them and marks the run incomplete).
     pub fn health(&self) -> AppenderHealth {
         self.health.lock().map(|h| h.clone()).unwrap_or_default()
@@ -729,8 +741,10 @@ fn writer_loop<F: LogFile>(
     mut w: LogWriter<F>,
     rx: flume::Receiver<Msg>,
     health: Arc<Mutex<AppenderHealth>>,
+    failed: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<WriterStats> {
     let note = |w: &LogWriter<F>, e: &Error| {
+        failed.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut h) = health.lock() {
             if h.first_error.is_none() {
                 h.first_error = Some(e.to_string());

@@ -37,11 +37,25 @@ pub enum Suite {
     Log,
     /// Fold, state --at, serve list latency (on the log the log suite writes).
     Replay,
-    /// Both.
+    /// Recorder overhead: a step printing 1,000,000 lines through `pipetape run` vs alone.
+    Recorder,
+    /// All of them.
     All,
 }
 
 pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
+    if a.suite == Suite::Recorder {
+        let rep = recorder(ctx, a.output == TextOrJson::Json)?;
+        let mut out = Out::new();
+        if a.output == TextOrJson::Json {
+            serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "recorder": rep }))?;
+            writeln!(out)?;
+        } else {
+            write_recorder_report(&mut out, &rep)?;
+        }
+        out.flush()?;
+        return Ok(0);
+    }
     // The replay suite reads the log the log suite writes: keep it until both are done.
     let tmp = std::env::temp_dir().join(format!("pipetape-bench-{}.ptape", std::process::id()));
     let keep = a.out.is_some();
@@ -74,9 +88,17 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     let replay = replay
         .transpose()
         .map_err(|e| super::CmdError::input(e.to_string()))?;
+    let recorder_rep = if a.suite == Suite::All {
+        Some(recorder(ctx, quiet)?)
+    } else {
+        None
+    };
     let mut out = Out::new();
     if a.output == TextOrJson::Json {
         let mut v = serde_json::to_value(&rep)?;
+        if let Some(r) = &recorder_rep {
+            v["recorder"] = serde_json::to_value(r)?;
+        }
         if a.suite == Suite::Replay {
             v = serde_json::json!({"records": rep.records});
         }
@@ -94,8 +116,80 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     if let Some(r) = &replay {
         write_replay_report(&mut out, r)?;
     }
+    if let Some(r) = &recorder_rep {
+        write_recorder_report(&mut out, r)?;
+    }
     out.flush()?;
     Ok(0)
+}
+
+fn recorder(
+    ctx: &Ctx,
+    quiet: bool,
+) -> Result<pipetape_recorder::bench::RecorderReport, super::CmdError> {
+    if !(quiet || ctx.quiet) {
+        eprintln!("bench: recorder overhead (1,000,000 lines, 3 runs each)...");
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| super::CmdError::input(format!("cannot find pipetape's own binary: {e}")))?;
+    let dir = std::env::temp_dir().join(format!("pipetape-bench-rec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let r = pipetape_recorder::bench::run(&exe, &dir, 1_000_000);
+    let _ = std::fs::remove_dir_all(&dir);
+    r.map_err(|e| super::CmdError::input(format!("recorder benchmark: {e}")))
+}
+
+fn write_recorder_report(
+    out: &mut Out,
+    r: &pipetape_recorder::bench::RecorderReport,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "recorder: a step printing {} lines of ~100 bytes",
+        r.lines
+    )?;
+    writeln!(
+        out,
+        "  alone           {:>9.2} s   (output to /dev/null, median of 3)",
+        r.baseline_s
+    )?;
+    writeln!(
+        out,
+        "  pipetape run    {:>9.2} s   (recorded, terminal output to /dev/null, median of 3)",
+        r.recorded_s
+    )?;
+    writeln!(
+        out,
+        "  lines recorded  {:>9}     {}",
+        r.lines_recorded,
+        if r.in_order {
+            "all, in order"
+        } else {
+            "LOST OR REORDERED"
+        }
+    )?;
+    writeln!(out, "targets:")?;
+    writeln!(
+        out,
+        "  {:<4} {:<26} {:<50} measured {:.2}",
+        if r.overhead_ratio <= 1.3 {
+            "MET"
+        } else {
+            "MISS"
+        },
+        "overhead_ratio",
+        "<= 1.3x the wall time",
+        r.overhead_ratio
+    )?;
+    writeln!(
+        out,
+        "  {:<4} {:<26} {:<50} measured {}",
+        if r.in_order { "MET" } else { "MISS" },
+        "lines_in_order",
+        "no line lost or reordered",
+        r.in_order
+    )?;
+    Ok(())
 }
 
 fn write_replay_report(

@@ -1,0 +1,100 @@
+//! The recorder overhead benchmark behind `pipetape bench --suite recorder`: a step printing
+//! 1,000,000 numbered lines of ~100 bytes, run through `pipetape run` (terminal output to
+//! /dev/null) against the same command with its output to /dev/null. Also checks that every
+//! line reached the log, in order.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use pipetape_store::model::Body;
+use pipetape_store::reader::{LogReader, Recovery};
+use serde::Serialize;
+
+/// The figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecorderReport {
+    /// Lines the step printed.
+    pub lines: u64,
+    /// Median wall time of the command alone, output to /dev/null, seconds.
+    pub baseline_s: f64,
+    /// Median wall time through `pipetape run`, seconds.
+    pub recorded_s: f64,
+    /// recorded_s / baseline_s.
+    pub overhead_ratio: f64,
+    /// Lines found in the log of the last recorded run.
+    pub lines_recorded: u64,
+    /// True when they were all there, in order, none twice.
+    pub in_order: bool,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs the benchmark with the `pipetape` binary at `exe`, in a scratch directory `dir`.
+pub fn run(exe: &Path, dir: &Path, lines: u64) -> std::io::Result<RecorderReport> {
+    let cmd = format!(
+        "awk 'BEGIN {{ for (i = 0; i < {lines}; i++) printf \"%09d level=info msg=\\\"request served\\\" path=/api/v1/orders status=200 duration_ms=12 bytes=3487\\n\", i }}'"
+    );
+    let yaml = format!("name: recorder-bench\nstages:\n  - name: bench\n    steps:\n      - name: print\n        run: {}\n", serde_json::to_string(&cmd).unwrap_or_default());
+    let pipeline = dir.join("bench.yaml");
+    std::fs::write(&pipeline, yaml)?;
+    let store = dir.join("store");
+    let mut base = Vec::new();
+    let mut rec = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .stdout(Stdio::null())
+            .status()?;
+        base.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let st = Command::new(exe)
+            .args(["--store"])
+            .arg(&store)
+            .arg("run")
+            .arg(&pipeline)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .env_remove("CI")
+            .status()?;
+        rec.push(t.elapsed().as_secs_f64());
+        if !st.success() {
+            return Err(std::io::Error::other(format!("pipetape run failed: {st}")));
+        }
+    }
+    // The newest log: check every line arrived, in order.
+    let newest = std::fs::read_dir(store.join("runs"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "ptape"))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+        .ok_or_else(|| std::io::Error::other("no run was recorded"))?;
+    let r = LogReader::open(&newest, Recovery::Strict).map_err(std::io::Error::other)?;
+    let (mut n, mut in_order) = (0u64, true);
+    for rec in r.records() {
+        let rec = rec.map_err(std::io::Error::other)?;
+        if let Body::StepOutput(o) = rec.body {
+            let i: u64 = o
+                .line
+                .get(..9)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(u64::MAX);
+            in_order &= i == n;
+            n += 1;
+        }
+    }
+    let (baseline_s, recorded_s) = (median(base), median(rec));
+    Ok(RecorderReport {
+        lines,
+        baseline_s,
+        recorded_s,
+        overhead_ratio: recorded_s / baseline_s,
+        lines_recorded: n,
+        in_order: in_order && n == lines,
+    })
+}
