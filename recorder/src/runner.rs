@@ -847,7 +847,7 @@ async fn run_gate(
         attempt += 1;
         let (ok, detail) = match (&g.command, &g.http) {
             (Some(c), _) => probe_command(c, env, s, opts, deadline).await,
-            (_, Some(u)) => probe_http(u, deadline).await,
+            (_, Some(u)) => probe_http(u, g.insecure, deadline).await,
             _ => (false, "no probe".into()),
         };
         let detail = sink.mask(&detail).into_owned();
@@ -974,60 +974,41 @@ async fn probe_command(
     }
 }
 
-/// GETs an http:// URL once; passes on 2xx.
-async fn probe_http(url: &str, deadline: Instant) -> (bool, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(rest) = url.strip_prefix("http://") else {
-        return (false, format!("{url}: only http:// URLs can be probed by this version (https needs the TLS support that cluster observation brings)"));
-    };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let addr = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
+/// GETs a URL once; passes on 2xx. The request runs on a blocking thread (ureq, rustls).
+async fn probe_http(url: &str, insecure: bool, deadline: Instant) -> (bool, String) {
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(100))
         .min(Duration::from_secs(10));
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(&addr).await?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: pipetape\r\nConnection: close\r\n\r\n").as_bytes()).await?;
-        let mut head = vec![0u8; 512];
-        let n = s.read(&mut head).await?;
-        Ok::<String, std::io::Error>(
-            String::from_utf8_lossy(&head[..n])
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string(),
-        )
-    };
-    match tokio::time::timeout(left, attempt).await {
-        Ok(Ok(status_line)) => {
-            let code: u16 = status_line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            (
-                (200..300).contains(&code),
-                if code == 0 {
-                    format!("not an HTTP answer: {status_line}")
-                } else {
-                    status_line
-                },
-            )
+    let url = url.to_string();
+    let res = tokio::task::spawn_blocking(move || {
+        let tls = ureq::tls::TlsConfig::builder()
+            .disable_verification(insecure)
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(left))
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .user_agent("pipetape")
+            .build()
+            .into();
+        match agent.get(&url).call() {
+            Ok(resp) => {
+                let st = resp.status();
+                (
+                    st.is_success(),
+                    format!(
+                        "HTTP {} {}",
+                        st.as_u16(),
+                        st.canonical_reason().unwrap_or("")
+                    ),
+                )
+            }
+            Err(e) => (false, format!("{url}: {e}")),
         }
-        Ok(Err(e)) => (false, format!("{addr}: {e}")),
-        Err(_) => (
-            false,
-            format!("{addr}: no answer within {}", humanize(left)),
-        ),
-    }
+    })
+    .await;
+    res.unwrap_or_else(|e| (false, format!("the probe failed: {e}")))
 }
 
 async fn capture_artifacts(p: &Pipeline, opts: &RunOptions, sink: &Sink) {

@@ -89,9 +89,12 @@ pub struct Gate {
     /// Passes when this shell command exits 0.
     #[serde(default)]
     pub command: Option<String>,
-    /// Passes when a GET of this http:// URL answers 2xx.
+    /// Passes when a GET of this http:// or https:// URL answers 2xx.
     #[serde(default)]
     pub http: Option<String>,
+    /// For `http`: accept any TLS certificate (clusters with self-signed certificates).
+    #[serde(default)]
+    pub insecure: bool,
     /// Time between probes.
     #[serde(default = "default_interval", deserialize_with = "duration")]
     pub interval: Duration,

@@ -523,3 +523,53 @@ fn on_a_terminal_the_live_view_shows_running_steps_and_the_run_ends() {
     assert!(out.contains("running: s/"), "no status line:\n{out}");
     assert!(out.contains("passed in"), "{out}");
 }
+
+#[test]
+fn http_gates_pass_on_2xx_and_record_every_probe() {
+    use std::io::{Read, Write};
+    let e = Env::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // 503 twice, then 200.
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut c) = conn else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let status = if i < 2 {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            );
+        }
+    });
+    let p = pipeline(&e, &format!(
+        "name: http\nstages:\n  - name: s\n    steps:\n      - name: up\n        gate:\n          http: http://127.0.0.1:{port}/healthz\n          interval: 100ms\n          timeout: 10s\n      - name: down\n        gate:\n          http: http://127.0.0.1:1/nothing\n          interval: 100ms\n          timeout: 300ms\n"
+    ));
+    let r = e.run(&["run", s(&p)]);
+    assert_eq!(r.code(), 1, "the second gate must fail: {}", r.stderr());
+    let recs = records(&e, "last");
+    let probes: Vec<(bool, String)> = of_kind(&recs, "gate_probe")
+        .iter()
+        .filter(|x| x["body"]["gate"] == "up")
+        .map(|x| {
+            (
+                x["body"]["ok"].as_bool().unwrap(),
+                x["body"]["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(probes.len(), 3, "{probes:?}");
+    assert!(probes[0].1.contains("503") && !probes[0].0);
+    assert!(probes[2].1.contains("200") && probes[2].0);
+    let failed = of_kind(&recs, "gate_failed");
+    assert_eq!(failed[0]["body"]["gate"], "down");
+    assert!(failed[0]["body"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("timed out"));
+}
