@@ -306,6 +306,64 @@ impl Interrupt {
     }
 }
 
+/// Listens for SIGINT and SIGTERM and reports them on the returned channel (every signal, so
+/// a second one reaches `finally` steps). Call from inside a tokio runtime; the returned task
+/// handle stops the listening when aborted.
+pub fn forward_signals(
+    announce: bool,
+) -> (
+    watch::Receiver<Option<Interrupt>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = watch::channel(None);
+    let task = tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        loop {
+            let which = tokio::select! {
+                _ = int.recv() => Interrupt::Int,
+                _ = term.recv() => Interrupt::Term,
+            };
+            if announce {
+                let name = if which == Interrupt::Int {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                eprintln!(
+                    "pipetape: {name} received: stopping the running steps, then running `finally`"
+                );
+            }
+            let _ = tx.send(Some(which));
+        }
+    });
+    (rx, task)
+}
+
+/// The last lines of a probe's output, with its exit code: `exit 1: line | line`.
+pub fn probe_detail(code: &str, stdout: &[u8], stderr: &[u8]) -> String {
+    let mut text = String::from_utf8_lossy(stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(stderr));
+    let tail: Vec<&str> = text
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!(
+        "exit {code}{}{}",
+        if tail.is_empty() { "" } else { ": " },
+        tail.join(" | ")
+    )
+}
+
 /// What to run and how.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -945,16 +1003,6 @@ async fn probe_command(
         .max(Duration::from_millis(100));
     match tokio::time::timeout(left, c.output()).await {
         Ok(Ok(o)) => {
-            let mut text = String::from_utf8_lossy(&o.stdout).to_string();
-            text.push_str(&String::from_utf8_lossy(&o.stderr));
-            let tail: Vec<&str> = text
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
             let code = o
                 .status
                 .code()
@@ -962,11 +1010,7 @@ async fn probe_command(
                 .unwrap_or_else(|| "signal".into());
             (
                 o.status.success(),
-                format!(
-                    "exit {code}{}{}",
-                    if tail.is_empty() { "" } else { ": " },
-                    tail.join(" | ")
-                ),
+                probe_detail(&code, &o.stdout, &o.stderr),
             )
         }
         Ok(Err(e)) => (false, format!("cannot run the probe: {e}")),

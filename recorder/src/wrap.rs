@@ -303,21 +303,7 @@ pub fn run_gate(
         let ok = match out {
             Ok(o) => {
                 code = o.status.code().unwrap_or(1);
-                let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&o.stderr));
-                let tail: Vec<&str> = text
-                    .lines()
-                    .rev()
-                    .take(5)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                detail = format!(
-                    "exit {code}{}{}",
-                    if tail.is_empty() { "" } else { ": " },
-                    tail.join(" | ")
-                );
+                detail = crate::runner::probe_detail(&code.to_string(), &o.stdout, &o.stderr);
                 o.status.success()
             }
             Err(e) => {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use pipetape_recorder::runner::{self, Interrupt, RunOptions, Terminal};
+use pipetape_recorder::runner::{self, RunOptions, Terminal};
 use pipetape_recorder::session::{default_labels, Session, SessionInfo};
 use pipetape_recorder::spec::Pipeline;
 
@@ -71,13 +71,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         .filter_map(|n| std::env::var(n).ok().or_else(|| p.env.get(n).cloned()))
         .collect();
     masks.extend(p.mask.iter().cloned());
-    let term = Terminal {
-        echo: !ctx.quiet,
-        github: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
-        live: std::io::IsTerminal::is_terminal(&std::io::stdout())
-            && std::env::var("GITHUB_ACTIONS").is_err()
-            && std::env::var("CI").is_err(),
-    };
+    let term = terminal(ctx);
     let store_dir = ctx
         .store
         .clone()
@@ -110,67 +104,66 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
                 "recording failed and --strict-recording is set; nothing was run",
             ));
         }
-        let (tx, rx) = tokio::sync::watch::channel(None);
-        let signals = tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            loop {
-                let which = tokio::select! {
-                    _ = int.recv() => Interrupt::Int,
-                    _ = term.recv() => Interrupt::Term,
-                };
-                eprintln!(
-                    "pipetape: {} received: stopping the running steps, then running `finally`",
-                    if which == Interrupt::Int {
-                        "SIGINT"
-                    } else {
-                        "SIGTERM"
-                    }
-                );
-                let _ = tx.send(Some(which));
-            }
-        });
+        let (rx, signals) = runner::forward_signals(!ctx.quiet);
         let end = runner::run(&p, &opts, session.sink(), rx).await;
         signals.abort();
         Ok(session.finish(&end))
     })?;
+    report_end(ctx, &finished, a.strict_recording)?;
+    Ok(finished.exit_code.clamp(0, 255) as u8)
+}
+
+/// How output reaches this terminal: echoed unless -q, grouped on GitHub Actions, a live
+/// status line on an interactive terminal outside CI.
+pub fn terminal(ctx: &Ctx) -> Terminal {
+    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+    Terminal {
+        echo: !ctx.quiet,
+        github,
+        live: std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && !github
+            && std::env::var("CI").is_err(),
+    }
+}
+
+/// Says how the run ended and whether it was fully recorded; 125 for a recording failure
+/// under --strict-recording.
+pub fn report_end(
+    ctx: &Ctx,
+    f: &pipetape_recorder::session::Finished,
+    strict: bool,
+) -> Result<(), CmdError> {
     if !ctx.quiet {
-        let id = finished
+        let id = f
             .log_path
             .as_ref()
             .and_then(|p| p.file_stem())
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "-".into());
+        let log = f
+            .log_path
+            .as_ref()
+            .map(|p| format!("; log {}", p.display()))
+            .unwrap_or_default();
         eprintln!(
-            "pipetape: run {id} {} in {} (exit {}){}",
-            finished.outcome,
-            output::duration(finished.elapsed.as_nanos() as u64),
-            finished.exit_code,
-            finished
-                .log_path
-                .as_ref()
-                .map(|p| format!("; log {}", p.display()))
-                .unwrap_or_default()
+            "pipetape: run {id} {} in {} (exit {}){log}",
+            f.outcome,
+            output::duration(f.elapsed.as_nanos() as u64),
+            f.exit_code
         );
     }
-    if finished.recording_failed {
+    if f.recording_failed {
         eprintln!(
             "pipetape: WARNING: the run is incomplete: {}",
-            finished
-                .recording_error
+            f.recording_error
                 .clone()
                 .unwrap_or_else(|| "records were lost".into())
         );
-        if a.strict_recording {
+        if strict {
             return Err(fatal("recording failed and --strict-recording is set"));
         }
     }
-    Ok(finished.exit_code.clamp(0, 255) as u8)
+    Ok(())
 }
 
 fn print_plan(p: &Pipeline, a: &RunArgs) {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use pipetape_recorder::runner::{self, Interrupt, RunOptions, Terminal};
+use pipetape_recorder::runner::{self, RunOptions};
 use pipetape_recorder::session::{default_labels, Session, SessionInfo};
 use pipetape_recorder::spec::Step;
 use pipetape_recorder::wrap::{self, ControlServer, Msg, RECORDER_ENV};
@@ -14,7 +14,6 @@ use pipetape_replayer::time::parse_duration;
 
 use super::run::EXIT_PIPETAPE;
 use super::{parse_label, CmdError, CmdResult, Ctx};
-use crate::output;
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
@@ -101,13 +100,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
         .iter()
         .filter_map(|n| std::env::var(n).ok())
         .collect();
-    let term = Terminal {
-        echo: !ctx.quiet,
-        github: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
-        live: std::io::IsTerminal::is_terminal(&std::io::stdout())
-            && std::env::var("GITHUB_ACTIONS").is_err()
-            && std::env::var("CI").is_err(),
-    };
+    let term = super::run::terminal(ctx);
     let store_dir = ctx
         .store
         .clone()
@@ -128,12 +121,21 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
             eprintln!("pipetape: WARNING: {w}; the command runs anyway and is not recorded");
         }
         if a.strict_recording && !session.warnings.is_empty() {
-            return Err(fatal("recording failed and --strict-recording is set; nothing was run".into()));
+            return Err(fatal(
+                "recording failed and --strict-recording is set; nothing was run".into(),
+            ));
         }
-        let server = ControlServer::start(&std::env::temp_dir(), session.sink().clone()).map_err(|e| fatal(format!("cannot start the recorder's socket: {e}")))?;
+        let server = ControlServer::start(&std::env::temp_dir(), session.sink().clone())
+            .map_err(|e| fatal(format!("cannot start the recorder's socket: {e}")))?;
         let step = Step {
             name: name.clone(),
-            run: Some(a.command.iter().map(|x| shell_quote(x)).collect::<Vec<_>>().join(" ")),
+            run: Some(
+                a.command
+                    .iter()
+                    .map(|x| shell_quote(x))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             gate: None,
             env: [(RECORDER_ENV.to_string(), server.address())].into(),
             workdir: None,
@@ -142,16 +144,12 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
             backoff: Duration::from_secs(1),
             continue_on_error: false,
         };
-        let (tx, rx) = tokio::sync::watch::channel(None);
-        let signals = tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else { return };
-            loop {
-                let which = tokio::select! { _ = int.recv() => Interrupt::Int, _ = term.recv() => Interrupt::Term };
-                let _ = tx.send(Some(which));
-            }
-        });
-        let opts = RunOptions { base_dir: cwd.clone(), masks, ..Default::default() };
+        let (rx, signals) = runner::forward_signals(!ctx.quiet);
+        let opts = RunOptions {
+            base_dir: cwd.clone(),
+            masks,
+            ..Default::default()
+        };
         let end = runner::run_single(&step, &opts, session.sink(), rx).await;
         signals.abort();
         // Give scripts' last messages a moment, then stop listening.
@@ -159,31 +157,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
         drop(server);
         Ok(session.finish(&end))
     })?;
-    if !ctx.quiet {
-        let id = finished
-            .log_path
-            .as_ref()
-            .and_then(|p| p.file_stem())
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "-".into());
-        eprintln!(
-            "pipetape: run {id} {} in {} (exit {})",
-            finished.outcome,
-            output::duration(finished.elapsed.as_nanos() as u64),
-            finished.exit_code
-        );
-    }
-    if finished.recording_failed {
-        eprintln!(
-            "pipetape: WARNING: the run is incomplete: {}",
-            finished.recording_error.clone().unwrap_or_default()
-        );
-        if a.strict_recording {
-            return Err(fatal(
-                "recording failed and --strict-recording is set".into(),
-            ));
-        }
-    }
+    super::run::report_end(ctx, &finished, a.strict_recording)?;
     Ok(finished.exit_code.clamp(0, 255) as u8)
 }
 
