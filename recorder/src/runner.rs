@@ -411,20 +411,7 @@ pub async fn run(
             && !opts.skip.contains(&stage.name);
         let interrupted = interrupt.borrow().is_some();
         if !selected || failure.is_some() || interrupted {
-            for s in &stage.steps {
-                sink.record(
-                    Source::Runner,
-                    StepFinished {
-                        stage: stage.name.clone(),
-                        step: s.name.clone(),
-                        attempt: 0,
-                        status: StepStatus::Skipped,
-                        exit_code: None,
-                        duration_ns: 0,
-                    },
-                )
-                .await;
-            }
+            record_skipped(sink, &stage.name, &stage.steps).await;
             continue;
         }
         sink.banner(&format!("== stage {}", stage.name));
@@ -462,20 +449,7 @@ pub async fn run(
                 }
             }
             // Steps after a failure in a sequential stage are skipped.
-            for s in stage.steps.iter().skip(out.len()) {
-                sink.record(
-                    Source::Runner,
-                    StepFinished {
-                        stage: stage.name.clone(),
-                        step: s.name.clone(),
-                        attempt: 0,
-                        status: StepStatus::Skipped,
-                        exit_code: None,
-                        duration_ns: 0,
-                    },
-                )
-                .await;
-            }
+            record_skipped(sink, &stage.name, &stage.steps[out.len()..]).await;
             out
         };
         for (r, s) in results.iter().zip(&stage.steps) {
@@ -531,6 +505,21 @@ pub async fn run(
             exit_code: 0,
             reason: None,
         },
+    }
+}
+
+/// Records `steps` of `stage` as skipped (left out by --only/--skip, or after a failure).
+async fn record_skipped(sink: &Sink, stage: &str, steps: &[Step]) {
+    for s in steps {
+        let body = StepFinished {
+            stage: stage.to_string(),
+            step: s.name.clone(),
+            attempt: 0,
+            status: StepStatus::Skipped,
+            exit_code: None,
+            duration_ns: 0,
+        };
+        sink.record(Source::Runner, body).await;
     }
 }
 
