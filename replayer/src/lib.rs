@@ -5,9 +5,12 @@
 //!
 //! Start at [`load`], which opens a log and folds it, then [`fold::RunModel`].
 
+pub mod baseline;
 pub mod bench;
+pub mod diff;
 pub mod fold;
 pub mod kinds;
+pub mod metrics;
 pub mod query;
 pub mod scenario;
 pub mod serve;
@@ -99,6 +102,34 @@ pub fn load_state(path: &Path) -> Result<Loaded> {
     damage.extend(it.damage());
     let mut model = fold.finish();
     // The run's extent comes from the frame index, not from the records read.
+    model.info.end_ns = model.info.end_ns.max(reader.max_mono_ns());
+    Ok(Loaded {
+        model,
+        damage,
+        closed: reader.is_closed(),
+    })
+}
+
+/// Folds every state record of a log and only the log lines and step output that `keep_bulk`
+/// accepts (e.g. one failed step's output, the logs of the pods a finding is about). Reading
+/// still decodes the bulk lane; the fold only holds what was kept.
+pub fn load_filtered(
+    path: &Path,
+    keep_bulk: &dyn Fn(&pipetape_store::model::Body) -> bool,
+) -> Result<Loaded> {
+    let reader = LogReader::open(path, Recovery::Tolerant)?;
+    let h = *reader.header();
+    let mut fold = fold::Fold::new(h.run_id.to_string(), h.created_ns);
+    let mut it = reader.records();
+    for r in it.by_ref() {
+        let r = r?;
+        if r.body.lane() == pipetape_store::format::LANE_STATE || keep_bulk(&r.body) {
+            fold.push(r);
+        }
+    }
+    let mut damage = reader.damage().to_vec();
+    damage.extend(it.damage());
+    let mut model = fold.finish();
     model.info.end_ns = model.info.end_ns.max(reader.max_mono_ns());
     Ok(Loaded {
         model,

@@ -684,12 +684,12 @@ pub const BUNDLED: &[Bundled] = &[
     Bundled {
         name: "full-stack-green",
         description: "a passing nightly: k3d up, registry mirror ready, Helmfile sync, every ExternalSecret Ready, integration suite green",
-        build: |id| full_stack(id, false),
+        build: |id| full_stack(id, &Variant::green()),
     },
     Bundled {
         name: "full-stack-red",
         description: "a failing nightly: registry-mirror DaemonSet slow, orders-db-credentials stuck in SecretSyncedError, keycloak crash-looping",
-        build: |id| full_stack(id, true),
+        build: |id| full_stack(id, &Variant::red()),
     },
 ];
 
@@ -704,11 +704,84 @@ const NODES: [&str; 3] = [
     "k3d-ameide-ci-agent-1",
 ];
 
-/// The full-stack integration run, green or red. Both share one shape so they can be diffed.
-fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
-    let start = 1_795_000_000_000_000_000i64 + if red { 86_400_000_000_000 } else { 0 };
+/// A variant of the full-stack run: red or green, timing noise, and planted regressions. Tests
+/// and benchmarks of `replay diff` build runs from it.
+#[derive(Debug, Clone, Default)]
+pub struct Variant {
+    /// The red nightly: slow registry mirror, a stuck ExternalSecret, keycloak crash-looping.
+    pub red: bool,
+    /// Relative timing noise: 0.2 varies each duration by up to ±20%.
+    pub jitter: f64,
+    /// Seed of the noise.
+    pub seed: u64,
+    /// Start this many days after the bundled runs (orders runs in a catalog).
+    pub day: u32,
+    /// Branch label (default main).
+    pub branch: Option<String>,
+    /// The registry-mirror DaemonSet gets ready 3× slower.
+    pub slow_mirror: bool,
+    /// `orders/orders-api-keys` gets ready 90 s later.
+    pub late_secret: bool,
+    /// `catalog/catalog-db-credentials` goes Ready=False after being ready, then recovers.
+    pub flapping_secret: bool,
+    /// A `catalog-api` pod crash-loops (the apps gate then fails).
+    pub crashloop: bool,
+    /// An integration test fails.
+    pub failing_test: bool,
+    /// The `platform-config` Helm release fails (helmfile sync fails, the run stops).
+    pub helm_failed: bool,
+}
+
+impl Variant {
+    /// The bundled green run.
+    pub fn green() -> Variant {
+        Variant::default()
+    }
+
+    /// The bundled red run.
+    pub fn red() -> Variant {
+        Variant {
+            red: true,
+            ..Variant::default()
+        }
+    }
+
+    /// The run's records and its start (wall ns).
+    pub fn records(&self, run_id: &str) -> (Vec<Record>, i64) {
+        full_stack(run_id, self)
+    }
+
+    /// Writes the run as a log with a fresh id.
+    pub fn write(&self, path: &Path) -> pipetape_store::Result<RunId> {
+        let id = RunId::random();
+        let (records, start) = self.records(&id.to_string());
+        write_log(path, id, start, &records)?;
+        Ok(id)
+    }
+}
+
+/// The full-stack integration run, green, red or a [`Variant`]. All share one shape so they can
+/// be diffed.
+fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
+    let red = v.red;
+    let day = if red { 1 } else { 0 } + i64::from(v.day);
+    let start = 1_795_000_000_000_000_000i64 + day * 86_400_000_000_000;
+    // Timing noise: each duration times a factor in [1 - jitter, 1 + jitter].
+    let rng = std::cell::Cell::new(v.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let j = |x: f64| -> f64 {
+        if v.jitter == 0.0 {
+            return x;
+        }
+        let mut s = rng.get();
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        rng.set(s);
+        let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+        x * (1.0 + v.jitter * (2.0 * u - 1.0))
+    };
     let mut b = Builder::new("full-stack-integration", start);
-    b.label("branch", "main")
+    b.label("branch", v.branch.as_deref().unwrap_or("main"))
         .label("commit", if red { "9f2c1e7d4b" } else { "4a7e9b0c21" })
         .label("ci_url", "https://ci.example.com/ameide/nightly");
 
@@ -717,7 +790,7 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
         "bootstrap",
         "k3d-cluster-create",
         1.0,
-        24.0,
+        j(24.0),
         0,
         &[
             "INFO[0000] Prep: Network",
@@ -755,7 +828,7 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
         "preflight",
         "helm-ops-preflight-dns",
         26.0,
-        6.0,
+        j(6.0),
         0,
         &[
             "checking CoreDNS rewrite for docker.io",
@@ -763,7 +836,13 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
             "preflight ok",
         ],
     );
-    let mirror_ready = if red { 212.0 } else { 58.0 };
+    let mirror_ready = if red {
+        212.0
+    } else if v.slow_mirror {
+        33.0 + 3.0 * j(25.0)
+    } else {
+        33.0 + j(25.0)
+    };
     b.workload(
         33.0,
         Action::Added,
@@ -822,13 +901,15 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
         None,
     );
     let t0 = mirror_ready + 2.0;
+    let build_dur = j(95.0);
+    let import_dur = j(18.0);
 
     // build
     b.step(
         "build",
         "build-images",
         t0,
-        95.0,
+        build_dur,
         0,
         &[
             "[+] Building 88.1s (42/42) FINISHED",
@@ -840,15 +921,15 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
     b.step(
         "build",
         "k3d-image-import",
-        t0 + 96.0,
-        18.0,
+        t0 + build_dur + 1.0,
+        import_dur,
         0,
         &[
             "INFO[0000] Importing image(s) into cluster 'ameide-ci'",
             "INFO[0017] Successfully imported 6 image(s)",
         ],
     );
-    let t1 = t0 + 116.0;
+    let t1 = t0 + build_dur + import_dur + 3.0;
 
     // infra: helmfile sync, releases, stateful services
     let releases = [
@@ -863,8 +944,26 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
         "Adding repo bitnami https://charts.bitnami.com/bitnami",
         "Building dependency release=postgres",
     ];
+    let mut helm_failed_at = None;
     for (i, (ns, chart, ver)) in releases.iter().enumerate() {
         let t = t1 + 5.0 + i as f64 * 12.0;
+        if v.helm_failed && *chart == "platform-config" {
+            b.helm(
+                t,
+                ns,
+                chart,
+                chart,
+                ver,
+                1,
+                "pending-install",
+                "Initial install underway",
+            );
+            b.helm(t + j(10.0), ns, chart, chart, ver, 1, "failed",
+                "Release \"platform-config\" failed: context deadline exceeded: post-install hook platform-config-migrate timed out");
+            helm_failed_at = Some(t + 11.0);
+            helm_lines.push("Error: UPGRADE FAILED: context deadline exceeded");
+            continue;
+        }
         b.helm(
             t,
             ns,
@@ -876,7 +975,7 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
             "Initial install underway",
         );
         b.helm(
-            t + 10.0,
+            t + j(10.0),
             ns,
             chart,
             chart,
@@ -891,7 +990,33 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
             _ => "UPDATED RELEASES:",
         });
     }
-    b.step("infra", "helmfile-sync", t1, 80.0, 0, &helm_lines);
+    match helm_failed_at {
+        None => {
+            b.step("infra", "helmfile-sync", t1, j(80.0), 0, &helm_lines);
+        }
+        Some(t) => {
+            b.step("infra", "helmfile-sync", t1, t + 1.0 - t1, 1, &helm_lines);
+            let t2 = t + 3.0;
+            b.step(
+                "finally",
+                "k3d-cluster-delete",
+                t2,
+                j(9.0),
+                0,
+                &[
+                    "INFO[0000] Deleting cluster 'ameide-ci'",
+                    "INFO[0008] Successfully deleted cluster ameide-ci!",
+                ],
+            );
+            let recs = b.finish(
+                run_id,
+                Outcome::Failed,
+                1,
+                Some("step infra/helmfile-sync failed (exit 1)"),
+            );
+            return (recs, start);
+        }
+    }
     b.workload(
         t1 + 20.0,
         Action::Added,
@@ -1002,7 +1127,7 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
         "infra",
         "ensure-local-secrets",
         t1 + 82.0,
-        14.0,
+        j(14.0),
         0,
         &[
             "seeding vault kv ameide/* (12 keys)",
@@ -1021,6 +1146,7 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
         ("postgres", "postgres-superuser"),
     ];
     let es_t = t1 + 97.0;
+    let mut es_last_ready = es_t;
     for (i, (ns, name)) in secrets.iter().enumerate() {
         let t = es_t + i as f64 * 1.5;
         b.external_secret(t, Action::Added, ns, name, "Unknown", "", "");
@@ -1038,8 +1164,14 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
             );
         }
         if !stuck {
+            let late = if v.late_secret && *name == "orders-api-keys" {
+                90.0
+            } else {
+                0.0
+            };
+            let ready = t + j(if i % 3 == 1 { 14.0 } else { 6.0 }) + late;
             b.external_secret(
-                t + if i % 3 == 1 { 14.0 } else { 6.0 },
+                ready,
                 Action::Modified,
                 ns,
                 name,
@@ -1047,9 +1179,35 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
                 "SecretSynced",
                 "Secret was synced",
             );
+            es_last_ready = es_last_ready.max(ready);
+            if v.flapping_secret && *name == "catalog-db-credentials" {
+                let msg = "could not get secret data from provider: vault: token expired";
+                b.external_secret(
+                    ready + 9.0,
+                    Action::Modified,
+                    ns,
+                    name,
+                    "False",
+                    "SecretSyncedError",
+                    msg,
+                );
+                b.external_secret(
+                    ready + 21.0,
+                    Action::Modified,
+                    ns,
+                    name,
+                    "True",
+                    "SecretSynced",
+                    "Secret was synced",
+                );
+            }
         }
     }
-    let es_dur = if red { 300.0 } else { 26.0 };
+    let es_dur = if red {
+        300.0
+    } else {
+        (es_last_ready - es_t + 2.0).max(j(26.0))
+    };
     let blockers = vec![Blocker { kind: "ExternalSecret".into(), namespace: "orders".into(), name: "orders-db-credentials".into(),
         conditions: vec![Condition { type_: "Ready".into(), status: "False".into(), reason: "SecretSyncedError".into(), message: "could not get secret data from provider: vault: permission denied on path ameide/orders/orders-db-credentials".into() }],
         message: "InProgress: SecretSyncedError".into() }];
@@ -1092,11 +1250,12 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
     }
 
     // apps
+    let mut apps_ready = t2;
     b.step(
         "apps",
         "tilt-ci-apply",
         t2,
-        40.0,
+        j(40.0),
         0,
         &[
             "Tiltfile loaded",
@@ -1126,9 +1285,12 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
             0,
             Some(app),
         );
+        let ready_in = j(20.0);
         for r in 0..2u32 {
             let name = format!("{app}-5f7c9d8b4-{}", ["h2x8k", "p9w4m"][r as usize]);
             let rs = format!("{app}-5f7c9d8b4");
+            let crash = v.crashloop && *app == "catalog-api" && r == 1;
+            apps_ready = apps_ready.max(t + ready_in + f64::from(r));
             b.pod(&PodPlan {
                 namespace: ns,
                 name: &name,
@@ -1138,16 +1300,19 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
                 node: NODES[(i + r as usize) % 3],
                 created: t + 0.5 + f64::from(r),
                 running: t + 12.0 + f64::from(r),
-                ready: Some(t + 20.0 + f64::from(r)),
-                crash_from: None,
+                ready: (!crash).then_some(t + ready_in + f64::from(r)),
+                crash_from: crash.then_some(t + 14.0),
                 log: &[
                     "{\"level\":\"info\",\"msg\":\"connected to postgres\"}",
                     "{\"level\":\"info\",\"msg\":\"listening\",\"addr\":\":8080\"}",
                     "GET /healthz 200 0.4ms",
                 ],
             });
+            if crash {
+                continue;
+            }
             b.workload(
-                t + 20.1 + f64::from(r),
+                t + ready_in + 0.1 + f64::from(r),
                 Action::Modified,
                 "Deployment",
                 ns,
@@ -1159,37 +1324,108 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
             );
         }
     }
+    if v.crashloop {
+        let blockers = vec![Blocker {
+            kind: "Deployment".into(),
+            namespace: "catalog".into(),
+            name: "catalog-api".into(),
+            conditions: vec![Condition {
+                type_: "Available".into(),
+                status: "False".into(),
+                reason: "MinimumReplicasUnavailable".into(),
+                message: "Deployment does not have minimum availability.".into(),
+            }],
+            message: "InProgress: Available: 1/2 replicas".into(),
+        }];
+        b.gate(
+            "apps",
+            "workloads-ready",
+            "condition",
+            "every Deployment in orders, catalog, gateway ready",
+            t2 + 1.0,
+            300.0,
+            12,
+            Some(("timed out after 5m0s: 1 Deployment not ready", blockers)),
+        );
+        let t3 = t2 + 302.0;
+        b.step(
+            "finally",
+            "k3d-cluster-delete",
+            t3,
+            j(9.0),
+            0,
+            &[
+                "INFO[0000] Deleting cluster 'ameide-ci'",
+                "INFO[0008] Successfully deleted cluster ameide-ci!",
+            ],
+        );
+        let recs = b.finish(
+            run_id,
+            Outcome::Failed,
+            1,
+            Some("gate workloads-ready failed: timed out after 5m0s: 1 Deployment not ready"),
+        );
+        return (recs, start);
+    }
+    let apps_gate = (apps_ready - t2 + 1.0).max(j(37.0));
     b.gate(
         "apps",
         "workloads-ready",
         "condition",
         "every Deployment in orders, catalog, gateway ready",
         t2 + 1.0,
-        37.0,
+        apps_gate,
         5,
         None,
     );
-    let t3 = t2 + 42.0;
+    let t3 = t2 + 1.0 + apps_gate + 4.0;
 
     // test
+    let test_dur = j(180.0);
+    let (t_create, t_reject, t_list) = (j(0.812), j(0.095), j(0.120));
+    let failing = v.failing_test;
+    let summary = if failing {
+        "      Tests  1 failed | 147 passed (148)"
+    } else {
+        "      Tests  148 passed (148)"
+    };
+    let rejects = if failing {
+        " × orders: rejects an unpaid order"
+    } else {
+        " ✓ orders: rejects an unpaid order (95 ms)"
+    };
+    let create_line = format!(
+        " ✓ orders: creates an order ({} ms)",
+        (t_create * 1000.0).round()
+    );
     b.step(
         "test",
         "pnpm-test-integration",
         t3,
-        180.0,
-        0,
+        test_dur,
+        i32::from(failing),
         &[
             "> pnpm test:integration --all",
-            " ✓ orders: creates an order (812 ms)",
-            " ✓ orders: rejects an unpaid order (95 ms)",
+            &create_line,
+            rejects,
             " ✓ catalog: lists products (120 ms)",
             " Test Files  12 passed (12)",
-            "      Tests  148 passed (148)",
+            summary,
         ],
     );
-    let junit = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"3\" failures=\"0\" time=\"1.027\">\n  <testsuite name=\"orders\" tests=\"2\" failures=\"0\" time=\"0.907\">\n    <testcase classname=\"orders\" name=\"creates an order\" time=\"0.812\"/>\n    <testcase classname=\"orders\" name=\"rejects an unpaid order\" time=\"0.095\"/>\n  </testsuite>\n  <testsuite name=\"catalog\" tests=\"1\" failures=\"0\" time=\"0.120\">\n    <testcase classname=\"catalog\" name=\"lists products\" time=\"0.120\"/>\n  </testsuite>\n</testsuites>\n";
+    let reject_case = if failing {
+        format!("<testcase classname=\"orders\" name=\"rejects an unpaid order\" time=\"{t_reject:.3}\">\n      <failure message=\"expected status 402, got 200\">AssertionError: expected status 402, got 200\n    at orders.spec.ts:41:7</failure>\n    </testcase>")
+    } else {
+        format!("<testcase classname=\"orders\" name=\"rejects an unpaid order\" time=\"{t_reject:.3}\"/>")
+    };
+    let junit = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"3\" failures=\"{f}\" time=\"{all:.3}\">\n  <testsuite name=\"orders\" tests=\"2\" failures=\"{f}\" time=\"{o:.3}\">\n    <testcase classname=\"orders\" name=\"creates an order\" time=\"{t_create:.3}\"/>\n    {reject_case}\n  </testsuite>\n  <testsuite name=\"catalog\" tests=\"1\" failures=\"0\" time=\"{t_list:.3}\">\n    <testcase classname=\"catalog\" name=\"lists products\" time=\"{t_list:.3}\"/>\n  </testsuite>\n</testsuites>\n",
+        f = u8::from(failing),
+        all = t_create + t_reject + t_list,
+        o = t_create + t_reject,
+    );
     b.push(
-        t3 + 181.0,
+        t3 + test_dur + 1.0,
         Source::Runner,
         Artifact {
             name: "junit".into(),
@@ -1197,21 +1433,30 @@ fn full_stack(run_id: &str, red: bool) -> (Vec<Record>, i64) {
             media_type: "application/xml".into(),
             size: junit.len() as u64,
             truncated: false,
-            data: junit.as_bytes().to_vec(),
+            data: junit.into_bytes(),
         },
     );
     b.step(
         "finally",
         "k3d-cluster-delete",
-        t3 + 183.0,
-        9.0,
+        t3 + test_dur + 3.0,
+        j(9.0),
         0,
         &[
             "INFO[0000] Deleting cluster 'ameide-ci'",
             "INFO[0008] Successfully deleted cluster ameide-ci!",
         ],
     );
-    let recs = b.finish(run_id, Outcome::Passed, 0, None);
+    let recs = if failing {
+        b.finish(
+            run_id,
+            Outcome::Failed,
+            1,
+            Some("step test/pnpm-test-integration failed (exit 1)"),
+        )
+    } else {
+        b.finish(run_id, Outcome::Passed, 0, None)
+    };
     (recs, start)
 }
 

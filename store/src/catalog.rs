@@ -160,15 +160,40 @@ impl Catalog {
         }
     }
 
+    /// Stores a run's detailed metrics (opaque bytes, written by the replayer) beside its entry,
+    /// so baseline queries need not re-read old logs.
+    pub fn put_metrics(&self, id: &str, bytes: &[u8]) -> Result<()> {
+        let t = self.metrics_tree()?;
+        t.insert(id.as_bytes(), bytes).map_err(|x| self.err(x))?;
+        self.db.flush().map_err(|x| self.err(x))?;
+        Ok(())
+    }
+
+    /// A run's detailed metrics, if stored.
+    pub fn get_metrics(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let t = self.metrics_tree()?;
+        Ok(t.get(id.as_bytes())
+            .map_err(|x| self.err(x))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn metrics_tree(&self) -> Result<sled::Tree> {
+        self.db.open_tree("metrics").map_err(|x| self.err(x))
+    }
+
     /// Removes an entry.
     pub fn remove(&self, id: &str) -> Result<()> {
         self.db.remove(id.as_bytes()).map_err(|x| self.err(x))?;
+        self.metrics_tree()?
+            .remove(id.as_bytes())
+            .map_err(|x| self.err(x))?;
         Ok(())
     }
 
     /// Removes every entry.
     pub fn clear(&self) -> Result<()> {
         self.db.clear().map_err(|x| self.err(x))?;
+        self.metrics_tree()?.clear().map_err(|x| self.err(x))?;
         self.db.flush().map_err(|x| self.err(x))?;
         Ok(())
     }

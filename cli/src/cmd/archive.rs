@@ -85,7 +85,11 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                     a.file.display()
                 )));
             }
-            let rep = ctx.store()?.import(&a.file)?;
+            let store = ctx.store()?;
+            let rep = store.import(&a.file)?;
+            if let Err(e) = pipetape_replayer::metrics::store_metrics(&store, &rep.entry) {
+                ctx.warn(format!("could not compute the run's metrics: {e}"));
+            }
             if rep.entry.damaged {
                 ctx.warn(format!(
                     "{}: the log is damaged; readers will skip the damage",

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod bench;
+pub mod diff;
 pub mod replay;
 pub mod run;
 pub mod runs;

@@ -22,6 +22,12 @@ pub enum ReplayCmd {
     State(StateArgs),
     /// A container's log as recorded (up to a moment with --at).
     Logs(LogsArgs),
+    /// What got slower or broke against green runs, ranked, with evidence.
+    ///
+    /// BASELINE is last-green (default), green:N, a run id or a .ptape path; RUN defaults to
+    /// `last`. Exit codes: 0, or 1 with --fail-on-regression when a regression is found; 2 for
+    /// bad input, including when there is no green run to compare with.
+    Diff(super::diff::DiffArgs),
     /// Serve the recorded cluster as a read-only Kubernetes API for kubectl.
     Serve(ServeArgs),
 }
@@ -167,6 +173,7 @@ pub fn run(ctx: &Ctx, cmd: ReplayCmd) -> CmdResult {
         ReplayCmd::Events(a) => events(ctx, a),
         ReplayCmd::State(a) => state(ctx, a),
         ReplayCmd::Logs(a) => logs(ctx, a),
+        ReplayCmd::Diff(a) => super::diff::diff(ctx, a),
         ReplayCmd::Serve(a) => serve(ctx, a),
     }
 }

@@ -128,6 +128,26 @@ pub fn terminal(ctx: &Ctx) -> Terminal {
 
 /// Says how the run ended and whether it was fully recorded; 125 for a recording failure
 /// under --strict-recording.
+/// Stores the run's metrics in the catalog so later diffs need not re-read this log. A failure
+/// here costs only speed later (the metrics are computed from the log when needed): warn.
+fn store_metrics(ctx: &Ctx, f: &pipetape_recorder::session::Finished) {
+    let Some(id) = f
+        .log_path
+        .as_ref()
+        .and_then(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+    else {
+        return;
+    };
+    let stored = ctx.store().ok().and_then(|store| {
+        let entry = store.catalog().ok()?.get(&id).ok()??;
+        Some(pipetape_replayer::metrics::store_metrics(&store, &entry).map(|_| ()))
+    });
+    if let Some(Err(e)) = stored {
+        ctx.warn(format!("could not store the run's metrics: {e}"));
+    }
+}
+
 pub fn report_end(
     ctx: &Ctx,
     f: &pipetape_recorder::session::Finished,
@@ -152,6 +172,7 @@ pub fn report_end(
             f.exit_code
         );
     }
+    store_metrics(ctx, f);
     if f.recording_failed {
         eprintln!(
             "pipetape: WARNING: the run is incomplete: {}",

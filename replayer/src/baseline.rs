@@ -1,0 +1,247 @@
+//! Choosing the baseline of a diff: `last-green` (the newest passed run of the same pipeline and
+//! branch, falling back to any branch), `green:N` (the newest N), a run id or prefix, or a
+//! `.ptape` path. Metrics come from the catalog; a run whose metrics are not stored yet (an
+//! imported run, a catalog rebuilt by `runs reindex`) has them computed from its log once.
+
+use pipetape_store::catalog::{ListFilter, RunEntry};
+use pipetape_store::model::Outcome;
+use pipetape_store::store::{looks_like_path, Store};
+
+use crate::diff::BaselineRun;
+use crate::metrics::{metrics_for, metrics_of_log, MetricSet};
+use crate::Error;
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spec {
+    /// The newest green run.
+    LastGreen,
+    /// The newest N green runs.
+    Green(usize),
+    /// A run id, prefix, `last`, `last-red`, or a path.
+    Run(String),
+}
+
+impl Spec {
+    /// Parses `last-green`, `green:N`, or anything else as a run.
+    pub fn parse(s: &str) -> Result<Spec, Error> {
+        if s == "last-green" {
+            return Ok(Spec::LastGreen);
+        }
+        if let Some(n) = s.strip_prefix("green:") {
+            return match n.parse::<usize>() {
+                Ok(n) if (1..=100).contains(&n) => Ok(Spec::Green(n)),
+                _ => Err(Error::NotFound(format!(
+                    "baseline '{s}': expected green:N with N from 1 to 100, e.g. green:5"
+                ))),
+            };
+        }
+        Ok(Spec::Run(s.to_string()))
+    }
+}
+
+/// The chosen baseline.
+#[derive(Debug)]
+pub struct Selected {
+    /// The baseline runs, newest first.
+    pub runs: Vec<BaselineRun>,
+    /// How they were chosen, one line.
+    pub description: String,
+    /// Remarks to show (fallbacks, damaged logs).
+    pub notes: Vec<String>,
+}
+
+/// Why no baseline could be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// No green run to compare with.
+    #[error("no green run of pipeline '{pipeline}' to compare with{detail}. Record a passing run first, or mark one: `pipetape runs mark RUN --outcome passed`; or name a baseline: `pipetape replay diff RUN-ID|FILE.ptape`")]
+    NoGreen {
+        /// Pipeline.
+        pipeline: String,
+        /// Extra context.
+        detail: String,
+    },
+    /// The baseline is a run of another pipeline.
+    #[error("baseline {baseline} is a run of pipeline '{baseline_pipeline}', not '{pipeline}': its steps and gates would not line up (use --force to compare anyway)")]
+    OtherPipeline {
+        /// The baseline run id.
+        baseline: String,
+        /// Its pipeline.
+        baseline_pipeline: String,
+        /// The run's pipeline.
+        pipeline: String,
+    },
+    /// The baseline is the run itself.
+    #[error("the baseline is the run itself ({0}); name another run")]
+    Itself(String),
+    /// Reading failed.
+    #[error(transparent)]
+    Replayer(#[from] Error),
+}
+
+impl From<pipetape_store::Error> for BaselineError {
+    fn from(e: pipetape_store::Error) -> Self {
+        BaselineError::Replayer(Error::Store(e))
+    }
+}
+
+fn damage_note(e: &RunEntry) -> Option<String> {
+    e.damaged.then(|| {
+        format!(
+            "baseline {} has a damaged log ({}); its metrics cover what was readable",
+            e.id,
+            e.log_path.display()
+        )
+    })
+}
+
+/// Chooses the baseline of `run` in `store`. `force` allows a run of another pipeline.
+pub fn select(
+    store: Option<&Store>,
+    run: &MetricSet,
+    spec: &Spec,
+    force: bool,
+) -> Result<Selected, BaselineError> {
+    let mut notes = Vec::new();
+    match spec {
+        Spec::Run(s) => {
+            let (metrics, log) = if looks_like_path(s) || store.is_none() {
+                let p = std::path::PathBuf::from(s);
+                if !p.is_file() {
+                    return Err(Error::NotFound(format!("baseline {s}: no such file")).into());
+                }
+                let l = crate::load_state(&p)?;
+                if !l.damage.is_empty() {
+                    notes.push(format!(
+                        "baseline {} is damaged ({}); its metrics cover what was readable",
+                        p.display(),
+                        l.damage
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ));
+                }
+                (crate::metrics::extract(&l.model), Some(p))
+            } else {
+                let store = store.expect("checked");
+                let r = store.resolve(s, &Default::default())?;
+                let m = match &r.entry {
+                    Some(e) => {
+                        notes.extend(damage_note(e));
+                        metrics_for(store, e)?
+                    }
+                    None => metrics_of_log(&r.path)?,
+                };
+                (m, Some(r.path))
+            };
+            if metrics.run_id == run.run_id {
+                return Err(BaselineError::Itself(run.run_id.clone()));
+            }
+            if metrics.pipeline != run.pipeline {
+                if !force {
+                    return Err(BaselineError::OtherPipeline {
+                        baseline: metrics.run_id.clone(),
+                        baseline_pipeline: metrics.pipeline.clone(),
+                        pipeline: run.pipeline.clone(),
+                    });
+                }
+                notes.push(format!(
+                    "baseline is a run of another pipeline ('{}'), compared because of --force",
+                    metrics.pipeline
+                ));
+            }
+            let description = format!("run {} ({})", metrics.run_id, metrics.outcome);
+            Ok(Selected {
+                runs: vec![BaselineRun { metrics, log }],
+                description,
+                notes,
+            })
+        }
+        Spec::LastGreen | Spec::Green(_) => {
+            let want = match spec {
+                Spec::Green(n) => *n,
+                _ => 1,
+            };
+            let Some(store) = store else {
+                return Err(BaselineError::NoGreen {
+                    pipeline: run.pipeline.clone(),
+                    detail: " (no run store)".into(),
+                });
+            };
+            let all = store.catalog()?.list(&ListFilter {
+                pipeline: Some(run.pipeline.clone()),
+                outcome: Some(Outcome::Passed),
+                ..Default::default()
+            })?;
+            // Newest first; only runs other than this one, preferring runs before it.
+            let others: Vec<&RunEntry> = all.iter().filter(|e| e.id != run.run_id).collect();
+            let before: Vec<&RunEntry> = others
+                .iter()
+                .copied()
+                .filter(|e| e.started_ns <= run.started_ns)
+                .collect();
+            let pool = if before.is_empty() { others } else { before };
+            let branch = run.labels.get("branch");
+            let same: Vec<&RunEntry> = pool
+                .iter()
+                .copied()
+                .filter(|e| branch.is_some() && e.branch() == branch.map(String::as_str))
+                .collect();
+            let (chosen, scope) = if !same.is_empty() {
+                (same, format!(" on branch {}", branch.expect("filtered")))
+            } else {
+                if let (Some(b), false) = (branch, pool.is_empty()) {
+                    notes.push(format!(
+                        "no green run of {} on branch {b}; comparing with green runs of any branch",
+                        run.pipeline
+                    ));
+                }
+                (pool, String::new())
+            };
+            if chosen.is_empty() {
+                let total = store.catalog()?.len();
+                return Err(BaselineError::NoGreen {
+                    pipeline: run.pipeline.clone(),
+                    detail: format!(
+                        " ({total} runs in the catalog at {}; none is a passed run of this pipeline)",
+                        store.root().display()
+                    ),
+                });
+            }
+            let chosen: Vec<&RunEntry> = chosen.into_iter().take(want).collect();
+            if chosen.len() < want {
+                notes.push(format!(
+                    "asked for {want} green runs, found {}",
+                    chosen.len()
+                ));
+            }
+            let mut runs = Vec::new();
+            for e in &chosen {
+                notes.extend(damage_note(e));
+                runs.push(BaselineRun {
+                    metrics: metrics_for(store, e)?,
+                    log: Some(e.log_path.clone()),
+                });
+            }
+            let description = if runs.len() == 1 {
+                format!(
+                    "last green run of {}{scope}: {}",
+                    run.pipeline, runs[0].metrics.run_id
+                )
+            } else {
+                format!(
+                    "median of the last {} green runs of {}{scope}",
+                    runs.len(),
+                    run.pipeline
+                )
+            };
+            Ok(Selected {
+                runs,
+                description,
+                notes,
+            })
+        }
+    }
+}

@@ -1,0 +1,893 @@
+//! Metrics: named, comparable figures extracted from a folded run, so that runs line up in a
+//! diff. Names follow DESIGN.md:
+//!
+//! | name | value | status |
+//! | --- | --- | --- |
+//! | `step:<stage>/<name>` | seconds from the first attempt's start to the last's end | the last attempt's outcome |
+//! | `gate:<name>` | seconds to pass or fail | passed, failed... |
+//! | `ready:<Kind>/<ns>/<name>` | seconds from first seen to ready (or to the end of the run) | ready, not_ready, failed, lost; `flapped` |
+//! | `helm:<ns>/<release>` | seconds from first status to deployed | the final Helm status |
+//! | `warnings:<Reason>/<workload>` | Warning events (counting repeats) | |
+//! | `restarts:<workload>` | container restarts over the workload's pods | |
+//! | `test:<suite>/<case>` | seconds, from captured JUnit | passed, failed, error, skipped |
+//!
+//! Objects with generated names (pods, ReplicaSets, jobs of a CronJob) are keyed by their owning
+//! workload (`Deployment/ns/name`), so two runs' metrics line up.
+//!
+//! A [`MetricSet`] is stored in the run catalog at the end of a run ([`store_metrics`]) and read
+//! back by baseline queries ([`metrics_for`]), which compute and cache it when it is missing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use pipetape_store::catalog::RunEntry;
+use pipetape_store::readiness::Status;
+use pipetape_store::store::Store;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::fold::{ObjectHistory, RunModel, SpanKind};
+
+/// Version of the stored metric sets; a set of another version is recomputed from its log.
+pub const METRICS_VERSION: u32 = 1;
+
+/// What a metric's value counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Seconds.
+    Seconds,
+    /// A count; an absent count metric is 0.
+    Count,
+}
+
+/// One metric of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// Unit of `value`.
+    pub unit: Unit,
+    /// Seconds or count.
+    pub value: f64,
+    /// Outcome or final status (empty for counts).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// For `ready:`: went not-ready again after being ready.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flapped: bool,
+    /// When it happened (ended, got ready, first occurred), seconds from the run's start.
+    pub at_s: f64,
+    /// Evidence in one line: a condition's reason and message, a gate's blockers, a test's
+    /// failure message, a Warning's message.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl Metric {
+    /// True when the status is a bad outcome (failed, timed out, never ready...).
+    pub fn is_bad(&self) -> bool {
+        is_bad_status(&self.status)
+    }
+}
+
+/// True for statuses that mean "this went wrong".
+pub fn is_bad_status(s: &str) -> bool {
+    matches!(
+        s,
+        "failed"
+            | "timed_out"
+            | "cancelled"
+            | "running"
+            | "not_ready"
+            | "lost"
+            | "error"
+            | "pending-install"
+            | "pending-upgrade"
+            | "pending-rollback"
+            | "unknown"
+    )
+}
+
+/// The metrics of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricSet {
+    /// [`METRICS_VERSION`] when computed.
+    pub version: u32,
+    /// Run id.
+    pub run_id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Labels of the run (branch, commit...).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// passed, failed, cancelled, incomplete.
+    pub outcome: String,
+    /// Wall time of the run's start, ns since the Unix epoch.
+    pub started_ns: i64,
+    /// Seconds from the first to the last record.
+    pub duration_s: f64,
+    /// Metrics by name.
+    pub metrics: BTreeMap<String, Metric>,
+}
+
+impl MetricSet {
+    /// Headline figures for the catalog entry (`runs list`).
+    pub fn headline(&self) -> BTreeMap<String, f64> {
+        let mut h = BTreeMap::new();
+        let mut add = |k: &str, v: f64| *h.entry(k.to_string()).or_insert(0.0) += v;
+        for (name, m) in &self.metrics {
+            let family = name.split(':').next().unwrap_or("");
+            match family {
+                "test" => {
+                    add("tests", 1.0);
+                    if m.is_bad() {
+                        add("tests_failed", 1.0);
+                    }
+                }
+                "restarts" => add("restarts", m.value),
+                "ready" if m.is_bad() => add("not_ready", 1.0),
+                "helm" if m.is_bad() => add("helm_failed", 1.0),
+                _ => {}
+            }
+        }
+        h
+    }
+}
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+fn ns_key(kind: &str, ns: &str, name: &str) -> String {
+    if ns.is_empty() {
+        format!("{kind}/{name}")
+    } else {
+        format!("{kind}/{ns}/{name}")
+    }
+}
+
+fn clip(s: &str, n: usize) -> String {
+    let s = s.trim();
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Kinds that get no `ready:` metric: pods and ReplicaSets are covered by their workload, the
+/// rest are ready the moment they exist.
+const NO_READY_METRIC: &[&str] = &[
+    "Pod",
+    "ReplicaSet",
+    "Namespace",
+    "Secret",
+    "ConfigMap",
+    "Event",
+    "Lease",
+    "Endpoints",
+    "EndpointSlice",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ControllerRevision",
+];
+
+/// The controller owner reference of an object: (kind, name).
+fn controller_of(obj: &Value) -> Option<(String, String)> {
+    let refs = obj.pointer("/metadata/ownerReferences")?.as_array()?;
+    let r = refs
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        .or_else(|| refs.first())?;
+    Some((
+        r.get("kind")?.as_str()?.to_string(),
+        r.get("name")?.as_str()?.to_string(),
+    ))
+}
+
+/// Resolves generated names to the workload that owns them.
+struct Owners<'a> {
+    by_name: HashMap<(&'a str, &'a str, &'a str), &'a ObjectHistory>,
+}
+
+impl<'a> Owners<'a> {
+    fn new(m: &'a RunModel) -> Owners<'a> {
+        let by_name = m
+            .objects
+            .iter()
+            .map(|(k, h)| ((k.kind.as_str(), k.namespace.as_str(), k.name.as_str()), h))
+            .collect();
+        Owners { by_name }
+    }
+
+    fn last_object(&self, kind: &str, ns: &str, name: &str) -> Option<Value> {
+        let h = self.by_name.get(&(kind, ns, name))?;
+        let v = h.versions.iter().rev().find(|v| !v.object.is_empty())?;
+        serde_json::from_str(&v.object).ok()
+    }
+
+    /// The workload key (`Kind/ns/name`) of a pod.
+    fn of_pod(&self, ns: &str, name: &str, obj: Option<&Value>) -> String {
+        let owned;
+        let obj = match obj {
+            Some(o) => Some(o),
+            None => {
+                owned = self.last_object("Pod", ns, name);
+                owned.as_ref()
+            }
+        };
+        match obj.and_then(controller_of) {
+            Some((kind, owner)) => self.of_owner(ns, &kind, &owner, obj),
+            None if obj.is_some() => ns_key("Pod", ns, name),
+            // Not observed: strip the generated suffixes by their shape.
+            None => ns_key("Pod", ns, &strip_generated(name)),
+        }
+    }
+
+    fn of_owner(&self, ns: &str, kind: &str, owner: &str, pod: Option<&Value>) -> String {
+        match kind {
+            "ReplicaSet" => {
+                let hash = pod
+                    .and_then(|p| p.pointer("/metadata/labels/pod-template-hash"))
+                    .and_then(Value::as_str);
+                match hash.and_then(|h| owner.strip_suffix(h)?.strip_suffix('-')) {
+                    Some(deploy) => ns_key("Deployment", ns, deploy),
+                    None => self.of_replicaset(ns, owner),
+                }
+            }
+            "Job" => self.of_job(ns, owner),
+            _ => ns_key(kind, ns, owner),
+        }
+    }
+
+    /// A ReplicaSet's owner: from its recorded owner reference, else by its name's shape
+    /// (`<deployment>-<pod-template-hash>`), which is how Deployments name them.
+    fn of_replicaset(&self, ns: &str, rs: &str) -> String {
+        if let Some((k, n)) = self
+            .last_object("ReplicaSet", ns, rs)
+            .as_ref()
+            .and_then(controller_of)
+        {
+            return ns_key(&k, ns, &n);
+        }
+        match rs.rsplit_once('-') {
+            Some((deploy, hash))
+                if (6..=10).contains(&hash.len())
+                    && hash
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+            {
+                ns_key("Deployment", ns, deploy)
+            }
+            _ => ns_key("ReplicaSet", ns, rs),
+        }
+    }
+
+    fn of_job(&self, ns: &str, job: &str) -> String {
+        match self
+            .last_object("Job", ns, job)
+            .as_ref()
+            .and_then(controller_of)
+        {
+            Some((k, n)) if k == "CronJob" => ns_key("CronJob", ns, &n),
+            _ => ns_key("Job", ns, job),
+        }
+    }
+
+    /// The workload key of an Event's involved object.
+    fn of_involved(&self, kind: &str, ns: &str, name: &str) -> String {
+        match kind {
+            "Pod" => self.of_pod(ns, name, None),
+            "ReplicaSet" => self.of_replicaset(ns, name),
+            "Job" => self.of_job(ns, name),
+            _ => ns_key(kind, ns, name),
+        }
+    }
+}
+
+/// `keycloak-7b9f6c5d8-q2m4n` → `keycloak`, `registry-mirror-x7k2p` → `registry-mirror`: the
+/// ReplicaSet hash and the 5-character pod suffix removed.
+pub fn strip_generated(name: &str) -> String {
+    fn is_suffix(s: &str, lens: std::ops::RangeInclusive<usize>) -> bool {
+        lens.contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    }
+    let mut parts: Vec<&str> = name.split('-').collect();
+    if parts.len() > 1 && is_suffix(parts[parts.len() - 1], 5..=5) {
+        parts.pop();
+        if parts.len() > 1
+            && is_suffix(parts[parts.len() - 1], 8..=10)
+            && parts[parts.len() - 1].bytes().any(|b| b.is_ascii_digit())
+        {
+            parts.pop();
+        }
+    }
+    parts.join("-")
+}
+
+/// Restarts of a pod's containers in one version of it.
+fn restarts_of(pod: &Value) -> u64 {
+    ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .filter_map(|k| pod.pointer(&format!("/status/{k}"))?.as_array())
+        .flatten()
+        .filter_map(|c| c.get("restartCount")?.as_u64())
+        .sum()
+}
+
+/// Extracts the metrics of a folded run.
+pub fn extract(m: &RunModel) -> MetricSet {
+    let end = m.info.end_ns;
+    let mut out = BTreeMap::new();
+    steps_and_gates(m, end, &mut out);
+    let owners = Owners::new(m);
+    for h in m.objects.values() {
+        if let Some((name, metric)) = ready_metric(&owners, h, end) {
+            out.insert(name, metric);
+        }
+    }
+    restarts(m, &owners, &mut out);
+    warnings(m, &owners, &mut out);
+    helm(m, end, &mut out);
+    for (t, a) in &m.artifacts {
+        if looks_like_junit(&a.path, &a.media_type, &a.data) {
+            for (suite, case, metric) in junit_cases(&String::from_utf8_lossy(&a.data), secs(*t)) {
+                out.insert(format!("test:{suite}/{case}"), metric);
+            }
+        }
+    }
+    MetricSet {
+        version: METRICS_VERSION,
+        run_id: m.info.run_id.clone(),
+        pipeline: m.info.pipeline.clone(),
+        labels: m.info.labels.clone(),
+        outcome: m
+            .info
+            .outcome
+            .map(|o| o.as_str().to_string())
+            .unwrap_or_else(|| "incomplete".into()),
+        started_ns: m.info.started_ns,
+        duration_s: secs(end),
+        metrics: out,
+    }
+}
+
+fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
+    // Attempts of one step fold into one metric: first start to last end, last outcome.
+    let mut steps: BTreeMap<String, (u64, u64, String, u32, Option<i32>)> = BTreeMap::new();
+    for s in &m.spans {
+        match s.kind {
+            SpanKind::Step => {
+                let name = if s.stage.is_empty() {
+                    format!("step:{}", s.name)
+                } else {
+                    format!("step:{}/{}", s.stage, s.name)
+                };
+                let e = steps
+                    .entry(name)
+                    .or_insert((s.start_ns, 0, String::new(), 0, None));
+                e.0 = e.0.min(s.start_ns);
+                e.1 = e.1.max(s.end_ns.unwrap_or(end));
+                e.2 = s.outcome.clone();
+                e.3 += 1;
+                e.4 = s.exit_code;
+            }
+            SpanKind::Gate => {
+                let mut detail = s.detail.clone();
+                for b in s.blockers.iter().take(3) {
+                    let cond = b
+                        .conditions
+                        .iter()
+                        .find(|c| c.status != "True")
+                        .or(b.conditions.first());
+                    detail.push_str(&format!(
+                        "; blocked by {}",
+                        ns_key(&b.kind, &b.namespace, &b.name)
+                    ));
+                    match cond {
+                        Some(c) => detail.push_str(&format!(
+                            " ({}={} {}: {})",
+                            c.type_, c.status, c.reason, c.message
+                        )),
+                        None if !b.message.is_empty() => {
+                            detail.push_str(&format!(" ({})", b.message))
+                        }
+                        None => {}
+                    }
+                }
+                if s.blockers.len() > 3 {
+                    detail.push_str(&format!("; and {} more", s.blockers.len() - 3));
+                }
+                let e = s.end_ns.unwrap_or(end);
+                out.insert(
+                    format!("gate:{}", s.name),
+                    Metric {
+                        unit: Unit::Seconds,
+                        value: secs(e.saturating_sub(s.start_ns)),
+                        status: s.outcome.clone(),
+                        flapped: false,
+                        at_s: secs(e),
+                        detail: clip(&detail, 400),
+                    },
+                );
+            }
+            SpanKind::Stage => {}
+        }
+    }
+    for (name, (start, stop, outcome, attempts, code)) in steps {
+        let mut detail = Vec::new();
+        if attempts > 1 {
+            detail.push(format!("{attempts} attempts"));
+        }
+        if let Some(c) = code.filter(|&c| c != 0) {
+            detail.push(format!("exit {c}"));
+        }
+        out.insert(
+            name,
+            Metric {
+                unit: Unit::Seconds,
+                value: secs(stop.saturating_sub(start)),
+                status: outcome,
+                flapped: false,
+                at_s: secs(stop),
+                detail: detail.join(", "),
+            },
+        );
+    }
+}
+
+fn ready_metric(owners: &Owners<'_>, h: &ObjectHistory, end: u64) -> Option<(String, Metric)> {
+    let k = &h.key;
+    if NO_READY_METRIC.contains(&k.kind.as_str()) && !(k.kind == "Pod" && is_bare_pod(h)) {
+        return None;
+    }
+    let name = if k.kind == "Job" {
+        owners.of_job(&k.namespace, &k.name)
+    } else {
+        ns_key(&k.kind, &k.namespace, &k.name)
+    };
+    let first = h.first_seen_ns();
+    let mut ready_at = None;
+    let mut flapped = false;
+    let mut flap_detail = String::new();
+    let mut last = None;
+    let mut last_change = first;
+    for v in &h.versions {
+        if v.action == pipetape_store::model::Action::Deleted || v.status == Status::Terminating {
+            continue;
+        }
+        if last != Some(v.status) {
+            last_change = v.mono_ns;
+        }
+        if v.status == Status::Current {
+            ready_at.get_or_insert(v.mono_ns);
+        } else if ready_at.is_some() && !flapped {
+            flapped = true;
+            flap_detail = reason_message(&v.reason, &v.message);
+        }
+        last = Some(v.status);
+    }
+    let final_v = h
+        .versions
+        .iter()
+        .rev()
+        .find(|v| v.action != pipetape_store::model::Action::Deleted)?;
+    let (status, value, at) = match (last, ready_at) {
+        (Some(Status::Current), Some(r)) => ("ready", r - first, r),
+        (_, Some(_)) => ("lost", end.saturating_sub(first), last_change),
+        (Some(Status::Failed), None) => ("failed", end.saturating_sub(first), last_change),
+        _ => ("not_ready", end.saturating_sub(first), last_change),
+    };
+    let detail = if status == "ready" {
+        if flapped {
+            format!("went not ready: {flap_detail}")
+        } else {
+            String::new()
+        }
+    } else {
+        reason_message(&final_v.reason, &final_v.message)
+    };
+    Some((
+        format!("ready:{name}"),
+        Metric {
+            unit: Unit::Seconds,
+            value: secs(value),
+            status: status.into(),
+            flapped,
+            at_s: secs(at),
+            detail: clip(&detail, 400),
+        },
+    ))
+}
+
+fn is_bare_pod(h: &ObjectHistory) -> bool {
+    h.versions
+        .last()
+        .and_then(|v| serde_json::from_str::<Value>(&v.object).ok())
+        .is_some_and(|o| controller_of(&o).is_none())
+}
+
+fn reason_message(reason: &str, message: &str) -> String {
+    match (reason.is_empty(), message.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => reason.to_string(),
+        (true, false) => message.to_string(),
+        (false, false) => format!("{reason}: {message}"),
+    }
+}
+
+fn restarts(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric>) {
+    let mut per: BTreeMap<String, (u64, u64, String)> = BTreeMap::new();
+    for h in m.objects.values().filter(|h| h.key.kind == "Pod") {
+        let mut max = 0u64;
+        let mut first_at = 0u64;
+        let mut last_obj = None;
+        let mut why = String::new();
+        for v in &h.versions {
+            let Ok(o) = serde_json::from_str::<Value>(&v.object) else {
+                continue;
+            };
+            let r = restarts_of(&o);
+            if r > max {
+                if max == 0 {
+                    first_at = v.mono_ns;
+                }
+                max = r;
+                why = reason_message(&v.reason, &v.message);
+            }
+            last_obj = Some(o);
+        }
+        if max == 0 {
+            continue;
+        }
+        let w = owners.of_pod(&h.key.namespace, &h.key.name, last_obj.as_ref());
+        let e = per.entry(w).or_insert((0, first_at, why));
+        e.0 += max;
+        e.1 = e.1.min(first_at);
+    }
+    for (w, (n, at, why)) in per {
+        out.insert(
+            format!("restarts:{w}"),
+            Metric {
+                unit: Unit::Count,
+                value: n as f64,
+                status: String::new(),
+                flapped: false,
+                at_s: secs(at),
+                detail: clip(&why, 400),
+            },
+        );
+    }
+}
+
+fn warnings(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric>) {
+    // One Event object is recorded again at each repeat with a higher count: keep its highest.
+    let mut by_event: HashMap<(String, String), (u32, u64, String)> = HashMap::new();
+    let mut workload_cache: HashMap<(String, String, String), String> = HashMap::new();
+    for e in &m.events {
+        let ev = &e.event;
+        if ev.type_ != "Warning" {
+            continue;
+        }
+        let inv = &ev.involved;
+        let w = workload_cache
+            .entry((inv.kind.clone(), inv.namespace.clone(), inv.name.clone()))
+            .or_insert_with(|| owners.of_involved(&inv.kind, &inv.namespace, &inv.name))
+            .clone();
+        let id = if ev.uid.is_empty() {
+            ns_key("", &ev.namespace, &ev.name)
+        } else {
+            ev.uid.clone()
+        };
+        let key = format!("warnings:{}/{w}", ev.reason);
+        let n = by_event
+            .entry((key, id))
+            .or_insert((0, e.mono_ns, ev.message.clone()));
+        n.0 = n.0.max(ev.count.max(1));
+    }
+    let mut per: BTreeMap<String, (u64, u64, String)> = BTreeMap::new();
+    for ((key, _), (n, at, msg)) in by_event {
+        let e = per.entry(key).or_insert((0, at, msg.clone()));
+        e.0 += u64::from(n);
+        if at < e.1 {
+            e.1 = at;
+            e.2 = msg;
+        }
+    }
+    for (k, (n, at, msg)) in per {
+        out.insert(
+            k,
+            Metric {
+                unit: Unit::Count,
+                value: n as f64,
+                status: String::new(),
+                flapped: false,
+                at_s: secs(at),
+                detail: clip(&msg, 400),
+            },
+        );
+    }
+}
+
+fn helm(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
+    let mut per: BTreeMap<(String, String), Vec<(u64, &pipetape_store::model::HelmRelease)>> =
+        BTreeMap::new();
+    for (t, h) in &m.helm {
+        per.entry((h.namespace.clone(), h.name.clone()))
+            .or_default()
+            .push((*t, h));
+    }
+    for ((ns, name), hist) in per {
+        let first = hist[0].0;
+        let (last_t, last) = *hist.last().expect("non-empty");
+        // Time to the final revision's first "deployed".
+        let deployed = hist
+            .iter()
+            .find(|(_, h)| h.revision == last.revision && h.status == "deployed")
+            .map(|(t, _)| *t);
+        let (value, at) = match deployed {
+            Some(t) if last.status == "deployed" => (t - first, t),
+            _ => (end.saturating_sub(first), last_t),
+        };
+        let mut detail = format!(
+            "revision {}, chart {}-{}",
+            last.revision, last.chart, last.chart_version
+        );
+        if !last.description.is_empty() {
+            detail.push_str(": ");
+            detail.push_str(&last.description);
+        }
+        out.insert(
+            format!("helm:{ns}/{name}"),
+            Metric {
+                unit: Unit::Seconds,
+                value: secs(value),
+                status: last.status.clone(),
+                flapped: false,
+                at_s: secs(at),
+                detail: clip(&detail, 400),
+            },
+        );
+    }
+}
+
+/// True when a captured artifact looks like a JUnit XML report.
+pub fn looks_like_junit(path: &str, media_type: &str, data: &[u8]) -> bool {
+    let xml = media_type.contains("xml") || path.ends_with(".xml");
+    let head = &data[..data.len().min(4096)];
+    xml && String::from_utf8_lossy(head).contains("<testsuite")
+}
+
+/// The test cases of a JUnit XML document: (suite, case, metric). A document cut short (an
+/// artifact over its size cap) yields the cases before the cut.
+pub fn junit_cases(xml: &str, at_s: f64) -> Vec<(String, String, Metric)> {
+    use quick_xml::events::Event;
+    use quick_xml::XmlVersion;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut out = Vec::new();
+    let mut suite = String::new();
+    // The case being read: (suite, name, time, status, message, text).
+    let mut case: Option<(String, String, f64, String, String, String)> = None;
+    let mut in_fail = false;
+    let attrs = |e: &quick_xml::events::BytesStart<'_>| -> HashMap<String, String> {
+        e.attributes()
+            .flatten()
+            .filter_map(|a| {
+                let k = a.key.as_ref().to_string();
+                let v = a
+                    .normalized_value(XmlVersion::Implicit1_0)
+                    .ok()?
+                    .into_owned();
+                Some((k, v))
+            })
+            .collect()
+    };
+    let finish = |c: (String, String, f64, String, String, String),
+                  out: &mut Vec<(String, String, Metric)>| {
+        let (s, n, t, status, msg, text) = c;
+        let mut detail = msg;
+        let first_text = text.lines().map(str::trim).find(|l| !l.is_empty());
+        if let Some(l) = first_text {
+            if !detail.contains(l) {
+                if !detail.is_empty() {
+                    detail.push_str(" | ");
+                }
+                detail.push_str(l);
+            }
+        }
+        out.push((
+            s,
+            n,
+            Metric {
+                unit: Unit::Seconds,
+                value: t,
+                status,
+                flapped: false,
+                at_s,
+                detail: clip(&detail, 400),
+            },
+        ));
+    };
+    loop {
+        let ev = match r.read_event() {
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(ev) => ev,
+        };
+        let empty = matches!(ev, Event::Empty(_));
+        match ev {
+            Event::Start(e) | Event::Empty(e) => {
+                let tag = e.local_name().as_ref().to_string();
+                match tag.as_str() {
+                    "testsuite" => {
+                        suite = attrs(&e).remove("name").unwrap_or_default();
+                    }
+                    "testcase" => {
+                        let a = attrs(&e);
+                        let s = a
+                            .get("classname")
+                            .filter(|c| !c.is_empty())
+                            .cloned()
+                            .unwrap_or_else(|| suite.clone());
+                        let n = a.get("name").cloned().unwrap_or_default();
+                        let t = a.get("time").and_then(|t| t.parse().ok()).unwrap_or(0.0);
+                        let c = (s, n, t, "passed".to_string(), String::new(), String::new());
+                        if empty {
+                            finish(c, &mut out);
+                        } else {
+                            case = Some(c);
+                        }
+                    }
+                    "failure" | "error" | "skipped" => {
+                        if let Some(c) = case.as_mut() {
+                            c.3 = match tag.as_str() {
+                                "failure" => "failed",
+                                "error" => "error",
+                                _ => "skipped",
+                            }
+                            .into();
+                            let a = attrs(&e);
+                            c.4 = a.get("message").cloned().unwrap_or_default();
+                            in_fail = !empty;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::Text(t) if in_fail => {
+                if let Some(c) = case.as_mut() {
+                    c.5.push_str(&t.xml10_content());
+                }
+            }
+            Event::CData(t) if in_fail => {
+                if let Some(c) = case.as_mut() {
+                    c.5.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(g) if in_fail => {
+                if let Some(c) = case.as_mut() {
+                    let s = match g.as_ref() {
+                        "lt" => "<",
+                        "gt" => ">",
+                        "amp" => "&",
+                        "quot" => "\"",
+                        "apos" => "'",
+                        _ => "",
+                    };
+                    c.5.push_str(s);
+                    if let Ok(Some(ch)) = g.resolve_char_ref() {
+                        c.5.push(ch);
+                    }
+                }
+            }
+            Event::End(e) => match e.local_name().as_ref() {
+                "testcase" => {
+                    if let Some(c) = case.take() {
+                        finish(c, &mut out);
+                    }
+                    in_fail = false;
+                }
+                "failure" | "error" | "skipped" => in_fail = false,
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Computes a run's metrics from its log (state lane only: objects, events, Helm, steps, gates
+/// and artifacts; no log line is read).
+pub fn metrics_of_log(path: &Path) -> crate::Result<MetricSet> {
+    let l = crate::load_state(path)?;
+    Ok(extract(&l.model))
+}
+
+/// Computes a run's metrics from its log and stores them in the catalog, with the headline
+/// figures merged into its catalog entry. Called at the end of a recorded run and on import.
+pub fn store_metrics(store: &Store, entry: &RunEntry) -> crate::Result<MetricSet> {
+    let set = metrics_of_log(&entry.log_path)?;
+    save(store, entry, &set)?;
+    Ok(set)
+}
+
+fn save(store: &Store, entry: &RunEntry, set: &MetricSet) -> crate::Result<()> {
+    let cat = store.catalog()?;
+    let bytes = serde_json::to_vec(set).expect("metrics serialise");
+    cat.put_metrics(&entry.id, &bytes)?;
+    if let Some(mut e) = cat.get(&entry.id)? {
+        e.metrics.extend(set.headline());
+        cat.put(&e)?;
+    }
+    Ok(())
+}
+
+/// A run's metrics: from the catalog when stored in the current version, otherwise computed
+/// from its log and cached.
+pub fn metrics_for(store: &Store, entry: &RunEntry) -> crate::Result<MetricSet> {
+    if let Some(bytes) = store.catalog()?.get_metrics(&entry.id)? {
+        if let Ok(set) = serde_json::from_slice::<MetricSet>(&bytes) {
+            if set.version == METRICS_VERSION {
+                return Ok(set);
+            }
+        }
+    }
+    let set = metrics_of_log(&entry.log_path)?;
+    // A read-only store still answers; the cache is an optimisation.
+    let _ = save(store, entry, &set);
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_suffixes_are_stripped() {
+        assert_eq!(strip_generated("keycloak-7b9f6c5d8-q2m4n"), "keycloak");
+        assert_eq!(strip_generated("registry-mirror-x7k2p"), "registry-mirror");
+        assert_eq!(strip_generated("postgres-0"), "postgres-0");
+        assert_eq!(strip_generated("orders-api"), "orders-api");
+    }
+
+    #[test]
+    fn junit_cases_with_failures_errors_and_entities() {
+        let xml = r#"<?xml version="1.0"?>
+<testsuites><testsuite name="orders" tests="3">
+  <testcase classname="orders" name="creates an order" time="0.812"/>
+  <testcase name="rejects &lt;unpaid&gt;" time="1.5"><failure message="expected 402">AssertionError: got 200
+  at orders.spec.ts:41</failure></testcase>
+  <testcase classname="orders" name="boom" time="0"><error message="">TypeError: x is undefined</error></testcase>
+  <testcase classname="orders" name="later"><skipped/></testcase>
+</testsuite></testsuites>"#;
+        let cases = junit_cases(xml, 7.0);
+        let names: Vec<_> = cases
+            .iter()
+            .map(|c| (c.0.as_str(), c.1.as_str(), c.2.status.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("orders", "creates an order", "passed"),
+                ("orders", "rejects <unpaid>", "failed"),
+                ("orders", "boom", "error"),
+                ("orders", "later", "skipped"),
+            ]
+        );
+        assert_eq!(cases[1].2.detail, "expected 402 | AssertionError: got 200");
+        assert_eq!(cases[1].2.value, 1.5);
+        assert_eq!(cases[2].2.detail, "TypeError: x is undefined");
+    }
+
+    #[test]
+    fn a_junit_file_cut_short_yields_the_cases_before_the_cut() {
+        let xml = r#"<testsuite name="s"><testcase name="a" time="1"/><testcase name="b" time="2"><failure message="m">tex"#;
+        let cases = junit_cases(xml, 0.0);
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].1, "a");
+    }
+}
