@@ -101,7 +101,7 @@ fn list(ctx: &Ctx, a: ListArgs) -> CmdResult {
                 output::table(
                     &[
                         "RUN", "PIPELINE", "BRANCH", "OUTCOME", "STARTED", "DURATION", "STEPS",
-                        "GATES", "WARNINGS",
+                        "GATES", "TESTS", "WARNINGS", "RESTARTS",
                     ],
                     &rows,
                 )
@@ -142,7 +142,13 @@ fn row(e: &RunEntry) -> Vec<String> {
             .unwrap_or_else(|| "-".into()),
         frac("steps", "steps_failed"),
         frac("gates", "gates_failed"),
+        match (m("tests"), m("tests_failed")) {
+            (0, _) => "-".to_string(),
+            (t, 0) => format!("{t} passed"),
+            (t, f) => format!("{f}/{t} failed"),
+        },
         m("warnings").to_string(),
+        m("restarts").to_string(),
     ]
 }
 

@@ -1,0 +1,395 @@
+//! `replay diff` on scenario runs: planted regressions are found with their evidence and ranked
+//! above noise; green runs that vary by ±20% produce no regression against each other; the
+//! outputs are snapshot-tested and the JUnit output parses as JUnit.
+
+use pipetape_replayer::diff::{self, render, BaselineRun, Kind, Report, Thresholds};
+use pipetape_replayer::fold::{Fold, RunModel};
+use pipetape_replayer::metrics::{self, MetricSet};
+use pipetape_replayer::scenario::Variant;
+
+fn fold(v: &Variant, id: &str) -> RunModel {
+    let (recs, start) = v.records(id);
+    let mut f = Fold::new(id.into(), start);
+    for r in recs {
+        f.push(r);
+    }
+    f.finish()
+}
+
+fn metrics_of(v: &Variant, id: &str) -> (MetricSet, RunModel) {
+    let m = fold(v, id);
+    (metrics::extract(&m), m)
+}
+
+fn green(seed: u64) -> Variant {
+    Variant {
+        jitter: 0.2,
+        seed,
+        day: seed as u32,
+        ..Variant::green()
+    }
+}
+
+/// Diff of `v` against `n` jittered green runs.
+fn diff_against_greens(v: &Variant, n: u64) -> Report {
+    let base: Vec<BaselineRun> = (1..=n)
+        .map(|s| BaselineRun {
+            metrics: metrics_of(&green(s), &format!("g{s}")).0,
+            log: None,
+        })
+        .collect();
+    let (run, model) = metrics_of(v, "run");
+    diff::compare(&run, Some(&model), &base, Thresholds::default())
+}
+
+fn planted(mut v: Variant) -> Variant {
+    v.jitter = 0.2;
+    v.seed = 99;
+    v.day = 30;
+    v
+}
+
+fn find<'a>(r: &'a Report, metric: &str) -> &'a diff::Finding {
+    r.regressions
+        .iter()
+        .find(|f| f.metric == metric)
+        .unwrap_or_else(|| {
+            panic!(
+                "{metric} not reported; regressions: {:?}",
+                r.regressions.iter().map(|f| &f.metric).collect::<Vec<_>>()
+            )
+        })
+}
+
+fn rank_of(r: &Report, metric: &str) -> usize {
+    r.regressions.iter().position(|f| f.metric == metric).unwrap()
+}
+
+#[test]
+fn metrics_line_up_across_runs_and_key_generated_names_by_workload() {
+    let (a, _) = metrics_of(&green(1), "a");
+    let (b, _) = metrics_of(&green(2), "b");
+    let names = |m: &MetricSet| m.metrics.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b));
+    for k in [
+        "step:build/build-images",
+        "gate:registry-mirror-ready",
+        "ready:DaemonSet/ameide/registry-mirror",
+        "ready:ExternalSecret/orders/orders-db-credentials",
+        "helm:keycloak/keycloak",
+        "test:orders/creates an order",
+    ] {
+        assert!(a.metrics.contains_key(k), "{k} missing from {:?}", names(&a));
+    }
+    // No pod or ReplicaSet name (with its generated hash) is a metric of its own.
+    assert!(
+        names(&a).iter().all(|n| !n.contains("5f7c9d8b4")),
+        "{:?}",
+        names(&a)
+    );
+    let (red, _) = metrics_of(&Variant::red(), "r");
+    assert_eq!(red.metrics["restarts:Deployment/keycloak/keycloak"].value, 4.0);
+    assert_eq!(
+        red.metrics["ready:ExternalSecret/orders/orders-db-credentials"].status,
+        "not_ready"
+    );
+}
+
+#[test]
+fn ten_green_runs_varying_by_20_percent_show_no_regression_against_green_5() {
+    let runs: Vec<MetricSet> = (1..=10)
+        .map(|s| metrics_of(&green(s), &format!("g{s}")).0)
+        .collect();
+    for (i, run) in runs.iter().enumerate() {
+        // The five runs before it (wrapping), as `green:5` would pick.
+        let base: Vec<BaselineRun> = (1..=5)
+            .map(|k| BaselineRun {
+                metrics: runs[(i + 10 - k) % 10].clone(),
+                log: None,
+            })
+            .collect();
+        let r = diff::compare(run, None, &base, Thresholds::default());
+        assert!(
+            r.regressions.is_empty(),
+            "run {i}: {:?}",
+            r.regressions
+                .iter()
+                .map(|f| format!("{} {}", f.metric, f.summary))
+                .collect::<Vec<_>>()
+        );
+        assert!(r.missing.is_empty() && r.new.is_empty() && r.not_run.is_empty());
+    }
+}
+
+#[test]
+fn a_gate_three_times_slower_is_reported_with_its_timing() {
+    let r = diff_against_greens(
+        &planted(Variant {
+            slow_mirror: true,
+            ..Variant::default()
+        }),
+        5,
+    );
+    let f = find(&r, "gate:registry-mirror-ready");
+    assert_eq!(f.kind, Kind::Slower);
+    let b = f.baseline.as_ref().unwrap();
+    assert_eq!(b.n, 5);
+    assert!(f.current.value > 2.0 * b.median, "{}", f.summary);
+    assert!(f.summary.contains("median of 5"), "{}", f.summary);
+    // The DaemonSet is the same slowdown seen from the cluster.
+    assert_eq!(
+        find(&r, "ready:DaemonSet/ameide/registry-mirror").kind,
+        Kind::Slower
+    );
+    // Nothing else moved beyond the noise.
+    assert!(
+        r.regressions.len() <= 3,
+        "{:?}",
+        r.regressions.iter().map(|f| &f.metric).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_external_secret_ready_90s_later_is_reported_with_its_condition() {
+    let r = diff_against_greens(
+        &planted(Variant {
+            late_secret: true,
+            ..Variant::default()
+        }),
+        5,
+    );
+    let f = find(&r, "ready:ExternalSecret/orders/orders-api-keys");
+    assert_eq!(f.kind, Kind::Slower);
+    assert!(f.delta > 80.0 && f.delta < 100.0, "delta {}", f.delta);
+    // The gate waiting for it is slower too, and ranked with it above anything else.
+    find(&r, "gate:externalsecrets-ready");
+    assert!(rank_of(&r, "ready:ExternalSecret/orders/orders-api-keys") < 2);
+}
+
+#[test]
+fn a_secret_that_flapped_is_reported_with_the_reason() {
+    let r = diff_against_greens(
+        &planted(Variant {
+            flapping_secret: true,
+            ..Variant::default()
+        }),
+        5,
+    );
+    let f = find(&r, "ready:ExternalSecret/catalog/catalog-db-credentials");
+    assert_eq!(f.kind, Kind::Flapped);
+    assert!(
+        f.evidence.iter().any(|e| e.contains("token expired")),
+        "{:?}",
+        f.evidence
+    );
+}
+
+#[test]
+fn a_new_crash_loop_is_reported_first_with_its_restarts_warnings_and_log() {
+    let r = diff_against_greens(
+        &planted(Variant {
+            crashloop: true,
+            ..Variant::default()
+        }),
+        3,
+    );
+    let f = find(&r, "ready:Deployment/catalog/catalog-api");
+    assert_eq!(f.kind, Kind::Broke);
+    assert_eq!(rank_of(&r, "ready:Deployment/catalog/catalog-api"), 0);
+    assert!(
+        f.evidence.iter().any(|e| e.contains("CrashLoop")),
+        "{:?}",
+        f.evidence
+    );
+    assert!(
+        f.evidence.iter().any(|e| e.contains("(previous)")),
+        "{:?}",
+        f.evidence
+    );
+    assert!(
+        f.related
+            .iter()
+            .any(|e| e.starts_with("restarts:Deployment/catalog/catalog-api")),
+        "{:?}",
+        f.related
+    );
+    assert!(
+        f.related
+            .iter()
+            .any(|e| e.starts_with("warnings:BackOff/Deployment/catalog/catalog-api")),
+        "{:?}",
+        f.related
+    );
+    // The gate that timed out because of it comes after it.
+    assert!(rank_of(&r, "gate:workloads-ready") > 0);
+    assert!(r.not_run.iter().any(|o| o.metric == "step:test/pnpm-test-integration"));
+}
+
+#[test]
+fn a_new_failing_test_is_reported_with_its_failure_message() {
+    let r = diff_against_greens(
+        &planted(Variant {
+            failing_test: true,
+            ..Variant::default()
+        }),
+        3,
+    );
+    let f = find(&r, "test:orders/rejects an unpaid order");
+    assert_eq!(f.kind, Kind::Broke);
+    assert!(f.summary.contains("failed"), "{}", f.summary);
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.contains("expected status 402, got 200")),
+        "{:?}",
+        f.evidence
+    );
+    find(&r, "step:test/pnpm-test-integration");
+}
+
+#[test]
+fn a_helm_release_that_failed_is_reported_with_its_description() {
+    let r = diff_against_greens(
+        &planted(Variant {
+            helm_failed: true,
+            ..Variant::default()
+        }),
+        3,
+    );
+    let f = find(&r, "helm:ameide/platform-config");
+    assert_eq!(f.kind, Kind::Broke);
+    assert_eq!(f.current.status, "failed");
+    assert!(
+        f.evidence.iter().any(|e| e.contains("context deadline exceeded")),
+        "{:?}",
+        f.evidence
+    );
+    // The release broke before the step that ran helmfile reported it.
+    assert!(rank_of(&r, "helm:ameide/platform-config") < rank_of(&r, "step:infra/helmfile-sync"));
+    // What the run never reached is "not run", not a regression.
+    assert!(r
+        .regressions
+        .iter()
+        .all(|f| !f.metric.starts_with("test:") && f.metric != "gate:workloads-ready"));
+}
+
+#[test]
+fn every_planted_regression_at_once_is_reported_and_ranked_above_noise() {
+    let v = planted(Variant {
+        slow_mirror: true,
+        late_secret: true,
+        flapping_secret: true,
+        failing_test: true,
+        ..Variant::default()
+    });
+    let r = diff_against_greens(&v, 5);
+    let names: Vec<&str> = r.regressions.iter().map(|f| f.metric.as_str()).collect();
+    for m in [
+        "test:orders/rejects an unpaid order",
+        "gate:registry-mirror-ready",
+        "ready:ExternalSecret/orders/orders-api-keys",
+        "ready:ExternalSecret/catalog/catalog-db-credentials",
+    ] {
+        assert!(names.contains(&m), "{m} not in {names:?}");
+    }
+    // Broken things first, then slowdowns by time lost, then the rest.
+    let kinds: Vec<Kind> = r.regressions.iter().map(|f| f.kind).collect();
+    let tier = |k: &Kind| match k {
+        Kind::Broke => 0,
+        Kind::Slower => 1,
+        _ => 2,
+    };
+    assert!(kinds.windows(2).all(|w| tier(&w[0]) <= tier(&w[1])), "{kinds:?}");
+    let slower: Vec<f64> = r
+        .regressions
+        .iter()
+        .filter(|f| f.kind == Kind::Slower)
+        .map(|f| f.delta)
+        .collect();
+    assert!(slower.windows(2).all(|w| w[0] >= w[1]), "{slower:?}");
+}
+
+#[test]
+fn the_red_scenario_against_green() {
+    let (g, _) = metrics_of(&Variant::green(), "green0000000001");
+    let (run, model) = metrics_of(&Variant::red(), "red00000000002");
+    let r = diff::compare(
+        &run,
+        Some(&model),
+        &[BaselineRun {
+            metrics: g,
+            log: None,
+        }],
+        Thresholds::default(),
+    );
+    let mut r = r;
+    r.baseline_description = "last green run of full-stack-integration on branch main".into();
+    insta::assert_snapshot!("red_vs_green_text", render::text(&r));
+    insta::assert_snapshot!(
+        "red_vs_green_json",
+        serde_json::to_string_pretty(&r).unwrap()
+    );
+    insta::assert_snapshot!("red_vs_green_github", render::github(&r));
+    let junit = render::junit(&r);
+    insta::assert_snapshot!("red_vs_green_junit", junit);
+    check_junit(&junit, r.regressions.len());
+}
+
+/// Parses JUnit XML with a real XML parser and checks its shape: testsuites > testsuite >
+/// testcase, with `tests` and `failures` counts that match the cases.
+fn check_junit(xml: &str, failures: usize) {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut stack: Vec<String> = Vec::new();
+    let mut cases = 0;
+    let mut failed = 0;
+    let mut declared = (None, None);
+    loop {
+        match r.read_event().expect("JUnit output is well-formed XML") {
+            Event::Eof => break,
+            ev @ (Event::Start(_) | Event::Empty(_)) => {
+                let (Event::Start(e) | Event::Empty(e)) = &ev else {
+                    unreachable!()
+                };
+                let name = e.local_name().as_ref().to_string();
+                let parent = stack.last().map(String::as_str);
+                match name.as_str() {
+                    "testsuites" => assert_eq!(parent, None),
+                    "testsuite" => {
+                        assert_eq!(parent, Some("testsuites"));
+                        for a in e.attributes().flatten() {
+                            let v = a
+                                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                .unwrap()
+                                .parse::<usize>()
+                                .ok();
+                            match a.key.as_ref() {
+                                "tests" => declared.0 = v,
+                                "failures" => declared.1 = v,
+                                _ => {}
+                            }
+                        }
+                    }
+                    "testcase" => {
+                        assert_eq!(parent, Some("testsuite"));
+                        cases += 1;
+                    }
+                    "failure" => {
+                        assert_eq!(parent, Some("testcase"));
+                        failed += 1;
+                    }
+                    _ => {}
+                }
+                if matches!(ev, Event::Start(_)) {
+                    stack.push(name);
+                }
+            }
+            Event::End(_) => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(failed, failures);
+    assert_eq!(declared, (Some(cases.max(1)), Some(failures)));
+}

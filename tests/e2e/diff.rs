@@ -1,0 +1,210 @@
+//! `pipetape replay diff` end to end: baselines from the catalog, exit codes, output formats,
+//! step output diffs from the logs, and bad input.
+
+use pipetape_replayer::scenario::Variant;
+
+use crate::Env;
+
+/// Writes a scenario variant and imports it into the env's store; returns the run id.
+fn import(env: &Env, name: &str, v: &Variant) -> String {
+    let p = env.path(&format!("{name}.ptape"));
+    let id = v.write(&p).unwrap().to_string();
+    env.run(&["archive", "import", p.to_str().unwrap()]).ok();
+    id
+}
+
+fn green(seed: u64) -> Variant {
+    Variant {
+        jitter: 0.2,
+        seed,
+        day: seed as u32,
+        ..Variant::green()
+    }
+}
+
+#[test]
+fn the_red_nightly_against_last_green_points_at_the_causes() {
+    let env = Env::new();
+    let g = import(&env, "green", &Variant::green());
+    let r = import(&env, "red", &Variant::red());
+    let out = env.run(&["replay", "diff"]).ok();
+    assert!(out.contains(&format!("Run       {r}")), "{out}");
+    assert!(out.contains(&format!("on branch main: {g}")), "{out}");
+    let first = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("1. "))
+        .unwrap();
+    assert!(first.contains("BROKE"), "{first}");
+    assert!(out.contains("password authentication failed"), "{out}");
+    assert!(out.contains("SecretSyncedError"), "{out}");
+    assert!(out.contains("gate:registry-mirror-ready"), "{out}");
+    // Without --fail-on-regression the exit code is 0; with it, 1.
+    let failing = env.run(&["replay", "diff", "--fail-on-regression"]);
+    assert_eq!(failing.code(), 1, "{}", failing.stderr());
+    // A run is not its own baseline.
+    let same = env.run(&["replay", "diff", &g, &g]);
+    assert_eq!(same.code(), 2);
+    assert!(same.stderr().contains("the run itself"), "{}", same.stderr());
+}
+
+#[test]
+fn json_junit_and_github_outputs() {
+    let env = Env::new();
+    import(&env, "green", &Variant::green());
+    import(&env, "red", &Variant::red());
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&["replay", "diff", "-o", "json"]).ok()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["regressions"][0]["kind"], "broke");
+    let junit = env.run(&["replay", "diff", "-o", "junit"]).ok();
+    assert!(junit.starts_with("<?xml"), "{junit}");
+    assert_eq!(
+        junit.matches("<testcase ").count(),
+        json["regressions"].as_array().unwrap().len()
+    );
+    let gh = env.run(&["replay", "diff", "-o", "github"]).ok();
+    assert!(gh.lines().all(|l| l.starts_with("::error ") || l.starts_with("::warning ")), "{gh}");
+}
+
+#[test]
+fn a_failing_step_shows_the_diff_of_its_normalised_output() {
+    let env = Env::new();
+    import(&env, "green", &green(1));
+    import(
+        &env,
+        "red",
+        &Variant {
+            failing_test: true,
+            jitter: 0.2,
+            seed: 7,
+            day: 9,
+            ..Variant::green()
+        },
+    );
+    let out = env.run(&["replay", "diff"]).ok();
+    assert!(out.contains("step:test/pnpm-test-integration"), "{out}");
+    assert!(out.contains("output changed:"), "{out}");
+    assert!(out.contains("+ × orders: rejects an unpaid order"), "{out}");
+    assert!(out.contains("-      Tests  148 passed (148)"), "{out}");
+    // Timing noise in the output ("(812 ms)" vs "(790 ms)") is not a difference.
+    let changed: Vec<&str> = out
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---"))
+        .collect();
+    assert!(changed.iter().all(|l| !l.contains("creates an order")), "{changed:?}");
+    assert_eq!(changed.len(), 4, "{changed:?}");
+}
+
+#[test]
+fn green_n_uses_the_median_of_the_newest_green_runs() {
+    let env = Env::new();
+    let ids: Vec<String> = (1..=6)
+        .map(|s| import(&env, &format!("g{s}"), &green(s)))
+        .collect();
+    let slow = Variant {
+        slow_mirror: true,
+        jitter: 0.2,
+        seed: 42,
+        day: 20,
+        ..Variant::green()
+    };
+    import(&env, "slow", &slow);
+    let out = env.run(&["replay", "diff", "green:5"]).ok();
+    assert!(out.contains("median of the last 5 green runs"), "{out}");
+    assert!(out.contains("gate:registry-mirror-ready"), "{out}");
+    assert!(out.contains("[median of 5"), "{out}");
+    // A green run against the others: nothing.
+    let quiet = env.run(&["replay", "diff", "green:5", &ids[5]]).ok();
+    assert!(quiet.contains("No regressions"), "{quiet}");
+    // runs list shows the headline metrics stored at import.
+    let list = env.run(&["runs", "list"]).ok();
+    assert!(list.lines().next().unwrap().contains("TESTS"), "{list}");
+    assert!(list.contains("3 passed"), "{list}");
+}
+
+#[test]
+fn no_green_run_is_a_clear_error_with_exit_2() {
+    let env = Env::new();
+    import(&env, "red", &Variant::red());
+    let r = env.run(&["replay", "diff"]);
+    assert_eq!(r.code(), 2);
+    let err = r.stderr();
+    assert!(err.contains("no green run of pipeline 'full-stack-integration'"), "{err}");
+    assert!(err.contains("runs mark"), "{err}");
+}
+
+#[test]
+fn a_falling_back_to_another_branch_is_said() {
+    let env = Env::new();
+    import(
+        &env,
+        "green",
+        &Variant {
+            branch: Some("release-1.4".into()),
+            ..Variant::green()
+        },
+    );
+    import(&env, "red", &Variant::red());
+    let out = env.run(&["replay", "diff"]).ok();
+    assert!(
+        out.contains("no green run of full-stack-integration on branch main; comparing with green runs of any branch"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_baseline_of_another_pipeline_is_refused_unless_forced() {
+    let env = Env::new();
+    import(&env, "red", &Variant::red());
+    let synth = env.path("other.ptape");
+    let mut b = pipetape_replayer::scenario::Builder::new("docs-site", 1_795_000_000_000_000_000);
+    b.step("build", "hugo", 1.0, 20.0, 0, &["built 312 pages"]);
+    let id = pipetape_store::RunId::random();
+    let recs = b.finish(&id.to_string(), pipetape_store::model::Outcome::Passed, 0, None);
+    pipetape_replayer::scenario::write_log(&synth, id, 1_795_000_000_000_000_000, &recs).unwrap();
+    let r = env.run(&["replay", "diff", synth.to_str().unwrap(), "last"]);
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    assert!(r.stderr().contains("is a run of pipeline"), "{}", r.stderr());
+    assert!(r.stderr().contains("--force"), "{}", r.stderr());
+    let forced = env
+        .run(&["replay", "diff", "--force", synth.to_str().unwrap(), "last"])
+        .ok();
+    assert!(forced.contains("another pipeline"), "{forced}");
+}
+
+#[test]
+fn a_damaged_baseline_is_compared_with_a_warning() {
+    let env = Env::new();
+    import(&env, "red", &Variant::red());
+    let g = env.path("green.ptape");
+    Variant::green().write(&g).unwrap();
+    // Corrupt bytes in the middle of the log.
+    let mut bytes = std::fs::read(&g).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&g, &bytes).unwrap();
+    let r = env.run(&["replay", "diff", g.to_str().unwrap(), "last"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(r.stderr().contains("damaged"), "{}", r.stderr());
+    assert!(r.stdout().contains("regression"), "{}", r.stdout());
+    // A file that is not a log at all is an input error naming it.
+    let junk = env.path("junk.ptape");
+    std::fs::write(&junk, b"not a log").unwrap();
+    let r = env.run(&["replay", "diff", junk.to_str().unwrap(), "last"]);
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("junk.ptape"), "{}", r.stderr());
+}
+
+#[test]
+fn bad_flags_are_input_errors() {
+    let env = Env::new();
+    let r = env.run(&["replay", "diff", "green:0"]);
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("green:N"), "{}", r.stderr());
+    let r = env.run(&["replay", "diff", "--min-delta", "soon"]);
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("soon"), "{}", r.stderr());
+}
