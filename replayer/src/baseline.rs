@@ -7,7 +7,12 @@ use pipetape_store::catalog::{ListFilter, RunEntry};
 use pipetape_store::model::Outcome;
 use pipetape_store::store::{looks_like_path, Store};
 
-use crate::diff::BaselineRun;
+use std::collections::HashSet;
+use std::path::Path;
+
+use pipetape_store::model::Body;
+
+use crate::diff::{self, BaselineRun, Report, Thresholds};
 use crate::metrics::{metrics_for, metrics_of_log, MetricSet};
 use crate::Error;
 
@@ -244,4 +249,126 @@ pub fn select(
             })
         }
     }
+}
+
+/// A diff to make.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The run's log.
+    pub run: &'a Path,
+    /// The baseline.
+    pub spec: Spec,
+    /// Floors.
+    pub thresholds: Thresholds,
+    /// Allow a baseline of another pipeline.
+    pub force: bool,
+    /// Read log lines and step output for evidence and output diffs.
+    pub logs: bool,
+}
+
+/// A diff made.
+#[derive(Debug)]
+pub struct Done {
+    /// The report.
+    pub report: Report,
+    /// Warnings for stderr (damaged logs).
+    pub warnings: Vec<String>,
+}
+
+/// Makes a diff: folds the run's state lane (metrics, most evidence), chooses the baseline
+/// (metrics from the catalog), compares, and then, only when a finding needs them, reads the
+/// output of regressed steps and the logs of the pods of regressed workloads, and the
+/// baseline's output of those steps for output diffs.
+pub fn diff(store: Option<&Store>, req: &Request<'_>) -> Result<Done, BaselineError> {
+    let mut warnings = Vec::new();
+    let loaded = crate::load_state(req.run)?;
+    for d in &loaded.damage {
+        warnings.push(format!(
+            "{}: {d}; comparing what was readable",
+            req.run.display()
+        ));
+    }
+    let run_metrics = crate::metrics::extract(&loaded.model);
+    let selected = select(store, &run_metrics, &req.spec, req.force)?;
+    warnings.extend(
+        selected
+            .notes
+            .iter()
+            .filter(|n| n.contains("damaged"))
+            .cloned(),
+    );
+    let th = req.thresholds;
+    let mut report = diff::compare(&run_metrics, Some(&loaded.model), &selected.runs, th);
+    if req.logs && !report.regressions.is_empty() {
+        let steps = diff::steps_to_diff(&report);
+        let namespaces: HashSet<String> = report
+            .regressions
+            .iter()
+            .filter_map(|f| {
+                let (fam, rest) = f.metric.split_once(':')?;
+                if !matches!(fam, "ready" | "restarts" | "warnings") {
+                    return None;
+                }
+                let parts: Vec<&str> = rest.split('/').collect();
+                let n = parts.len();
+                (n >= 3).then(|| parts[n - 2].to_string())
+            })
+            .collect();
+        if !steps.is_empty() || !namespaces.is_empty() {
+            let keep = |b: &Body| match b {
+                Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
+                Body::PodLog(l) => namespaces.contains(&l.namespace),
+                _ => false,
+            };
+            let base_log = selected.runs.first().and_then(|b| b.log.clone());
+            let keep_steps = |b: &Body| match b {
+                Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
+                _ => false,
+            };
+            // The run's log and the baseline's are read at once (two cores on a CI runner).
+            let (full, base) = std::thread::scope(|sc| {
+                let base = sc.spawn(|| match (&base_log, steps.is_empty()) {
+                    (Some(p), false) => Some(crate::load_filtered(p, &keep_steps)),
+                    _ => None,
+                });
+                let full = crate::load_filtered(req.run, &keep);
+                (full, base.join().expect("baseline reader panicked"))
+            });
+            let full = full?;
+            report = diff::compare(&run_metrics, Some(&full.model), &selected.runs, th);
+            match base {
+                Some(Ok(base)) => {
+                    let lines = |m: &crate::fold::RunModel| {
+                        m.step_output
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.clone(), v.iter().map(|(_, l, _)| l.to_string()).collect())
+                            })
+                            .collect()
+                    };
+                    diff::attach_output_diffs(
+                        &mut report,
+                        &lines(&full.model),
+                        &lines(&base.model),
+                    );
+                }
+                Some(Err(e)) => report.notes.push(format!(
+                    "baseline log {} unreadable for output diffs: {e}",
+                    base_log
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                )),
+                None => {}
+            }
+        }
+    }
+    report.baseline_description = selected.description;
+    report.notes.extend(selected.notes);
+    if !loaded.closed && loaded.model.info.outcome.is_none() {
+        report.notes.push(
+            "this run has no end: still being recorded, or the recorder was killed; what it had not reached yet shows as not run".into(),
+        );
+    }
+    Ok(Done { report, warnings })
 }

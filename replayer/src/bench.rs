@@ -179,3 +179,106 @@ fn get(addr: std::net::SocketAddr, path: &str, accept: &str) -> std::io::Result<
         .unwrap_or(0);
     Ok(raw.split_off(split))
 }
+
+/// Figures of the diff benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffBenchReport {
+    /// Records in each synthetic run.
+    pub records_per_run: u64,
+    /// Runs written and imported (the run, its baseline, and more green runs for green:10).
+    pub runs: usize,
+    /// Median time of `replay diff BASELINE-ID RUN` (baseline metrics from the catalog), ms.
+    pub two_runs_ms: f64,
+    /// The same without reading log lines or step output (`--no-logs`), ms.
+    pub two_runs_no_logs_ms: f64,
+    /// Median time with the baseline given as a path, so its metrics come from a full read of
+    /// its log, ms.
+    pub two_runs_reread_ms: f64,
+    /// Median time of `replay diff green:10 RUN` (ten baselines' metrics from the catalog), ms.
+    pub green10_ms: f64,
+    /// Regressions the diff reported (the synthetic runs differ by seed).
+    pub regressions: usize,
+    /// Resident memory added by one diff, bytes.
+    pub diff_rss_bytes: i64,
+    /// Peak resident memory of the process, bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// The diff benchmark: writes `runs` synthetic runs of `records` records into a store in `dir`,
+/// imports them (metrics go to the catalog), and times diffs of the newest against the others.
+pub fn diff(dir: &Path, records: u64, seed: u64) -> Result<DiffBenchReport> {
+    use crate::baseline::{self, Request, Spec};
+    use pipetape_store::synth::{Synth, SynthOptions};
+    use pipetape_store::{LogWriter, RunId, WriterOptions};
+
+    let store = pipetape_store::store::Store::open(&dir.join("store"))?;
+    let runs = 11usize;
+    let mut ids = Vec::new();
+    for i in 0..runs {
+        let opts = SynthOptions {
+            seed: seed + i as u64,
+            records,
+            start_wall_ns: SynthOptions::default().start_wall_ns + i as i64 * 86_400_000_000_000,
+            ..SynthOptions::default()
+        };
+        let id = RunId::random();
+        let p = dir.join(format!("run{i}.ptape"));
+        let mut w = LogWriter::create_at(&p, id, opts.start_wall_ns, WriterOptions::default())?;
+        for r in Synth::new(opts).records(&id.to_string()) {
+            w.append_record(&r)?;
+        }
+        w.close()?;
+        let rep = store.import(&p)?;
+        std::fs::remove_file(&p).map_err(|e| crate::Error::Io {
+            context: format!("removing {}", p.display()),
+            source: e,
+        })?;
+        crate::metrics::store_metrics(&store, &rep.entry)?;
+        ids.push(id.to_string());
+    }
+    let run_path = store.log_path(ids.last().expect("runs > 0"));
+    let base_id = ids[runs - 2].clone();
+    let base_path = store.log_path(&base_id);
+    let time = |spec: Spec, logs: bool| -> Result<(f64, usize)> {
+        let mut t = Vec::new();
+        let mut n = 0;
+        // One warm-up, then five timed.
+        for i in 0..6 {
+            let start = Instant::now();
+            let req = Request {
+                run: &run_path,
+                spec: spec.clone(),
+                thresholds: Default::default(),
+                force: false,
+                logs,
+            };
+            let done = baseline::diff(Some(&store), &req).map_err(|e| match e {
+                baseline::BaselineError::Replayer(e) => e,
+                e => crate::Error::NotFound(e.to_string()),
+            })?;
+            if i > 0 {
+                t.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            n = done.report.regressions.len();
+        }
+        t.sort_by(f64::total_cmp);
+        Ok((t[t.len() / 2], n))
+    };
+    let before = current_rss().unwrap_or(0) as i64;
+    let (two_runs_ms, regressions) = time(Spec::Run(base_id.clone()), true)?;
+    let diff_rss_bytes = current_rss().unwrap_or(0) as i64 - before;
+    let (two_runs_no_logs_ms, _) = time(Spec::Run(base_id), false)?;
+    let (two_runs_reread_ms, _) = time(Spec::Run(base_path.display().to_string()), true)?;
+    let (green10_ms, _) = time(Spec::Green(10), true)?;
+    Ok(DiffBenchReport {
+        records_per_run: records,
+        runs,
+        two_runs_ms,
+        two_runs_no_logs_ms,
+        two_runs_reread_ms,
+        green10_ms,
+        regressions,
+        diff_rss_bytes,
+        peak_rss_bytes: peak_rss().unwrap_or(0),
+    })
+}

@@ -62,7 +62,10 @@ fn find<'a>(r: &'a Report, metric: &str) -> &'a diff::Finding {
 }
 
 fn rank_of(r: &Report, metric: &str) -> usize {
-    r.regressions.iter().position(|f| f.metric == metric).unwrap()
+    r.regressions
+        .iter()
+        .position(|f| f.metric == metric)
+        .unwrap()
 }
 
 #[test]
@@ -79,7 +82,11 @@ fn metrics_line_up_across_runs_and_key_generated_names_by_workload() {
         "helm:keycloak/keycloak",
         "test:orders/creates an order",
     ] {
-        assert!(a.metrics.contains_key(k), "{k} missing from {:?}", names(&a));
+        assert!(
+            a.metrics.contains_key(k),
+            "{k} missing from {:?}",
+            names(&a)
+        );
     }
     // No pod or ReplicaSet name (with its generated hash) is a metric of its own.
     assert!(
@@ -88,7 +95,10 @@ fn metrics_line_up_across_runs_and_key_generated_names_by_workload() {
         names(&a)
     );
     let (red, _) = metrics_of(&Variant::red(), "r");
-    assert_eq!(red.metrics["restarts:Deployment/keycloak/keycloak"].value, 4.0);
+    assert_eq!(
+        red.metrics["restarts:Deployment/keycloak/keycloak"].value,
+        4.0
+    );
     assert_eq!(
         red.metrics["ready:ExternalSecret/orders/orders-db-credentials"].status,
         "not_ready"
@@ -222,7 +232,10 @@ fn a_new_crash_loop_is_reported_first_with_its_restarts_warnings_and_log() {
     );
     // The gate that timed out because of it comes after it.
     assert!(rank_of(&r, "gate:workloads-ready") > 0);
-    assert!(r.not_run.iter().any(|o| o.metric == "step:test/pnpm-test-integration"));
+    assert!(r
+        .not_run
+        .iter()
+        .any(|o| o.metric == "step:test/pnpm-test-integration"));
 }
 
 #[test]
@@ -260,7 +273,9 @@ fn a_helm_release_that_failed_is_reported_with_its_description() {
     assert_eq!(f.kind, Kind::Broke);
     assert_eq!(f.current.status, "failed");
     assert!(
-        f.evidence.iter().any(|e| e.contains("context deadline exceeded")),
+        f.evidence
+            .iter()
+            .any(|e| e.contains("context deadline exceeded")),
         "{:?}",
         f.evidence
     );
@@ -299,7 +314,10 @@ fn every_planted_regression_at_once_is_reported_and_ranked_above_noise() {
         Kind::Slower => 1,
         _ => 2,
     };
-    assert!(kinds.windows(2).all(|w| tier(&w[0]) <= tier(&w[1])), "{kinds:?}");
+    assert!(
+        kinds.windows(2).all(|w| tier(&w[0]) <= tier(&w[1])),
+        "{kinds:?}"
+    );
     let slower: Vec<f64> = r
         .regressions
         .iter()

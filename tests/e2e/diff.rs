@@ -44,7 +44,11 @@ fn the_red_nightly_against_last_green_points_at_the_causes() {
     // A run is not its own baseline.
     let same = env.run(&["replay", "diff", &g, &g]);
     assert_eq!(same.code(), 2);
-    assert!(same.stderr().contains("the run itself"), "{}", same.stderr());
+    assert!(
+        same.stderr().contains("the run itself"),
+        "{}",
+        same.stderr()
+    );
 }
 
 #[test]
@@ -63,7 +67,11 @@ fn json_junit_and_github_outputs() {
         json["regressions"].as_array().unwrap().len()
     );
     let gh = env.run(&["replay", "diff", "-o", "github"]).ok();
-    assert!(gh.lines().all(|l| l.starts_with("::error ") || l.starts_with("::warning ")), "{gh}");
+    assert!(
+        gh.lines()
+            .all(|l| l.starts_with("::error ") || l.starts_with("::warning ")),
+        "{gh}"
+    );
 }
 
 #[test]
@@ -90,9 +98,16 @@ fn a_failing_step_shows_the_diff_of_its_normalised_output() {
     let changed: Vec<&str> = out
         .lines()
         .map(str::trim_start)
-        .filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---"))
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
         .collect();
-    assert!(changed.iter().all(|l| !l.contains("creates an order")), "{changed:?}");
+    assert!(
+        changed.iter().all(|l| !l.contains("creates an order")),
+        "{changed:?}"
+    );
     assert_eq!(changed.len(), 4, "{changed:?}");
 }
 
@@ -130,7 +145,10 @@ fn no_green_run_is_a_clear_error_with_exit_2() {
     let r = env.run(&["replay", "diff"]);
     assert_eq!(r.code(), 2);
     let err = r.stderr();
-    assert!(err.contains("no green run of pipeline 'full-stack-integration'"), "{err}");
+    assert!(
+        err.contains("no green run of pipeline 'full-stack-integration'"),
+        "{err}"
+    );
     assert!(err.contains("runs mark"), "{err}");
 }
 
@@ -161,11 +179,20 @@ fn a_baseline_of_another_pipeline_is_refused_unless_forced() {
     let mut b = pipetape_replayer::scenario::Builder::new("docs-site", 1_795_000_000_000_000_000);
     b.step("build", "hugo", 1.0, 20.0, 0, &["built 312 pages"]);
     let id = pipetape_store::RunId::random();
-    let recs = b.finish(&id.to_string(), pipetape_store::model::Outcome::Passed, 0, None);
+    let recs = b.finish(
+        &id.to_string(),
+        pipetape_store::model::Outcome::Passed,
+        0,
+        None,
+    );
     pipetape_replayer::scenario::write_log(&synth, id, 1_795_000_000_000_000_000, &recs).unwrap();
     let r = env.run(&["replay", "diff", synth.to_str().unwrap(), "last"]);
     assert_eq!(r.code(), 2, "{}", r.stdout());
-    assert!(r.stderr().contains("is a run of pipeline"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("is a run of pipeline"),
+        "{}",
+        r.stderr()
+    );
     assert!(r.stderr().contains("--force"), "{}", r.stderr());
     let forced = env
         .run(&["replay", "diff", "--force", synth.to_str().unwrap(), "last"])

@@ -39,11 +39,16 @@ pub enum Suite {
     Replay,
     /// Recorder overhead: a step printing 1,000,000 lines through `pipetape run` vs alone.
     Recorder,
+    /// `replay diff` of two --records runs, and against green:10, with metrics from the catalog.
+    Diff,
     /// All of them.
     All,
 }
 
 pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
+    if a.suite == Suite::Diff {
+        return diff_suite(ctx, &a);
+    }
     if a.suite == Suite::Recorder {
         let rep = recorder(ctx, a.output == TextOrJson::Json)?;
         let mut out = Out::new();
@@ -330,4 +335,68 @@ fn fmt_num(v: f64) -> String {
     } else {
         format!("{v:.4}")
     }
+}
+
+fn diff_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
+    let quiet = ctx.quiet || a.output == TextOrJson::Json;
+    if !quiet {
+        eprintln!(
+            "bench: diff (writing and importing 11 runs of {} records)...",
+            a.records
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("pipetape-bench-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let r = pipetape_replayer::bench::diff(&dir, a.records.max(100), a.seed);
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = r.map_err(|e| super::CmdError::input(e.to_string()))?;
+    let mut out = Out::new();
+    if a.output == TextOrJson::Json {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "diff": r }))?;
+        writeln!(out)?;
+    } else {
+        let mib = |b: f64| b / (1024.0 * 1024.0);
+        writeln!(
+            out,
+            "replay diff ({} records per run, {} runs in the catalog)",
+            r.records_per_run, r.runs
+        )?;
+        writeln!(
+            out,
+            "  two runs, baseline metrics from the catalog   {:>8.0} ms   (target <= 1000 ms)",
+            r.two_runs_ms
+        )?;
+        writeln!(
+            out,
+            "    the same with --no-logs                     {:>8.0} ms",
+            r.two_runs_no_logs_ms
+        )?;
+        writeln!(
+            out,
+            "  two runs, baseline log re-read                {:>8.0} ms   (target <= 2000 ms)",
+            r.two_runs_reread_ms
+        )?;
+        writeln!(
+            out,
+            "  against green:10 from the catalog             {:>8.0} ms",
+            r.green10_ms
+        )?;
+        writeln!(
+            out,
+            "  regressions reported                          {:>8}",
+            r.regressions
+        )?;
+        writeln!(
+            out,
+            "  memory held by one diff                       {:>8.1} MiB",
+            mib(r.diff_rss_bytes as f64)
+        )?;
+        writeln!(
+            out,
+            "  peak RSS of the process                       {:>8.1} MiB",
+            mib(r.peak_rss_bytes as f64)
+        )?;
+    }
+    out.flush()?;
+    Ok(0)
 }

@@ -1,13 +1,10 @@
 //! `pipetape replay diff [BASELINE] [RUN]`: what got slower or broke against green runs.
 
-use std::collections::HashSet;
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
 use pipetape_replayer::baseline::{self, BaselineError, Spec};
-use pipetape_replayer::diff::{self, render, Thresholds};
-use pipetape_replayer::metrics;
-use pipetape_store::model::Body;
+use pipetape_replayer::diff::{render, Thresholds};
 
 use super::{CmdError, CmdResult, Ctx};
 use crate::output::Out;
@@ -86,91 +83,23 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> CmdResult {
     };
     let spec = Spec::parse(&a.baseline).map_err(bad_input)?;
 
-    // The run: state lane first (metrics and most evidence).
     let resolved = ctx.resolve(&a.run)?;
-    let loaded = pipetape_replayer::load_state(&resolved.path).map_err(bad_input)?;
-    for d in &loaded.damage {
-        ctx.warn(format!(
-            "{}: {d}; comparing what was readable",
-            resolved.path.display()
-        ));
-    }
-    let run_metrics = metrics::extract(&loaded.model);
     let store = ctx.store().ok();
-    let selected =
-        baseline::select(store.as_ref(), &run_metrics, &spec, a.force).map_err(|e| match e {
-            BaselineError::Replayer(e) => bad_input(e),
-            e => bad_input(e),
-        })?;
-    for n in &selected.notes {
-        if n.contains("damaged") {
-            ctx.warn(n);
-        }
+    let req = baseline::Request {
+        run: &resolved.path,
+        spec,
+        thresholds: th,
+        force: a.force,
+        logs: !a.no_logs,
+    };
+    let done = baseline::diff(store.as_ref(), &req).map_err(|e| match e {
+        BaselineError::Replayer(e) => bad_input(e),
+        e => bad_input(e),
+    })?;
+    for w in &done.warnings {
+        ctx.warn(w);
     }
-    let mut report = diff::compare(&run_metrics, Some(&loaded.model), &selected.runs, th);
-
-    // Evidence from the bulk lane: the output of regressed steps and the logs of the pods of
-    // regressed workloads, read only when a finding needs them.
-    if !a.no_logs && !report.regressions.is_empty() {
-        let steps = diff::steps_to_diff(&report);
-        let namespaces: HashSet<String> = report
-            .regressions
-            .iter()
-            .filter_map(|f| {
-                let (fam, rest) = f.metric.split_once(':')?;
-                if !matches!(fam, "ready" | "restarts" | "warnings") {
-                    return None;
-                }
-                let parts: Vec<&str> = rest.split('/').collect();
-                let n = parts.len();
-                (n >= 3).then(|| parts[n - 2].to_string())
-            })
-            .collect();
-        let keep = |b: &Body| match b {
-            Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
-            Body::PodLog(l) => namespaces.contains(&l.namespace),
-            _ => false,
-        };
-        let full = pipetape_replayer::load_filtered(&resolved.path, &keep).map_err(bad_input)?;
-        report = diff::compare(&run_metrics, Some(&full.model), &selected.runs, th);
-        if !steps.is_empty() {
-            if let Some(base_log) = selected.runs.first().and_then(|b| b.log.clone()) {
-                let keep_steps = |b: &Body| match b {
-                    Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
-                    _ => false,
-                };
-                match pipetape_replayer::load_filtered(&base_log, &keep_steps) {
-                    Ok(base) => {
-                        let lines = |m: &pipetape_replayer::fold::RunModel| {
-                            m.step_output
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.clone(), v.iter().map(|(_, l, _)| l.to_string()).collect())
-                                })
-                                .collect()
-                        };
-                        diff::attach_output_diffs(
-                            &mut report,
-                            &lines(&full.model),
-                            &lines(&base.model),
-                        );
-                    }
-                    Err(e) => report.notes.push(format!(
-                        "baseline log {} unreadable for output diffs: {e}",
-                        base_log.display()
-                    )),
-                }
-            }
-        }
-    }
-    report.baseline_description = selected.description;
-    report.notes.extend(selected.notes);
-    if !loaded.closed && loaded.model.info.outcome.is_none() {
-        report.notes.push(
-            "this run has no end: still being recorded, or the recorder was killed; what it had not reached yet shows as not run".into(),
-        );
-    }
-
+    let report = done.report;
     let mut out = Out::new();
     match a.output {
         DiffFormat::Text => out.write_all(render::text(&report).as_bytes())?,
