@@ -111,7 +111,18 @@ pub fn select(
     let mut notes = Vec::new();
     match spec {
         Spec::Run(s) => {
-            let (metrics, log) = if looks_like_path(s) || store.is_none() {
+            let in_store = store.filter(|_| !looks_like_path(s));
+            let (metrics, log) = if let Some(store) = in_store {
+                let r = store.resolve(s, &Default::default())?;
+                let m = match &r.entry {
+                    Some(e) => {
+                        notes.extend(damage_note(e));
+                        metrics_for(store, e)?
+                    }
+                    None => metrics_of_log(&r.path)?,
+                };
+                (m, Some(r.path))
+            } else {
                 let p = std::path::PathBuf::from(s);
                 if !p.is_file() {
                     return Err(Error::NotFound(format!("baseline {s}: no such file")).into());
@@ -129,17 +140,6 @@ pub fn select(
                     ));
                 }
                 (crate::metrics::extract(&l.model), Some(p))
-            } else {
-                let store = store.expect("checked");
-                let r = store.resolve(s, &Default::default())?;
-                let m = match &r.entry {
-                    Some(e) => {
-                        notes.extend(damage_note(e));
-                        metrics_for(store, e)?
-                    }
-                    None => metrics_of_log(&r.path)?,
-                };
-                (m, Some(r.path))
             };
             if metrics.run_id == run.run_id {
                 return Err(BaselineError::Itself(run.run_id.clone()));
