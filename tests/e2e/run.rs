@@ -573,3 +573,33 @@ fn http_gates_pass_on_2xx_and_record_every_probe() {
         .unwrap()
         .contains("timed out"));
 }
+
+/// A recorded run's metrics are in the catalog when it ends: `runs list` shows the captured
+/// JUnit counts, and `replay diff` of a second run that fails a test names the test.
+#[test]
+fn a_recorded_run_stores_its_metrics_and_diffs_against_the_previous_green_run() {
+    let e = Env::new();
+    let yaml = |fail: bool| {
+        let case = if fail {
+            r#"<testcase classname=\"api\" name=\"pays\" time=\"0.2\"><failure message=\"got 500\">boom</failure></testcase>"#
+        } else {
+            r#"<testcase classname=\"api\" name=\"pays\" time=\"0.2\"/>"#
+        };
+        format!(
+            "name: junit\nstages:\n  - name: test\n    steps:\n      - name: suite\n        run: mkdir -p reports && printf '%s' \"<testsuite name=\\\"api\\\"><testcase classname=\\\"api\\\" name=\\\"lists\\\" time=\\\"0.1\\\"/>{case}</testsuite>\" > reports/junit.xml; exit {}\nartifacts:\n  - path: reports/*.xml\n",
+            u8::from(fail)
+        )
+    };
+    let p = pipeline(&e, &yaml(false));
+    assert_eq!(e.run(&["run", s(&p)]).code(), 0);
+    let list = e.run(&["runs", "list"]).ok();
+    assert!(list.contains("2 passed"), "{list}");
+    std::fs::write(&p, yaml(true)).unwrap();
+    assert_eq!(e.run(&["run", s(&p)]).code(), 1);
+    let list = e.run(&["runs", "list"]).ok();
+    assert!(list.contains("1/2 failed"), "{list}");
+    let d = e.run(&["replay", "diff", "--fail-on-regression"]);
+    assert_eq!(d.code(), 1, "{}{}", d.stdout(), d.stderr());
+    assert!(d.stdout().contains("test:api/pays"), "{}", d.stdout());
+    assert!(d.stdout().contains("got 500"), "{}", d.stdout());
+}
