@@ -12,6 +12,7 @@ pub mod fold;
 pub mod kinds;
 pub mod metrics;
 pub mod query;
+pub mod report;
 pub mod scenario;
 pub mod serve;
 pub mod time;

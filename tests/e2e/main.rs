@@ -4,6 +4,7 @@
 mod archive;
 mod diff;
 mod replay;
+mod report;
 mod run;
 mod runs;
 mod serve;

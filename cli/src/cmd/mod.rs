@@ -5,6 +5,7 @@ pub mod archive;
 pub mod bench;
 pub mod diff;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod runs;
 pub mod scenario;

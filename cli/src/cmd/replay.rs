@@ -28,6 +28,12 @@ pub enum ReplayCmd {
     /// `last`. Exit codes: 0, or 1 with --fail-on-regression when a regression is found; 2 for
     /// bad input, including when there is no green run to compare with.
     Diff(super::diff::DiffArgs),
+    /// One self-contained HTML report: Gantt timeline with the baseline's durations as ghost
+    /// bars, readiness lanes, ranked regressions, warnings, failed tests, step output.
+    Report(super::report::ReportArgs),
+    /// The classic CI artifacts derived from the log: events.txt, helm-status.json,
+    /// pods/NS/POD/CONTAINER.log, JUnit files, timeline.txt and report.html.
+    Export(super::report::ExportArgs),
     /// Serve the recorded cluster as a read-only Kubernetes API for kubectl.
     Serve(ServeArgs),
 }
@@ -174,6 +180,8 @@ pub fn run(ctx: &Ctx, cmd: ReplayCmd) -> CmdResult {
         ReplayCmd::State(a) => state(ctx, a),
         ReplayCmd::Logs(a) => logs(ctx, a),
         ReplayCmd::Diff(a) => super::diff::diff(ctx, a),
+        ReplayCmd::Report(a) => super::report::report(ctx, a),
+        ReplayCmd::Export(a) => super::report::export(ctx, a),
         ReplayCmd::Serve(a) => serve(ctx, a),
     }
 }
@@ -213,7 +221,14 @@ fn timeline(ctx: &Ctx, a: TimelineArgs) -> CmdResult {
         out.flush()?;
         return Ok(0);
     }
-    write_header(&mut out, m)?;
+    write_timeline(&mut out, m)?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// The text timeline (also `timeline.txt` of `replay export`).
+pub fn write_timeline(out: &mut dyn Write, m: &RunModel) -> std::io::Result<()> {
+    write_header(out, m)?;
     if m.spans.is_empty() {
         writeln!(
             out,
@@ -287,11 +302,10 @@ fn timeline(ctx: &Ctx, a: TimelineArgs) -> CmdResult {
         Some(f) => writeln!(out, "First failure  {}  {}", offset(f.at_ns), f.what)?,
         None => writeln!(out, "First failure  none")?,
     }
-    out.flush()?;
-    Ok(0)
+    Ok(())
 }
 
-fn write_header(out: &mut Out, m: &RunModel) -> std::io::Result<()> {
+fn write_header(out: &mut dyn Write, m: &RunModel) -> std::io::Result<()> {
     let i = &m.info;
     let outcome = match i.outcome {
         Some(o) => format!(

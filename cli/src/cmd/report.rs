@@ -1,0 +1,313 @@
+//! `pipetape replay report --html FILE` and `pipetape replay export -o DIR`: the run as one
+//! self-contained HTML page, and as the classic CI artifacts (plain files).
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use clap::Args;
+use pipetape_replayer::baseline::{self, BaselineError, Spec};
+use pipetape_replayer::diff::{self, BaselineRun, Report, Thresholds};
+use pipetape_replayer::metrics;
+use pipetape_replayer::report::{self, Input};
+use pipetape_replayer::time::offset;
+use pipetape_replayer::Loaded;
+
+use super::{CmdError, CmdResult, Ctx};
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run: id, id prefix, last, last-green, last-red, or a .ptape path.
+    #[arg(default_value = "last")]
+    run: String,
+    /// Write the report to FILE (one self-contained HTML file).
+    #[arg(long, value_name = "FILE", required = true)]
+    html: PathBuf,
+    /// Overlay a baseline: last-green (default; skipped with a note when there is none),
+    /// green:N, a run id, a .ptape path, or none.
+    #[arg(long, value_name = "B")]
+    baseline: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The run: id, id prefix, last, last-green, last-red, or a .ptape path.
+    #[arg(default_value = "last")]
+    run: String,
+    /// The directory to write (created if needed; files in it are replaced).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: PathBuf,
+    /// Baseline of the report.html inside (as for `replay report`).
+    #[arg(long, value_name = "B")]
+    baseline: Option<String>,
+}
+
+fn bad(e: impl std::fmt::Display) -> CmdError {
+    CmdError::input(e.to_string())
+}
+
+fn load(ctx: &Ctx, run: &str) -> Result<(Loaded, String), CmdError> {
+    let r = ctx.resolve(run)?;
+    let l = pipetape_replayer::load(&r.path).map_err(bad)?;
+    for d in &l.damage {
+        ctx.warn(format!(
+            "{}: {d}; using what was readable",
+            r.path.display()
+        ));
+    }
+    let run_ref = r
+        .entry
+        .as_ref()
+        .map(|e| e.id.clone())
+        .unwrap_or_else(|| r.path.display().to_string());
+    Ok((l, run_ref))
+}
+
+/// The diff against the requested (or default) baseline: `Ok(Err(reason))` when there is none.
+fn baseline_for(
+    ctx: &Ctx,
+    l: &Loaded,
+    spec: Option<&str>,
+) -> Result<Result<(Report, Vec<BaselineRun>), String>, CmdError> {
+    if spec == Some("none") {
+        return Ok(Err("not requested (--baseline none)".into()));
+    }
+    let explicit = spec.is_some();
+    let spec = Spec::parse(spec.unwrap_or("last-green")).map_err(bad)?;
+    let run = metrics::extract(&l.model);
+    let store = ctx.store().ok();
+    match baseline::select(store.as_ref(), &run, &spec, false) {
+        Ok(sel) => {
+            let mut r = diff::compare(&run, Some(&l.model), &sel.runs, Thresholds::default());
+            r.baseline_description = sel.description;
+            r.notes.extend(sel.notes);
+            Ok(Ok((r, sel.runs)))
+        }
+        Err(e @ (BaselineError::NoGreen { .. } | BaselineError::Itself(_))) if !explicit => {
+            Ok(Err(e.to_string()))
+        }
+        Err(e) => Err(bad(e)),
+    }
+}
+
+fn render(ctx: &Ctx, l: &Loaded, run_ref: &str, spec: Option<&str>) -> Result<String, CmdError> {
+    let base = baseline_for(ctx, l, spec)?;
+    let damage: Vec<String> = l.damage.iter().map(|d| d.to_string()).collect();
+    let (baseline, why) = match &base {
+        Ok((r, runs)) => (Some((r, runs.as_slice())), None),
+        Err(why) => (None, Some(why.clone())),
+    };
+    Ok(report::html(&Input {
+        model: &l.model,
+        damage: &damage,
+        run_ref,
+        baseline,
+        no_baseline_reason: why,
+    }))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CmdError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| bad(format!("{}: cannot create directory: {e}", dir.display())))?;
+    }
+    // Write beside, then rename: a reader never sees half a file.
+    let tmp = path.with_extension("pipetape-tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            bad(format!("{}: cannot write: {e}", path.display()))
+        })
+}
+
+pub fn report(ctx: &Ctx, a: ReportArgs) -> CmdResult {
+    let (l, run_ref) = load(ctx, &a.run)?;
+    let html = render(ctx, &l, &run_ref, a.baseline.as_deref())?;
+    write_file(&a.html, html.as_bytes())?;
+    if !ctx.quiet {
+        crate::say!(
+            "Wrote {} ({} KiB){}",
+            a.html.display(),
+            html.len().div_ceil(1024),
+            if l.model.info.outcome.is_none() {
+                "; the run is in progress"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(0)
+}
+
+/// A path component safe to join: no separators, not `.` or `..`, not empty.
+fn safe(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c == '\0' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    match s.as_str() {
+        "" | "." | ".." => "_".into(),
+        _ => s,
+    }
+}
+
+/// An artifact's recorded path made relative and free of `..`.
+fn safe_rel(path: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        if let Component::Normal(x) = c {
+            out.push(safe(&x.to_string_lossy()));
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push("artifact");
+    }
+    out
+}
+
+pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
+    if a.output.is_file() {
+        return Err(bad(format!(
+            "{}: is a file; export writes a directory",
+            a.output.display()
+        )));
+    }
+    let (l, run_ref) = load(ctx, &a.run)?;
+    let m = &l.model;
+    let dir = &a.output;
+    let mut files = 0usize;
+
+    // timeline.txt
+    let mut t = Vec::new();
+    super::replay::write_timeline(&mut t, m)?;
+    write_file(&dir.join("timeline.txt"), &t)?;
+    files += 1;
+
+    // events.txt, like `kubectl get events -A` (sorted by time; LAST SEEN from the run's start).
+    let mut evs: Vec<&pipetape_replayer::fold::EventEntry> = m.events.iter().collect();
+    evs.sort_by_key(|e| (e.mono_ns, e.seq));
+    let rows: Vec<Vec<String>> = evs
+        .iter()
+        .map(|e| {
+            let ev = &e.event;
+            vec![
+                ev.involved.namespace.clone(),
+                offset(e.mono_ns),
+                ev.type_.clone(),
+                ev.reason.clone(),
+                format!("{}/{}", ev.involved.kind.to_lowercase(), ev.involved.name),
+                ev.message.replace('\n', " "),
+            ]
+        })
+        .collect();
+    let table = if rows.is_empty() {
+        "No events were recorded.\n".to_string()
+    } else {
+        crate::output::table(
+            &[
+                "NAMESPACE",
+                "LAST SEEN",
+                "TYPE",
+                "REASON",
+                "OBJECT",
+                "MESSAGE",
+            ],
+            &rows,
+        )
+    };
+    write_file(&dir.join("events.txt"), table.as_bytes())?;
+    files += 1;
+
+    // helm-status.json: each release's last status and its history.
+    let mut helm: BTreeMap<(String, String), Vec<(u64, &pipetape_store::model::HelmRelease)>> =
+        BTreeMap::new();
+    for (t, h) in &m.helm {
+        helm.entry((h.namespace.clone(), h.name.clone()))
+            .or_default()
+            .push((*t, h));
+    }
+    let releases: Vec<serde_json::Value> = helm
+        .values()
+        .map(|hist| {
+            let (_, last) = hist[hist.len() - 1];
+            let mut v = serde_json::to_value(last).unwrap_or_default();
+            v["history"] = hist
+                .iter()
+                .map(|(t, h)| {
+                    serde_json::json!({"at": offset(*t), "revision": h.revision, "status": h.status, "description": h.description})
+                })
+                .collect();
+            v
+        })
+        .collect();
+    let mut j = serde_json::to_vec_pretty(&releases)?;
+    j.push(b'\n');
+    write_file(&dir.join("helm-status.json"), &j)?;
+    files += 1;
+
+    // pods/NS/POD/CONTAINER.log (and CONTAINER.previous.log)
+    for (k, lines) in &m.logs {
+        let mut text = String::with_capacity(lines.bytes() + lines.len());
+        for (_, l, _) in lines.iter() {
+            text.push_str(l);
+            text.push('\n');
+        }
+        let name = format!(
+            "{}{}.log",
+            safe(&k.container),
+            if k.previous { ".previous" } else { "" }
+        );
+        let p = dir
+            .join("pods")
+            .join(safe(&k.namespace))
+            .join(safe(&k.pod))
+            .join(name);
+        write_file(&p, text.as_bytes())?;
+        files += 1;
+    }
+
+    // Captured artifacts; JUnit reports also under junit/.
+    for (_, art) in &m.artifacts {
+        let rel = safe_rel(&art.path);
+        write_file(&dir.join("artifacts").join(&rel), &art.data)?;
+        files += 1;
+        if metrics::looks_like_junit(&art.path, &art.media_type, &art.data) {
+            let base = rel
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "junit.xml".into());
+            write_file(&dir.join("junit").join(base), &art.data)?;
+            files += 1;
+        }
+        if art.truncated {
+            ctx.warn(format!(
+                "artifact {} was cut at {} of {} bytes when recorded",
+                art.path,
+                art.data.len(),
+                art.size
+            ));
+        }
+    }
+
+    // report.html
+    let html = render(ctx, &l, &run_ref, a.baseline.as_deref())?;
+    write_file(&dir.join("report.html"), html.as_bytes())?;
+    files += 1;
+
+    if !ctx.quiet {
+        crate::say!(
+            "Exported run {} to {} ({files} files: timeline.txt, events.txt, helm-status.json, {} container logs, {} artifacts, report.html)",
+            m.info.run_id,
+            dir.display(),
+            m.logs.len(),
+            m.artifacts.len()
+        );
+    }
+    Ok(0)
+}
