@@ -206,13 +206,7 @@ fn a_damaged_baseline_is_compared_with_a_warning() {
     import(&env, "red", &Variant::red());
     let g = env.path("green.ptape");
     Variant::green().write(&g).unwrap();
-    // Corrupt bytes in the middle of the log.
-    let mut bytes = std::fs::read(&g).unwrap();
-    let mid = bytes.len() / 2;
-    for b in &mut bytes[mid..mid + 64] {
-        *b ^= 0x5a;
-    }
-    std::fs::write(&g, &bytes).unwrap();
+    crate::corrupt_middle(&g);
     let r = env.run(&["replay", "diff", g.to_str().unwrap(), "last"]);
     assert_eq!(r.code(), 0, "{}", r.stderr());
     assert!(r.stderr().contains("damaged"), "{}", r.stderr());

@@ -62,6 +62,16 @@ impl Env {
     }
 }
 
+/// Flips 64 bytes in the middle of a file (a log damaged in storage or transfer).
+pub(crate) fn corrupt_middle(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(path, &bytes).unwrap();
+}
+
 pub(crate) struct Run(pub(crate) Output);
 
 impl Run {

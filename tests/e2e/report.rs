@@ -212,12 +212,7 @@ fn a_run_with_no_steps_an_unfinished_run_and_a_damaged_log() {
     // A damaged log: reported on what was readable, with a banner.
     let red = env.path("red.ptape");
     Variant::red().write(&red).unwrap();
-    let mut bytes = std::fs::read(&red).unwrap();
-    let mid = bytes.len() / 2;
-    for b in &mut bytes[mid..mid + 64] {
-        *b ^= 0x5a;
-    }
-    std::fs::write(&red, &bytes).unwrap();
+    crate::corrupt_middle(&red);
     let out = env.path("damaged.html");
     let r = env.run(&[
         "replay",
