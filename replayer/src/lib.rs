@@ -15,6 +15,7 @@ pub mod query;
 pub mod report;
 pub mod scenario;
 pub mod serve;
+pub mod step;
 pub mod time;
 
 use std::path::Path;

@@ -8,6 +8,7 @@ mod report;
 mod run;
 mod runs;
 mod serve;
+mod step;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -9,6 +9,7 @@ pub mod report;
 pub mod run;
 pub mod runs;
 pub mod scenario;
+pub mod step;
 pub mod wrap;
 
 use std::path::PathBuf;

@@ -28,6 +28,9 @@ pub enum ReplayCmd {
     /// `last`. Exit codes: 0, or 1 with --fail-on-regression when a regression is found; 2 for
     /// bad input, including when there is no green run to compare with.
     Diff(super::diff::DiffArgs),
+    /// Step through the run in a terminal UI: timeline, detail (object diffs, events, step
+    /// output), and the objects of a kind as they were at the cursor. `?` lists the keys.
+    Step(super::step::StepArgs),
     /// One self-contained HTML report: Gantt timeline with the baseline's durations as ghost
     /// bars, readiness lanes, ranked regressions, warnings, failed tests, step output.
     Report(super::report::ReportArgs),
@@ -180,6 +183,7 @@ pub fn run(ctx: &Ctx, cmd: ReplayCmd) -> CmdResult {
         ReplayCmd::State(a) => state(ctx, a),
         ReplayCmd::Logs(a) => logs(ctx, a),
         ReplayCmd::Diff(a) => super::diff::diff(ctx, a),
+        ReplayCmd::Step(a) => super::step::step(ctx, a),
         ReplayCmd::Report(a) => super::report::report(ctx, a),
         ReplayCmd::Export(a) => super::report::export(ctx, a),
         ReplayCmd::Serve(a) => serve(ctx, a),
