@@ -89,7 +89,7 @@ main{padding:16px 24px;max-width:1400px}section{background:var(--bg);border:1px 
 h2{font-size:16px;margin:0 0 8px}.note{background:#fff7e0;border:1px solid #f1d48a;border-radius:6px;padding:6px 10px;margin:6px 0}
 .note.bad{background:#fdecec;border-color:#f2b8b8}svg{display:block;width:100%;height:auto}svg text{font:11px system-ui,sans-serif;fill:var(--ink)}
 svg .axis{stroke:var(--line)}svg .tick{fill:var(--mute)}rect.ok{fill:var(--ok)}rect.bad{fill:var(--bad)}rect.run{fill:var(--run)}rect.skip{fill:var(--skip)}
-rect.stage{fill:#c9d3e3}rect.ghost{fill:none;stroke:#475569;stroke-dasharray:3 2;stroke-width:1.2}rect.regressed{stroke:#b91c1c;stroke-width:2.5}
+rect.stage{fill:#475569}rect.ghost{fill:none;stroke:#475569;stroke-dasharray:3 2;stroke-width:1.2}rect.regressed{stroke:#b91c1c;stroke-width:2.5}
 rect.s-InProgress{fill:var(--warn)}rect.s-Current{fill:var(--ok)}rect.s-Failed{fill:var(--bad)}rect.s-Terminating{fill:var(--skip)}
 a.bar:hover rect{opacity:.8}table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:3px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:12px;color:var(--mute);font-weight:600}pre{background:#0f172a;color:#e2e8f0;padding:8px 10px;border-radius:6px;overflow:auto;font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;margin:6px 0}
@@ -393,12 +393,16 @@ fn gantt(o: &mut String, input: &Input<'_>) {
         if let Some(l) = &link {
             let _ = write!(o, "<a class=\"bar\" href=\"#{l}\">");
         }
+        // A stage is a thin bracket over its steps; steps and gates are bars.
+        let (bar_y, bar_h) = if s.kind == SpanKind::Stage {
+            (y + 7.0, 4.0)
+        } else {
+            (y + 3.0, ROW_H - 6.0)
+        };
         let _ = write!(
             o,
-            "<rect class=\"{class}{}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\" rx=\"2\"><title>{}</title></rect>",
+            "<rect class=\"{class}{}\" x=\"{x:.1}\" y=\"{bar_y:.1}\" width=\"{w:.1}\" height=\"{bar_h:.1}\" rx=\"2\"><title>{}</title></rect>",
             if is_reg { " regressed" } else { "" },
-            y + 3.0,
-            ROW_H - 6.0,
             esc(&tip)
         );
         if link.is_some() {
