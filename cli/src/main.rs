@@ -86,10 +86,17 @@ fn main() -> ExitCode {
         (_, 2) => "debug",
         _ => "trace",
     };
+    // kube-runtime logs every failed watch as an error; the observers record those as watch
+    // gaps in the run's log instead, so the library stays quiet unless -vv asks.
+    let level = if cli.verbose >= 2 {
+        level.to_string()
+    } else {
+        format!("{level},kube_runtime=off,kube_client=off,kube=off")
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PIPETAPE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&level)),
         )
         .with_writer(std::io::stderr)
         .with_target(false)

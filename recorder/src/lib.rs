@@ -3,6 +3,7 @@
 //! `pipetape-store` and never reads old runs.
 
 pub mod bench;
+pub mod observe;
 pub mod runner;
 pub mod session;
 pub mod spec;

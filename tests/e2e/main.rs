@@ -3,6 +3,7 @@
 
 mod archive;
 mod diff;
+mod observe;
 mod replay;
 mod report;
 mod run;

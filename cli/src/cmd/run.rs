@@ -35,6 +35,64 @@ pub struct RunArgs {
     /// Fail (exit 125) if anything could not be recorded, instead of going on.
     #[arg(long)]
     strict_recording: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Options of the cluster observers (shared by `run` and `record`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cluster observation")]
+pub struct ClusterArgs {
+    /// Kubeconfig of the cluster to observe (default: $KUBECONFIG, else ~/.kube/config). The
+    /// observers wait for the API, so a pipeline may create the cluster itself.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Observe only this namespace (repeatable; cluster-scoped kinds are always observed).
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Also watch this resource (plural or plural.group; repeatable).
+    #[arg(long = "observe", value_name = "RESOURCE")]
+    pub observe: Vec<String>,
+    /// Do not observe any cluster.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context", "namespaces", "observe"])]
+    pub no_cluster: bool,
+}
+
+impl ClusterArgs {
+    /// Starts the observers (unless --no-cluster) on the session's log.
+    pub fn start(
+        &self,
+        extra: &[String],
+        sink: &pipetape_recorder::runner::Sink,
+    ) -> Option<pipetape_recorder::observe::Observer> {
+        if self.no_cluster {
+            return None;
+        }
+        let mut opts = pipetape_recorder::observe::ObserveOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespaces: self.namespaces.clone(),
+            extra: self.observe.clone(),
+        };
+        opts.extra.extend(extra.iter().cloned());
+        sink.appender()
+            .map(|a| pipetape_recorder::observe::Observer::start(opts, a))
+    }
+
+    /// Stops the observers; says so when an explicitly named cluster was never reached.
+    pub async fn stop(&self, ctx: &Ctx, o: Option<pipetape_recorder::observe::Observer>) {
+        let Some(o) = o else { return };
+        let st = o.stop().await;
+        if !st.connected && (self.kubeconfig.is_some() || self.context.is_some()) {
+            ctx.warn(format!(
+                "the cluster was never reachable, nothing was observed: {}",
+                st.last_error.unwrap_or_default()
+            ));
+        }
+    }
 }
 
 fn fatal(msg: impl Into<String>) -> CmdError {
@@ -104,9 +162,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
                 "recording failed and --strict-recording is set; nothing was run",
             ));
         }
+        let observer = a.cluster.start(&[], session.sink());
         let (rx, signals) = runner::forward_signals(!ctx.quiet);
         let end = runner::run(&p, &opts, session.sink(), rx).await;
         signals.abort();
+        a.cluster.stop(ctx, observer).await;
         Ok(session.finish(&end))
     })?;
     report_end(ctx, &finished, a.strict_recording)?;

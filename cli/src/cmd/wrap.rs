@@ -29,6 +29,8 @@ pub struct RecordArgs {
     /// Fail (exit 125) if anything could not be recorded.
     #[arg(long)]
     strict_recording: bool,
+    #[command(flatten)]
+    cluster: super::run::ClusterArgs,
     /// The command to record, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -144,6 +146,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
             backoff: Duration::from_secs(1),
             continue_on_error: false,
         };
+        let observer = a.cluster.start(&[], session.sink());
         let (rx, signals) = runner::forward_signals(!ctx.quiet);
         let opts = RunOptions {
             base_dir: cwd.clone(),
@@ -155,6 +158,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
         // Give scripts' last messages a moment, then stop listening.
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(server);
+        a.cluster.stop(ctx, observer).await;
         Ok(session.finish(&end))
     })?;
     super::run::report_end(ctx, &finished, a.strict_recording)?;

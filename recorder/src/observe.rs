@@ -1,0 +1,672 @@
+//! Cluster observers: watch the cluster through kube-rs while a pipeline runs and record every
+//! change as it is observed.
+//!
+//! - One watcher per resource (kube-runtime's watcher: list, then watch, re-list on 410 Gone and
+//!   on disconnects with back-off). Duplicates a re-list brings back (same uid and
+//!   resourceVersion) are dropped. Objects gone during a gap are recorded as deleted, and the
+//!   gap is recorded with its duration and cause. A resource the credentials may not read (403)
+//!   is recorded once as a gap and left alone.
+//! - What is watched: Events, Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
+//!   PVCs, Namespaces, Nodes, Secrets (metadata only), and custom resources found by discovery
+//!   (ExternalSecret, SecretStore, ClusterSecretStore, Certificate, and any named in `extra`).
+//!   Discovery runs again every few seconds, so kinds whose CRDs a Helmfile installs mid-run are
+//!   picked up when they appear.
+//! - Recording starts before the first step and waits for the API: a pipeline that creates its
+//!   cluster has the cluster's birth on tape.
+//! - Secrets never keep their data; Helm release Secrets are decoded (base64, gzip, JSON) into
+//!   name, revision, status, chart and app version, description and times. Values and manifest
+//!   are dropped on decoding and never reach the log. `managedFields` are dropped from every
+//!   object.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, Config};
+use pipetape_store::model::{
+    Action, HelmRelease, KubeEvent, Level, Note, ObjectObserved, ObjectRef, WatchGap, WatchSync,
+};
+use pipetape_store::{Body, LogAppender, Source};
+use serde_json::Value;
+use tokio::sync::watch as signal;
+
+/// What to observe and how to reach the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ObserveOptions {
+    /// Kubeconfig file (default: `$KUBECONFIG`, else `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig (default: its current context).
+    pub context: Option<String>,
+    /// Only these namespaces (cluster-scoped kinds are always watched). Empty: all.
+    pub namespaces: Vec<String>,
+    /// More resources to watch: `plural` or `plural.group` (the spec's `observe:`).
+    pub extra: Vec<String>,
+}
+
+/// The resources watched by default: (group, plural).
+const DEFAULT_RESOURCES: &[(&str, &str)] = &[
+    ("", "events"),
+    ("", "pods"),
+    ("", "persistentvolumeclaims"),
+    ("", "namespaces"),
+    ("", "nodes"),
+    ("", "secrets"),
+    ("apps", "deployments"),
+    ("apps", "replicasets"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("batch", "jobs"),
+    ("external-secrets.io", "externalsecrets"),
+    ("external-secrets.io", "secretstores"),
+    ("external-secrets.io", "clustersecretstores"),
+    ("cert-manager.io", "certificates"),
+];
+
+/// How often discovery looks for newly installed kinds.
+const REDISCOVER: Duration = Duration::from_secs(3);
+
+/// Counters, for the end of run and for tests.
+#[derive(Debug, Default, Clone)]
+pub struct ObserveStats {
+    /// True once the API answered.
+    pub connected: bool,
+    /// Resources being watched.
+    pub resources: Vec<String>,
+    /// Changes recorded (objects, events, Helm statuses).
+    pub recorded: u64,
+    /// Duplicates dropped (re-lists bringing back what was known).
+    pub duplicates: u64,
+    /// Gaps recorded.
+    pub gaps: u64,
+    /// The last error seen while connecting, if never connected.
+    pub last_error: Option<String>,
+}
+
+/// Running observers; [`Observer::stop`] ends them.
+pub struct Observer {
+    stop: signal::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    stats: Arc<Mutex<ObserveStats>>,
+}
+
+impl Observer {
+    /// Starts observing in the background; records go to `out`.
+    pub fn start(opts: ObserveOptions, out: LogAppender) -> Observer {
+        let (stop, rx) = signal::channel(false);
+        let stats = Arc::new(Mutex::new(ObserveStats::default()));
+        let task = tokio::spawn(run(opts, out, rx, stats.clone()));
+        Observer { stop, task, stats }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ObserveStats {
+        self.stats.lock().expect("stats lock").clone()
+    }
+
+    /// Stops every watcher (after letting what they have in hand be recorded).
+    pub async fn stop(self) -> ObserveStats {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+        let s = self.stats.lock().expect("stats lock").clone();
+        s
+    }
+}
+
+async fn client_for(opts: &ObserveOptions) -> Result<(Client, String), String> {
+    let kc_opts = KubeConfigOptions {
+        context: opts.context.clone(),
+        ..Default::default()
+    };
+    let (config, from) = match &opts.kubeconfig {
+        Some(p) => {
+            let kc = Kubeconfig::read_from(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            (
+                Config::from_custom_kubeconfig(kc, &kc_opts)
+                    .await
+                    .map_err(|e| format!("{}: {e}", p.display()))?,
+                p.display().to_string(),
+            )
+        }
+        None => (
+            Config::from_kubeconfig(&kc_opts)
+                .await
+                .map_err(|e| format!("kubeconfig: {e}"))?,
+            "the default kubeconfig".into(),
+        ),
+    };
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| format!("{from}: {e}"))?;
+    // The API answers?
+    client
+        .apiserver_version()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    Ok((client, url))
+}
+
+async fn run(
+    opts: ObserveOptions,
+    out: LogAppender,
+    mut stop: signal::Receiver<bool>,
+    stats: Arc<Mutex<ObserveStats>>,
+) {
+    // Wait for the API (the pipeline may be creating the cluster).
+    let mut waited_note = false;
+    let started = Instant::now();
+    let (client, url) = loop {
+        match client_for(&opts).await {
+            Ok(c) => break c,
+            Err(e) => {
+                stats.lock().expect("stats lock").last_error = Some(e.clone());
+                if !waited_note && started.elapsed() > Duration::from_secs(5) {
+                    waited_note = true;
+                    note(
+                        &out,
+                        Level::Info,
+                        format!("waiting for the cluster API: {e}"),
+                    )
+                    .await;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+    };
+    stats.lock().expect("stats lock").connected = true;
+    note(&out, Level::Info, format!("observing the cluster at {url}")).await;
+
+    let state = Arc::new(Shared {
+        out: out.clone(),
+        stats: stats.clone(),
+        helm_seen: Mutex::new(HashMap::new()),
+    });
+    let mut started_res: HashSet<String> = HashSet::new();
+    let mut tasks = Vec::new();
+    loop {
+        match Discovery::new(client.clone()).run().await {
+            Ok(d) => {
+                for group in d.groups() {
+                    for (ar, caps) in group.recommended_resources() {
+                        let key = resource_key(&ar);
+                        if !wanted(&ar, &opts.extra) || started_res.contains(&key) {
+                            continue;
+                        }
+                        if !caps.operations.iter().any(|o| o == "watch")
+                            && !caps.operations.is_empty()
+                        {
+                            continue;
+                        }
+                        started_res.insert(key.clone());
+                        stats
+                            .lock()
+                            .expect("stats lock")
+                            .resources
+                            .push(key.clone());
+                        for api in apis(&client, &ar, &caps, &opts.namespaces) {
+                            tasks.push(tokio::spawn(watch_resource(
+                                api,
+                                ar.clone(),
+                                key.clone(),
+                                state.clone(),
+                                stop.clone(),
+                            )));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!("discovery failed: {e}");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(REDISCOVER) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
+}
+
+fn resource_key(ar: &ApiResource) -> String {
+    if ar.group.is_empty() {
+        ar.plural.clone()
+    } else {
+        format!("{}.{}", ar.plural, ar.group)
+    }
+}
+
+fn wanted(ar: &ApiResource, extra: &[String]) -> bool {
+    DEFAULT_RESOURCES
+        .iter()
+        .any(|(g, p)| *g == ar.group && *p == ar.plural)
+        || extra
+            .iter()
+            .any(|x| x == &resource_key(ar) || x.eq_ignore_ascii_case(&ar.plural) || x == &ar.kind)
+}
+
+fn apis(
+    client: &Client,
+    ar: &ApiResource,
+    caps: &ApiCapabilities,
+    namespaces: &[String],
+) -> Vec<Api<DynamicObject>> {
+    if caps.scope == Scope::Namespaced && !namespaces.is_empty() {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced_with(client.clone(), ns, ar))
+            .collect()
+    } else {
+        vec![Api::all_with(client.clone(), ar)]
+    }
+}
+
+struct Shared {
+    out: LogAppender,
+    stats: Arc<Mutex<ObserveStats>>,
+    /// Helm releases already recorded: (ns, name) -> (revision, status).
+    helm_seen: Mutex<HashMap<(String, String), (u32, String)>>,
+}
+
+async fn note(out: &LogAppender, level: Level, text: String) {
+    let _ = out.append_async(Source::Watch, Note { level, text }).await;
+}
+
+async fn record(s: &Shared, source: Source, body: impl Into<Body>) {
+    if s.out.append_async(source, body).await.is_ok() {
+        s.stats.lock().expect("stats lock").recorded += 1;
+    }
+}
+
+/// Why a watch stream failed, and whether it is a 403.
+fn describe(e: &watcher::Error) -> (String, bool) {
+    let api = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(r))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(r))
+        | watcher::Error::WatchFailed(kube::Error::Api(r)) => Some(r.clone()),
+        watcher::Error::WatchError(r) => Some(r.clone()),
+        _ => None,
+    };
+    match api {
+        Some(r) if r.code == 403 => (format!("forbidden (403): {}", r.message), true),
+        Some(r) if r.code == 410 => ("expired (410 Gone): re-listed".into(), false),
+        Some(r) => (format!("{} ({}): {}", r.reason, r.code, r.message), false),
+        None => (format!("disconnected: {e}"), false),
+    }
+}
+
+async fn watch_resource(
+    api: Api<DynamicObject>,
+    ar: ApiResource,
+    key: String,
+    s: Arc<Shared>,
+    mut stop: signal::Receiver<bool>,
+) {
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    // uid -> (resourceVersion, namespace, name) of what was recorded last.
+    let mut known: HashMap<String, Known> = HashMap::new();
+    let mut listed_once = false;
+    let mut relist: Option<HashSet<String>> = None;
+    let mut gap: Option<(Instant, String)> = None;
+    let mut items = 0u64;
+    loop {
+        let next = tokio::select! {
+            n = stream.next() => n,
+            _ = stop.changed() => break,
+        };
+        let Some(ev) = next else { break };
+        match ev {
+            Ok(Event::Init) => {
+                items = 0;
+                if listed_once {
+                    relist = Some(HashSet::new());
+                    gap.get_or_insert_with(|| (Instant::now(), "re-listed".into()));
+                }
+            }
+            Ok(Event::InitApply(o)) => {
+                items += 1;
+                if let (Some(seen), Some(uid)) = (relist.as_mut(), o.metadata.uid.clone()) {
+                    seen.insert(uid);
+                }
+                apply(&s, &ar, &mut known, o, false).await;
+            }
+            Ok(Event::InitDone) => {
+                if !listed_once {
+                    let _ = s
+                        .out
+                        .append_async(
+                            Source::Watch,
+                            WatchSync {
+                                resource: key.clone(),
+                                phase: "listed".into(),
+                                items,
+                            },
+                        )
+                        .await;
+                }
+                listed_once = true;
+                if let Some(seen) = relist.take() {
+                    // Gone while we were not watching.
+                    let vanished: Vec<String> = known
+                        .keys()
+                        .filter(|u| !seen.contains(*u))
+                        .cloned()
+                        .collect();
+                    for uid in vanished {
+                        let Some((rv, namespace, name)) = known.remove(&uid) else {
+                            continue;
+                        };
+                        record(
+                            &s,
+                            Source::Watch,
+                            ObjectObserved {
+                                action: Action::Deleted,
+                                api_version: ar.api_version.clone(),
+                                kind: ar.kind.clone(),
+                                namespace,
+                                name,
+                                uid,
+                                resource_version: rv,
+                                object: String::new(),
+                            },
+                        )
+                        .await;
+                    }
+                }
+                if let Some((since, reason)) = gap.take() {
+                    s.stats.lock().expect("stats lock").gaps += 1;
+                    let _ = s
+                        .out
+                        .append_async(
+                            Source::Watch,
+                            WatchGap {
+                                resource: key.clone(),
+                                reason,
+                                duration_ns: since.elapsed().as_nanos() as u64,
+                                relisted: true,
+                            },
+                        )
+                        .await;
+                }
+            }
+            Ok(Event::Apply(o)) => apply(&s, &ar, &mut known, o, false).await,
+            Ok(Event::Delete(o)) => apply(&s, &ar, &mut known, o, true).await,
+            Err(e) => {
+                let (why, forbidden) = describe(&e);
+                if forbidden {
+                    s.stats.lock().expect("stats lock").gaps += 1;
+                    let _ = s
+                        .out
+                        .append_async(
+                            Source::Watch,
+                            WatchGap {
+                                resource: key.clone(),
+                                reason: why,
+                                duration_ns: 0,
+                                relisted: false,
+                            },
+                        )
+                        .await;
+                    return;
+                }
+                match &mut gap {
+                    Some((_, r)) => *r = why,
+                    None => gap = Some((Instant::now(), why)),
+                }
+            }
+        }
+    }
+}
+
+/// What a watcher last recorded of an object: (resourceVersion, namespace, name).
+type Known = (String, String, String);
+
+/// Records an object change unless it is a duplicate.
+async fn apply(
+    s: &Shared,
+    ar: &ApiResource,
+    known: &mut HashMap<String, Known>,
+    o: DynamicObject,
+    deleted: bool,
+) {
+    let uid = o.metadata.uid.clone().unwrap_or_default();
+    let rv = o.metadata.resource_version.clone().unwrap_or_default();
+    let ns = o.metadata.namespace.clone().unwrap_or_default();
+    let name = o.metadata.name.clone().unwrap_or_default();
+    let action = if deleted {
+        known.remove(&uid);
+        Action::Deleted
+    } else {
+        match known.insert(uid.clone(), (rv.clone(), ns.clone(), name.clone())) {
+            Some((prev, _, _)) if prev == rv => {
+                s.stats.lock().expect("stats lock").duplicates += 1;
+                return;
+            }
+            Some(_) => Action::Modified,
+            None => Action::Added,
+        }
+    };
+    let mut v = match serde_json::to_value(&o) {
+        Ok(v) => v,
+        Err(_) => return,
+    };
+    if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        md.remove("managedFields");
+    }
+    if v.get("apiVersion").is_none() {
+        v["apiVersion"] = ar.api_version.clone().into();
+        v["kind"] = ar.kind.clone().into();
+    }
+    if ar.group.is_empty() && ar.kind == "Event" {
+        if !deleted {
+            record(s, Source::Watch, event_of(&v)).await;
+        }
+        return;
+    }
+    if ar.group.is_empty() && ar.kind == "Secret" {
+        if let Some(h) = helm_release(&v) {
+            let key = (h.namespace.clone(), h.name.clone());
+            let new = (h.revision, h.status.clone());
+            let changed = {
+                let mut seen = s.helm_seen.lock().expect("helm lock");
+                seen.insert(key, new.clone()) != Some(new)
+            };
+            if changed && !deleted {
+                record(s, Source::Helm, h).await;
+            }
+        }
+        strip_secret(&mut v);
+    }
+    record(
+        s,
+        Source::Watch,
+        ObjectObserved {
+            action,
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+            namespace: ns,
+            name,
+            uid,
+            resource_version: rv,
+            object: v.to_string(),
+        },
+    )
+    .await;
+}
+
+/// Drops a Secret's values: only its metadata and type remain.
+pub fn strip_secret(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("data");
+        o.remove("stringData");
+        if let Some(md) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+            if let Some(a) = md.get_mut("annotations").and_then(Value::as_object_mut) {
+                // kubectl apply keeps the whole object, data included, in this annotation.
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        }
+    }
+}
+
+fn s(v: &Value, p: &str) -> String {
+    v.pointer(p)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A core/v1 Event as recorded.
+pub fn event_of(v: &Value) -> KubeEvent {
+    KubeEvent {
+        namespace: s(v, "/metadata/namespace"),
+        name: s(v, "/metadata/name"),
+        uid: s(v, "/metadata/uid"),
+        resource_version: s(v, "/metadata/resourceVersion"),
+        type_: s(v, "/type"),
+        reason: s(v, "/reason"),
+        message: s(v, "/message"),
+        involved: ObjectRef {
+            api_version: s(v, "/involvedObject/apiVersion"),
+            kind: s(v, "/involvedObject/kind"),
+            namespace: s(v, "/involvedObject/namespace"),
+            name: s(v, "/involvedObject/name"),
+            uid: s(v, "/involvedObject/uid"),
+            field_path: s(v, "/involvedObject/fieldPath"),
+        },
+        count: v.pointer("/count").and_then(Value::as_u64).unwrap_or(1) as u32,
+        first_timestamp: s(v, "/firstTimestamp"),
+        last_timestamp: s(v, "/lastTimestamp"),
+        source_component: s(v, "/source/component"),
+        source_host: s(v, "/source/host"),
+    }
+}
+
+/// Decodes a Helm 3 release Secret (label `owner=helm`): `data.release` is base64 (the Secret's
+/// encoding) of base64 (Helm's) of gzip of the release JSON. Only the status fields are kept.
+pub fn helm_release(secret: &Value) -> Option<HelmRelease> {
+    if secret
+        .pointer("/metadata/labels/owner")
+        .and_then(Value::as_str)
+        != Some("helm")
+    {
+        return None;
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let outer = secret.pointer("/data/release")?.as_str()?;
+    let inner = b64.decode(outer.trim()).ok()?;
+    let gz = b64.decode(inner.trim_ascii()).ok()?;
+    let mut json = Vec::new();
+    if gz.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::GzDecoder::new(&gz[..])
+            .take(64 << 20)
+            .read_to_end(&mut json)
+            .ok()?;
+    } else {
+        json = gz;
+    }
+    let r: Value = serde_json::from_slice(&json).ok()?;
+    Some(HelmRelease {
+        namespace: s(&r, "/namespace"),
+        name: s(&r, "/name"),
+        revision: r.pointer("/version").and_then(Value::as_u64).unwrap_or(0) as u32,
+        status: s(&r, "/info/status"),
+        chart: s(&r, "/chart/metadata/name"),
+        chart_version: s(&r, "/chart/metadata/version"),
+        app_version: s(&r, "/chart/metadata/appVersion"),
+        description: s(&r, "/info/description"),
+        first_deployed: s(&r, "/info/first_deployed"),
+        last_deployed: s(&r, "/info/last_deployed"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A release Secret built the way Helm 3 stores it.
+    fn helm_secret(values_password: &str) -> Value {
+        let release = serde_json::json!({
+            "name": "keycloak", "namespace": "keycloak", "version": 3,
+            "info": {"status": "deployed", "description": "Upgrade complete",
+                     "first_deployed": "2026-11-28T10:00:00Z", "last_deployed": "2026-11-28T10:05:00Z"},
+            "chart": {"metadata": {"name": "keycloak", "version": "24.0.4", "appVersion": "24.0"},
+                      "values": {"auth": {"adminPassword": "chart-default"}}},
+            "config": {"auth": {"adminPassword": values_password}},
+            "manifest": format!("apiVersion: v1\nkind: Secret\nstringData:\n  password: {values_password}\n"),
+        });
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(release.to_string().as_bytes()).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let helm = b64.encode(gz.finish().unwrap());
+        let data = b64.encode(helm);
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+            "metadata": {"name": "sh.helm.release.v1.keycloak.v3", "namespace": "keycloak",
+                         "labels": {"owner": "helm", "name": "keycloak", "status": "deployed", "version": "3"}},
+            "data": {"release": data},
+        })
+    }
+
+    #[test]
+    fn helm_release_secrets_decode_to_status_only() {
+        let mut secret = helm_secret("s3cr3t-Pa55");
+        let h = helm_release(&secret).unwrap();
+        assert_eq!(
+            (
+                h.name.as_str(),
+                h.namespace.as_str(),
+                h.revision,
+                h.status.as_str()
+            ),
+            ("keycloak", "keycloak", 3, "deployed")
+        );
+        assert_eq!(
+            (
+                h.chart.as_str(),
+                h.chart_version.as_str(),
+                h.app_version.as_str()
+            ),
+            ("keycloak", "24.0.4", "24.0")
+        );
+        assert_eq!(h.description, "Upgrade complete");
+        assert_eq!(h.first_deployed, "2026-11-28T10:00:00Z");
+        // Neither the decoded record nor the stripped Secret holds the password.
+        let rec = serde_json::to_string(&h).unwrap();
+        assert!(!rec.contains("s3cr3t"));
+        strip_secret(&mut secret);
+        assert!(!secret.to_string().contains("release\""), "{secret}");
+        assert!(secret.get("data").is_none());
+    }
+
+    #[test]
+    fn other_secrets_are_not_helm_and_lose_their_data() {
+        let mut v = serde_json::json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"db","namespace":"orders",
+            "annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"data\":{\"password\":\"cGFzcw==\"}}"}},
+            "data":{"password":"cGFzcw=="},"stringData":{"x":"y"}});
+        assert!(helm_release(&v).is_none());
+        strip_secret(&mut v);
+        let t = v.to_string();
+        assert!(!t.contains("cGFzcw"), "{t}");
+        assert!(!t.contains("stringData"), "{t}");
+    }
+
+    #[test]
+    fn a_corrupt_helm_secret_is_ignored() {
+        let v = serde_json::json!({"metadata":{"labels":{"owner":"helm"}},"data":{"release":"not base64!"}});
+        assert!(helm_release(&v).is_none());
+    }
+}

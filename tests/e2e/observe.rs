@@ -1,0 +1,216 @@
+//! Record ∘ serve = identity: a scenario served live by `pipetape replay serve --live` is
+//! recorded by `pipetape record --kubeconfig` through the real observers (kube-rs), and what
+//! was recorded is compared with the scenario: every object's final state, the order of every
+//! object's readiness transitions, every Event. Then the same with serve's faults on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pipetape_replayer::fold::{ObjKey, RunModel};
+use pipetape_replayer::scenario::Variant;
+use serde_json::Value;
+
+use crate::Env;
+
+const SPEED: f64 = 30.0;
+
+fn serve(env: &Env, log: &Path, kubeconfig: &Path, faults: &[&str]) -> Child {
+    let mut args = vec![
+        "replay".to_string(),
+        "serve".into(),
+        log.display().to_string(),
+        "--live".into(),
+        "--speed".into(),
+        SPEED.to_string(),
+        "--exit-at-end".into(),
+        "--kubeconfig-out".into(),
+        kubeconfig.display().to_string(),
+    ];
+    args.extend(faults.iter().map(|f| f.to_string()));
+    let child = Command::new(env!("CARGO_BIN_EXE_pipetape"))
+        .args(&args)
+        .env("PIPETAPE_STORE", env.store())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !kubeconfig.exists() {
+        assert!(Instant::now() < deadline, "serve wrote no kubeconfig");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Serves `scenario` live and records it; returns (scenario model, recorded model).
+fn round_trip(faults: &[&str]) -> (RunModel, RunModel, Env) {
+    let env = Env::new();
+    let log = env.path("scenario.ptape");
+    Variant::red().write(&log).unwrap();
+    let scenario = pipetape_replayer::load(&log).unwrap().model;
+    let kc = env.path("kubeconfig");
+    let mut server = serve(&env, &log, &kc, faults);
+    // Record for as long as the replay lasts, plus a margin.
+    let secs = scenario.info.end_ns as f64 / 1e9 / SPEED + 3.0;
+    let r = env.run(&[
+        "record",
+        "--name",
+        "observed",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--",
+        "sleep",
+        &format!("{secs:.1}"),
+    ]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(!r.stderr().contains("ERROR"), "{}", r.stderr());
+    let _ = server.kill();
+    let _ = server.wait();
+    let out = env.run(&["runs", "show", "last", "-o", "json"]).ok();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let recorded = pipetape_replayer::load(Path::new(v["log_path"].as_str().unwrap()))
+        .unwrap()
+        .model;
+    (scenario, recorded, env)
+}
+
+/// An object without what serve rewrites (resourceVersion) or the recorder drops.
+fn normalised(json: &str) -> Value {
+    let mut v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+    if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        md.remove("resourceVersion");
+        md.remove("managedFields");
+    }
+    v
+}
+
+fn finals(m: &RunModel) -> BTreeMap<ObjKey, Value> {
+    m.objects
+        .iter()
+        .filter_map(|(k, h)| {
+            let v = h.versions.iter().rev().find(|v| !v.object.is_empty())?;
+            Some((k.clone(), normalised(&v.object)))
+        })
+        .collect()
+}
+
+fn events(m: &RunModel) -> BTreeSet<(String, String, String, String)> {
+    m.events
+        .iter()
+        .map(|e| {
+            (
+                e.event.reason.clone(),
+                e.event.involved.kind.clone(),
+                e.event.involved.name.clone(),
+                e.event.message.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn record_of_serve_is_the_scenario() {
+    let (scenario, recorded, _env) = round_trip(&[]);
+    let want = finals(&scenario);
+    let got = finals(&recorded);
+    let missing: Vec<String> = want
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .map(|k| k.display())
+        .collect();
+    assert!(missing.is_empty(), "objects not recorded: {missing:?}");
+    for (k, v) in &want {
+        assert_eq!(&got[k], v, "final state of {}", k.display());
+    }
+    assert_eq!(got.len(), want.len(), "extra objects recorded");
+    // Every readiness transition, in order; times within a tolerance (the replay clock runs
+    // SPEED times faster than the recorder's).
+    let offset = recorded
+        .objects
+        .values()
+        .flat_map(|h| h.versions.first())
+        .map(|v| v.mono_ns as f64 * SPEED)
+        .fold(f64::INFINITY, f64::min)
+        - scenario
+            .objects
+            .values()
+            .flat_map(|h| h.versions.first())
+            .map(|v| v.mono_ns as f64)
+            .fold(f64::INFINITY, f64::min);
+    for (k, h) in &scenario.objects {
+        let want: Vec<_> = h.transitions().iter().map(|t| (t.0, t.1)).collect();
+        let got: Vec<_> = recorded.objects[k]
+            .transitions()
+            .iter()
+            .map(|t| (t.0, t.1))
+            .collect();
+        assert_eq!(
+            want.iter().map(|t| t.1).collect::<Vec<_>>(),
+            got.iter().map(|t| t.1).collect::<Vec<_>>(),
+            "transitions of {}",
+            k.display()
+        );
+        for ((tw, _), (tg, _)) in want.iter().zip(&got) {
+            let drift = (*tg as f64 * SPEED - offset - *tw as f64).abs() / 1e9;
+            // 60 s of scenario time is 2 s of real time at SPEED 30.
+            assert!(drift < 60.0, "{}: transition {drift:.1}s off", k.display());
+        }
+    }
+    assert_eq!(events(&recorded), events(&scenario));
+    // No duplicates: consecutive versions of an object differ.
+    for h in recorded.objects.values() {
+        for w in h.versions.windows(2) {
+            assert!(
+                w[0].resource_version != w[1].resource_version || w[1].action != w[0].action,
+                "duplicate version of {}",
+                h.key.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn record_of_serve_with_faults_loses_nothing_and_records_the_gaps() {
+    let (scenario, recorded, _env) = round_trip(&[
+        "--fault-drop-watch-after",
+        "2s",
+        "--fault-gone-on-resume",
+        "--fault-forbid",
+        "secrets",
+    ]);
+    let want: BTreeMap<ObjKey, Value> = finals(&scenario)
+        .into_iter()
+        .filter(|(k, _)| k.kind != "Secret")
+        .collect();
+    let got = finals(&recorded);
+    for (k, v) in &want {
+        assert_eq!(got.get(k), Some(v), "final state of {}", k.display());
+    }
+    assert!(
+        got.keys().all(|k| k.kind != "Secret"),
+        "a forbidden kind was recorded"
+    );
+    assert_eq!(events(&recorded), events(&scenario));
+    for h in recorded.objects.values() {
+        for w in h.versions.windows(2) {
+            assert!(
+                w[0].resource_version != w[1].resource_version || w[1].action != w[0].action,
+                "duplicate version of {}",
+                h.key.display()
+            );
+        }
+    }
+    // The forbidden kind: one gap. The dropped watches: re-list gaps with their durations.
+    let forbidden: Vec<_> = recorded
+        .gaps
+        .iter()
+        .filter(|(_, g)| g.reason.contains("forbidden"))
+        .collect();
+    assert_eq!(forbidden.len(), 1, "{:?}", recorded.gaps);
+    assert_eq!(forbidden[0].1.resource, "secrets");
+    let relists: Vec<_> = recorded.gaps.iter().filter(|(_, g)| g.relisted).collect();
+    assert!(relists.len() >= 3, "{:?}", recorded.gaps);
+    assert!(relists.iter().all(|(_, g)| g.duration_ns > 0));
+}
