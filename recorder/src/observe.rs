@@ -670,3 +670,320 @@ mod tests {
         assert!(helm_release(&v).is_none());
     }
 }
+
+/// A gate on cluster objects, driven by a watch (no polling): `condition` passes when every
+/// matching object meets the condition (and at least one matches); `none` passes when no
+/// matching object meets it (e.g. "no ExternalSecret is Ready=False").
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectGate {
+    /// Kind (`DaemonSet`), plural (`daemonsets`) or `plural.group`.
+    pub kind: String,
+    /// Namespace, or `all` / absent for every namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Only the object of this name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Only objects matching this label selector (`app=x,tier!=db`).
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// Condition type, e.g. `Ready`, `Available`.
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    /// Condition status (default "True").
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Instead of a condition: ready as computed by kstatus rules (`replay state` readiness).
+    #[serde(default)]
+    pub ready: bool,
+}
+
+impl ObjectGate {
+    /// One line, e.g. `DaemonSet ameide/registry-mirror ready`.
+    pub fn describe(&self, none: bool) -> String {
+        let scope = match (&self.namespace, &self.name) {
+            (Some(ns), Some(n)) if ns != "all" => format!("{ns}/{n}"),
+            (_, Some(n)) => n.clone(),
+            (Some(ns), None) if ns != "all" => format!("in {ns}"),
+            _ => "in any namespace".into(),
+        };
+        let sel = self
+            .selector
+            .as_ref()
+            .map(|s| format!(" with labels {s}"))
+            .unwrap_or_default();
+        let cond = self.condition_text();
+        if none {
+            format!("no {} {scope}{sel} with {cond}", self.kind)
+        } else {
+            format!("every {} {scope}{sel} {cond}", self.kind)
+        }
+    }
+
+    fn condition_text(&self) -> String {
+        match &self.type_ {
+            Some(t) => format!("{t}={}", self.status.as_deref().unwrap_or("True")),
+            None => "ready".into(),
+        }
+    }
+
+    /// Whether an object meets the condition.
+    pub fn meets(&self, obj: &Value) -> bool {
+        match &self.type_ {
+            None => pipetape_store::readiness::readiness(obj).status == Status::Current,
+            Some(t) => {
+                let want = self.status.as_deref().unwrap_or("True");
+                obj.pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c.get("type").and_then(Value::as_str) == Some(t)
+                                && c.get("status").and_then(Value::as_str) == Some(want)
+                        })
+                    })
+            }
+        }
+    }
+}
+
+use pipetape_store::model::{Blocker, Condition};
+use pipetape_store::readiness::Status;
+
+/// What an object gate found.
+#[derive(Debug, Clone)]
+pub struct GateOutcome {
+    /// Passed.
+    pub ok: bool,
+    /// Evaluations made (one per change that altered the verdict, and the first).
+    pub probes: u32,
+    /// The last evaluation, one line.
+    pub last: String,
+    /// On failure: the objects in the way, with their conditions.
+    pub blockers: Vec<Blocker>,
+    /// Why it could not be evaluated at all (no cluster, unknown kind).
+    pub error: Option<String>,
+}
+
+fn blocker_of(kind: &str, obj: &Value) -> Blocker {
+    let r = pipetape_store::readiness::readiness(obj);
+    let conditions = obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| Condition {
+                    type_: s(c, "/type"),
+                    status: s(c, "/status"),
+                    reason: s(c, "/reason"),
+                    message: s(c, "/message"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Blocker {
+        kind: kind.to_string(),
+        namespace: s(obj, "/metadata/namespace"),
+        name: s(obj, "/metadata/name"),
+        conditions,
+        message: if r.reason.is_empty() {
+            r.status.as_str().to_string()
+        } else {
+            format!("{}: {} {}", r.status.as_str(), r.reason, r.message)
+        },
+    }
+}
+
+async fn find_resource(client: &Client, kind: &str) -> Option<(ApiResource, ApiCapabilities)> {
+    let d = Discovery::new(client.clone()).run().await.ok()?;
+    let k = kind.to_ascii_lowercase();
+    for g in d.groups() {
+        for (ar, caps) in g.recommended_resources() {
+            if ar.kind.to_ascii_lowercase() == k
+                || ar.plural == k
+                || resource_key(&ar) == k
+                || (ar.plural.len() > 1 && ar.plural.trim_end_matches('s') == k)
+            {
+                return Some((ar, caps));
+            }
+        }
+    }
+    None
+}
+
+/// Waits for an object gate until `deadline` or until `interrupted` turns true. `probe` is
+/// called with (probe number, verdict, one line) each time the verdict's description changes.
+pub async fn object_gate(
+    cluster: &ObserveOptions,
+    g: &ObjectGate,
+    none: bool,
+    deadline: tokio::time::Instant,
+    interrupted: impl std::future::Future<Output = ()>,
+    mut probe: impl FnMut(u32, bool, &str),
+) -> GateOutcome {
+    tokio::pin!(interrupted);
+    let mut out = GateOutcome {
+        ok: false,
+        probes: 0,
+        last: String::new(),
+        blockers: Vec::new(),
+        error: None,
+    };
+    let wait = |d: tokio::time::Instant| async move { tokio::time::sleep_until(d).await };
+    // Reach the cluster and find the kind (a CRD may still be on its way).
+    let (client, (ar, caps)) = loop {
+        let r = match client_for(cluster).await {
+            Ok((c, _)) => match find_resource(&c, &g.kind).await {
+                Some(x) => Ok((c, x)),
+                None => Err(format!("the cluster serves no kind '{}'", g.kind)),
+            },
+            Err(e) => Err(format!("cluster unreachable: {e}")),
+        };
+        match r {
+            Ok(x) => break x,
+            Err(e) => out.error = Some(e),
+        }
+        let next = tokio::time::Instant::now() + Duration::from_millis(500);
+        if next >= deadline {
+            out.last = out.error.clone().unwrap_or_default();
+            return out;
+        }
+        tokio::select! {
+            _ = wait(next) => {}
+            _ = &mut interrupted => { out.last = "interrupted".into(); return out; }
+        }
+    };
+    out.error = None;
+    let api: Api<DynamicObject> = match g.namespace.as_deref() {
+        Some(ns) if ns != "all" && caps.scope == Scope::Namespaced => {
+            Api::namespaced_with(client, ns, &ar)
+        }
+        _ => Api::all_with(client, &ar),
+    };
+    let mut cfg = watcher::Config::default();
+    if let Some(sel) = &g.selector {
+        cfg = cfg.labels(sel);
+    }
+    if let Some(n) = &g.name {
+        cfg = cfg.fields(&format!("metadata.name={n}"));
+    }
+    let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+    let mut objects: BTreeMapObj = BTreeMapObj::new();
+    let mut listing: Option<BTreeMapObj> = None;
+    let mut ready_to_judge = false;
+    loop {
+        let ev = tokio::select! {
+            ev = stream.next() => ev,
+            _ = wait(deadline) => break,
+            _ = &mut interrupted => { out.last = "interrupted".into(); break; }
+        };
+        let Some(ev) = ev else { break };
+        let key = |o: &DynamicObject| {
+            (
+                o.metadata.namespace.clone().unwrap_or_default(),
+                o.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        let json = |o: &DynamicObject| {
+            let mut v = serde_json::to_value(o).unwrap_or_default();
+            if v.get("kind").is_none() {
+                v["kind"] = ar.kind.clone().into();
+                v["apiVersion"] = ar.api_version.clone().into();
+            }
+            v
+        };
+        match ev {
+            Ok(Event::Init) => listing = Some(BTreeMapObj::new()),
+            Ok(Event::InitApply(o)) => {
+                if let Some(l) = listing.as_mut() {
+                    l.insert(key(&o), json(&o));
+                }
+                continue;
+            }
+            Ok(Event::InitDone) => {
+                if let Some(l) = listing.take() {
+                    objects = l;
+                }
+                ready_to_judge = true;
+            }
+            Ok(Event::Apply(o)) => {
+                objects.insert(key(&o), json(&o));
+            }
+            Ok(Event::Delete(o)) => {
+                objects.remove(&key(&o));
+            }
+            Err(_) => continue,
+        }
+        if !ready_to_judge {
+            continue;
+        }
+        let meeting: Vec<&Value> = objects.values().filter(|o| g.meets(o)).collect();
+        let (ok, line) = if none {
+            let names: Vec<String> = meeting.iter().take(5).map(|o| ns_name(o)).collect();
+            (
+                meeting.is_empty(),
+                format!(
+                    "{} of {} {} with {}{}",
+                    meeting.len(),
+                    objects.len(),
+                    g.kind,
+                    g.condition_text(),
+                    if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", names.join(", "))
+                    }
+                ),
+            )
+        } else {
+            (
+                !objects.is_empty() && meeting.len() == objects.len(),
+                format!(
+                    "{} of {} {} {}",
+                    meeting.len(),
+                    objects.len(),
+                    g.kind,
+                    g.condition_text()
+                ),
+            )
+        };
+        if line != out.last {
+            out.probes += 1;
+            out.last = line.clone();
+            probe(out.probes, ok, &line);
+        }
+        if ok {
+            out.ok = true;
+            return out;
+        }
+    }
+    // Failed: who is in the way.
+    out.blockers = objects
+        .values()
+        .filter(|o| g.meets(o) == none)
+        .take(20)
+        .map(|o| blocker_of(&ar.kind, o))
+        .collect();
+    if out.blockers.is_empty() && objects.is_empty() && !none {
+        out.blockers.push(Blocker {
+            kind: ar.kind.clone(),
+            namespace: g.namespace.clone().unwrap_or_default(),
+            name: g.name.clone().unwrap_or_default(),
+            conditions: Vec::new(),
+            message: format!("no {} matched", ar.kind),
+        });
+    }
+    out
+}
+
+type BTreeMapObj = std::collections::BTreeMap<(String, String), Value>;
+
+fn ns_name(o: &Value) -> String {
+    let ns = s(o, "/metadata/namespace");
+    let n = s(o, "/metadata/name");
+    if ns.is_empty() {
+        n
+    } else {
+        format!("{ns}/{n}")
+    }
+}

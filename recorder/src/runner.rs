@@ -375,6 +375,8 @@ pub struct RunOptions {
     pub base_dir: PathBuf,
     /// Environment values to mask (secret_env resolved), in addition to the spec's `mask`.
     pub masks: Vec<String>,
+    /// The cluster `condition` and `none` gates watch (`None`: no cluster, they fail).
+    pub cluster: Option<crate::observe::ObserveOptions>,
 }
 
 /// How a run ended.
@@ -864,6 +866,14 @@ async fn run_gate(
     sink: &Sink,
     mut interrupt: watch::Receiver<Option<Interrupt>>,
 ) -> StepResult {
+    if let Some((og, none)) = g
+        .condition
+        .as_ref()
+        .map(|o| (o, false))
+        .or(g.none.as_ref().map(|o| (o, true)))
+    {
+        return run_object_gate(stage, s, g, og, none, opts, sink, interrupt).await;
+    }
     let (kind, what) = match (&g.command, &g.http) {
         (Some(c), _) => ("command", sink.mask(c).into_owned()),
         (_, Some(u)) => ("http", sink.mask(u).into_owned()),
@@ -961,6 +971,137 @@ async fn run_gate(
     sink.banner(&format!(
         "[{label}] gate FAILED: {reason}; last probe: {last}"
     ));
+    StepResult {
+        ok: false,
+        exit_code: 1,
+        what: format!("gate {} failed: {reason}", s.name),
+    }
+}
+
+/// A `condition` or `none` gate: watches the objects and passes the moment the verdict turns;
+/// on timeout records the objects in the way with their conditions.
+#[allow(clippy::too_many_arguments)]
+async fn run_object_gate(
+    stage: &str,
+    s: &Step,
+    g: &Gate,
+    og: &crate::observe::ObjectGate,
+    none: bool,
+    opts: &RunOptions,
+    sink: &Sink,
+    mut interrupt: watch::Receiver<Option<Interrupt>>,
+) -> StepResult {
+    let kind = if none { "none" } else { "condition" };
+    let what = og.describe(none);
+    let label = format!("{stage}/{}", s.name);
+    sink.record(
+        Source::Gate,
+        GateStarted {
+            stage: stage.into(),
+            gate: s.name.clone(),
+            gate_kind: kind.into(),
+            description: what.clone(),
+            timeout_ns: Some(g.timeout.as_nanos() as u64),
+        },
+    )
+    .await;
+    sink.banner(&format!(
+        "[{label}] waiting for {kind} gate: {what} (timeout {})",
+        humanize(g.timeout)
+    ));
+    sink.step_running(&label, true);
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + g.timeout;
+    let outcome = match &opts.cluster {
+        None => crate::observe::GateOutcome {
+            ok: false,
+            probes: 0,
+            last: "no cluster to watch (--no-cluster)".into(),
+            blockers: Vec::new(),
+            error: Some("no cluster to watch (--no-cluster)".into()),
+        },
+        Some(cluster) => {
+            // Probes are recorded the moment the verdict changes (the appender is a channel).
+            let appender = sink.appender();
+            let gate = s.name.clone();
+            crate::observe::object_gate(
+                cluster,
+                og,
+                none,
+                deadline,
+                async move {
+                    let _ = interrupt.wait_for(|x| x.is_some()).await;
+                },
+                |attempt, ok, detail| {
+                    if let Some(a) = &appender {
+                        let _ = a.append(
+                            Source::Gate,
+                            GateProbe {
+                                gate: gate.clone(),
+                                attempt,
+                                ok,
+                                detail: detail.to_string(),
+                            },
+                        );
+                    }
+                },
+            )
+            .await
+        }
+    };
+    sink.step_running(&label, false);
+    let d = started.elapsed();
+    if outcome.ok {
+        sink.record(
+            Source::Gate,
+            GatePassed {
+                gate: s.name.clone(),
+                duration_ns: d.as_nanos() as u64,
+                probes: outcome.probes,
+            },
+        )
+        .await;
+        sink.banner(&format!(
+            "[{label}] gate passed after {}: {}",
+            humanize(d),
+            outcome.last
+        ));
+        return StepResult {
+            ok: true,
+            exit_code: 0,
+            what: String::new(),
+        };
+    }
+    let reason = match (&outcome.error, outcome.last.as_str()) {
+        (Some(e), _) => e.clone(),
+        (None, "interrupted") => "interrupted".into(),
+        (None, last) => format!("timed out after {}: {last}", humanize(g.timeout)),
+    };
+    sink.record(
+        Source::Gate,
+        GateFailed {
+            gate: s.name.clone(),
+            duration_ns: d.as_nanos() as u64,
+            reason: reason.clone(),
+            blockers: outcome.blockers.clone(),
+            last_probe: Some(outcome.last.clone()),
+        },
+    )
+    .await;
+    let mut msg = format!("[{label}] gate FAILED: {reason}");
+    for b in outcome.blockers.iter().take(5) {
+        msg.push_str(&format!(
+            "\n[{label}]   blocked by {} {}/{}: {}",
+            b.kind, b.namespace, b.name, b.message
+        ));
+        for c in b.conditions.iter().filter(|c| c.status != "True").take(2) {
+            msg.push_str(&format!(
+                " ({}={} {}: {})",
+                c.type_, c.status, c.reason, c.message
+            ));
+        }
+    }
+    sink.banner(&msg);
     StepResult {
         ok: false,
         exit_code: 1,

@@ -31,6 +31,9 @@ pub struct Pipeline {
     /// Files captured into the log at the end.
     #[serde(default)]
     pub artifacts: Vec<ArtifactSpec>,
+    /// More cluster resources to watch besides the defaults: `plural` or `plural.group`.
+    #[serde(default)]
+    pub observe: Vec<String>,
 }
 
 /// A stage: steps run in order, or all at once with `parallel: true`.
@@ -95,6 +98,13 @@ pub struct Gate {
     /// For `http`: accept any TLS certificate (clusters with self-signed certificates).
     #[serde(default)]
     pub insecure: bool,
+    /// Passes when every matching cluster object meets a condition (driven by a watch).
+    #[serde(default)]
+    pub condition: Option<crate::observe::ObjectGate>,
+    /// Passes when no matching cluster object meets a condition, e.g. no ExternalSecret with
+    /// Ready=False (driven by a watch).
+    #[serde(default)]
+    pub none: Option<crate::observe::ObjectGate>,
     /// Time between probes.
     #[serde(default = "default_interval", deserialize_with = "duration")]
     pub interval: Duration,
@@ -320,25 +330,51 @@ fn check_steps(
                     format!("step '{}' needs `run: COMMAND` or `gate:`", s.name),
                 ))
             }
-            (None, Some(g)) => match (&g.command, &g.http) {
-                (Some(_), None) => {}
-                (None, Some(u)) if u.starts_with("http://") || u.starts_with("https://") => {}
-                (None, Some(u)) => {
+            (None, Some(g)) => {
+                let n = [
+                    g.command.is_some(),
+                    g.http.is_some(),
+                    g.condition.is_some(),
+                    g.none.is_some(),
+                ]
+                .iter()
+                .filter(|x| **x)
+                .count();
+                if n != 1 {
                     return Err(err(
                         &at,
                         format!(
-                            "gate '{}': `http` must be an http:// or https:// URL, got '{u}'",
+                            "gate '{}' needs exactly one of `command`, `http`, `condition` or `none`",
                             s.name
                         ),
-                    ))
+                    ));
                 }
-                _ => {
-                    return Err(err(
-                        &at,
-                        format!("gate '{}' needs exactly one of `command` or `http`", s.name),
-                    ))
+                if let Some(u) = &g.http {
+                    if !(u.starts_with("http://") || u.starts_with("https://")) {
+                        return Err(err(
+                            &at,
+                            format!(
+                                "gate '{}': `http` must be an http:// or https:// URL, got '{u}'",
+                                s.name
+                            ),
+                        ));
+                    }
                 }
-            },
+                if let Some(o) = g.condition.as_ref().or(g.none.as_ref()) {
+                    if o.kind.trim().is_empty() {
+                        return Err(err(&at, format!("gate '{}': `kind` is empty", s.name)));
+                    }
+                    if o.ready && o.type_.is_some() {
+                        return Err(err(
+                            &at,
+                            format!(
+                                "gate '{}': give either `type` (a condition) or `ready: true`, not both",
+                                s.name
+                            ),
+                        ));
+                    }
+                }
+            }
             (Some(_), None) => {}
         }
     }

@@ -214,3 +214,82 @@ fn record_of_serve_with_faults_loses_nothing_and_records_the_gaps() {
     assert!(relists.len() >= 3, "{:?}", recorded.gaps);
     assert!(relists.iter().all(|(_, g)| g.duration_ns > 0));
 }
+
+/// `condition` and `none` gates against the red nightly served live: the registry mirror's
+/// DaemonSet gate passes when it turns ready; the ExternalSecret sweep fails naming the stuck
+/// secret with its condition.
+#[test]
+fn condition_and_none_gates_follow_the_watch() {
+    let env = Env::new();
+    let log = env.path("scenario.ptape");
+    Variant::red().write(&log).unwrap();
+    let kc = env.path("kubeconfig");
+    let mut server = serve(&env, &log, &kc, &[]);
+    let started = Instant::now();
+    let pipeline = env.path("gates.yaml");
+    std::fs::write(
+        &pipeline,
+        "name: gates
+stages:
+  - name: preflight
+    steps:
+      - name: mirror-ready
+        gate:
+          condition: {kind: DaemonSet, namespace: ameide, name: registry-mirror, ready: true}
+          timeout: 30s
+  - name: infra
+    steps:
+      - name: wait-for-secrets
+        run: sleep 9
+      - name: externalsecrets-ready
+        gate:
+          none: {kind: externalsecrets, type: Ready, status: \"False\"}
+          timeout: 3s
+",
+    )
+    .unwrap();
+    let r = env.run(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(r.code(), 1, "{}{}", r.stdout(), r.stderr());
+    let out = r.stdout();
+    assert!(out.contains("gate passed"), "{out}");
+    assert!(
+        out.contains("blocked by ExternalSecret orders/orders-db-credentials"),
+        "{out}"
+    );
+    assert!(out.contains("SecretSyncedError"), "{out}");
+    let v: Value =
+        serde_json::from_str(&env.run(&["runs", "show", "last", "-o", "json"]).ok()).unwrap();
+    let m = pipetape_replayer::load(Path::new(v["log_path"].as_str().unwrap()))
+        .unwrap()
+        .model;
+    let gate = |n: &str| m.spans.iter().find(|s| s.name == n).unwrap().clone();
+    let mirror = gate("mirror-ready");
+    assert_eq!(mirror.outcome, "passed");
+    // The DaemonSet is ready at 3m32s of the scenario: about 7 s at 30× (the run started a
+    // moment after the replay).
+    let took = mirror.duration_ns().unwrap() as f64 / 1e9;
+    assert!((4.0..12.0).contains(&took), "mirror gate took {took:.1}s");
+    let probes: Vec<_> = m
+        .probes
+        .iter()
+        .filter(|(_, p)| p.gate == "mirror-ready")
+        .collect();
+    assert!(probes.len() >= 2, "{probes:?}");
+    assert!(!probes[0].1.ok && probes.last().unwrap().1.ok, "{probes:?}");
+    let es = gate("externalsecrets-ready");
+    assert_eq!(es.outcome, "failed");
+    assert_eq!(es.blockers.len(), 1, "{:?}", es.blockers);
+    assert_eq!(es.blockers[0].name, "orders-db-credentials");
+    assert!(es.blockers[0]
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "SecretSyncedError"));
+    assert!(started.elapsed() < Duration::from_secs(40));
+}

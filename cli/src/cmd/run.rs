@@ -62,21 +62,23 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// The observers' options, `None` with --no-cluster.
+    pub fn options(&self) -> Option<pipetape_recorder::observe::ObserveOptions> {
+        (!self.no_cluster).then(|| pipetape_recorder::observe::ObserveOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespaces: self.namespaces.clone(),
+            extra: self.observe.clone(),
+        })
+    }
+
     /// Starts the observers (unless --no-cluster) on the session's log.
     pub fn start(
         &self,
         extra: &[String],
         sink: &pipetape_recorder::runner::Sink,
     ) -> Option<pipetape_recorder::observe::Observer> {
-        if self.no_cluster {
-            return None;
-        }
-        let mut opts = pipetape_recorder::observe::ObserveOptions {
-            kubeconfig: self.kubeconfig.clone(),
-            context: self.context.clone(),
-            namespaces: self.namespaces.clone(),
-            extra: self.observe.clone(),
-        };
+        let mut opts = self.options()?;
         opts.extra.extend(extra.iter().cloned());
         sink.appender()
             .map(|a| pipetape_recorder::observe::Observer::start(opts, a))
@@ -144,6 +146,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         skip: a.skip.clone(),
         base_dir,
         masks: masks.clone(),
+        cluster: a.cluster.options(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -162,7 +165,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
                 "recording failed and --strict-recording is set; nothing was run",
             ));
         }
-        let observer = a.cluster.start(&[], session.sink());
+        let observer = a.cluster.start(&p.observe, session.sink());
         let (rx, signals) = runner::forward_signals(!ctx.quiet);
         let end = runner::run(&p, &opts, session.sink(), rx).await;
         signals.abort();
