@@ -50,7 +50,19 @@ pub struct ObserveOptions {
     pub namespaces: Vec<String>,
     /// More resources to watch: `plural` or `plural.group` (the spec's `observe:`).
     pub extra: Vec<String>,
+    /// Pod logs: at most this many bytes per container instance (0: no pod logs).
+    pub log_bytes: u64,
+    /// Pod logs: at most this many lines per second per container (the rest are dropped and
+    /// counted).
+    pub log_lines_per_s: u32,
+    /// Values masked in pod logs (secret_env values, `mask` patterns).
+    pub masks: Vec<String>,
 }
+
+/// Default per-container pod log cap.
+pub const DEFAULT_LOG_BYTES: u64 = 16 << 20;
+/// Default per-container pod log rate.
+pub const DEFAULT_LOG_LINES_PER_S: u32 = 5_000;
 
 /// The resources watched by default: (group, plural).
 const DEFAULT_RESOURCES: &[(&str, &str)] = &[
@@ -190,6 +202,23 @@ async fn run(
         out: out.clone(),
         stats: stats.clone(),
         helm_seen: Mutex::new(HashMap::new()),
+        logs: (opts.log_bytes > 0).then(|| {
+            Arc::new(Logs {
+                client: client.clone(),
+                bytes: opts.log_bytes,
+                lines_per_s: opts.log_lines_per_s.max(1),
+                masks: opts
+                    .masks
+                    .iter()
+                    .filter(|m| !m.is_empty())
+                    .cloned()
+                    .collect(),
+                following: Mutex::new(HashSet::new()),
+                previous: Mutex::new(HashSet::new()),
+                stop: stop.clone(),
+                tasks: Mutex::new(Vec::new()),
+            })
+        }),
     });
     let mut started_res: HashSet<String> = HashSet::new();
     let mut tasks = Vec::new();
@@ -237,6 +266,12 @@ async fn run(
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }
+    if let Some(l) = &state.logs {
+        let tasks: Vec<_> = std::mem::take(&mut *l.tasks.lock().expect("tasks lock"));
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+        }
+    }
 }
 
 fn resource_key(ar: &ApiResource) -> String {
@@ -277,13 +312,192 @@ struct Shared {
     stats: Arc<Mutex<ObserveStats>>,
     /// Helm releases already recorded: (ns, name) -> (revision, status).
     helm_seen: Mutex<HashMap<(String, String), (u32, String)>>,
+    /// Pod log followers.
+    logs: Option<Arc<Logs>>,
+}
+
+/// Follows pod logs: one follower per running container instance, and the previous instance's
+/// log when a container restarted or terminated with an error.
+struct Logs {
+    client: Client,
+    bytes: u64,
+    lines_per_s: u32,
+    masks: Vec<String>,
+    /// (ns, pod, container, restartCount) being followed or done.
+    following: Mutex<HashSet<(String, String, String, u64)>>,
+    /// (ns, pod, container, restartCount) whose previous log was fetched.
+    previous: Mutex<HashSet<(String, String, String, u64)>>,
+    stop: signal::Receiver<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Logs {
+    fn mask(&self, line: &str) -> String {
+        let mut l = line.to_string();
+        for m in &self.masks {
+            if l.contains(m.as_str()) {
+                l = l.replace(m.as_str(), "***");
+            }
+        }
+        l
+    }
+
+    /// Looks at a pod version and starts what its containers need.
+    fn pod(self: &Arc<Self>, out: &LogAppender, pod: &Value) {
+        let ns = s(pod, "/metadata/namespace");
+        let name = s(pod, "/metadata/name");
+        for key in ["containerStatuses", "initContainerStatuses"] {
+            let Some(cs) = pod
+                .pointer(&format!("/status/{key}"))
+                .and_then(Value::as_array)
+            else {
+                continue;
+            };
+            for c in cs {
+                let cname = s(c, "/name");
+                let restarts = c.get("restartCount").and_then(Value::as_u64).unwrap_or(0);
+                let running = c.pointer("/state/running").is_some();
+                let failed_now = c
+                    .pointer("/state/terminated/exitCode")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|x| x != 0);
+                if running || failed_now {
+                    let k = (ns.clone(), name.clone(), cname.clone(), restarts);
+                    if self.following.lock().expect("lock").insert(k) {
+                        // A restarted container: only this instance's lines.
+                        let since = (restarts > 0)
+                            .then(|| s(c, "/state/running/startedAt"))
+                            .filter(|x| !x.is_empty());
+                        self.spawn(out, &ns, &name, &cname, false, since);
+                    }
+                }
+                // The instance before this one ended: keep its log when it failed.
+                let last_failed = c
+                    .pointer("/lastState/terminated/exitCode")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|x| x != 0);
+                if restarts > 0 && last_failed {
+                    let k = (ns.clone(), name.clone(), cname.clone(), restarts);
+                    if self.previous.lock().expect("lock").insert(k) {
+                        let since =
+                            Some(s(c, "/lastState/terminated/startedAt")).filter(|x| !x.is_empty());
+                        self.spawn(out, &ns, &name, &cname, true, since);
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        out: &LogAppender,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+        since: Option<String>,
+    ) {
+        let me = self.clone();
+        let out = out.clone();
+        let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
+        let t = tokio::spawn(async move {
+            me.follow(out, ns, pod, container, previous, since).await;
+        });
+        self.tasks.lock().expect("tasks lock").push(t);
+    }
+
+    async fn follow(
+        &self,
+        out: LogAppender,
+        ns: String,
+        pod: String,
+        container: String,
+        previous: bool,
+        since: Option<String>,
+    ) {
+        use futures::AsyncBufReadExt;
+        let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), &ns);
+        let lp = kube::api::LogParams {
+            container: Some(container.clone()),
+            follow: !previous,
+            previous,
+            since_time: since
+                .and_then(|t| k8s_openapi::chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&k8s_openapi::chrono::Utc)),
+            ..Default::default()
+        };
+        let mut stop = self.stop.clone();
+        let reader = match api.log_stream(&pod, &lp).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("logs of {ns}/{pod}/{container}: {e}");
+                return;
+            }
+        };
+        let mut lines = reader.lines();
+        let (mut bytes, mut window, mut in_window, mut dropped) =
+            (0u64, Instant::now(), 0u32, 0u64);
+        loop {
+            let next = tokio::select! {
+                l = lines.next() => l,
+                _ = stop.changed() => break,
+            };
+            let Some(Ok(line)) = next else { break };
+            if window.elapsed() >= Duration::from_secs(1) {
+                window = Instant::now();
+                in_window = 0;
+            }
+            in_window += 1;
+            if in_window > self.lines_per_s {
+                dropped += 1;
+                continue;
+            }
+            bytes += line.len() as u64 + 1;
+            if bytes > self.bytes {
+                note(
+                    &out,
+                    Level::Warning,
+                    format!(
+                        "log of {ns}/{pod}/{container}{} capped at {} bytes; the rest was not recorded",
+                        if previous { " (previous)" } else { "" },
+                        self.bytes
+                    ),
+                )
+                .await;
+                return;
+            }
+            let _ = out
+                .append_async(
+                    Source::Logs,
+                    pipetape_store::model::PodLog {
+                        namespace: ns.clone(),
+                        pod: pod.clone(),
+                        container: container.clone(),
+                        line: self.mask(&line),
+                        previous,
+                    },
+                )
+                .await;
+        }
+        if dropped > 0 {
+            note(
+                &out,
+                Level::Warning,
+                format!(
+                    "log of {ns}/{pod}/{container}: {dropped} lines over {} lines/s were not recorded",
+                    self.lines_per_s
+                ),
+            )
+            .await;
+        }
+    }
 }
 
 async fn note(out: &LogAppender, level: Level, text: String) {
     let _ = out.append_async(Source::Watch, Note { level, text }).await;
 }
 
-async fn record(s: &Shared, source: Source, body: impl Into<Body>) {
+async fn record(s: &Arc<Shared>, source: Source, body: impl Into<Body>) {
     if s.out.append_async(source, body).await.is_ok() {
         s.stats.lock().expect("stats lock").recorded += 1;
     }
@@ -436,7 +650,7 @@ type Known = (String, String, String);
 
 /// Records an object change unless it is a duplicate.
 async fn apply(
-    s: &Shared,
+    s: &Arc<Shared>,
     ar: &ApiResource,
     known: &mut HashMap<String, Known>,
     o: DynamicObject,
@@ -469,6 +683,11 @@ async fn apply(
     if v.get("apiVersion").is_none() {
         v["apiVersion"] = ar.api_version.clone().into();
         v["kind"] = ar.kind.clone().into();
+    }
+    if ar.group.is_empty() && ar.kind == "Pod" && !deleted {
+        if let Some(l) = &s.logs {
+            l.pod(&s.out, &v);
+        }
     }
     if ar.group.is_empty() && ar.kind == "Event" {
         if !deleted {

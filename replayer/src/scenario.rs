@@ -388,8 +388,10 @@ impl Builder {
                   scheduled: bool,
                   ready: bool,
                   waiting: Option<&'static str>,
-                  restarts: u32| {
+                  restarts: u32,
+                  last_started: f64| {
             let now = b.ts(t);
+            let last_started = b.ts(last_started);
             objects::pod(&PodState {
                 namespace: p.namespace,
                 name: p.name,
@@ -408,10 +410,10 @@ impl Builder {
                 ready,
                 waiting,
                 restarts,
-                last_terminated: (restarts > 0).then_some((1, "Error")),
+                last_terminated: (restarts > 0).then_some((1, "Error", last_started.as_str())),
             })
         };
-        let pending = mk(self, p.created, "Pending", false, false, None, 0);
+        let pending = mk(self, p.created, "Pending", false, false, None, 0, 0.0);
         self.object(p.created, Action::Added, pending.clone());
         let t_sched = p.created + 0.2;
         let scheduled = mk(
@@ -422,6 +424,7 @@ impl Builder {
             false,
             Some("ContainerCreating"),
             0,
+            0.0,
         );
         self.object(t_sched, Action::Modified, scheduled.clone());
         self.event(
@@ -460,7 +463,7 @@ impl Builder {
             &format!("Created container {}", p.container),
             "kubelet",
         );
-        let running = mk(self, p.running, "Running", true, false, None, 0);
+        let running = mk(self, p.running, "Running", true, false, None, 0, 0.0);
         self.object(p.running, Action::Modified, running.clone());
         self.event(
             p.running,
@@ -476,12 +479,19 @@ impl Builder {
             self.log(t, p.namespace, p.name, p.container, l, false);
         }
         if let Some(r) = p.ready {
-            let ready = mk(self, r, "Running", true, true, None, 0);
+            let ready = mk(self, r, "Running", true, true, None, 0, 0.0);
             self.object(r, Action::Modified, ready);
         }
         if let Some(c) = p.crash_from {
+            // Each instance logs, crashes and is restarted after a back-off; at each crash
+            // the instance that ended becomes the container's "previous" log.
             let mut t = c;
+            let mut instance_start = p.running;
             for restart in 1..=5u32 {
+                // The ended instance's log is the "previous" log from the moment it ended.
+                for l in p.log {
+                    self.log(t, p.namespace, p.name, p.container, l, true);
+                }
                 let looping = mk(
                     self,
                     t,
@@ -490,6 +500,7 @@ impl Builder {
                     false,
                     Some("CrashLoopBackOff"),
                     restart,
+                    instance_start,
                 );
                 self.object(t, Action::Modified, looping.clone());
                 self.event(
@@ -503,17 +514,33 @@ impl Builder {
                     ),
                     "kubelet",
                 );
-                if restart == 1 {
-                    for l in p.log {
-                        self.log(t + 0.05, p.namespace, p.name, p.container, l, true);
-                    }
-                }
                 t += 10.0 * f64::from(1u32 << restart.min(4));
                 if t > c + 240.0 {
                     break;
                 }
-                let restarted = mk(self, t - 1.0, "Running", true, false, None, restart);
+                let restarted = mk(
+                    self,
+                    t - 1.0,
+                    "Running",
+                    true,
+                    false,
+                    None,
+                    restart,
+                    instance_start,
+                );
                 self.object(t - 1.0, Action::Modified, restarted);
+                instance_start = t - 1.0;
+                // The new instance logs the same start-up, then crashes at `t`.
+                for (i, l) in p.log.iter().enumerate() {
+                    self.log(
+                        instance_start + 0.2 + 0.1 * i as f64,
+                        p.namespace,
+                        p.name,
+                        p.container,
+                        l,
+                        false,
+                    );
+                }
             }
         }
         self

@@ -41,8 +41,9 @@ pub struct PodState<'a> {
     pub waiting: Option<&'a str>,
     /// Restart count.
     pub restarts: u32,
-    /// Last termination (exit code, reason) when the container restarted.
-    pub last_terminated: Option<(i32, &'a str)>,
+    /// Last termination (exit code, reason, when that instance started; empty: at creation)
+    /// when the container restarted.
+    pub last_terminated: Option<(i32, &'a str, &'a str)>,
 }
 
 /// A Pod object.
@@ -58,8 +59,13 @@ pub fn pod(p: &PodState<'_>) -> Value {
     };
     let mut cs = json!({"name": p.container, "image": p.image, "imageID": "", "ready": p.ready,
         "restartCount": p.restarts, "started": running, "state": state});
-    if let Some((code, reason)) = p.last_terminated {
-        cs["lastState"] = json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": p.created, "finishedAt": p.now}});
+    if let Some((code, reason, started)) = p.last_terminated {
+        let started = if started.is_empty() {
+            p.created
+        } else {
+            started
+        };
+        cs["lastState"] = json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": p.now}});
     }
     let mut conditions = vec![cond("PodScheduled", p.scheduled)];
     if p.scheduled {

@@ -956,7 +956,7 @@ impl Synth {
             ready,
             waiting,
             restarts,
-            last_terminated: (restarts > 0).then_some((1, "Error")),
+            last_terminated: (restarts > 0).then_some((1, "Error", "")),
         })
     }
 

@@ -110,6 +110,25 @@ fn events(m: &RunModel) -> BTreeSet<(String, String, String, String)> {
         .collect()
 }
 
+type LogLines = BTreeMap<(String, String, String, bool), Vec<String>>;
+
+fn logs(m: &RunModel) -> LogLines {
+    m.logs
+        .iter()
+        .map(|(k, l)| {
+            (
+                (
+                    k.namespace.clone(),
+                    k.pod.clone(),
+                    k.container.clone(),
+                    k.previous,
+                ),
+                l.iter().map(|(_, line, _)| line.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn record_of_serve_is_the_scenario() {
     let (scenario, recorded, _env) = round_trip(&[]);
@@ -159,6 +178,8 @@ fn record_of_serve_is_the_scenario() {
         }
     }
     assert_eq!(events(&recorded), events(&scenario));
+    // Every log line of every container, current and previous, in order.
+    assert_eq!(logs(&recorded), logs(&scenario));
     // No duplicates: consecutive versions of an object differ.
     for h in recorded.objects.values() {
         for w in h.versions.windows(2) {

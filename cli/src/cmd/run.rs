@@ -56,6 +56,12 @@ pub struct ClusterArgs {
     /// Also watch this resource (plural or plural.group; repeatable).
     #[arg(long = "observe", value_name = "RESOURCE")]
     pub observe: Vec<String>,
+    /// Pod logs: at most this many bytes per container instance (0: no pod logs).
+    #[arg(long, value_name = "BYTES", default_value_t = pipetape_recorder::observe::DEFAULT_LOG_BYTES)]
+    pub pod_log_bytes: u64,
+    /// Pod logs: at most this many lines per second per container.
+    #[arg(long, value_name = "N", default_value_t = pipetape_recorder::observe::DEFAULT_LOG_LINES_PER_S)]
+    pub pod_log_rate: u32,
     /// Do not observe any cluster.
     #[arg(long, conflicts_with_all = ["kubeconfig", "context", "namespaces", "observe"])]
     pub no_cluster: bool,
@@ -63,12 +69,15 @@ pub struct ClusterArgs {
 
 impl ClusterArgs {
     /// The observers' options, `None` with --no-cluster.
-    pub fn options(&self) -> Option<pipetape_recorder::observe::ObserveOptions> {
+    pub fn options(&self, masks: &[String]) -> Option<pipetape_recorder::observe::ObserveOptions> {
         (!self.no_cluster).then(|| pipetape_recorder::observe::ObserveOptions {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             namespaces: self.namespaces.clone(),
             extra: self.observe.clone(),
+            log_bytes: self.pod_log_bytes,
+            log_lines_per_s: self.pod_log_rate,
+            masks: masks.to_vec(),
         })
     }
 
@@ -76,9 +85,10 @@ impl ClusterArgs {
     pub fn start(
         &self,
         extra: &[String],
+        masks: &[String],
         sink: &pipetape_recorder::runner::Sink,
     ) -> Option<pipetape_recorder::observe::Observer> {
-        let mut opts = self.options()?;
+        let mut opts = self.options(masks)?;
         opts.extra.extend(extra.iter().cloned());
         sink.appender()
             .map(|a| pipetape_recorder::observe::Observer::start(opts, a))
@@ -146,7 +156,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         skip: a.skip.clone(),
         base_dir,
         masks: masks.clone(),
-        cluster: a.cluster.options(),
+        cluster: a.cluster.options(&masks),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -154,7 +164,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         .build()
         .map_err(|e| fatal(format!("cannot start the runtime: {e}")))?;
     let finished = rt.block_on(async {
-        let session = Session::start(&store_dir, info, masks, term);
+        let session = Session::start(&store_dir, info, masks.clone(), term);
         for w in &session.warnings {
             eprintln!(
                 "pipetape: WARNING: {w}; the pipeline runs anyway and the run is not recorded"
@@ -165,7 +175,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
                 "recording failed and --strict-recording is set; nothing was run",
             ));
         }
-        let observer = a.cluster.start(&p.observe, session.sink());
+        let observer = a.cluster.start(&p.observe, &masks, session.sink());
         let (rx, signals) = runner::forward_signals(!ctx.quiet);
         let end = runner::run(&p, &opts, session.sink(), rx).await;
         signals.abort();

@@ -228,6 +228,9 @@ struct Params {
     previous: bool,
     follow: bool,
     tail: Option<usize>,
+    /// sinceTime (wall ns) or sinceSeconds, for logs.
+    since_time: Option<i64>,
+    since_seconds: Option<u64>,
     timestamps: bool,
     include: String,
 }
@@ -252,6 +255,13 @@ fn params(q: Option<&str>) -> Params {
             "previous" => p.previous = yes,
             "follow" => p.follow = yes,
             "tailLines" => p.tail = v.parse().ok(),
+            "sinceTime" => {
+                p.since_time = v
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+                    .map(|t| t.as_nanosecond() as i64)
+            }
+            "sinceSeconds" => p.since_seconds = v.parse().ok(),
             "timestamps" => p.timestamps = yes,
             "includeObject" => p.include = v,
             _ => {}
@@ -650,7 +660,20 @@ fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
         }
     };
     let upto = lines.partition_point(|(t, _)| *t <= now);
-    let skip = p.tail.map(|n| upto.saturating_sub(n)).unwrap_or(0);
+    // sinceTime / sinceSeconds: lines logged at or after that wall time (e.g. a restarted
+    // container's new instance, or the previous instance that started then).
+    let since = p.since_time.or_else(|| {
+        p.since_seconds
+            .map(|s| ctx.wall(now) - (s as i64) * 1_000_000_000)
+    });
+    let first = since
+        .map(|w| lines[..upto].partition_point(|(t, _)| ctx.wall(*t) < w))
+        .unwrap_or(0);
+    let skip = p
+        .tail
+        .map(|n| upto.saturating_sub(n))
+        .unwrap_or(0)
+        .max(first);
     let mut text = String::new();
     for (t, l) in &lines[skip..upto] {
         text.push_str(&fmt(ctx, *t, l, p.timestamps));
@@ -661,8 +684,27 @@ fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let ctx2 = ctx.clone();
     let ts = p.timestamps;
+    // Like the kubelet, a follow ends when the container instance does: stop at the first line
+    // logged after the container's restart count changed.
+    let restarts = |o: &serde_json::Value| {
+        o["status"]["containerStatuses"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
+            .and_then(|c| c["restartCount"].as_u64())
+            .unwrap_or(0)
+    };
+    let rc_now = restarts(&obj.obj);
+    let entry =
+        t.rs.entries
+            .iter()
+            .find(|e| e.namespace == ns && e.name == pod);
     let rest: Vec<(u64, String)> = lines[upto..]
         .iter()
+        .take_while(|(t, _)| {
+            entry
+                .and_then(|e| e.at(*t))
+                .is_none_or(|o| restarts(&o.obj) == rc_now)
+        })
         .map(|(t, l)| (*t, l.to_string()))
         .collect();
     tokio::spawn(async move {
