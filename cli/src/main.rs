@@ -50,6 +50,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole product in under a minute, no cluster needed: records a small pipeline
+    /// against the bundled green and red clusters served live, then shows the timeline and
+    /// the diff.
+    Demo(cmd::demo::DemoArgs),
     /// Run a pipeline (YAML) with every action recorded; exits with the pipeline's code.
     Run(cmd::run::RunArgs),
     /// Record an existing script as a run: `pipetape record -- ./ci.sh ARGS`.
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         quiet: cli.quiet,
     };
     let res = match cli.command {
+        Command::Demo(a) => cmd::demo::demo(&ctx, a),
         Command::Run(a) => cmd::run::run(&ctx, a),
         Command::Record(a) => cmd::wrap::record(&ctx, a),
         Command::Step(c) => cmd::wrap::step(&ctx, c),

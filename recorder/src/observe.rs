@@ -1206,3 +1206,180 @@ fn ns_name(o: &Value) -> String {
         format!("{ns}/{n}")
     }
 }
+
+/// A guardrail on the observed pods: every container image must come from an allowed
+/// registry or repository (`docker.io/ameide/*`). Checked once, on the pods as they are when
+/// the gate runs; a violation fails at once, naming the pod, container and image.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesGate {
+    /// Allowed image patterns (`*` matches anything, `/` included), matched against the image
+    /// reference with the registry made explicit (`nginx` is `docker.io/library/nginx`).
+    pub allowed: Vec<String>,
+    /// Only pods in these namespaces (default: all).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+/// `nginx:1.27` → `docker.io/library/nginx:1.27`, `bitnami/redis` → `docker.io/bitnami/redis`;
+/// references with a registry host (a `.` or `:` in the first part, or `localhost`) stay.
+pub fn full_image(image: &str) -> String {
+    let first = image.split('/').next().unwrap_or("");
+    let has_registry =
+        image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_registry {
+        image.to_string()
+    } else if image.contains('/') {
+        format!("docker.io/{image}")
+    } else {
+        format!("docker.io/library/{image}")
+    }
+}
+
+impl ImagesGate {
+    /// Patterns, or the first one that is not a valid pattern.
+    pub fn patterns(&self) -> Result<Vec<glob::Pattern>, String> {
+        self.allowed
+            .iter()
+            .map(|p| glob::Pattern::new(p).map_err(|e| format!("'{p}': {e}")))
+            .collect()
+    }
+
+    /// The (pod, container, image) of `pods` whose image no pattern allows.
+    pub fn violations(&self, pods: &[Value]) -> Vec<Blocker> {
+        let Ok(pats) = self.patterns() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for p in pods {
+            let ns = s(p, "/metadata/namespace");
+            if !self.namespaces.is_empty() && !self.namespaces.contains(&ns) {
+                continue;
+            }
+            for key in ["initContainers", "containers", "ephemeralContainers"] {
+                for c in p
+                    .pointer(&format!("/spec/{key}"))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let image = s(c, "/image");
+                    let full = full_image(&image);
+                    if !pats
+                        .iter()
+                        .any(|pat| pat.matches(&full) || pat.matches(&image))
+                    {
+                        out.push(Blocker {
+                            kind: "Pod".into(),
+                            namespace: ns.clone(),
+                            name: s(p, "/metadata/name"),
+                            conditions: Vec::new(),
+                            message: format!(
+                                "container {} runs {image}, which no allowed pattern matches",
+                                s(c, "/name")
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Checks an images gate against the cluster's pods now.
+pub async fn images_gate(cluster: &ObserveOptions, g: &ImagesGate) -> GateOutcome {
+    let mut out = GateOutcome {
+        ok: false,
+        probes: 1,
+        last: String::new(),
+        blockers: Vec::new(),
+        error: None,
+    };
+    let client = match client_for(cluster).await {
+        Ok((c, _)) => c,
+        Err(e) => {
+            out.error = Some(format!("cluster unreachable: {e}"));
+            out.last = out.error.clone().unwrap_or_default();
+            return out;
+        }
+    };
+    let api: Api<DynamicObject> = Api::all_with(
+        client,
+        &ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            plural: "pods".into(),
+        },
+    );
+    let pods = match api.list(&Default::default()).await {
+        Ok(l) => l
+            .items
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            out.error = Some(format!("cannot list pods: {e}"));
+            out.last = out.error.clone().unwrap_or_default();
+            return out;
+        }
+    };
+    out.blockers = g.violations(&pods);
+    out.ok = out.blockers.is_empty();
+    out.last = if out.ok {
+        format!("every image of {} pods is allowed", pods.len())
+    } else {
+        format!(
+            "{} containers run images from outside {}",
+            out.blockers.len(),
+            g.allowed.join(", ")
+        )
+    };
+    out
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    #[test]
+    fn image_references_get_their_registry() {
+        assert_eq!(full_image("nginx"), "docker.io/library/nginx");
+        assert_eq!(full_image("nginx:1.27"), "docker.io/library/nginx:1.27");
+        assert_eq!(full_image("bitnami/redis:7"), "docker.io/bitnami/redis:7");
+        assert_eq!(full_image("ghcr.io/x/y@sha256:ab"), "ghcr.io/x/y@sha256:ab");
+        assert_eq!(full_image("localhost/x"), "localhost/x");
+        assert_eq!(
+            full_image("k3d-registry:5000/app:ci"),
+            "k3d-registry:5000/app:ci"
+        );
+    }
+
+    #[test]
+    fn violations_name_the_pod_container_and_image() {
+        let g = ImagesGate {
+            allowed: vec![
+                "docker.io/ameide/*".into(),
+                "ghcr.io/external-secrets/*".into(),
+            ],
+            namespaces: Vec::new(),
+        };
+        let pods = vec![
+            serde_json::json!({"metadata":{"namespace":"orders","name":"api-1"},"spec":{"containers":[{"name":"app","image":"docker.io/ameide/orders-api:ci"}]}}),
+            serde_json::json!({"metadata":{"namespace":"orders","name":"api-2"},"spec":{"initContainers":[{"name":"migrate","image":"postgres:16"}],"containers":[{"name":"app","image":"ameide/orders-api:ci"}]}}),
+        ];
+        let v = g.violations(&pods);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            (v[0].namespace.as_str(), v[0].name.as_str()),
+            ("orders", "api-2")
+        );
+        assert!(
+            v[0].message.contains("container migrate runs postgres:16"),
+            "{}",
+            v[0].message
+        );
+    }
+}

@@ -866,6 +866,9 @@ async fn run_gate(
     sink: &Sink,
     mut interrupt: watch::Receiver<Option<Interrupt>>,
 ) -> StepResult {
+    if let Some(ig) = &g.images {
+        return run_images_gate(stage, s, g, ig, opts, sink).await;
+    }
     if let Some((og, none)) = g
         .condition
         .as_ref()
@@ -971,6 +974,109 @@ async fn run_gate(
     sink.banner(&format!(
         "[{label}] gate FAILED: {reason}; last probe: {last}"
     ));
+    StepResult {
+        ok: false,
+        exit_code: 1,
+        what: format!("gate {} failed: {reason}", s.name),
+    }
+}
+
+/// An `images` gate: one check of the pods' images against the allowed patterns.
+async fn run_images_gate(
+    stage: &str,
+    s: &Step,
+    g: &Gate,
+    ig: &crate::observe::ImagesGate,
+    opts: &RunOptions,
+    sink: &Sink,
+) -> StepResult {
+    let label = format!("{stage}/{}", s.name);
+    let what = format!("every pod image from {}", ig.allowed.join(", "));
+    sink.record(
+        Source::Gate,
+        GateStarted {
+            stage: stage.into(),
+            gate: s.name.clone(),
+            gate_kind: "images".into(),
+            description: what.clone(),
+            timeout_ns: Some(g.timeout.as_nanos() as u64),
+        },
+    )
+    .await;
+    sink.banner(&format!("[{label}] checking images gate: {what}"));
+    let started = Instant::now();
+    let outcome = match &opts.cluster {
+        Some(c) => tokio::time::timeout(g.timeout, crate::observe::images_gate(c, ig))
+            .await
+            .unwrap_or_else(|_| crate::observe::GateOutcome {
+                ok: false,
+                probes: 1,
+                last: format!("no answer from the cluster within {}", humanize(g.timeout)),
+                blockers: Vec::new(),
+                error: Some(format!(
+                    "no answer from the cluster within {}",
+                    humanize(g.timeout)
+                )),
+            }),
+        None => crate::observe::GateOutcome {
+            ok: false,
+            probes: 0,
+            last: "no cluster to check (--no-cluster)".into(),
+            blockers: Vec::new(),
+            error: Some("no cluster to check (--no-cluster)".into()),
+        },
+    };
+    sink.record(
+        Source::Gate,
+        GateProbe {
+            gate: s.name.clone(),
+            attempt: 1,
+            ok: outcome.ok,
+            detail: outcome.last.clone(),
+        },
+    )
+    .await;
+    let d = started.elapsed();
+    if outcome.ok {
+        sink.record(
+            Source::Gate,
+            GatePassed {
+                gate: s.name.clone(),
+                duration_ns: d.as_nanos() as u64,
+                probes: 1,
+            },
+        )
+        .await;
+        sink.banner(&format!("[{label}] gate passed: {}", outcome.last));
+        return StepResult {
+            ok: true,
+            exit_code: 0,
+            what: String::new(),
+        };
+    }
+    let reason = outcome
+        .error
+        .clone()
+        .unwrap_or_else(|| outcome.last.clone());
+    sink.record(
+        Source::Gate,
+        GateFailed {
+            gate: s.name.clone(),
+            duration_ns: d.as_nanos() as u64,
+            reason: reason.clone(),
+            blockers: outcome.blockers.clone(),
+            last_probe: Some(outcome.last.clone()),
+        },
+    )
+    .await;
+    let mut msg = format!("[{label}] gate FAILED: {reason}");
+    for b in outcome.blockers.iter().take(10) {
+        msg.push_str(&format!(
+            "\n[{label}]   pod {}/{}: {}",
+            b.namespace, b.name, b.message
+        ));
+    }
+    sink.banner(&msg);
     StepResult {
         ok: false,
         exit_code: 1,

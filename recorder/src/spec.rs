@@ -105,6 +105,9 @@ pub struct Gate {
     /// Ready=False (driven by a watch).
     #[serde(default)]
     pub none: Option<crate::observe::ObjectGate>,
+    /// Passes when every container image of the observed pods matches an allowed pattern.
+    #[serde(default)]
+    pub images: Option<crate::observe::ImagesGate>,
     /// Time between probes.
     #[serde(default = "default_interval", deserialize_with = "duration")]
     pub interval: Duration,
@@ -336,6 +339,7 @@ fn check_steps(
                     g.http.is_some(),
                     g.condition.is_some(),
                     g.none.is_some(),
+                    g.images.is_some(),
                 ]
                 .iter()
                 .filter(|x| **x)
@@ -344,7 +348,7 @@ fn check_steps(
                     return Err(err(
                         &at,
                         format!(
-                            "gate '{}' needs exactly one of `command`, `http`, `condition` or `none`",
+                            "gate '{}' needs exactly one of `command`, `http`, `condition`, `none` or `images`",
                             s.name
                         ),
                     ));
@@ -357,6 +361,20 @@ fn check_steps(
                                 "gate '{}': `http` must be an http:// or https:// URL, got '{u}'",
                                 s.name
                             ),
+                        ));
+                    }
+                }
+                if let Some(i) = &g.images {
+                    if i.allowed.is_empty() {
+                        return Err(err(
+                            &at,
+                            format!("gate '{}': `images.allowed` is empty", s.name),
+                        ));
+                    }
+                    if let Err(e) = i.patterns() {
+                        return Err(err(
+                            &at,
+                            format!("gate '{}': bad image pattern {e}", s.name),
                         ));
                     }
                 }

@@ -314,3 +314,106 @@ stages:
         .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "SecretSyncedError"));
     assert!(started.elapsed() < Duration::from_secs(40));
 }
+
+/// `pipetape demo`: records the demo pipeline against both bundled clusters and shows the
+/// red run's regressions against the green one.
+#[test]
+fn the_demo_runs_end_to_end_without_a_cluster() {
+    let env = Env::new();
+    let keep = env.path("demo");
+    let r = env.run(&["demo", "--keep", keep.to_str().unwrap()]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let out = r.stdout();
+    assert!(out.contains("Run "), "{out}");
+    assert!(
+        out.contains("BROKE     gate:externalsecrets-ready"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ready:ExternalSecret/orders/orders-db-credentials"),
+        "{out}"
+    );
+    assert!(out.contains("ready:Deployment/keycloak/keycloak"), "{out}");
+    assert!(out.contains("password authentication failed"), "{out}");
+    // Both runs are in the kept store: one passed, one failed.
+    let list = Command::new(env!("CARGO_BIN_EXE_pipetape"))
+        .args([
+            "--store",
+            keep.join("store").to_str().unwrap(),
+            "runs",
+            "list",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let runs: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let outcomes: BTreeSet<String> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["failed".to_string(), "passed".to_string()]
+            .into_iter()
+            .collect()
+    );
+}
+
+/// The `images` gate on the pods of the red nightly: the ameide and external-secrets images are
+/// allowed; with only ameide's allowed it fails naming the external-secrets pod and image.
+#[test]
+fn the_images_gate_names_the_pod_container_and_image() {
+    let env = Env::new();
+    let log = env.path("scenario.ptape");
+    Variant::red().write(&log).unwrap();
+    let kc = env.path("kubeconfig");
+    let mut server = serve(&env, &log, &kc, &[]);
+    let pipeline = env.path("images.yaml");
+    std::fs::write(
+        &pipeline,
+        "name: images
+stages:
+  - name: s
+    steps:
+      - name: wait
+        run: sleep 13
+      - name: all-allowed
+        gate:
+          images: {allowed: ['docker.io/ameide/*', 'ghcr.io/external-secrets/*']}
+      - name: ameide-only
+        gate:
+          images: {allowed: ['docker.io/ameide/*']}
+",
+    )
+    .unwrap();
+    let r = env.run(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(r.code(), 1, "{}{}", r.stdout(), r.stderr());
+    let out = r.stdout();
+    assert!(out.contains("[s/all-allowed] gate passed"), "{out}");
+    assert!(
+        out.contains("pod external-secrets/external-secrets-6d4cf56db6-9xk2w: container external-secrets runs ghcr.io/external-secrets/external-secrets:v0.10.7"),
+        "{out}"
+    );
+    let v: Value =
+        serde_json::from_str(&env.run(&["runs", "show", "last", "-o", "json"]).ok()).unwrap();
+    let m = pipetape_replayer::load(Path::new(v["log_path"].as_str().unwrap()))
+        .unwrap()
+        .model;
+    let gate = m.spans.iter().find(|s| s.name == "ameide-only").unwrap();
+    assert_eq!(gate.outcome, "failed");
+    assert_eq!(gate.blockers.len(), 1, "{:?}", gate.blockers);
+    // The pulls are on record too (Pulling/Pulled events).
+    assert!(m.events.iter().any(
+        |e| e.event.reason == "Pulled" && e.event.involved.name.starts_with("external-secrets")
+    ));
+}

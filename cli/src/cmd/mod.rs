@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod bench;
+pub mod demo;
 pub mod diff;
 pub mod replay;
 pub mod report;
