@@ -65,6 +65,9 @@ enum Command {
     Mark(cmd::wrap::MarkArgs),
     /// Inside a recorded script: wait until a command exits 0, recorded as a gate.
     Gate(cmd::wrap::GateArgs),
+    /// Wait until cluster objects are ready or meet a condition (or until none does), like
+    /// `kubectl wait`; recorded as a gate inside `pipetape record`. Exit 0 passed, 1 timed out.
+    Wait(cmd::wrap::WaitArgs),
     /// List, inspect, mark and reindex recorded runs.
     #[command(subcommand)]
     Runs(cmd::runs::RunsCmd),
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
         Command::Step(c) => cmd::wrap::step(&ctx, c),
         Command::Mark(a) => cmd::wrap::mark(&ctx, a),
         Command::Gate(a) => cmd::wrap::gate(&ctx, a),
+        Command::Wait(a) => cmd::wrap::wait(&ctx, a),
         Command::Runs(c) => cmd::runs::run(&ctx, c),
         Command::Archive(c) => cmd::archive::run(&ctx, c),
         Command::Replay(c) => cmd::replay::run(&ctx, c),

@@ -45,10 +45,13 @@ pub enum Msg {
     GateStart {
         /// Gate name.
         name: String,
-        /// The probe command.
+        /// The probe command, or what is waited for.
         command: String,
         /// Timeout, ns.
         timeout_ns: u64,
+        /// command (default), condition or none.
+        #[serde(default)]
+        kind: Option<String>,
     },
     /// One probe of a gate.
     GateProbe {
@@ -73,6 +76,9 @@ pub enum Msg {
         reason: String,
         /// Last probe's detail.
         last_probe: String,
+        /// The objects in the way (cluster gates).
+        #[serde(default)]
+        blockers: Vec<pipetape_store::model::Blocker>,
     },
 }
 
@@ -180,6 +186,7 @@ async fn handle(m: Msg, sink: &Sink, open: &Mutex<HashMap<String, Instant>>) {
             name,
             command,
             timeout_ns,
+            kind,
         } => {
             open.lock()
                 .await
@@ -189,7 +196,7 @@ async fn handle(m: Msg, sink: &Sink, open: &Mutex<HashMap<String, Instant>>) {
                 GateStarted {
                     stage: String::new(),
                     gate: name,
-                    gate_kind: "command".into(),
+                    gate_kind: kind.unwrap_or_else(|| "command".into()),
                     description: sink.mask(&command).into_owned(),
                     timeout_ns: Some(timeout_ns),
                 },
@@ -219,6 +226,7 @@ async fn handle(m: Msg, sink: &Sink, open: &Mutex<HashMap<String, Instant>>) {
             probes,
             reason,
             last_probe,
+            blockers,
         } => {
             let started = open.lock().await.remove(&format!("gate:{name}"));
             let duration_ns = started.map(|s| s.elapsed().as_nanos() as u64).unwrap_or(0);
@@ -239,7 +247,7 @@ async fn handle(m: Msg, sink: &Sink, open: &Mutex<HashMap<String, Instant>>) {
                         gate: name,
                         duration_ns,
                         reason,
-                        blockers: Vec::new(),
+                        blockers,
                         last_probe: Some(sink.mask(&last_probe).into_owned()),
                     },
                 )
@@ -290,6 +298,7 @@ pub fn run_gate(
         name: name.into(),
         command: command.clone(),
         timeout_ns: timeout.as_nanos() as u64,
+        kind: None,
     });
     let started = Instant::now();
     let mut attempt = 0;
@@ -325,6 +334,7 @@ pub fn run_gate(
                 probes: attempt,
                 reason: String::new(),
                 last_probe: detail,
+                blockers: Vec::new(),
             });
             return 0;
         }
@@ -339,6 +349,7 @@ pub fn run_gate(
                 probes: attempt,
                 reason,
                 last_probe: detail,
+                blockers: Vec::new(),
             });
             return if code == 0 { 1 } else { code };
         }

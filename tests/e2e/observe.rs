@@ -417,3 +417,60 @@ stages:
         |e| e.event.reason == "Pulled" && e.event.involved.name.starts_with("external-secrets")
     ));
 }
+
+/// `pipetape wait` inside a recorded script: the two waits are recorded as gates, the failed
+/// one with its blocker.
+#[test]
+fn wait_in_a_recorded_script_is_recorded_as_gates() {
+    let env = Env::new();
+    let log = env.path("scenario.ptape");
+    Variant::red().write(&log).unwrap();
+    let kc = env.path("kubeconfig");
+    let mut server = serve(&env, &log, &kc, &[]);
+    let bin = env!("CARGO_BIN_EXE_pipetape");
+    let kcs = kc.to_str().unwrap();
+    let script = format!(
+        "{bin} wait daemonset registry-mirror -n ameide --for ready --timeout 30s --kubeconfig {kcs} && sleep 9 && \
+         {bin} wait externalsecrets --none condition=Ready=False --timeout 2s --kubeconfig {kcs}"
+    );
+    let r = env.run(&[
+        "record",
+        "--no-cluster",
+        "--name",
+        "waits",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    assert!(
+        r.stderr()
+            .contains("blocked by ExternalSecret orders/orders-db-credentials"),
+        "{}",
+        r.stderr()
+    );
+    let v: Value =
+        serde_json::from_str(&env.run(&["runs", "show", "last", "-o", "json"]).ok()).unwrap();
+    let m = pipetape_replayer::load(Path::new(v["log_path"].as_str().unwrap()))
+        .unwrap()
+        .model;
+    let gate = |n: &str| {
+        m.spans
+            .iter()
+            .find(|s| s.name == n)
+            .unwrap_or_else(|| panic!("no gate {n}: {:?}", m.spans))
+            .clone()
+    };
+    assert_eq!(gate("wait-daemonset-registry-mirror").outcome, "passed");
+    let es = gate("wait-externalsecrets");
+    assert_eq!(es.outcome, "failed");
+    assert_eq!(es.blockers[0].name, "orders-db-credentials");
+    assert!(es.detail.starts_with("none:"), "{}", es.detail);
+    // Bad input.
+    let r = env.run(&["wait", "pods", "--for", "healthy"]);
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("condition=TYPE"), "{}", r.stderr());
+}

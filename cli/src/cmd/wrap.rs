@@ -244,3 +244,175 @@ pub fn gate(ctx: &Ctx, a: GateArgs) -> CmdResult {
     });
     Ok(code.clamp(0, 255) as u8)
 }
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Kind (DaemonSet), plural (externalsecrets) or plural.group.
+    kind: String,
+    /// Only the object of this name (default: every object of the kind in scope).
+    name: Option<String>,
+    /// Namespace (default: every namespace).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Only objects with these labels (`app=x,tier!=db`).
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    selector: Option<String>,
+    /// Wait until every matching object is `ready` (kstatus rules), or meets
+    /// `condition=TYPE[=STATUS]` (status defaults to True).
+    #[arg(long = "for", value_name = "WHAT", default_value = "ready")]
+    for_: String,
+    /// Instead: wait until no matching object meets `condition=TYPE[=STATUS]` (the sweep
+    /// "no ExternalSecret is Ready=False": `--none condition=Ready=False`).
+    #[arg(long, value_name = "WHAT")]
+    none: Option<String>,
+    /// Give up after this long (exit 1, naming the objects in the way).
+    #[arg(long, default_value = "5m")]
+    timeout: String,
+    /// The gate's name in the recorded run (default: wait-KIND[-NAME]).
+    #[arg(long = "gate-name", value_name = "NAME")]
+    gate_name: Option<String>,
+    /// Kubeconfig (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig.
+    #[arg(long)]
+    context: Option<String>,
+}
+
+/// `ready` or `condition=TYPE[=STATUS]` → (type, status, ready).
+fn parse_wait_for(s: &str) -> Result<(Option<String>, Option<String>, bool), CmdError> {
+    if s == "ready" {
+        return Ok((None, None, true));
+    }
+    let Some(rest) = s.strip_prefix("condition=") else {
+        return Err(CmdError::input(format!(
+            "'{s}': expected `ready` or `condition=TYPE[=STATUS]`, e.g. condition=Available or condition=Ready=False"
+        )));
+    };
+    let (t, st) = match rest.split_once('=') {
+        Some((t, st)) => (t, Some(st.to_string())),
+        None => (rest, None),
+    };
+    if t.is_empty() {
+        return Err(CmdError::input(format!(
+            "'{s}': the condition type is empty"
+        )));
+    }
+    Ok((Some(t.to_string()), st, false))
+}
+
+/// `pipetape wait`: a `condition`/`none` gate for scripts; recorded as a gate inside
+/// `pipetape record`.
+pub fn wait(ctx: &Ctx, a: WaitArgs) -> CmdResult {
+    let timeout = parse_duration(&a.timeout)
+        .map(Duration::from_nanos)
+        .map_err(|e| CmdError::input(e.to_string()))?;
+    let none = a.none.is_some();
+    let (type_, status, ready) = parse_wait_for(a.none.as_deref().unwrap_or(&a.for_))?;
+    if none && ready {
+        return Err(CmdError::input("--none needs condition=TYPE[=STATUS]"));
+    }
+    let og = pipetape_recorder::observe::ObjectGate {
+        kind: a.kind.clone(),
+        namespace: a.namespace.clone(),
+        name: a.name.clone(),
+        selector: a.selector.clone(),
+        type_,
+        status,
+        ready,
+    };
+    let name = a.gate_name.clone().unwrap_or_else(|| {
+        let mut n = format!("wait-{}", a.kind.to_lowercase());
+        if let Some(x) = &a.name {
+            n.push('-');
+            n.push_str(x);
+        }
+        n
+    });
+    let cluster = pipetape_recorder::observe::ObserveOptions {
+        kubeconfig: a.kubeconfig.clone(),
+        context: a.context.clone(),
+        ..Default::default()
+    };
+    let inside = std::env::var(RECORDER_ENV).is_ok();
+    let mut warned = false;
+    let mut report = |m: &Msg| {
+        if inside {
+            if let Err(e) = wrap::send(m) {
+                if !warned {
+                    eprintln!("pipetape: warning: {e}");
+                    warned = true;
+                }
+            }
+        }
+    };
+    let what = og.describe(none);
+    report(&Msg::GateStart {
+        name: name.clone(),
+        command: what.clone(),
+        timeout_ns: timeout.as_nanos() as u64,
+        kind: Some(if none { "none" } else { "condition" }.into()),
+    });
+    if !ctx.quiet {
+        eprintln!(
+            "pipetape: waiting for {what} (timeout {})",
+            runner::humanize(timeout)
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CmdError::input(format!("cannot start the runtime: {e}")))?;
+    let out = rt.block_on(pipetape_recorder::observe::object_gate(
+        &cluster,
+        &og,
+        none,
+        tokio::time::Instant::now() + timeout,
+        std::future::pending::<()>(),
+        |attempt, ok, detail| {
+            if !ctx.quiet {
+                eprintln!("pipetape: {detail}");
+            }
+            report(&Msg::GateProbe {
+                name: name.clone(),
+                attempt,
+                ok,
+                detail: detail.to_string(),
+            });
+        },
+    ));
+    let reason = match &out.error {
+        Some(e) => e.clone(),
+        None if out.ok => String::new(),
+        None => format!(
+            "timed out after {}: {}",
+            runner::humanize(timeout),
+            out.last
+        ),
+    };
+    report(&Msg::GateEnd {
+        name: name.clone(),
+        passed: out.ok,
+        probes: out.probes,
+        reason: reason.clone(),
+        last_probe: out.last.clone(),
+        blockers: out.blockers.clone(),
+    });
+    if out.ok {
+        if !ctx.quiet {
+            eprintln!("pipetape: {name} passed");
+        }
+        return Ok(0);
+    }
+    eprintln!("pipetape: {name} FAILED: {reason}");
+    for b in &out.blockers {
+        eprintln!(
+            "  blocked by {} {}/{}: {}",
+            b.kind, b.namespace, b.name, b.message
+        );
+        for c in b.conditions.iter().filter(|c| c.status != "True") {
+            eprintln!("    {}={} {}: {}", c.type_, c.status, c.reason, c.message);
+        }
+    }
+    Ok(1)
+}
