@@ -287,6 +287,8 @@ pub enum Interrupt {
     Int,
     /// SIGTERM: exit 143.
     Term,
+    /// An `abort_on` rule matched an observation: the run fails (exit 1).
+    Abort,
 }
 
 impl Interrupt {
@@ -295,13 +297,14 @@ impl Interrupt {
         match self {
             Interrupt::Int => 130,
             Interrupt::Term => 143,
+            Interrupt::Abort => 1,
         }
     }
 
     fn signal(self) -> nix::sys::signal::Signal {
         match self {
             Interrupt::Int => nix::sys::signal::Signal::SIGINT,
-            Interrupt::Term => nix::sys::signal::Signal::SIGTERM,
+            Interrupt::Term | Interrupt::Abort => nix::sys::signal::Signal::SIGTERM,
         }
     }
 }
@@ -315,7 +318,23 @@ pub fn forward_signals(
     watch::Receiver<Option<Interrupt>>,
     tokio::task::JoinHandle<()>,
 ) {
+    let (_, rx, task) = forward_signals_and_aborts(announce);
+    (rx, task)
+}
+
+/// The interrupt channel's sender (for `abort_on`), its receiver, and the signal listener.
+pub type SignalsAndAborts = (
+    std::sync::Arc<watch::Sender<Option<Interrupt>>>,
+    watch::Receiver<Option<Interrupt>>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Like [`forward_signals`], and also returns the sender, so `abort_on` rules can interrupt the
+/// run the same way.
+pub fn forward_signals_and_aborts(announce: bool) -> SignalsAndAborts {
     let (tx, rx) = watch::channel(None);
+    let tx = std::sync::Arc::new(tx);
+    let tx2 = tx.clone();
     let task = tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut int), Ok(mut term)) = (
@@ -342,7 +361,7 @@ pub fn forward_signals(
             let _ = tx.send(Some(which));
         }
     });
-    (rx, task)
+    (tx2, rx, task)
 }
 
 /// The last lines of a probe's output, with its exit code: `exit 1: line | line`.
@@ -377,6 +396,8 @@ pub struct RunOptions {
     pub masks: Vec<String>,
     /// The cluster `condition` and `none` gates watch (`None`: no cluster, they fail).
     pub cluster: Option<crate::observe::ObserveOptions>,
+    /// Where `abort_on` rules learn the running stage and leave their reason.
+    pub abort: Option<crate::observe::Abort>,
 }
 
 /// How a run ended.
@@ -417,6 +438,9 @@ pub async fn run(
             continue;
         }
         sink.banner(&format!("== stage {}", stage.name));
+        if let Some(a) = &opts.abort {
+            a.set_stage(Some(&stage.name));
+        }
         let results: Vec<StepResult> = if stage.parallel && stage.steps.len() > 1 {
             let mut set = tokio::task::JoinSet::new();
             for (i, s) in stage.steps.iter().enumerate() {
@@ -460,6 +484,9 @@ pub async fn run(
             }
         }
     }
+    if let Some(a) = &opts.abort {
+        a.set_stage(None);
+    }
     let cancelled = *interrupt.borrow();
     if !p.finally.is_empty() {
         sink.banner("== finally");
@@ -485,6 +512,16 @@ pub async fn run(
     }
     capture_artifacts(p, opts, sink).await;
     match (cancelled, failure) {
+        (Some(Interrupt::Abort), _) => RunEnd {
+            outcome: Outcome::Failed,
+            exit_code: 1,
+            reason: Some(
+                opts.abort
+                    .as_ref()
+                    .and_then(|a| a.reason())
+                    .unwrap_or_else(|| "aborted by an abort_on rule".into()),
+            ),
+        },
         (Some(i), _) => RunEnd {
             outcome: Outcome::Cancelled,
             exit_code: i.exit_code(),

@@ -34,6 +34,10 @@ pub struct Pipeline {
     /// More cluster resources to watch besides the defaults: `plural` or `plural.group`.
     #[serde(default)]
     pub observe: Vec<String>,
+    /// Observations that abort the pipeline while a stage runs: the running step is stopped,
+    /// `finally` runs, and the run records which observation aborted it.
+    #[serde(default)]
+    pub abort_on: Vec<crate::observe::AbortRule>,
 }
 
 /// A stage: steps run in order, or all at once with `parallel: true`.

@@ -44,6 +44,26 @@ fn serve(env: &Env, log: &Path, kubeconfig: &Path, faults: &[&str]) -> Child {
     child
 }
 
+/// The red nightly served live in a fresh env: (env, kubeconfig, server).
+fn red_served() -> (Env, std::path::PathBuf, Child) {
+    let env = Env::new();
+    let log = env.path("scenario.ptape");
+    Variant::red().write(&log).unwrap();
+    let kc = env.path("kubeconfig");
+    let server = serve(&env, &log, &kc, &[]);
+    (env, kc, server)
+}
+
+/// The last recorded run of the env's store: its fold and its catalog entry.
+fn last_run(env: &Env) -> (RunModel, Value) {
+    let v: Value =
+        serde_json::from_str(&env.run(&["runs", "show", "last", "-o", "json"]).ok()).unwrap();
+    let m = pipetape_replayer::load(Path::new(v["log_path"].as_str().unwrap()))
+        .unwrap()
+        .model;
+    (m, v)
+}
+
 /// Serves `scenario` live and records it; returns (scenario model, recorded model).
 fn round_trip(faults: &[&str]) -> (RunModel, RunModel, Env) {
     let env = Env::new();
@@ -241,11 +261,7 @@ fn record_of_serve_with_faults_loses_nothing_and_records_the_gaps() {
 /// secret with its condition.
 #[test]
 fn condition_and_none_gates_follow_the_watch() {
-    let env = Env::new();
-    let log = env.path("scenario.ptape");
-    Variant::red().write(&log).unwrap();
-    let kc = env.path("kubeconfig");
-    let mut server = serve(&env, &log, &kc, &[]);
+    let (env, kc, mut server) = red_served();
     let started = Instant::now();
     let pipeline = env.path("gates.yaml");
     std::fs::write(
@@ -285,11 +301,7 @@ stages:
         "{out}"
     );
     assert!(out.contains("SecretSyncedError"), "{out}");
-    let v: Value =
-        serde_json::from_str(&env.run(&["runs", "show", "last", "-o", "json"]).ok()).unwrap();
-    let m = pipetape_replayer::load(Path::new(v["log_path"].as_str().unwrap()))
-        .unwrap()
-        .model;
+    let (m, _) = last_run(&env);
     let gate = |n: &str| m.spans.iter().find(|s| s.name == n).unwrap().clone();
     let mirror = gate("mirror-ready");
     assert_eq!(mirror.outcome, "passed");
@@ -366,11 +378,7 @@ fn the_demo_runs_end_to_end_without_a_cluster() {
 /// allowed; with only ameide's allowed it fails naming the external-secrets pod and image.
 #[test]
 fn the_images_gate_names_the_pod_container_and_image() {
-    let env = Env::new();
-    let log = env.path("scenario.ptape");
-    Variant::red().write(&log).unwrap();
-    let kc = env.path("kubeconfig");
-    let mut server = serve(&env, &log, &kc, &[]);
+    let (env, kc, mut server) = red_served();
     let pipeline = env.path("images.yaml");
     std::fs::write(
         &pipeline,
@@ -404,11 +412,7 @@ stages:
         out.contains("pod external-secrets/external-secrets-6d4cf56db6-9xk2w: container external-secrets runs ghcr.io/external-secrets/external-secrets:v0.10.7"),
         "{out}"
     );
-    let v: Value =
-        serde_json::from_str(&env.run(&["runs", "show", "last", "-o", "json"]).ok()).unwrap();
-    let m = pipetape_replayer::load(Path::new(v["log_path"].as_str().unwrap()))
-        .unwrap()
-        .model;
+    let (m, _) = last_run(&env);
     let gate = m.spans.iter().find(|s| s.name == "ameide-only").unwrap();
     assert_eq!(gate.outcome, "failed");
     assert_eq!(gate.blockers.len(), 1, "{:?}", gate.blockers);
@@ -422,11 +426,7 @@ stages:
 /// one with its blocker.
 #[test]
 fn wait_in_a_recorded_script_is_recorded_as_gates() {
-    let env = Env::new();
-    let log = env.path("scenario.ptape");
-    Variant::red().write(&log).unwrap();
-    let kc = env.path("kubeconfig");
-    let mut server = serve(&env, &log, &kc, &[]);
+    let (env, kc, mut server) = red_served();
     let bin = env!("CARGO_BIN_EXE_pipetape");
     let kcs = kc.to_str().unwrap();
     let script = format!(
@@ -452,11 +452,7 @@ fn wait_in_a_recorded_script_is_recorded_as_gates() {
         "{}",
         r.stderr()
     );
-    let v: Value =
-        serde_json::from_str(&env.run(&["runs", "show", "last", "-o", "json"]).ok()).unwrap();
-    let m = pipetape_replayer::load(Path::new(v["log_path"].as_str().unwrap()))
-        .unwrap()
-        .model;
+    let (m, _) = last_run(&env);
     let gate = |n: &str| {
         m.spans
             .iter()
@@ -473,4 +469,72 @@ fn wait_in_a_recorded_script_is_recorded_as_gates() {
     let r = env.run(&["wait", "pods", "--for", "healthy"]);
     assert_eq!(r.code(), 2);
     assert!(r.stderr().contains("condition=TYPE"), "{}", r.stderr());
+}
+
+/// An `abort_on` rule stops a long step within a second of the observation, runs `finally`,
+/// and the run records which observation aborted it.
+#[test]
+fn abort_on_a_crash_loop_stops_the_running_step_within_a_second() {
+    let (env, kc, mut server) = red_served();
+    let pipeline = env.path("abort.yaml");
+    std::fs::write(
+        &pipeline,
+        "name: abort
+abort_on:
+  - when: crashloop
+    namespaces: [keycloak]
+  - when: helm-failed
+stages:
+  - name: apps
+    steps:
+      - name: long-deploy
+        run: sleep 60
+finally:
+  - name: cleanup
+    run: echo cleaned up
+",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let r = env.run(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(r.code(), 1, "{}{}", r.stdout(), r.stderr());
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the step was not stopped"
+    );
+    assert!(
+        r.stdout().contains("cleaned up"),
+        "finally did not run: {}",
+        r.stdout()
+    );
+    let (m, v) = last_run(&env);
+    let reason = v["reason"].as_str().unwrap_or_default().to_string();
+    assert!(
+        reason.contains("abort_on crashloop") && reason.contains("keycloak-7b9f6c5d8-q2m4n"),
+        "{reason}"
+    );
+    // The observation, and the step's end, in the run's own clock.
+    let seen = m
+        .objects
+        .values()
+        .filter(|h| h.key.kind == "Pod" && h.key.name.starts_with("keycloak"))
+        .flat_map(|h| h.versions.iter())
+        .filter(|v| v.object.contains("CrashLoopBackOff"))
+        .map(|v| v.mono_ns)
+        .min()
+        .expect("the crash loop was observed");
+    let step = m.spans.iter().find(|s| s.name == "long-deploy").unwrap();
+    assert_eq!(step.outcome, "cancelled");
+    let lag = step.end_ns.unwrap().saturating_sub(seen) as f64 / 1e9;
+    assert!(lag < 1.0, "the step ended {lag:.2}s after the observation");
+    assert!(m.notes.iter().any(|(_, n)| n
+        .text
+        .starts_with("aborted during stage apps by abort_on crashloop")));
 }

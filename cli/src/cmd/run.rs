@@ -78,6 +78,7 @@ impl ClusterArgs {
             log_bytes: self.pod_log_bytes,
             log_lines_per_s: self.pod_log_rate,
             masks: masks.to_vec(),
+            ..Default::default()
         })
     }
 
@@ -86,10 +87,18 @@ impl ClusterArgs {
         &self,
         extra: &[String],
         masks: &[String],
+        abort: Option<(
+            Vec<pipetape_recorder::observe::AbortRule>,
+            pipetape_recorder::observe::Abort,
+        )>,
         sink: &pipetape_recorder::runner::Sink,
     ) -> Option<pipetape_recorder::observe::Observer> {
         let mut opts = self.options(masks)?;
         opts.extra.extend(extra.iter().cloned());
+        if let Some((rules, a)) = abort {
+            opts.abort_on = rules;
+            opts.abort = Some(a);
+        }
         sink.appender()
             .map(|a| pipetape_recorder::observe::Observer::start(opts, a))
     }
@@ -157,6 +166,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         base_dir,
         masks: masks.clone(),
         cluster: a.cluster.options(&masks),
+        abort: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -175,8 +185,19 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
                 "recording failed and --strict-recording is set; nothing was run",
             ));
         }
-        let observer = a.cluster.start(&p.observe, &masks, session.sink());
-        let (rx, signals) = runner::forward_signals(!ctx.quiet);
+        let (abort_tx, rx, signals) = runner::forward_signals_and_aborts(!ctx.quiet);
+        let abort = pipetape_recorder::observe::Abort::new(abort_tx);
+        let mut opts = opts.clone();
+        opts.abort = Some(abort.clone());
+        let observer = a.cluster.start(
+            &p.observe,
+            &masks,
+            Some((p.abort_on.clone(), abort)),
+            session.sink(),
+        );
+        if observer.is_none() && !p.abort_on.is_empty() {
+            ctx.warn("abort_on rules need a cluster to observe; with --no-cluster they never fire");
+        }
         let end = runner::run(&p, &opts, session.sink(), rx).await;
         signals.abort();
         a.cluster.stop(ctx, observer).await;

@@ -146,7 +146,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
             backoff: Duration::from_secs(1),
             continue_on_error: false,
         };
-        let observer = a.cluster.start(&[], &masks, session.sink());
+        let observer = a.cluster.start(&[], &masks, None, session.sink());
         let (rx, signals) = runner::forward_signals(!ctx.quiet);
         let opts = RunOptions {
             base_dir: cwd.clone(),
