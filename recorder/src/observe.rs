@@ -515,12 +515,12 @@ impl Logs {
         l
     }
 
-    /// Looks at a pod version and starts what its containers need.
-    fn pod(self: &Arc<Self>, out: &LogAppender, pod: &Value) {
-        let ns = s(pod, "/metadata/namespace");
-        let name = s(pod, "/metadata/name");
+    /// Looks at a pod version (`data`: the object without its metadata) and starts what its
+    /// containers need.
+    fn pod(self: &Arc<Self>, out: &LogAppender, ns: &str, name: &str, data: &Value) {
+        let (ns, name) = (ns.to_string(), name.to_string());
         for key in ["containerStatuses", "initContainerStatuses"] {
-            let Some(cs) = pod
+            let Some(cs) = data
                 .pointer(&format!("/status/{key}"))
                 .and_then(Value::as_array)
             else {
@@ -846,30 +846,54 @@ async fn apply(
             None => Action::Added,
         }
     };
+    let mut o = o;
+    o.metadata.managed_fields = None;
+    if o.types.is_none() {
+        o.types = Some(kube::api::TypeMeta {
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+        });
+    }
+    // Events are most of what a busy cluster says: recorded straight from the parsed object.
+    if ar.group.is_empty() && ar.kind == "Event" {
+        if !deleted {
+            record(s, Source::Watch, event_of_parts(&o.metadata, &o.data)).await;
+        }
+        return;
+    }
+    if ar.group.is_empty() && ar.kind == "Pod" && !deleted {
+        if let Some(l) = &s.logs {
+            l.pod(&s.out, &ns, &name, &o.data);
+        }
+    }
+    let needs_value = s.abort.is_some() || (ar.group.is_empty() && ar.kind == "Secret");
+    if !needs_value {
+        let Ok(object) = serde_json::to_string(&o) else {
+            return;
+        };
+        record(
+            s,
+            Source::Watch,
+            ObjectObserved {
+                action,
+                api_version: ar.api_version.clone(),
+                kind: ar.kind.clone(),
+                namespace: ns,
+                name,
+                uid,
+                resource_version: rv,
+                object,
+            },
+        )
+        .await;
+        return;
+    }
     let mut v = match serde_json::to_value(&o) {
         Ok(v) => v,
         Err(_) => return,
     };
-    if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        md.remove("managedFields");
-    }
-    if v.get("apiVersion").is_none() {
-        v["apiVersion"] = ar.api_version.clone().into();
-        v["kind"] = ar.kind.clone().into();
-    }
-    if ar.group.is_empty() && ar.kind == "Pod" && !deleted {
-        if let Some(l) = &s.logs {
-            l.pod(&s.out, &v);
-        }
-    }
     if !deleted {
         s.check_abort(&ar.kind, &ar.group, &v, None).await;
-    }
-    if ar.group.is_empty() && ar.kind == "Event" {
-        if !deleted {
-            record(s, Source::Watch, event_of(&v)).await;
-        }
-        return;
     }
     if ar.group.is_empty() && ar.kind == "Secret" {
         if let Some(h) = helm_release(&v) {
@@ -922,6 +946,33 @@ fn s(v: &Value, p: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
+}
+
+/// A core/v1 Event from its metadata and the rest of the object.
+fn event_of_parts(md: &kube::api::ObjectMeta, data: &Value) -> KubeEvent {
+    let o = |x: &Option<String>| x.clone().unwrap_or_default();
+    KubeEvent {
+        namespace: o(&md.namespace),
+        name: o(&md.name),
+        uid: o(&md.uid),
+        resource_version: o(&md.resource_version),
+        type_: s(data, "/type"),
+        reason: s(data, "/reason"),
+        message: s(data, "/message"),
+        involved: ObjectRef {
+            api_version: s(data, "/involvedObject/apiVersion"),
+            kind: s(data, "/involvedObject/kind"),
+            namespace: s(data, "/involvedObject/namespace"),
+            name: s(data, "/involvedObject/name"),
+            uid: s(data, "/involvedObject/uid"),
+            field_path: s(data, "/involvedObject/fieldPath"),
+        },
+        count: data.pointer("/count").and_then(Value::as_u64).unwrap_or(1) as u32,
+        first_timestamp: s(data, "/firstTimestamp"),
+        last_timestamp: s(data, "/lastTimestamp"),
+        source_component: s(data, "/source/component"),
+        source_host: s(data, "/source/host"),
+    }
 }
 
 /// A core/v1 Event as recorded.

@@ -282,3 +282,55 @@ pub fn diff(dir: &Path, records: u64, seed: u64) -> Result<DiffBenchReport> {
         peak_rss_bytes: peak_rss().unwrap_or(0),
     })
 }
+
+/// A busy cluster for the recorder benchmark: `pods` pods over 20 namespaces going Pending →
+/// Running → Ready, and `events_per_pod` Events about each, spread over `duration_s` seconds.
+pub fn busy_cluster(
+    pods: usize,
+    events_per_pod: usize,
+    duration_s: f64,
+) -> (Vec<pipetape_store::Record>, i64) {
+    let start = 1_795_000_000_000_000_000;
+    let mut b = Builder::new("busy-cluster", start);
+    for i in 0..pods {
+        let ns = format!("ns-{}", i % 20);
+        let name = format!("api-6d4cf56db6-{i:05}");
+        let t = (i as f64 / pods as f64) * duration_s * 0.5;
+        b.pod(&PodPlan {
+            namespace: &ns,
+            name: &name,
+            owner: ("ReplicaSet", "api-6d4cf56db6"),
+            container: "app",
+            image: "docker.io/ameide/api:ci",
+            node: "k3d-bench-agent-0",
+            created: t,
+            running: t + 3.0,
+            ready: Some(t + 5.0),
+            crash_from: None,
+            log: &[],
+        });
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"namespace": ns, "name": name, "uid": crate::scenario::uid_for(&format!("{ns}/{name}"))},
+            "spec": {"nodeName": "k3d-bench-agent-0"}});
+        for e in 0..events_per_pod {
+            let te = t
+                + 6.0
+                + (duration_s * 0.5 - 6.0).max(1.0) * (e as f64 + 0.5) / events_per_pod as f64;
+            let (ty, reason) = if e % 7 == 3 {
+                ("Warning", "Unhealthy")
+            } else {
+                ("Normal", "Pulled")
+            };
+            b.event(
+                te,
+                ty,
+                reason,
+                &pod,
+                &format!("probe {e} of {name}"),
+                "kubelet",
+            );
+        }
+    }
+    let recs = b.finish("busy0000000000", Outcome::Passed, 0, None);
+    (recs, start)
+}

@@ -41,6 +41,9 @@ pub enum Suite {
     Recorder,
     /// `replay diff` of two --records runs, and against green:10, with metrics from the catalog.
     Diff,
+    /// The cluster observers under a busy cluster: 250 pods and 10,250 Events served live at
+    /// 60x and recorded; CPU per 10,000 changes, peak RSS, lag from served to recorded.
+    Observe,
     /// All of them.
     All,
 }
@@ -48,6 +51,9 @@ pub enum Suite {
 pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     if a.suite == Suite::Diff {
         return diff_suite(ctx, &a);
+    }
+    if a.suite == Suite::Observe {
+        return observe_suite(ctx, &a);
     }
     if a.suite == Suite::Recorder {
         let rep = recorder(ctx, a.output == TextOrJson::Json)?;
@@ -396,6 +402,193 @@ fn diff_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
             "  peak RSS of the process                       {:>8.1} MiB",
             mib(r.peak_rss_bytes as f64)
         )?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+/// Figures of the observer benchmark.
+#[derive(Debug, serde::Serialize)]
+struct ObserveReport {
+    pods: usize,
+    events: usize,
+    changes_served: usize,
+    changes_recorded: usize,
+    speed: f64,
+    recorder_cpu_s: f64,
+    cpu_s_per_10k_changes: f64,
+    recorder_peak_rss_bytes: u64,
+    lag_p50_ms: f64,
+    lag_p99_ms: f64,
+    lag_max_ms: f64,
+}
+
+fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
+    use std::process::{Command, Stdio};
+    let quiet = ctx.quiet || a.output == TextOrJson::Json;
+    let (pods, per_pod, duration_s, speed) = (250usize, 41usize, 600.0f64, 60.0f64);
+    let dir = std::env::temp_dir().join(format!("pipetape-bench-observe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let bad = |e: String| super::CmdError::input(e);
+    let result = (|| -> Result<ObserveReport, super::CmdError> {
+        let (recs, start) = pipetape_replayer::bench::busy_cluster(pods, per_pod, duration_s);
+        let log = dir.join("busy.ptape");
+        pipetape_replayer::scenario::write_log(&log, pipetape_store::RunId::random(), start, &recs)
+            .map_err(|e| bad(e.to_string()))?;
+        let served = pipetape_replayer::load(&log)
+            .map_err(|e| bad(e.to_string()))?
+            .model;
+        let changes_served: usize = served
+            .objects
+            .values()
+            .map(|h| h.versions.len())
+            .sum::<usize>()
+            + served.events.len();
+        if !quiet {
+            eprintln!(
+                "bench: observe ({pods} pods, {} events, {changes_served} changes served at {speed}x)...",
+                served.events.len()
+            );
+        }
+        let me = std::env::current_exe().map_err(|e| bad(e.to_string()))?;
+        let kc = dir.join("kubeconfig");
+        let mut server = Command::new(&me)
+            .args(["replay", "serve"])
+            .arg(&log)
+            .args([
+                "--live",
+                "--speed",
+                &speed.to_string(),
+                "--exit-at-end",
+                "--kubeconfig-out",
+            ])
+            .arg(&kc)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !kc.exists() {
+            if std::time::Instant::now() > deadline {
+                let _ = server.kill();
+                return Err(bad("replay serve did not start".into()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The served clock starts when serve is up: the kubeconfig's birth.
+        let epoch = std::fs::metadata(&kc)?
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let store = dir.join("store");
+        let secs = format!("{:.1}", duration_s / speed + 3.0);
+        let status = Command::new(&me)
+            .arg("--store")
+            .arg(&store)
+            .args(["-q", "record", "--name", "busy", "--kubeconfig"])
+            .arg(&kc)
+            .args(["--", "sleep", &secs])
+            .stdout(Stdio::null())
+            .status()?;
+        let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+            .map_err(|e| bad(e.to_string()))?;
+        let _ = server.kill();
+        let _ = server.wait();
+        if !status.success() {
+            return Err(bad(format!("the recorder failed: {status}")));
+        }
+        let tv = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        let cpu = tv(usage.user_time()) + tv(usage.system_time());
+        let rss = usage.max_rss() as u64 * 1024;
+        let st = pipetape_store::store::Store::open(&store).map_err(|e| bad(e.to_string()))?;
+        let run = st
+            .resolve("last", &Default::default())
+            .map_err(|e| bad(e.to_string()))?;
+        let rec = pipetape_replayer::load(&run.path)
+            .map_err(|e| bad(e.to_string()))?
+            .model;
+        // Lag: when each change was appended by the recorder minus when serve served it.
+        let served_at = |mono: u64| epoch + (mono as f64 / speed) as i64;
+        let rec_at = |mono: u64| rec.info.started_ns + mono as i64;
+        let mut lags: Vec<f64> = Vec::new();
+        let mut recorded = 0usize;
+        for (k, h) in &served.objects {
+            if let Some(r) = rec.objects.get(k) {
+                recorded += r.versions.len().min(h.versions.len());
+                for (s, r) in h.versions.iter().zip(&r.versions) {
+                    lags.push((rec_at(r.mono_ns) - served_at(s.mono_ns)) as f64 / 1e6);
+                }
+            }
+        }
+        let by_name: std::collections::HashMap<(&str, &str), u64> = rec
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    (e.event.namespace.as_str(), e.event.name.as_str()),
+                    e.mono_ns,
+                )
+            })
+            .collect();
+        for e in &served.events {
+            if let Some(t) = by_name.get(&(e.event.namespace.as_str(), e.event.name.as_str())) {
+                recorded += 1;
+                lags.push((rec_at(*t) - served_at(e.mono_ns)) as f64 / 1e6);
+            }
+        }
+        lags.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            lags.get(((lags.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Ok(ObserveReport {
+            pods,
+            events: served.events.len(),
+            changes_served,
+            changes_recorded: recorded,
+            speed,
+            recorder_cpu_s: cpu,
+            cpu_s_per_10k_changes: cpu / (recorded.max(1) as f64) * 10_000.0,
+            recorder_peak_rss_bytes: rss,
+            lag_p50_ms: pct(0.5),
+            lag_p99_ms: pct(0.99),
+            lag_max_ms: lags.last().copied().unwrap_or(0.0),
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = result?;
+    let mut out = Out::new();
+    if a.output == TextOrJson::Json {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "observe": r }))?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "cluster observers ({} pods, {} events served live at {}x)",
+            r.pods, r.events, r.speed
+        )?;
+        writeln!(
+            out,
+            "  changes recorded / served                  {:>6} / {}",
+            r.changes_recorded, r.changes_served
+        )?;
+        writeln!(
+            out,
+            "  recorder CPU                               {:>8.2} s",
+            r.recorder_cpu_s
+        )?;
+        writeln!(
+            out,
+            "  CPU per 10,000 changes                     {:>8.2} s    (target <= 0.5 s)",
+            r.cpu_s_per_10k_changes
+        )?;
+        writeln!(
+            out,
+            "  recorder peak RSS                          {:>8.1} MiB  (target <= 150 MiB)",
+            r.recorder_peak_rss_bytes as f64 / 1048576.0
+        )?;
+        writeln!(out, "  lag served -> appended, p50 / p99 / max    {:>5.0} / {:.0} / {:.0} ms (target <= 1000 ms; frames reach disk within 250 ms more)", r.lag_p50_ms, r.lag_p99_ms, r.lag_max_ms)?;
     }
     out.flush()?;
     Ok(0)
