@@ -170,7 +170,14 @@ fn kubectl_reads_the_recorded_cluster() {
             "keycloak",
         ],
     );
-    assert_eq!(logs.lines().count(), 3);
+    // Served at 8m: three instances of the crash-looping container have logged by then (serve
+    // returns every instance's lines; the kubelet would return only the latest one's).
+    assert_eq!(logs.lines().count(), 9, "{logs}");
+    assert_eq!(
+        logs.matches("Keycloak 24.0.4 starting").count(),
+        3,
+        "{logs}"
+    );
     assert!(logs.contains("password authentication failed for user \"keycloak\""));
 
     let (good, _, err) = kubectl(
