@@ -253,11 +253,6 @@ impl Observer {
         Observer { stop, task, stats }
     }
 
-    /// The counters so far.
-    pub fn stats(&self) -> ObserveStats {
-        self.stats.lock().expect("stats lock").clone()
-    }
-
     /// Stops every watcher (after letting what they have in hand be recorded).
     pub async fn stop(self) -> ObserveStats {
         let _ = self.stop.send(true);
@@ -871,21 +866,14 @@ async fn apply(
         let Ok(object) = serde_json::to_string(&o) else {
             return;
         };
-        record(
-            s,
-            Source::Watch,
-            ObjectObserved {
-                action,
-                api_version: ar.api_version.clone(),
-                kind: ar.kind.clone(),
-                namespace: ns,
-                name,
-                uid,
-                resource_version: rv,
-                object,
-            },
-        )
-        .await;
+        let observed = ObservedMeta {
+            action,
+            ns,
+            name,
+            uid,
+            rv,
+        };
+        record_object(s, ar, observed, object).await;
         return;
     }
     let mut v = match serde_json::to_value(&o) {
@@ -910,18 +898,38 @@ async fn apply(
         }
         strip_secret(&mut v);
     }
+    let observed = ObservedMeta {
+        action,
+        ns,
+        name,
+        uid,
+        rv,
+    };
+    record_object(s, ar, observed, v.to_string()).await;
+}
+
+/// Identity and action of one observed object version.
+struct ObservedMeta {
+    action: Action,
+    ns: String,
+    name: String,
+    uid: String,
+    rv: String,
+}
+
+async fn record_object(s: &Arc<Shared>, ar: &ApiResource, m: ObservedMeta, object: String) {
     record(
         s,
         Source::Watch,
         ObjectObserved {
-            action,
+            action: m.action,
             api_version: ar.api_version.clone(),
             kind: ar.kind.clone(),
-            namespace: ns,
-            name,
-            uid,
-            resource_version: rv,
-            object: v.to_string(),
+            namespace: m.ns,
+            name: m.name,
+            uid: m.uid,
+            resource_version: m.rv,
+            object,
         },
     )
     .await;
@@ -972,32 +980,6 @@ fn event_of_parts(md: &kube::api::ObjectMeta, data: &Value) -> KubeEvent {
         last_timestamp: s(data, "/lastTimestamp"),
         source_component: s(data, "/source/component"),
         source_host: s(data, "/source/host"),
-    }
-}
-
-/// A core/v1 Event as recorded.
-pub fn event_of(v: &Value) -> KubeEvent {
-    KubeEvent {
-        namespace: s(v, "/metadata/namespace"),
-        name: s(v, "/metadata/name"),
-        uid: s(v, "/metadata/uid"),
-        resource_version: s(v, "/metadata/resourceVersion"),
-        type_: s(v, "/type"),
-        reason: s(v, "/reason"),
-        message: s(v, "/message"),
-        involved: ObjectRef {
-            api_version: s(v, "/involvedObject/apiVersion"),
-            kind: s(v, "/involvedObject/kind"),
-            namespace: s(v, "/involvedObject/namespace"),
-            name: s(v, "/involvedObject/name"),
-            uid: s(v, "/involvedObject/uid"),
-            field_path: s(v, "/involvedObject/fieldPath"),
-        },
-        count: v.pointer("/count").and_then(Value::as_u64).unwrap_or(1) as u32,
-        first_timestamp: s(v, "/firstTimestamp"),
-        last_timestamp: s(v, "/lastTimestamp"),
-        source_component: s(v, "/source/component"),
-        source_host: s(v, "/source/host"),
     }
 }
 

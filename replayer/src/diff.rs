@@ -242,19 +242,7 @@ fn stat(name: &str, unit: Unit, baselines: &[BaselineRun]) -> Option<BaselineSta
             None => {}
         }
     }
-    if vals.is_empty() || (unit == Unit::Count && vals.iter().all(|v| *v == 0.0) && bad == 0) {
-        if unit == Unit::Count && !vals.is_empty() {
-            return Some(BaselineStat {
-                n: vals.len(),
-                median: 0.0,
-                min: 0.0,
-                max: 0.0,
-                spread: 0.0,
-                status: String::new(),
-                bad: 0,
-                flapped: 0,
-            });
-        }
+    if vals.is_empty() {
         return None;
     }
     let n = vals.len();

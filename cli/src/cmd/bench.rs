@@ -452,28 +452,7 @@ fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
         }
         let me = std::env::current_exe().map_err(|e| bad(e.to_string()))?;
         let kc = dir.join("kubeconfig");
-        let mut server = Command::new(&me)
-            .args(["replay", "serve"])
-            .arg(&log)
-            .args([
-                "--live",
-                "--speed",
-                &speed.to_string(),
-                "--exit-at-end",
-                "--kubeconfig-out",
-            ])
-            .arg(&kc)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !kc.exists() {
-            if std::time::Instant::now() > deadline {
-                let _ = server.kill();
-                return Err(bad("replay serve did not start".into()));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let server = super::demo::serve(&log, &kc, speed)?;
         // The served clock starts when serve is up: the kubeconfig's birth.
         let epoch = std::fs::metadata(&kc)?
             .modified()?
@@ -492,8 +471,7 @@ fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
             .status()?;
         let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
             .map_err(|e| bad(e.to_string()))?;
-        let _ = server.kill();
-        let _ = server.wait();
+        drop(server);
         if !status.success() {
             return Err(bad(format!("the recorder failed: {status}")));
         }

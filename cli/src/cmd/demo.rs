@@ -49,7 +49,8 @@ finally:
     run: echo "kubectl get events -A > artifacts/events.txt"
 "#;
 
-struct Served(Child);
+/// A `replay serve` child process, killed when dropped.
+pub(crate) struct Served(pub(crate) Child);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -63,7 +64,9 @@ fn me() -> Result<PathBuf, CmdError> {
         .map_err(|e| CmdError::input(format!("cannot find pipetape itself: {e}")))
 }
 
-fn serve(log: &Path, kubeconfig: &Path, speed: f64) -> Result<Served, CmdError> {
+/// Starts `pipetape replay serve LOG --live --speed S --exit-at-end` and waits for its
+/// kubeconfig (written once it serves).
+pub(crate) fn serve(log: &Path, kubeconfig: &Path, speed: f64) -> Result<Served, CmdError> {
     let child = Command::new(me()?)
         .args(["replay", "serve"])
         .arg(log)
