@@ -8,7 +8,9 @@
 //!   is recorded once as a gap and left alone.
 //! - What is watched: Events, Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
 //!   PVCs, Namespaces, Nodes, Secrets (metadata only), and custom resources found by discovery
-//!   (ExternalSecret, SecretStore, ClusterSecretStore, Certificate, and any named in `extra`).
+//!   (ExternalSecret, SecretStore, ClusterSecretStore, ClusterExternalSecret, PushSecret,
+//!   Certificate, CertificateRequest, Issuer, ClusterIssuer, ACME Order and Challenge, where the
+//!   cluster serves them, and any named in `extra`).
 //!   Discovery runs again every few seconds, so kinds whose CRDs a Helmfile installs mid-run are
 //!   picked up when they appear.
 //! - Recording starts before the first step and waits for the API: a pipeline that creates its
@@ -214,7 +216,14 @@ const DEFAULT_RESOURCES: &[(&str, &str)] = &[
     ("external-secrets.io", "externalsecrets"),
     ("external-secrets.io", "secretstores"),
     ("external-secrets.io", "clustersecretstores"),
+    ("external-secrets.io", "clusterexternalsecrets"),
+    ("external-secrets.io", "pushsecrets"),
     ("cert-manager.io", "certificates"),
+    ("cert-manager.io", "certificaterequests"),
+    ("cert-manager.io", "issuers"),
+    ("cert-manager.io", "clusterissuers"),
+    ("acme.cert-manager.io", "orders"),
+    ("acme.cert-manager.io", "challenges"),
 ];
 
 /// How often discovery looks for newly installed kinds.

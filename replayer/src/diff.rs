@@ -352,7 +352,7 @@ pub fn compare(
             );
             continue;
         }
-        // Flapping.
+        // Flapping; a late object that also flapped is both (its time is compared below).
         if cur.flapped && b.flapped * 2 < b.n {
             let summary = format!(
                 "went not ready after being ready ({} of {} baseline runs did)",
@@ -364,10 +364,9 @@ pub fn compare(
                 Kind::Flapped,
                 summary,
                 cur,
-                Some(b),
+                Some(b.clone()),
                 0.0,
             );
-            continue;
         }
         // Value. Only a good outcome's time is comparable (a skipped step took no time).
         if cur.unit == Unit::Seconds && cur.status == "skipped" {
@@ -608,22 +607,22 @@ fn subject(metric: &str) -> &str {
     }
 }
 
-/// Folds warning, restart and flap findings into a higher-ranked `ready:` finding about the
-/// same object.
+/// Folds warning and restart findings into the `ready:` finding (broken, slower or flapping)
+/// about the same object, and a flap into a broken finding of the same object (which says it
+/// all). A flap beside a slower finding of the same object stays: the object was both late and
+/// unstable.
 fn fold_related(v: &mut Vec<Finding>) {
     let mut i = 0;
     while i < v.len() {
-        let lesser = matches!(v[i].kind, Kind::Warnings | Kind::Restarts | Kind::Flapped);
         let subj = subject(&v[i].metric).to_string();
-        let host = lesser
-            .then(|| {
-                v.iter().position(|h| {
-                    h.metric.starts_with("ready:")
-                        && matches!(h.kind, Kind::Broke | Kind::Slower)
-                        && subject(&h.metric) == subj
-                })
-            })
-            .flatten();
+        let hosts: &[Kind] = match v[i].kind {
+            Kind::Warnings | Kind::Restarts => &[Kind::Broke, Kind::Slower, Kind::Flapped],
+            Kind::Flapped => &[Kind::Broke],
+            _ => &[],
+        };
+        let host = v.iter().position(|h| {
+            h.metric.starts_with("ready:") && hosts.contains(&h.kind) && subject(&h.metric) == subj
+        });
         match host {
             Some(h) if h != i => {
                 let f = v.remove(i);
@@ -654,6 +653,9 @@ fn evidence(m: &RunModel, metric: &str, cur: &Metric, kind: Kind) -> Vec<String>
                 [k, n] => (*k, "", *n),
                 _ => return ev,
             };
+            if fam == "ready" && matches!(kind_, Kind::Slower | Kind::Flapped) {
+                held_back_evidence(m, kind, ns, name, &mut ev);
+            }
             let logs = matches!(kind_, Kind::Broke | Kind::Restarts);
             object_evidence(m, kind, ns, name, logs, &mut ev);
         }
@@ -693,6 +695,136 @@ fn first_line(s: &str) -> &str {
         .trim()
 }
 
+/// The pods of a workload: by name shape (generated suffixes, or a StatefulSet's ordinals).
+fn workload_pods<'m>(
+    m: &'m RunModel,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Vec<&'m crate::fold::ObjectHistory> {
+    let is_workload = matches!(
+        kind,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" | "ReplicaSet"
+    );
+    if !is_workload {
+        return Vec::new();
+    }
+    m.objects
+        .values()
+        .filter(|h| {
+            h.key.kind == "Pod"
+                && h.key.namespace == ns
+                && h.key.name.starts_with(name)
+                && crate::metrics::strip_generated(&h.key.name) == name
+                || (h.key.kind == "Pod"
+                    && h.key.namespace == ns
+                    && kind == "StatefulSet"
+                    && h.key
+                        .name
+                        .strip_prefix(name)
+                        .and_then(|r| r.strip_prefix('-'))
+                        .is_some_and(|r| r.bytes().all(|b| b.is_ascii_digit())))
+        })
+        .collect()
+}
+
+/// For an object that got ready late (or flapped): what held it back just before it was
+/// ready — its readiness reason, the conditions that were not True (those a gate waited for
+/// first), and the pods that were slowest to be ready.
+fn held_back_evidence(m: &RunModel, kind: &str, ns: &str, name: &str, ev: &mut Vec<String>) {
+    use pipetape_store::readiness::{conditions, Status};
+    let Some(h) = m
+        .objects
+        .values()
+        .find(|h| h.key.kind == kind && h.key.namespace == ns && h.key.name == name)
+    else {
+        return;
+    };
+    let ready_i = h
+        .versions
+        .iter()
+        .position(|v| v.status == Status::Current)
+        .unwrap_or(h.versions.len());
+    let Some(before) = h.versions[..ready_i]
+        .iter()
+        .rev()
+        .find(|v| v.action != pipetape_store::model::Action::Deleted)
+    else {
+        return;
+    };
+    let what = [before.reason.as_str(), before.message.as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(": ");
+    if !what.is_empty() {
+        ev.push(format!("held back by: {what}"));
+    }
+    // Conditions not True then; those a gate named come first.
+    let gate_text: String = m
+        .spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Gate && s.detail.contains(name))
+        .map(|s| s.detail.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Ok(obj) = serde_json::from_str::<serde_json::Value>(&before.object) {
+        let mut conds: Vec<_> = conditions(&obj)
+            .into_iter()
+            .filter(|c| c.status != "True" && c.type_ != "Ready")
+            .collect();
+        conds.sort_by_key(|c| !gate_text.contains(c.type_));
+        for c in conds.iter().take(2) {
+            let mut line = format!("condition {}={}", c.type_, c.status);
+            if !c.reason.is_empty() {
+                line.push_str(&format!(" ({})", c.reason));
+            }
+            if !c.message.is_empty() {
+                line.push_str(&format!(": {}", first_line(c.message)));
+            }
+            if gate_text.contains(c.type_) {
+                line.push_str(" [the gate waited for it]");
+            }
+            ev.push(line);
+        }
+    }
+    // The slowest pods: first seen to first ready.
+    let mut pods: Vec<(u64, u64, &str, String)> = workload_pods(m, kind, ns, name)
+        .into_iter()
+        .filter_map(|p| {
+            let first = p.first_seen_ns();
+            let ready = p.versions.iter().position(|v| v.status == Status::Current);
+            let waited_on = match ready {
+                Some(0) => return None,
+                Some(i) => &p.versions[i - 1],
+                None => p.versions.last()?,
+            };
+            let until = ready.map_or(m.info.end_ns, |i| p.versions[i].mono_ns);
+            let why = [waited_on.reason.as_str(), waited_on.message.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(": ");
+            Some((until - first, until, p.key.name.as_str(), why))
+        })
+        .collect();
+    pods.sort_by_key(|p| std::cmp::Reverse(p.0));
+    for (took, until, pod, why) in pods.iter().take(3) {
+        ev.push(format!(
+            "pod {pod} not ready for {} (until {}){}",
+            secs(*took as f64 / 1e9),
+            crate::time::offset(*until),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {why}")
+            }
+        ));
+    }
+}
+
 /// For a workload or object: its pods' states, the first Warning about it, and the last lines
 /// of a crashed container's previous log.
 fn object_evidence(
@@ -703,32 +835,7 @@ fn object_evidence(
     with_logs: bool,
     ev: &mut Vec<String>,
 ) {
-    let is_workload = matches!(
-        kind,
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" | "ReplicaSet"
-    );
-    // Pods of the workload: by name prefix, confirmed by the owner chain in metrics.
-    let pods: Vec<&crate::fold::ObjectHistory> = if is_workload {
-        m.objects
-            .values()
-            .filter(|h| {
-                h.key.kind == "Pod"
-                    && h.key.namespace == ns
-                    && h.key.name.starts_with(name)
-                    && crate::metrics::strip_generated(&h.key.name) == name
-                    || (h.key.kind == "Pod"
-                        && h.key.namespace == ns
-                        && kind == "StatefulSet"
-                        && h.key
-                            .name
-                            .strip_prefix(name)
-                            .and_then(|r| r.strip_prefix('-'))
-                            .is_some_and(|r| r.bytes().all(|b| b.is_ascii_digit())))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let pods = workload_pods(m, kind, ns, name);
     for p in pods.iter().take(3) {
         if let Some(v) = p.versions.last() {
             if v.status != pipetape_store::readiness::Status::Current {

@@ -286,6 +286,35 @@ pub struct RunModel {
     pub last_seq: u64,
 }
 
+/// One Helm release's recorded statuses.
+#[derive(Debug, Default)]
+pub struct ReleaseHistory<'a> {
+    /// Every record, in order.
+    pub history: Vec<(u64, &'a pipetape_store::model::HelmRelease)>,
+}
+
+impl<'a> ReleaseHistory<'a> {
+    /// The release's status over time: its highest revision's latest record at each moment.
+    /// When revision 2 deploys, Helm marks revision 1 `superseded` a moment later; that record
+    /// changes revision 1, not the release, so it is left out here.
+    pub fn timeline(&self) -> Vec<(u64, &'a pipetape_store::model::HelmRelease)> {
+        let mut top = 0;
+        let mut out = Vec::new();
+        for &(t, h) in &self.history {
+            if h.revision >= top {
+                top = h.revision;
+                out.push((t, h));
+            }
+        }
+        out
+    }
+
+    /// The release's current status: the latest record of its highest revision.
+    pub fn current(&self) -> Option<(u64, &'a pipetape_store::model::HelmRelease)> {
+        self.timeline().last().copied()
+    }
+}
+
 /// A failure seen by the fold: when, the (stage, step) it belongs to if any, what.
 struct Failure {
     at: u64,
@@ -672,6 +701,18 @@ impl RunModel {
         self.objects
             .values()
             .filter_map(move |h| h.at(t).map(|v| (h, v)))
+    }
+
+    /// Each Helm release's records in order, by (namespace, release).
+    pub fn helm_releases(&self) -> BTreeMap<(&str, &str), ReleaseHistory<'_>> {
+        let mut out: BTreeMap<(&str, &str), ReleaseHistory<'_>> = BTreeMap::new();
+        for (t, h) in &self.helm {
+            out.entry((h.namespace.as_str(), h.name.as_str()))
+                .or_default()
+                .history
+                .push((*t, h));
+        }
+        out
     }
 
     /// Kinds seen in the run, with their group and a recorded apiVersion.

@@ -54,7 +54,10 @@ pub struct Metric {
     /// For `ready:`: went not-ready again after being ready.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flapped: bool,
-    /// When it happened (ended, got ready, first occurred), seconds from the run's start.
+    /// When it happened, seconds from the run's start: a step or gate's end (when it failed or
+    /// timed out), when an object got ready or, for one never ready, when it went bad (entered
+    /// the state it ended in, or its first pod crash-looped), a warning's first occurrence.
+    /// Findings are ranked by it, causes first.
     pub at_s: f64,
     /// Evidence in one line: a condition's reason and message, a gate's blockers, a test's
     /// failure message, a Warning's message.
@@ -326,8 +329,9 @@ pub fn extract(m: &RunModel) -> MetricSet {
     let mut out = BTreeMap::new();
     steps_and_gates(m, end, &mut out);
     let owners = Owners::new(m);
+    let pod_failures = pod_failures(m, &owners);
     for h in m.objects.values() {
-        if let Some((name, metric)) = ready_metric(&owners, h, end) {
+        if let Some((name, metric)) = ready_metric(&owners, &pod_failures, h, end) {
             out.insert(name, metric);
         }
     }
@@ -441,7 +445,27 @@ fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
     }
 }
 
-fn ready_metric(owners: &Owners<'_>, h: &ObjectHistory, end: u64) -> Option<(String, Metric)> {
+/// When each workload's first pod went Failed (crash loop), ns: a workload that never became
+/// ready went bad then, not when it was created.
+fn pod_failures(m: &RunModel, owners: &Owners<'_>) -> HashMap<String, u64> {
+    let mut out: HashMap<String, u64> = HashMap::new();
+    for h in m.objects.values().filter(|h| h.key.kind == "Pod") {
+        let Some(v) = h.versions.iter().find(|v| v.status == Status::Failed) else {
+            continue;
+        };
+        let w = owners.of_pod(&h.key.namespace, &h.key.name, None);
+        let e = out.entry(w).or_insert(v.mono_ns);
+        *e = (*e).min(v.mono_ns);
+    }
+    out
+}
+
+fn ready_metric(
+    owners: &Owners<'_>,
+    pod_failures: &HashMap<String, u64>,
+    h: &ObjectHistory,
+    end: u64,
+) -> Option<(String, Metric)> {
     let k = &h.key;
     if NO_READY_METRIC.contains(&k.kind.as_str()) && !(k.kind == "Pod" && is_bare_pod(h)) {
         return None;
@@ -457,12 +481,18 @@ fn ready_metric(owners: &Owners<'_>, h: &ObjectHistory, end: u64) -> Option<(Str
     let mut flap_detail = String::new();
     let mut last = None;
     let mut last_change = first;
+    // The start of the last run of versions with the same status and reason: when the object
+    // entered the state it ended in (e.g. Ready=False SecretSyncedError after "no status yet").
+    let mut streak: (u64, Option<(Status, &str)>) = (first, None);
     for v in &h.versions {
         if v.action == pipetape_store::model::Action::Deleted || v.status == Status::Terminating {
             continue;
         }
         if last != Some(v.status) {
             last_change = v.mono_ns;
+        }
+        if streak.1 != Some((v.status, v.reason.as_str())) {
+            streak = (v.mono_ns, Some((v.status, v.reason.as_str())));
         }
         if v.status == Status::Current {
             ready_at.get_or_insert(v.mono_ns);
@@ -472,6 +502,10 @@ fn ready_metric(owners: &Owners<'_>, h: &ObjectHistory, end: u64) -> Option<(Str
         }
         last = Some(v.status);
     }
+    // A workload whose pods crash-loop went bad at the first crash loop.
+    let went_bad = pod_failures
+        .get(&name)
+        .map_or(streak.0, |&t| t.min(streak.0));
     let final_v = h
         .versions
         .iter()
@@ -480,8 +514,8 @@ fn ready_metric(owners: &Owners<'_>, h: &ObjectHistory, end: u64) -> Option<(Str
     let (status, value, at) = match (last, ready_at) {
         (Some(Status::Current), Some(r)) => ("ready", r - first, r),
         (_, Some(_)) => ("lost", end.saturating_sub(first), last_change),
-        (Some(Status::Failed), None) => ("failed", end.saturating_sub(first), last_change),
-        _ => ("not_ready", end.saturating_sub(first), last_change),
+        (Some(Status::Failed), None) => ("failed", end.saturating_sub(first), went_bad),
+        _ => ("not_ready", end.saturating_sub(first), went_bad),
     };
     let detail = if status == "ready" {
         if flapped {
@@ -615,18 +649,14 @@ fn warnings(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric
 }
 
 fn helm(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
-    let mut per: BTreeMap<(String, String), Vec<(u64, &pipetape_store::model::HelmRelease)>> =
-        BTreeMap::new();
-    for (t, h) in &m.helm {
-        per.entry((h.namespace.clone(), h.name.clone()))
-            .or_default()
-            .push((*t, h));
-    }
-    for ((ns, name), hist) in per {
-        let first = hist[0].0;
-        let (last_t, last) = *hist.last().expect("non-empty");
-        // Time to the final revision's first "deployed".
-        let deployed = hist
+    for ((ns, name), rel) in m.helm_releases() {
+        let first = rel.history[0].0;
+        let Some((last_t, last)) = rel.current() else {
+            continue;
+        };
+        // Time to the current revision's first "deployed".
+        let deployed = rel
+            .history
             .iter()
             .find(|(_, h)| h.revision == last.revision && h.status == "deployed")
             .map(|(t, _)| *t);

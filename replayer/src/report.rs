@@ -490,17 +490,27 @@ fn readiness(o: &mut String, m: &RunModel) {
     }
     // Helm releases: status over time.
     // (namespace, release) -> [(time, status, detail)]
+    // The status over time is the highest revision's (an older revision turning `superseded`
+    // does not change the release).
     type HelmHistory = Vec<(u64, String, String)>;
-    let mut helm: BTreeMap<(String, String), HelmHistory> = BTreeMap::new();
-    for (t, r) in &m.helm {
-        helm.entry((r.namespace.clone(), r.name.clone()))
-            .or_default()
-            .push((
-                *t,
-                r.status.clone(),
-                format!("revision {}: {}", r.revision, r.description),
-            ));
-    }
+    let helm: BTreeMap<(&str, &str), HelmHistory> = m
+        .helm_releases()
+        .into_iter()
+        .map(|(k, rel)| {
+            let segs = rel
+                .timeline()
+                .into_iter()
+                .map(|(t, r)| {
+                    (
+                        t,
+                        r.status.clone(),
+                        format!("revision {}: {}", r.revision, r.description),
+                    )
+                })
+                .collect();
+            (k, segs)
+        })
+        .collect();
     if !helm.is_empty() {
         let rows = helm.into_iter().map(|((ns, name), hist)| {
             let mut segs = Vec::new();

@@ -4,7 +4,7 @@
 //! [`BUNDLED`] holds the scenarios shipped with pipetape, modelled on a full-stack integration
 //! run, which `pipetape scenario write` turns into `.ptape` files and tests serve as a cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use pipetape_store::model::*;
@@ -21,6 +21,8 @@ pub struct Builder {
     items: Vec<(u64, u32, Source, Body)>,
     order: u32,
     rv: u64,
+    /// Creation times of objects by uid, scenario seconds.
+    created: HashMap<String, f64>,
 }
 
 fn ns_of(t: f64) -> u64 {
@@ -81,7 +83,14 @@ impl Builder {
             items: Vec::new(),
             order: 0,
             rv: 1000,
+            created: HashMap::new(),
         }
+    }
+
+    /// The creation time of the object `key` (the first time asked), as RFC 3339.
+    fn created(&mut self, key: &str, t: f64) -> String {
+        let t = *self.created.entry(key.to_string()).or_insert(t);
+        self.ts(t)
     }
 
     /// Adds a label (branch, commit, ...).
@@ -561,7 +570,7 @@ impl Builder {
         release: Option<&str>,
     ) -> &mut Self {
         let uid = uid_for(&format!("{kind}/{namespace}/{name}"));
-        let (created, now) = (self.ts(0.0), self.ts(t));
+        let (created, now) = (self.created(&uid, t), self.ts(t));
         let obj = objects::workload(&WorkloadState {
             kind,
             namespace,
@@ -580,6 +589,40 @@ impl Builder {
         self.object(t, action, obj)
     }
 
+    /// The registry-mirror DaemonSet (3 nodes) with `ready` pods ready, and the custom
+    /// `RegistryMirrorReady` condition its operator sets (the one the pipeline's preflight
+    /// waits for with `kubectl wait --for=condition=RegistryMirrorReady`).
+    pub fn mirror(&mut self, t: f64, action: Action, ready: u32) -> &mut Self {
+        let (ns, name) = ("ameide", "registry-mirror");
+        let uid = uid_for(&format!("DaemonSet/{ns}/{name}"));
+        let created = self.created(&uid, t);
+        let now = self.ts(t);
+        let mut obj = objects::workload(&WorkloadState {
+            kind: "DaemonSet",
+            namespace: ns,
+            name,
+            uid: &uid,
+            resource_version: "0",
+            created: &created,
+            now: &now,
+            image: "docker.io/ameide/registry-mirror:2.8.3",
+            replicas: 3,
+            updated: 3,
+            ready,
+            generation: 1,
+            release: Some(name),
+        });
+        let cond = if ready == 3 {
+            serde_json::json!({"type": "RegistryMirrorReady", "status": "True", "reason": "CacheWarm",
+                "message": "mirror serving on every node", "lastTransitionTime": now})
+        } else {
+            serde_json::json!({"type": "RegistryMirrorReady", "status": "False", "reason": "CacheWarming",
+                "message": format!("warming blob cache: {ready} of 3 nodes serving"), "lastTransitionTime": created})
+        };
+        obj["status"]["conditions"] = serde_json::json!([cond]);
+        self.object(t, action, obj)
+    }
+
     /// An ExternalSecret version.
     #[allow(clippy::too_many_arguments)]
     pub fn external_secret(
@@ -594,8 +637,10 @@ impl Builder {
     ) -> &mut Self {
         let uid = uid_for(&format!("ExternalSecret/{namespace}/{name}"));
         let now = self.ts(t);
-        let obj =
-            objects::external_secret(namespace, name, &uid, "0", &now, ready, reason, message);
+        let created = self.created(&uid, t);
+        let obj = objects::external_secret(
+            namespace, name, &uid, "0", &created, &now, ready, reason, message,
+        );
         if ready == "False" {
             let o = obj.clone();
             self.object(t, action, obj);
@@ -620,6 +665,83 @@ impl Builder {
             self.object(t + 0.05, Action::Added, secret);
         }
         self.object(t, action, obj)
+    }
+
+    /// A Certificate's life: created with no status, its CertificateRequest, then Ready=True
+    /// and its Secret at `ready`.
+    pub fn certificate(
+        &mut self,
+        created: f64,
+        ready: f64,
+        namespace: &str,
+        name: &str,
+        dns_name: &str,
+    ) -> &mut Self {
+        let issuer = "ameide-ca";
+        let uid = uid_for(&format!("Certificate/{namespace}/{name}"));
+        let cert = |b: &Builder, t: f64, r: &str, reason: &str, msg: &str| {
+            objects::certificate(
+                namespace,
+                name,
+                &uid,
+                "0",
+                &b.ts(created),
+                &b.ts(t),
+                dns_name,
+                issuer,
+                r,
+                reason,
+                msg,
+            )
+        };
+        let c = cert(self, created, "", "", "");
+        self.object(created, Action::Added, c);
+        let issuing = cert(
+            self,
+            created + 0.3,
+            "False",
+            "DoesNotExist",
+            "Issuing certificate as Secret does not exist",
+        );
+        self.object(created + 0.3, Action::Modified, issuing);
+        let cr_uid = uid_for(&format!("CertificateRequest/{namespace}/{name}-1"));
+        let cr = objects::certificate_request(
+            namespace,
+            name,
+            &cr_uid,
+            "0",
+            &self.ts(created + 0.5),
+            issuer,
+            false,
+        );
+        self.object(created + 0.5, Action::Added, cr);
+        let cr = objects::certificate_request(
+            namespace,
+            name,
+            &cr_uid,
+            "0",
+            &self.ts(ready - 0.2),
+            issuer,
+            true,
+        );
+        self.object(ready - 0.2, Action::Modified, cr);
+        let secret = objects::secret_metadata(
+            namespace,
+            name,
+            &uid_for(&format!("Secret/{namespace}/{name}")),
+            "0",
+            &self.ts(ready - 0.1),
+            "kubernetes.io/tls",
+        );
+        self.object(ready - 0.1, Action::Added, secret);
+        let done = cert(
+            self,
+            ready,
+            "True",
+            "Ready",
+            "Certificate is up to date and has not expired",
+        );
+        self.object(ready, Action::Modified, done)
     }
 
     /// The records, in time order, framed by RunStarted and RunFinished.
@@ -749,6 +871,9 @@ pub struct Variant {
     pub slow_mirror: bool,
     /// `orders/orders-api-keys` gets ready 90 s later.
     pub late_secret: bool,
+    /// The External Secrets operator starts 90 s late, so every ExternalSecret stays without a
+    /// status (not yet reconciled) for 90 s longer.
+    pub slow_operator: bool,
     /// `catalog/catalog-db-credentials` goes Ready=False after being ready, then recovers.
     pub flapping_secret: bool,
     /// A `catalog-api` pod crash-loops (the apps gate then fails).
@@ -870,17 +995,7 @@ fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
     } else {
         33.0 + j(25.0)
     };
-    b.workload(
-        33.0,
-        Action::Added,
-        "DaemonSet",
-        "ameide",
-        "registry-mirror",
-        "docker.io/ameide/registry-mirror:2.8.3",
-        3,
-        0,
-        Some("registry-mirror"),
-    );
+    b.mirror(33.0, Action::Added, 0);
     for (i, n) in NODES.iter().enumerate() {
         let name = format!("registry-mirror-{}", ["x7k2p", "m4q9z", "c8w3d"][i]);
         let ready = 40.0 + (mirror_ready - 40.0) * (i as f64 + 1.0) / 3.0;
@@ -905,23 +1020,13 @@ fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
             b.event(60.0, "Warning", "FailedMount", &serde_json::json!({"apiVersion":"v1","kind":"Pod","metadata":{"namespace":"ameide","name":name,"uid":uid_for(&format!("ameide/{name}"))},"spec":{"nodeName":n}}),
                 "MountVolume.SetUp failed for volume \"cache\" : mount failed: exit status 32", "kubelet");
         }
-        b.workload(
-            ready + 0.1,
-            Action::Modified,
-            "DaemonSet",
-            "ameide",
-            "registry-mirror",
-            "docker.io/ameide/registry-mirror:2.8.3",
-            3,
-            i as u32 + 1,
-            Some("registry-mirror"),
-        );
+        b.mirror(ready + 0.1, Action::Modified, i as u32 + 1);
     }
     b.gate(
         "preflight",
         "registry-mirror-ready",
         "condition",
-        "DaemonSet ameide/registry-mirror ready",
+        "DaemonSet ameide/registry-mirror condition RegistryMirrorReady=True",
         33.0,
         mirror_ready - 33.0 + 0.5,
         if red { 9 } else { 3 },
@@ -1001,8 +1106,9 @@ fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
             "pending-install",
             "Initial install underway",
         );
+        let deployed = t + j(10.0);
         b.helm(
-            t + j(10.0),
+            deployed,
             ns,
             chart,
             chart,
@@ -1011,6 +1117,42 @@ fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
             "deployed",
             "Install complete",
         );
+        if *chart == "vault" {
+            // helmfile upgrades vault once its CRD-dependent values apply: revision 2 deploys,
+            // and Helm marks revision 1 superseded a few milliseconds later.
+            let up = deployed + 1.0;
+            let done = up + j(4.0);
+            b.helm(
+                up,
+                ns,
+                chart,
+                chart,
+                ver,
+                2,
+                "pending-upgrade",
+                "Preparing upgrade",
+            );
+            b.helm(
+                done,
+                ns,
+                chart,
+                chart,
+                ver,
+                2,
+                "deployed",
+                "Upgrade complete",
+            );
+            b.helm(
+                done + 0.005,
+                ns,
+                chart,
+                chart,
+                ver,
+                1,
+                "superseded",
+                "Install complete",
+            );
+        }
         helm_lines.push(match i {
             0 => "Release \"cert-manager\" has been upgraded. Happy Helming!",
             1 => "Release \"external-secrets\" has been upgraded. Happy Helming!",
@@ -1055,11 +1197,39 @@ fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
         0,
         Some("external-secrets"),
     );
+    // A slow operator: its pod is ready only after the ExternalSecrets have waited 90 s.
+    let eso_ready = if v.slow_operator {
+        t1 + 97.0 + 89.0
+    } else {
+        t1 + 31.0
+    };
     b.pod(&PodPlan { namespace: "external-secrets", name: "external-secrets-6d4cf56db6-9xk2w", owner: ("ReplicaSet", "external-secrets-6d4cf56db6"), container: "external-secrets",
-        image: "ghcr.io/external-secrets/external-secrets:v0.10.7", node: NODES[1], created: t1 + 20.5, running: t1 + 28.0, ready: Some(t1 + 31.0), crash_from: None,
+        image: "ghcr.io/external-secrets/external-secrets:v0.10.7", node: NODES[1], created: t1 + 20.5, running: t1 + 28.0, ready: Some(eso_ready), crash_from: None,
         log: &["{\"level\":\"info\",\"msg\":\"starting manager\"}", "{\"level\":\"info\",\"msg\":\"Starting workers\",\"controller\":\"externalsecret\",\"worker count\":1}"] });
+    // cert-manager's CA issuer, then the TLS certificates of keycloak and the gateway: each
+    // created with no status and issued a few seconds later.
+    let issuer_uid = uid_for("ClusterIssuer/ameide-ca");
+    let issuer = objects::cluster_issuer("ameide-ca", &issuer_uid, "0", &b.ts(t1 + 17.0), None);
+    b.object(t1 + 17.0, Action::Added, issuer);
+    let issuer =
+        objects::cluster_issuer("ameide-ca", &issuer_uid, "0", &b.ts(t1 + 17.0), Some(true));
+    b.object(t1 + 18.0, Action::Modified, issuer);
+    b.certificate(
+        t1 + 56.0,
+        t1 + 56.0 + j(6.0),
+        "keycloak",
+        "keycloak-tls",
+        "keycloak.ameide.local",
+    );
+    b.certificate(
+        t1 + 60.0,
+        t1 + 60.0 + j(7.0),
+        "gateway",
+        "gateway-tls",
+        "api.ameide.local",
+    );
     b.workload(
-        t1 + 31.1,
+        eso_ready + 0.1,
         Action::Modified,
         "Deployment",
         "external-secrets",
@@ -1174,9 +1344,13 @@ fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
     ];
     let es_t = t1 + 97.0;
     let mut es_last_ready = es_t;
+    // A slow operator reconciles nothing for 90 s more: the secrets keep no status.
+    let operator_delay = if v.slow_operator { 90.0 } else { 0.0 };
     for (i, (ns, name)) in secrets.iter().enumerate() {
         let t = es_t + i as f64 * 1.5;
-        b.external_secret(t, Action::Added, ns, name, "Unknown", "", "");
+        // Created by Helm with no status; the operator reconciles it a moment later.
+        b.external_secret(t, Action::Added, ns, name, "", "", "");
+        let t = t + operator_delay;
         let stuck = red && *name == "orders-db-credentials";
         if stuck || (i % 3 == 1) {
             let msg = format!("could not get secret data from provider: vault: permission denied on path ameide/{ns}/{name}");

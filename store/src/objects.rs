@@ -188,26 +188,125 @@ pub fn workload(w: &WorkloadState<'_>) -> Value {
     json!({"apiVersion": "apps/v1", "kind": w.kind, "metadata": meta, "spec": spec, "status": status})
 }
 
-/// An ExternalSecret whose Ready condition is `ready` ("True", "False", "Unknown").
+/// An ExternalSecret whose Ready condition is `ready` ("True", "False", "Unknown"); with `ready`
+/// empty it has no status at all, as when it is created and its controller has not reconciled
+/// it yet.
 #[allow(clippy::too_many_arguments)]
 pub fn external_secret(
     namespace: &str,
     name: &str,
     uid: &str,
     resource_version: &str,
+    created: &str,
     now: &str,
     ready: &str,
     reason: &str,
     message: &str,
 ) -> Value {
-    json!({"apiVersion": "external-secrets.io/v1beta1", "kind": "ExternalSecret",
-        "metadata": {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": now},
+    let mut es = json!({"apiVersion": "external-secrets.io/v1beta1", "kind": "ExternalSecret",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": created},
         "spec": {"refreshInterval": "1h", "secretStoreRef": {"kind": "ClusterSecretStore", "name": "vault-backend"},
             "target": {"name": name, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
-            "dataFrom": [{"extract": {"key": format!("ameide/{namespace}/{name}")}}]},
-        "status": {"refreshTime": if ready == "True" { json!(now) } else { Value::Null }, "syncedResourceVersion": if ready == "True" { json!(format!("1-{uid}")) } else { Value::Null },
-            "binding": {"name": if ready == "True" { name } else { "" }},
-            "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message, "lastTransitionTime": now}]}})
+            "dataFrom": [{"extract": {"key": format!("ameide/{namespace}/{name}")}}]}});
+    if !ready.is_empty() {
+        let synced = ready == "True";
+        es["status"] = json!({"refreshTime": if synced { json!(now) } else { Value::Null },
+            "syncedResourceVersion": if synced { json!(format!("1-{uid}")) } else { Value::Null },
+            "binding": {"name": if synced { name } else { "" }},
+            "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message, "lastTransitionTime": now}]});
+    }
+    es
+}
+
+/// A cert-manager Certificate issued by the ClusterIssuer `issuer` into Secret `name`. `ready`
+/// as for [`external_secret`]: empty for a new Certificate with no status yet.
+#[allow(clippy::too_many_arguments)]
+pub fn certificate(
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    resource_version: &str,
+    created: &str,
+    now: &str,
+    dns_name: &str,
+    issuer: &str,
+    ready: &str,
+    reason: &str,
+    message: &str,
+) -> Value {
+    let mut c = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": created},
+        "spec": {"secretName": name, "dnsNames": [dns_name], "commonName": dns_name, "duration": "2160h0m0s", "renewBefore": "360h0m0s",
+            "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": issuer},
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}}});
+    if !ready.is_empty() {
+        let mut conds = vec![
+            json!({"type": "Ready", "status": ready, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": 1}),
+        ];
+        if ready != "True" {
+            conds.push(json!({"type": "Issuing", "status": "True", "reason": "DoesNotExist", "message": "Issuing certificate as Secret does not exist", "lastTransitionTime": now, "observedGeneration": 1}));
+        }
+        c["status"] = json!({"conditions": conds});
+        if ready == "True" {
+            c["status"]["notBefore"] = json!(now);
+            c["status"]["revision"] = json!(1);
+        }
+    }
+    c
+}
+
+/// A cert-manager CertificateRequest of Certificate `certificate` (revision 1), approved, and
+/// Ready when `ready`.
+pub fn certificate_request(
+    namespace: &str,
+    certificate: &str,
+    uid: &str,
+    resource_version: &str,
+    now: &str,
+    issuer: &str,
+    ready: bool,
+) -> Value {
+    let (status, reason, message) = if ready {
+        (
+            "True",
+            "Issued",
+            "Certificate fetched from issuer successfully",
+        )
+    } else {
+        (
+            "False",
+            "Pending",
+            "Waiting on certificate issuance from order",
+        )
+    };
+    json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
+        "metadata": {"name": format!("{certificate}-1"), "namespace": namespace, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": now,
+            "annotations": {"cert-manager.io/certificate-name": certificate, "cert-manager.io/certificate-revision": "1"},
+            "ownerReferences": [{"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": certificate, "uid": "", "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {"issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": issuer}, "usages": ["digital signature", "key encipherment"]},
+        "status": {"conditions": [
+            {"type": "Approved", "status": "True", "reason": "cert-manager.io", "message": "Certificate request has been approved by cert-manager.io", "lastTransitionTime": now},
+            {"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": now}]}})
+}
+
+/// A cert-manager ClusterIssuer backed by a CA Secret; no status when `ready` is None.
+pub fn cluster_issuer(
+    name: &str,
+    uid: &str,
+    resource_version: &str,
+    now: &str,
+    ready: Option<bool>,
+) -> Value {
+    let mut c = json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+        "metadata": {"name": name, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": now},
+        "spec": {"ca": {"secretName": format!("{name}-key-pair")}}});
+    if let Some(r) = ready {
+        c["status"] = json!({"conditions": [{"type": "Ready", "status": if r { "True" } else { "False" },
+            "reason": if r { "KeyPairVerified" } else { "ErrGetKeyPair" },
+            "message": if r { "Signing CA verified" } else { "Error getting keypair for CA issuer: secret not found" },
+            "lastTransitionTime": now, "observedGeneration": 1}]});
+    }
+    c
 }
 
 /// A Namespace.
@@ -318,6 +417,7 @@ mod tests {
             "db",
             "u",
             "1",
+            "t",
             "t",
             "False",
             "SecretSyncedError",

@@ -4,8 +4,23 @@
 //!
 //! Order of checks: deletion → generation not observed → `Stalled`/`Reconciling` conditions →
 //! rules for built-in kinds (Deployment, StatefulSet, DaemonSet, ReplicaSet, Pod, Job, PVC,
-//! Service, CRD) → the `Ready` condition for everything else (ExternalSecret, Certificate, ...)
-//! → Current when an object has no status to speak of.
+//! Service, CRD) → rules for custom resources.
+//!
+//! Custom resources depart from kstatus in one place, on purpose: a new ExternalSecret or
+//! Certificate has no `status` until its controller reconciles it, and kstatus would call it
+//! Current ("no Ready condition"). That made every secret "ready in 0 ms" and hid a slow or
+//! absent operator. So here:
+//! - a custom resource with no `status` yet (absent, `{}` or null) is **not yet reconciled**
+//!   (InProgress, reason `NotReconciled`), never Current;
+//! - a `Ready` condition whose own `observedGeneration` is below `metadata.generation` is stale
+//!   (InProgress, `ReadyConditionStale`): it speaks of an older spec;
+//! - kinds known to report readiness through a `Ready` condition ([`reports_ready`]: External
+//!   Secrets, cert-manager, Flux, Crossplane managed and composite resources) are InProgress
+//!   until `Ready=True`, even when their status holds other fields;
+//! - ACME `Order` and `Challenge` (no conditions) are read from `status.state`;
+//! - Crossplane packages (Provider, Function, Configuration) are ready when `Installed` and
+//!   `Healthy` are True;
+//! - any other custom resource with a status but no `Ready` condition is Current, as in kstatus.
 
 use serde_json::Value;
 
@@ -172,8 +187,190 @@ pub fn readiness(obj: &Value) -> Readiness {
         | ("rbac.authorization.k8s.io", _) => {
             Readiness::new(Status::Current, "AlwaysReady", "Resource is always ready")
         }
-        _ => generic(&conds),
+        ("acme.cert-manager.io", "Order" | "Challenge") => acme(obj, kind),
+        ("pkg.crossplane.io", _) => crossplane_package(obj, &conds),
+        _ if is_builtin_group(group) => generic(obj, &conds, false),
+        _ => custom(obj, group, &conds),
     }
+}
+
+/// API groups served by kube-apiserver itself (not by CRDs).
+fn is_builtin_group(group: &str) -> bool {
+    matches!(
+        group,
+        "" | "apps"
+            | "batch"
+            | "extensions"
+            | "policy"
+            | "autoscaling"
+            | "networking.k8s.io"
+            | "storage.k8s.io"
+            | "rbac.authorization.k8s.io"
+            | "admissionregistration.k8s.io"
+            | "apiextensions.k8s.io"
+            | "apiregistration.k8s.io"
+            | "coordination.k8s.io"
+            | "discovery.k8s.io"
+            | "events.k8s.io"
+            | "node.k8s.io"
+            | "scheduling.k8s.io"
+            | "certificates.k8s.io"
+            | "flowcontrol.apiserver.k8s.io"
+            | "internal.apiserver.k8s.io"
+            | "resource.k8s.io"
+            | "storagemigration.k8s.io"
+            | "authentication.k8s.io"
+            | "authorization.k8s.io"
+    )
+}
+
+/// True for custom resource kinds whose controllers report readiness through a `Ready`
+/// condition, so that no `Ready=True` means not ready, whatever else their status holds.
+pub fn reports_ready(group: &str, kind: &str) -> bool {
+    match group {
+        "external-secrets.io" | "generators.external-secrets.io" => true,
+        "cert-manager.io" => matches!(
+            kind,
+            "Certificate" | "CertificateRequest" | "Issuer" | "ClusterIssuer"
+        ),
+        // Crossplane's own API groups; its managed resources live in provider groups and are
+        // told by their `Synced` condition in [`custom`].
+        "apiextensions.crossplane.io" => false,
+        g => g.ends_with(".toolkit.fluxcd.io") || g.ends_with(".crossplane.io"),
+    }
+}
+
+/// A custom resource: not yet reconciled without a status; `Ready` when its kind reports one.
+fn custom(obj: &Value, group: &str, conds: &[Cond<'_>]) -> Readiness {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    let status = obj.get("status");
+    if status.is_none_or(|s| s.is_null() || s.as_object().is_some_and(|m| m.is_empty())) {
+        return in_progress(
+            "NotReconciled",
+            format!("{kind} has no status yet: its controller has not reconciled it"),
+        );
+    }
+    // Crossplane managed resources carry Synced beside Ready.
+    let must_be_ready = reports_ready(group, kind) || conds.iter().any(|c| c.type_ == "Synced");
+    generic(obj, conds, must_be_ready)
+}
+
+/// The `Ready` condition decides. Without one: Current, unless `must_be_ready`.
+fn generic(obj: &Value, conds: &[Cond<'_>], must_be_ready: bool) -> Readiness {
+    let Some(c) = conds.iter().find(|c| c.type_ == "Ready") else {
+        return if must_be_ready {
+            in_progress(
+                "NoReadyCondition",
+                "Ready condition not reported yet".into(),
+            )
+        } else {
+            Readiness::new(
+                Status::Current,
+                "NoReadyCondition",
+                "Resource has no Ready condition",
+            )
+        };
+    };
+    if let (Some(gen), Some(seen)) = (
+        get(obj, &["metadata", "generation"]).and_then(Value::as_i64),
+        condition_generation(obj, "Ready"),
+    ) {
+        if seen < gen {
+            return in_progress(
+                "ReadyConditionStale",
+                format!("Ready condition is for generation {seen}, the object is at {gen}"),
+            );
+        }
+    }
+    if c.status == "True" {
+        return Readiness::new(Status::Current, c.reason, c.message);
+    }
+    Readiness::new(
+        Status::InProgress,
+        if c.reason.is_empty() {
+            "NotReady"
+        } else {
+            c.reason
+        },
+        if c.message.is_empty() {
+            format!("Ready={}", c.status)
+        } else {
+            c.message.to_string()
+        },
+    )
+}
+
+/// The `observedGeneration` of one condition, when the controller sets it.
+fn condition_generation(obj: &Value, type_: &str) -> Option<i64> {
+    get(obj, &["status", "conditions"])?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))?
+        .get("observedGeneration")?
+        .as_i64()
+}
+
+/// ACME Orders and Challenges report `status.state`: valid, or pending/ready/processing, or
+/// invalid/errored/expired.
+fn acme(obj: &Value, kind: &str) -> Readiness {
+    let reason = string(obj, &["status", "reason"]).unwrap_or("");
+    match string(obj, &["status", "state"]).unwrap_or("") {
+        "valid" => Readiness::new(Status::Current, "Valid", format!("{kind} is valid")),
+        s @ ("invalid" | "errored" | "expired") => Readiness::new(
+            Status::Failed,
+            "Invalid",
+            if reason.is_empty() {
+                format!("{kind} is {s}")
+            } else {
+                reason.to_string()
+            },
+        ),
+        "" => in_progress(
+            "NotReconciled",
+            format!("{kind} has no state yet: cert-manager has not reconciled it"),
+        ),
+        s => in_progress(
+            "Pending",
+            if reason.is_empty() {
+                format!("{kind} is {s}")
+            } else {
+                reason.to_string()
+            },
+        ),
+    }
+}
+
+/// Crossplane packages are ready when installed and healthy.
+fn crossplane_package(obj: &Value, conds: &[Cond<'_>]) -> Readiness {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    if !matches!(kind, "Provider" | "Function" | "Configuration") {
+        return custom(obj, "pkg.crossplane.io", conds);
+    }
+    for t in ["Installed", "Healthy"] {
+        match conds.iter().find(|c| c.type_ == t) {
+            Some(c) if c.status == "True" => {}
+            Some(c) => {
+                return in_progress(
+                    if c.reason.is_empty() {
+                        "NotReady"
+                    } else {
+                        c.reason
+                    },
+                    if c.message.is_empty() {
+                        format!("{t}={}", c.status)
+                    } else {
+                        c.message.to_string()
+                    },
+                )
+            }
+            None => return in_progress("NotReconciled", format!("{kind} not {t} yet")),
+        }
+    }
+    Readiness::new(
+        Status::Current,
+        "Healthy",
+        format!("{kind} is installed and healthy"),
+    )
 }
 
 fn in_progress(reason: &str, message: String) -> Readiness {
@@ -496,30 +693,6 @@ fn crd(conds: &[Cond<'_>]) -> Readiness {
     in_progress("NotEstablished", "CRD is not established".into())
 }
 
-fn generic(conds: &[Cond<'_>]) -> Readiness {
-    match conds.iter().find(|c| c.type_ == "Ready") {
-        Some(c) if c.status == "True" => Readiness::new(Status::Current, c.reason, c.message),
-        Some(c) => Readiness::new(
-            Status::InProgress,
-            if c.reason.is_empty() {
-                "NotReady"
-            } else {
-                c.reason
-            },
-            if c.message.is_empty() {
-                format!("Ready={}", c.status)
-            } else {
-                c.message.to_string()
-            },
-        ),
-        None => Readiness::new(
-            Status::Current,
-            "NoReadyCondition",
-            "Resource has no Ready condition",
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,6 +769,74 @@ mod tests {
         );
         let st = json!({"kind":"Widget","status":{"conditions":[{"type":"Stalled","status":"True","reason":"Broken","message":"m"}]}});
         assert_eq!(readiness(&st).status, Status::Failed);
-        assert!(readiness(&json!({"kind":"Widget"})).is_ready());
+        // A custom resource with a status but no Ready condition: Current, as in kstatus.
+        assert!(readiness(
+            &json!({"apiVersion":"example.com/v1","kind":"Widget","status":{"phase":"Up"}})
+        )
+        .is_ready());
+        // A built-in kind without a status is not a custom resource awaiting reconciliation.
+        assert!(
+            readiness(&json!({"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy"}))
+                .is_ready()
+        );
+    }
+
+    // Regression (issue 11): a new ExternalSecret or Certificate has no status until its
+    // controller reconciles it; it was rated Current, so secrets were "ready in 0 ms".
+    #[test]
+    fn custom_resource_without_status_is_not_reconciled() {
+        for (api, kind) in [
+            ("external-secrets.io/v1beta1", "ExternalSecret"),
+            ("cert-manager.io/v1", "Certificate"),
+            ("example.com/v1", "Widget"),
+        ] {
+            for status in [None, Some(json!({})), Some(Value::Null)] {
+                let mut o = json!({"apiVersion": api, "kind": kind, "metadata": {"generation": 1}});
+                if let Some(s) = &status {
+                    o["status"] = s.clone();
+                }
+                let r = readiness(&o);
+                assert_eq!(
+                    (r.status, r.reason.as_str()),
+                    (Status::InProgress, "NotReconciled"),
+                    "{kind} {status:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn known_kinds_wait_for_ready_true_and_a_current_condition() {
+        // Status written (refreshTime) but no Ready condition yet.
+        let mut es = json!({"apiVersion":"external-secrets.io/v1","kind":"ExternalSecret","metadata":{"generation":2},
+            "status":{"refreshTime":null}});
+        assert_eq!(readiness(&es).reason, "NoReadyCondition");
+        assert_eq!(readiness(&es).status, Status::InProgress);
+        es["status"]["conditions"] = json!([{"type":"Ready","status":"True","reason":"SecretSynced","observedGeneration":1}]);
+        assert_eq!(readiness(&es).reason, "ReadyConditionStale");
+        es["status"]["conditions"][0]["observedGeneration"] = json!(2);
+        assert!(readiness(&es).is_ready());
+        // Flux: status with observedGeneration but no Ready yet.
+        let k = json!({"apiVersion":"kustomize.toolkit.fluxcd.io/v1","kind":"Kustomization","status":{"observedGeneration":-1}});
+        assert_eq!(readiness(&k).status, Status::InProgress);
+        // A Crossplane managed resource (provider group) with Synced but not Ready.
+        let b = json!({"apiVersion":"s3.aws.upbound.io/v1beta1","kind":"Bucket","status":{"conditions":[{"type":"Synced","status":"True"}]}});
+        assert_eq!(readiness(&b).status, Status::InProgress);
+        let p = json!({"apiVersion":"pkg.crossplane.io/v1","kind":"Provider","status":{"conditions":[{"type":"Installed","status":"True"},{"type":"Healthy","status":"False","reason":"UnhealthyPackageRevision"}]}});
+        assert_eq!(readiness(&p).reason, "UnhealthyPackageRevision");
+    }
+
+    #[test]
+    fn acme_orders_and_challenges_by_state() {
+        let mut o = json!({"apiVersion":"acme.cert-manager.io/v1","kind":"Order","status":{}});
+        assert_eq!(readiness(&o).reason, "NotReconciled");
+        o["status"]["state"] = json!("pending");
+        assert_eq!(readiness(&o).status, Status::InProgress);
+        o["status"]["state"] = json!("valid");
+        assert!(readiness(&o).is_ready());
+        let c = json!({"apiVersion":"acme.cert-manager.io/v1","kind":"Challenge","status":{"state":"invalid","reason":"Waiting for HTTP-01 challenge propagation: wrong status code '404'"}});
+        let r = readiness(&c);
+        assert_eq!(r.status, Status::Failed);
+        assert!(r.message.contains("404"));
     }
 }

@@ -827,6 +827,7 @@ impl Synth {
                     &uid,
                     &rv,
                     &self.ts(t),
+                    &self.ts(t),
                     status,
                     reason,
                     msg,

@@ -1,7 +1,6 @@
 //! `pipetape replay report --html FILE` and `pipetape replay export -o DIR`: the run as one
 //! self-contained HTML page, and as the classic CI artifacts (plain files).
 
-use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use clap::Args;
@@ -225,25 +224,21 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
     files += 1;
 
     // helm-status.json: each release's last status and its history.
-    let mut helm: BTreeMap<(String, String), Vec<(u64, &pipetape_store::model::HelmRelease)>> =
-        BTreeMap::new();
-    for (t, h) in &m.helm {
-        helm.entry((h.namespace.clone(), h.name.clone()))
-            .or_default()
-            .push((*t, h));
-    }
-    let releases: Vec<serde_json::Value> = helm
+    // The status is the highest revision's (see ReleaseHistory::current).
+    let releases: Vec<serde_json::Value> = m
+        .helm_releases()
         .values()
-        .map(|hist| {
-            let (_, last) = hist[hist.len() - 1];
-            let mut v = serde_json::to_value(last).unwrap_or_default();
-            v["history"] = hist
+        .filter_map(|rel| {
+            let (_, current) = rel.current()?;
+            let mut v = serde_json::to_value(current).unwrap_or_default();
+            v["history"] = rel
+                .history
                 .iter()
                 .map(|(t, h)| {
                     serde_json::json!({"at": offset(*t), "revision": h.revision, "status": h.status, "description": h.description})
                 })
                 .collect();
-            v
+            Some(v)
         })
         .collect();
     let mut j = serde_json::to_vec_pretty(&releases)?;
