@@ -545,32 +545,40 @@ impl Logs {
                         let since = (restarts > 0)
                             .then(|| s(c, "/state/running/startedAt"))
                             .filter(|x| !x.is_empty());
-                        self.spawn(out, &ns, &name, &cname, false, since);
+                        self.spawn(out, (&ns, &name, &cname, restarts), false, since);
                     }
                 }
-                // The instance before this one ended: keep its log when it failed.
+                // The instance before this one ended: keep its log when it failed, unless it
+                // was followed from its start (then its lines are on tape already, once).
                 let last_failed = c
                     .pointer("/lastState/terminated/exitCode")
                     .and_then(Value::as_i64)
                     .is_some_and(|x| x != 0);
-                if restarts > 0 && last_failed {
+                let followed = restarts > 0
+                    && self.following.lock().expect("lock").contains(&(
+                        ns.clone(),
+                        name.clone(),
+                        cname.clone(),
+                        restarts - 1,
+                    ));
+                if restarts > 0 && last_failed && !followed {
                     let k = (ns.clone(), name.clone(), cname.clone(), restarts);
                     if self.previous.lock().expect("lock").insert(k) {
                         let since =
                             Some(s(c, "/lastState/terminated/startedAt")).filter(|x| !x.is_empty());
-                        self.spawn(out, &ns, &name, &cname, true, since);
+                        self.spawn(out, (&ns, &name, &cname, restarts), true, since);
                     }
                 }
             }
         }
     }
 
+    /// Starts a follower (or a one-off read of the `previous` instance) of the container
+    /// instance `(ns, pod, container, restart count)`.
     fn spawn(
         self: &Arc<Self>,
         out: &LogAppender,
-        ns: &str,
-        pod: &str,
-        container: &str,
+        (ns, pod, container, restarts): (&str, &str, &str, u64),
         previous: bool,
         since: Option<String>,
     ) {
@@ -578,24 +586,35 @@ impl Logs {
         let out = out.clone();
         let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
         let t = tokio::spawn(async move {
-            me.follow(out, ns, pod, container, previous, since).await;
+            let followed = me
+                .follow(&out, &ns, &pod, &container, previous, since)
+                .await;
+            if !previous && !followed {
+                // Not followed after all: its log is fetched as `previous` when it ends.
+                me.following
+                    .lock()
+                    .expect("lock")
+                    .remove(&(ns, pod, container, restarts));
+            }
         });
         self.tasks.lock().expect("tasks lock").push(t);
     }
 
+    /// Reads a container's log until it ends or the recorder stops; false when the API gave
+    /// no stream.
     async fn follow(
         &self,
-        out: LogAppender,
-        ns: String,
-        pod: String,
-        container: String,
+        out: &LogAppender,
+        ns: &str,
+        pod: &str,
+        container: &str,
         previous: bool,
         since: Option<String>,
-    ) {
+    ) -> bool {
         use futures::AsyncBufReadExt;
-        let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), &ns);
+        let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), ns);
         let lp = kube::api::LogParams {
-            container: Some(container.clone()),
+            container: Some(container.to_string()),
             follow: !previous,
             previous,
             since_time: since
@@ -604,11 +623,11 @@ impl Logs {
             ..Default::default()
         };
         let mut stop = self.stop.clone();
-        let reader = match api.log_stream(&pod, &lp).await {
+        let reader = match api.log_stream(pod, &lp).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!("logs of {ns}/{pod}/{container}: {e}");
-                return;
+                return false;
             }
         };
         let mut lines = reader.lines();
@@ -632,7 +651,7 @@ impl Logs {
             bytes += line.len() as u64 + 1;
             if bytes > self.bytes {
                 note(
-                    &out,
+                    out,
                     Level::Warning,
                     format!(
                         "log of {ns}/{pod}/{container}{} capped at {} bytes; the rest was not recorded",
@@ -641,15 +660,15 @@ impl Logs {
                     ),
                 )
                 .await;
-                return;
+                return true;
             }
             let _ = out
                 .append_async(
                     Source::Logs,
                     pipetape_store::model::PodLog {
-                        namespace: ns.clone(),
-                        pod: pod.clone(),
-                        container: container.clone(),
+                        namespace: ns.to_string(),
+                        pod: pod.to_string(),
+                        container: container.to_string(),
                         line: self.mask(&line),
                         previous,
                     },
@@ -658,7 +677,7 @@ impl Logs {
         }
         if dropped > 0 {
             note(
-                &out,
+                out,
                 Level::Warning,
                 format!(
                     "log of {ns}/{pod}/{container}: {dropped} lines over {} lines/s were not recorded",
@@ -667,6 +686,7 @@ impl Logs {
             )
             .await;
         }
+        true
     }
 }
 

@@ -877,15 +877,9 @@ fn object_evidence(
     if !with_logs {
         return;
     }
-    // The previous log of a crashed container, else the current one, last lines.
-    let mut logs: Vec<(&crate::fold::LogKey, &crate::fold::Lines)> = m
-        .logs
-        .iter()
-        .filter(|(k, _)| k.namespace == ns && pod_names.contains(k.pod.as_str()))
-        .collect();
-    logs.sort_by_key(|(k, _)| !k.previous);
-    // A previous (crashed) container's log, or the log of a pod that is not ready.
-    let not_ready: HashSet<&str> = pods
+    // The last crash: the log of the last terminated instance of a not-ready pod's container
+    // (as `kubectl logs --previous` gives it at the end), else its current log.
+    let not_ready: Vec<&str> = pods
         .iter()
         .filter(|p| {
             p.versions
@@ -894,17 +888,30 @@ fn object_evidence(
         })
         .map(|p| p.key.name.as_str())
         .collect();
-    logs.retain(|(k, _)| k.previous || not_ready.contains(k.pod.as_str()));
-    if let Some((k, lines)) = logs.first() {
-        let all: Vec<&str> = lines.iter().map(|(_, l, _)| l).collect();
+    let mut best: Option<(&str, &str, bool, Vec<&str>)> = None;
+    for k in m
+        .logs
+        .keys()
+        .filter(|k| !k.previous && k.namespace == ns && not_ready.contains(&k.pod.as_str()))
+    {
+        let prev = m
+            .previous_log(ns, &k.pod, &k.container, m.info.end_ns)
+            .filter(|l| !l.is_empty());
+        let (lines, previous) = match prev {
+            Some(l) => (l.into_iter().map(|(_, s)| s).collect::<Vec<_>>(), true),
+            None => (m.logs[k].iter().map(|(_, s, _)| s).collect(), false),
+        };
+        // A crashed instance's log beats a running one's.
+        if best.as_ref().is_none_or(|b| previous && !b.2) {
+            best = Some((&k.pod, &k.container, previous, lines));
+        }
+    }
+    if let Some((pod, container, previous, all)) = best {
         let tail = all.len().saturating_sub(2);
         for l in &all[tail..] {
             ev.push(format!(
-                "log {}/{}{}: {}",
-                k.pod,
-                k.container,
-                if k.previous { " (previous)" } else { "" },
-                l
+                "log {pod}/{container}{}: {l}",
+                if previous { " (previous)" } else { "" },
             ));
         }
     }

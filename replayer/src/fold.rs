@@ -284,6 +284,73 @@ pub struct RunModel {
     pub records: u64,
     /// Sequence number of the last record folded.
     pub last_seq: u64,
+    /// (wall ns, mono ns) of state records where the wall clock's offset from the monotonic one
+    /// changed, so an RFC 3339 time maps to the exact run offset of the records at that time
+    /// ([`RunModel::mono_at_wall`]).
+    pub clock_marks: Vec<(i64, u64)>,
+}
+
+/// Times (ns) at which each instance of a container began, from the pod's versions `(time,
+/// object)` in order: entry `r` is the first version whose restart count for `container`
+/// reached `r` (entry 0 is 0). Followed log lines from entry `r` and before entry `r + 1`
+/// belong to instance `r`.
+pub fn instance_starts<'a>(
+    versions: impl Iterator<Item = (u64, &'a serde_json::Value)>,
+    container: &str,
+) -> Vec<u64> {
+    let mut starts = vec![0];
+    for (t, o) in versions {
+        let count = ["containerStatuses", "initContainerStatuses"]
+            .iter()
+            .filter_map(|k| o.pointer(&format!("/status/{k}"))?.as_array())
+            .flatten()
+            .find(|c| c.get("name").and_then(serde_json::Value::as_str) == Some(container))
+            .and_then(|c| c.get("restartCount")?.as_u64())
+            .unwrap_or(0);
+        while (starts.len() as u64) <= count {
+            starts.push(t);
+        }
+    }
+    starts
+}
+
+/// The log of a container's previous (terminated) instance as of `at`, as `kubectl logs
+/// --previous` would give it then: the instance before the one the pod's restart count names
+/// at `at` (`starts` from [`instance_starts`]). Each instance is recorded once: followed live,
+/// or, when it was not followed, fetched as `previous` after it ended. Lines fetched that way
+/// (from the instance's end until the next restart) win; otherwise the followed lines are cut
+/// at the instance boundaries. `None` when there is no previous instance at `at`.
+pub fn previous_log<'a>(
+    logs: &'a BTreeMap<LogKey, Lines>,
+    starts: &[u64],
+    ns: &str,
+    pod: &str,
+    container: &str,
+    at: u64,
+) -> Option<Vec<(u64, &'a str)>> {
+    let current = starts.partition_point(|&s| s <= at).checked_sub(1)?;
+    let prev = current.checked_sub(1)?;
+    let key = |previous| LogKey {
+        namespace: ns.to_string(),
+        pod: pod.to_string(),
+        container: container.to_string(),
+        previous,
+    };
+    let lines_in = |previous: bool, from: u64, until: Option<u64>| -> Vec<(u64, &'a str)> {
+        logs.get(&key(previous))
+            .map(|l| {
+                l.iter()
+                    .filter(|(t, _, _)| *t >= from && *t <= at && until.is_none_or(|u| *t < u))
+                    .map(|(t, s, _)| (t, s))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let fetched = lines_in(true, starts[current], starts.get(current + 1).copied());
+    if !fetched.is_empty() {
+        return Some(fetched);
+    }
+    Some(lines_in(false, starts[prev], Some(starts[current])))
 }
 
 /// One Helm release's recorded statuses.
@@ -391,6 +458,17 @@ impl Fold {
         self.m.records += 1;
         self.m.last_seq = r.seq;
         self.m.info.end_ns = self.m.info.end_ns.max(t);
+        if r.body.lane() == pipetape_store::format::LANE_STATE {
+            let offset = r.wall_ns.wrapping_sub(t as i64);
+            if self
+                .m
+                .clock_marks
+                .last()
+                .is_none_or(|&(w, m)| w.wrapping_sub(m as i64) != offset)
+            {
+                self.m.clock_marks.push((r.wall_ns, t));
+            }
+        }
         match r.body {
             Body::PodLog(l) => {
                 // Consecutive lines usually come from the same container: check it first.
@@ -703,6 +781,47 @@ impl RunModel {
             .filter_map(move |h| h.at(t).map(|v| (h, v)))
     }
 
+    /// The run offset (ns) of wall time `wall` (ns since the epoch): through the clock offset
+    /// in force at the last state record at or before it, so a record's own wall time maps to
+    /// its own offset exactly. Before the first record, the run's start; `None` when `wall` is
+    /// before the run started.
+    pub fn mono_at_wall(&self, wall: i64) -> Option<u64> {
+        let i = self.clock_marks.partition_point(|&(w, _)| w <= wall);
+        let (w0, m0) = match i {
+            0 => (self.info.started_ns, 0),
+            _ => self.clock_marks[i - 1],
+        };
+        let mono = m0 as i128 + (wall as i128 - w0 as i128);
+        u64::try_from(mono).ok()
+    }
+
+    /// Times at which each instance of a pod's container began ([`instance_starts`]).
+    pub fn instance_starts(&self, ns: &str, pod: &str, container: &str) -> Vec<u64> {
+        let versions = self
+            .objects
+            .iter()
+            .find(|(k, _)| k.kind == "Pod" && k.namespace == ns && k.name == pod)
+            .map(|(_, h)| h.versions.as_slice())
+            .unwrap_or_default();
+        let parsed: Vec<(u64, serde_json::Value)> = versions
+            .iter()
+            .filter_map(|v| Some((v.mono_ns, serde_json::from_str(&v.object).ok()?)))
+            .collect();
+        instance_starts(parsed.iter().map(|(t, o)| (*t, o)), container)
+    }
+
+    /// The log of a container's previous instance as of `at` ([`previous_log`]).
+    pub fn previous_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        at: u64,
+    ) -> Option<Vec<(u64, &str)>> {
+        let starts = self.instance_starts(ns, pod, container);
+        previous_log(&self.logs, &starts, ns, pod, container, at)
+    }
+
     /// Each Helm release's records in order, by (namespace, release).
     pub fn helm_releases(&self) -> BTreeMap<(&str, &str), ReleaseHistory<'_>> {
         let mut out: BTreeMap<(&str, &str), ReleaseHistory<'_>> = BTreeMap::new();
@@ -755,6 +874,51 @@ mod tests {
             attempt,
             command: None,
         }
+    }
+
+    /// Regression (issue 11): `state --at` with an RFC 3339 time went through the header's
+    /// creation time, which a real recorder takes a little before its monotonic clock starts,
+    /// so the record stamped with that very time could be missed by a millisecond or two.
+    #[test]
+    fn an_rfc3339_time_selects_the_record_stamped_with_it() {
+        let created = 1_800_000_000_000_000_000i64;
+        // The recorder's wall clock at mono 0 is 1.734567 ms after the header's time.
+        let wall0 = created + 1_734_567;
+        let mut f = Fold::new("r".into(), created);
+        let obj = |name: &str| ObjectObserved {
+            action: Action::Added,
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: "ns".into(),
+            name: name.into(),
+            uid: name.into(),
+            resource_version: "1".into(),
+            object: format!(
+                r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"ns"}}}}"#
+            ),
+        };
+        for (i, (t, name)) in [(0u64, "a"), (5_000_000_123, "b"), (5_000_900_000, "c")]
+            .into_iter()
+            .enumerate()
+        {
+            f.push(Record::new(
+                i as u64,
+                wall0 + t as i64,
+                t,
+                Source::Watch,
+                obj(name),
+            ));
+        }
+        let m = f.finish();
+        let b_wall = jiff::Timestamp::from_nanosecond(i128::from(wall0 + 5_000_000_123))
+            .unwrap()
+            .to_string();
+        let at = crate::time::parse_at(&b_wall, |w| m.mono_at_wall(w)).unwrap();
+        assert_eq!(at, 5_000_000_123);
+        let names: Vec<&str> = m.state_at(at).map(|(h, _)| h.key.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        // One nanosecond earlier, b did not exist yet.
+        assert_eq!(m.state_at(at - 1).count(), 1);
     }
 
     /// Regression: a step whose first attempt failed and whose retry passed made its stage

@@ -193,14 +193,51 @@ pub fn check_at(m: &RunModel, t: u64, given: &str) -> Result<()> {
     Ok(())
 }
 
-/// A container's log: `pod` is `name` or `namespace/name`; `container` may be omitted when the
-/// pod has one container.
+/// A container's log up to `at`: `pod` is `name` or `namespace/name`; `container` may be
+/// omitted when the pod has one container. With `previous`, the log of the instance before the
+/// one running at `at`, as `kubectl logs --previous` gives it ([`RunModel::previous_log`]);
+/// otherwise every followed line of the container, all instances in order.
 pub fn logs<'a>(
     m: &'a RunModel,
     pod: &str,
     container: Option<&str>,
     previous: bool,
+    at: u64,
+) -> Result<(LogKey, Vec<(u64, &'a str)>)> {
+    let (key, lines) = log_of(m, pod, container)?;
+    if !previous {
+        let lines = lines
+            .iter()
+            .take_while(|(t, _, _)| *t <= at)
+            .map(|(t, s, _)| (t, s))
+            .collect();
+        return Ok((key.clone(), lines));
+    }
+    match m
+        .previous_log(&key.namespace, &key.pod, &key.container, at)
+        .filter(|l| !l.is_empty())
+    {
+        Some(lines) => Ok((
+            LogKey {
+                previous: true,
+                ..key.clone()
+            },
+            lines,
+        )),
+        None => Err(Error::NotFound(format!(
+            "pod '{pod}' has no previous (terminated) instance of container {} with a log at that moment",
+            key.container
+        ))),
+    }
+}
+
+/// The followed log of a pod's container (see [`logs`]).
+fn log_of<'a>(
+    m: &'a RunModel,
+    pod: &str,
+    container: Option<&str>,
 ) -> Result<(&'a LogKey, &'a Lines)> {
+    let previous = false;
     let (ns, name) = match pod.split_once('/') {
         Some((n, p)) => (Some(n), p),
         None => (None, pod),

@@ -492,15 +492,12 @@ impl Builder {
             self.object(r, Action::Modified, ready);
         }
         if let Some(c) = p.crash_from {
-            // Each instance logs, crashes and is restarted after a back-off; at each crash
-            // the instance that ended becomes the container's "previous" log.
+            // Each instance logs, crashes and is restarted after a back-off. Each instance's
+            // lines are recorded once, as the recorder follows it; the instance that ended is
+            // the container's "previous" log from the moment the restart count moved on.
             let mut t = c;
             let mut instance_start = p.running;
             for restart in 1..=5u32 {
-                // The ended instance's log is the "previous" log from the moment it ended.
-                for l in p.log {
-                    self.log(t, p.namespace, p.name, p.container, l, true);
-                }
                 let looping = mk(
                     self,
                     t,
@@ -1745,9 +1742,17 @@ mod tests {
         assert_eq!(failed.outcome, "failed");
         assert_eq!(failed.blockers[0].name, "orders-db-credentials");
         assert!(m.first_warning.is_some());
-        assert!(m
-            .logs
-            .keys()
-            .any(|k| k.pod.starts_with("keycloak") && k.previous));
+        // The crash-looping container has a previous (terminated) instance with its log.
+        let prev = m
+            .previous_log(
+                "keycloak",
+                "keycloak-7b9f6c5d8-q2m4n",
+                "keycloak",
+                m.info.end_ns,
+            )
+            .unwrap();
+        assert!(prev
+            .iter()
+            .any(|(_, l)| l.contains("password authentication failed")));
     }
 }

@@ -48,24 +48,28 @@ pub fn parse_duration(s: &str) -> Result<u64, Error> {
     Ok(total as u64)
 }
 
-/// Parses T: an offset from the run's start, or an RFC 3339 time turned into an offset using
-/// `started_ns` (wall time at offset 0).
-pub fn parse_at(s: &str, started_ns: i64) -> Result<u64, Error> {
+/// Parses T: an offset from the run's start, or an RFC 3339 time turned into an offset with
+/// `mono_at_wall` (e.g. [`crate::fold::RunModel::mono_at_wall`]), keeping every digit given: a
+/// record's own timestamp selects that record.
+pub fn parse_at(s: &str, mono_at_wall: impl Fn(i64) -> Option<u64>) -> Result<u64, Error> {
     if s.contains('T') && s.contains('-') {
         let ts: jiff::Timestamp = s.parse().map_err(|e| Error::BadTime {
             input: s.to_string(),
             why: format!("not an RFC 3339 time: {e}"),
         })?;
-        let ns = ts.as_nanosecond() as i64;
-        if ns < started_ns {
-            return Err(Error::OutsideRun {
-                at: s.to_string(),
-                detail: "before the run started".into(),
-            });
-        }
-        return Ok((ns - started_ns) as u64);
+        let before = || Error::OutsideRun {
+            at: s.to_string(),
+            detail: "before the run started".into(),
+        };
+        let ns = i64::try_from(ts.as_nanosecond()).map_err(|_| before())?;
+        return mono_at_wall(ns).ok_or_else(before);
     }
     parse_duration(s)
+}
+
+/// The plain mapping of a run whose wall clock at offset 0 was `started_ns`.
+pub fn from_start(started_ns: i64) -> impl Fn(i64) -> Option<u64> {
+    move |w| u64::try_from(w.checked_sub(started_ns)?).ok()
 }
 
 /// Formats ns as an offset like `+5m12.3s`.
@@ -128,8 +132,19 @@ mod tests {
     fn rfc3339_becomes_an_offset() {
         let start = 1_800_000_000_000_000_000i64;
         let ts = jiff::Timestamp::from_nanosecond(i128::from(start + 65_000_000_000)).unwrap();
-        assert_eq!(parse_at(&ts.to_string(), start).unwrap(), 65_000_000_000);
-        assert!(parse_at("2000-01-01T00:00:00Z", start).is_err());
+        assert_eq!(
+            parse_at(&ts.to_string(), from_start(start)).unwrap(),
+            65_000_000_000
+        );
+        assert!(parse_at("2000-01-01T00:00:00Z", from_start(start)).is_err());
+        // Nanoseconds given are kept.
+        assert_eq!(
+            parse_at("2027-01-15T08:00:05.000001234Z", |w| Some(
+                (w - 1_800_000_000_000_000_000) as u64
+            ))
+            .unwrap(),
+            5_000_001_234
+        );
     }
 
     #[test]

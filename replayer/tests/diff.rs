@@ -411,3 +411,220 @@ fn check_junit(xml: &str, failures: usize) {
     assert_eq!(failed, failures);
     assert_eq!(declared, (Some(cases.max(1)), Some(failures)));
 }
+
+// ---- issue 11: triage truth -------------------------------------------------------------
+
+/// Regression (issue 11): ExternalSecrets are created with no status and rated ready only at
+/// their first Ready=True; a green run's secrets were "ready in 0 ms".
+#[test]
+fn secrets_and_certificates_are_ready_after_their_real_delay_not_at_creation() {
+    let (m, _) = metrics_of(&Variant::green(), "g");
+    let mut checked = 0;
+    for (name, metric) in &m.metrics {
+        if name.starts_with("ready:ExternalSecret/") || name.starts_with("ready:Certificate/") {
+            assert_eq!(metric.status, "ready", "{name}");
+            assert!(metric.value >= 2.0, "{name} ready in {}s", metric.value);
+            assert!(!metric.flapped, "{name}");
+            checked += 1;
+        }
+    }
+    // Six ExternalSecrets and two Certificates.
+    assert_eq!(checked, 8, "{:?}", m.metrics.keys().collect::<Vec<_>>());
+    let issuer = &m.metrics["ready:ClusterIssuer/ameide-ca"];
+    assert_eq!(issuer.status, "ready");
+    assert!(issuer.value > 0.5);
+}
+
+/// Regression (issue 11): when the External Secrets operator starts 90 s late, every secret
+/// stays without a status; they were all "ready" at once. Now each is a slower finding with
+/// its delay, and the operator's Deployment is slower too.
+#[test]
+fn a_slow_operator_makes_every_secret_slower_by_its_delay() {
+    let r = diff_against_greens(
+        &planted(Variant {
+            slow_operator: true,
+            ..Variant::default()
+        }),
+        5,
+    );
+    for es in [
+        "orders/orders-db-credentials",
+        "orders/orders-api-keys",
+        "catalog/catalog-db-credentials",
+        "keycloak/keycloak-admin",
+        "gateway/gateway-oidc-client",
+        "postgres/postgres-superuser",
+    ] {
+        let f = find(&r, &format!("ready:ExternalSecret/{es}"));
+        assert_eq!(f.kind, Kind::Slower, "{es}: {}", f.summary);
+        assert!(f.delta > 75.0 && f.delta < 105.0, "{es}: delta {}", f.delta);
+        assert!(!f.current.flapped, "{es}");
+    }
+    assert!(r.regressions.iter().all(|f| f.kind != Kind::Flapped));
+    assert_eq!(
+        find(&r, "ready:Deployment/external-secrets/external-secrets").kind,
+        Kind::Slower
+    );
+}
+
+/// Regression (issue 11): Helm marks revision 1 superseded a few milliseconds after revision
+/// 2 deploys; the release's status was taken from that last record.
+#[test]
+fn a_helm_release_upgraded_to_revision_2_is_deployed_at_revision_2() {
+    let (m, model) = metrics_of(&Variant::green(), "g");
+    let vault = &m.metrics["helm:vault/vault"];
+    assert_eq!(vault.status, "deployed");
+    assert!(vault.detail.starts_with("revision 2,"), "{}", vault.detail);
+    let rel = &model.helm_releases()[&("vault", "vault")];
+    assert_eq!(rel.history.last().unwrap().1.status, "superseded");
+    let (_, cur) = rel.current().unwrap();
+    assert_eq!((cur.revision, cur.status.as_str()), (2, "deployed"));
+    // No green baseline shows it as a regression either.
+    let r = diff_against_greens(&green(42), 5);
+    assert!(r.regressions.iter().all(|f| f.metric != "helm:vault/vault"));
+}
+
+/// Regression (issue 11): a step that ran the whole time and failed at the end ranked above
+/// the cluster cause that broke it; causes now rank by when they went bad.
+#[test]
+fn the_cause_ranks_before_the_step_that_failed_because_of_it() {
+    use pipetape_replayer::scenario::Builder;
+    use pipetape_store::model::{Action, Outcome};
+    fn run(broken: bool, id: &str) -> (MetricSet, RunModel) {
+        let mut b = Builder::new("p", 1_800_000_000_000_000_000);
+        b.step(
+            "test",
+            "suite",
+            1.0,
+            300.0,
+            if broken { 1 } else { 0 },
+            &["running", if broken { "FAILED" } else { "ok" }],
+        );
+        b.external_secret(50.0, Action::Added, "ns", "creds", "", "", "");
+        if broken {
+            b.external_secret(
+                60.0,
+                Action::Modified,
+                "ns",
+                "creds",
+                "False",
+                "SecretSyncedError",
+                "denied",
+            );
+        } else {
+            b.external_secret(
+                55.0,
+                Action::Modified,
+                "ns",
+                "creds",
+                "True",
+                "SecretSynced",
+                "",
+            );
+        }
+        let outcome = if broken {
+            Outcome::Failed
+        } else {
+            Outcome::Passed
+        };
+        let recs = b.finish(id, outcome, i32::from(broken), None);
+        let mut f = Fold::new(id.into(), 1_800_000_000_000_000_000);
+        for r in recs {
+            f.push(r);
+        }
+        let m = f.finish();
+        (metrics::extract(&m), m)
+    }
+    let base = vec![BaselineRun {
+        metrics: run(false, "g").0,
+        log: None,
+    }];
+    let (cur, model) = run(true, "r");
+    let r = diff::compare(&cur, Some(&model), &base, Thresholds::default());
+    let es = rank_of(&r, "ready:ExternalSecret/ns/creds");
+    let step = rank_of(&r, "step:test/suite");
+    assert!(
+        es < step,
+        "{:?}",
+        r.regressions.iter().map(|f| &f.metric).collect::<Vec<_>>()
+    );
+    // It went bad when it turned Ready=False (60 s), not when it was created (50 s).
+    assert!((find(&r, "ready:ExternalSecret/ns/creds").current.at_s - 60.0).abs() < 0.01);
+}
+
+/// Regression (issue 11): warnings about a flapping secret were a finding of their own.
+#[test]
+fn warnings_of_a_flapping_secret_fold_into_its_finding() {
+    let r = diff_against_greens(
+        &planted(Variant {
+            flapping_secret: true,
+            ..Variant::default()
+        }),
+        5,
+    );
+    let f = find(&r, "ready:ExternalSecret/catalog/catalog-db-credentials");
+    assert!(
+        f.related.iter().any(|x| x
+            .starts_with("warnings:UpdateFailed/ExternalSecret/catalog/catalog-db-credentials")),
+        "{:?}",
+        f.related
+    );
+    assert!(r.regressions.iter().all(|f| !f
+        .metric
+        .starts_with("warnings:UpdateFailed/ExternalSecret/catalog")));
+}
+
+/// Regression (issue 11): a slow DaemonSet's evidence was only its first Warning event. Now it
+/// quotes the custom condition the preflight gate waited for and the pods not ready.
+#[test]
+fn a_slow_daemonset_quotes_the_condition_the_gate_waited_for_and_its_pods() {
+    let r = diff_against_greens(
+        &planted(Variant {
+            slow_mirror: true,
+            ..Variant::default()
+        }),
+        5,
+    );
+    let f = find(&r, "ready:DaemonSet/ameide/registry-mirror");
+    let has = |s: &str| f.evidence.iter().any(|e| e.contains(s));
+    assert!(
+        has("condition RegistryMirrorReady=False (CacheWarming)")
+            && has("[the gate waited for it]"),
+        "{:?}",
+        f.evidence
+    );
+    assert!(has("held back by: "), "{:?}", f.evidence);
+    assert!(has("pod registry-mirror-"), "{:?}", f.evidence);
+}
+
+/// Regression (issue 11): each crashed instance was followed live and read again as
+/// `previous`, so its lines were stored twice and the evidence quoted an earlier attempt.
+#[test]
+fn a_crashed_instance_is_stored_once_and_the_evidence_quotes_the_last_crash() {
+    let (_, m) = metrics_of(&Variant::red(), "r");
+    let (ns, pod, c) = ("keycloak", "keycloak-7b9f6c5d8-q2m4n", "keycloak");
+    assert!(m.logs.keys().all(|k| !k.previous), "no second copy");
+    let starts = m.instance_starts(ns, pod, c);
+    assert!(starts.len() >= 4, "{starts:?}");
+    let all = m
+        .logs
+        .iter()
+        .find(|(k, _)| k.pod == pod)
+        .map(|(_, l)| l.len())
+        .unwrap();
+    // Each instance logs its three start-up lines once.
+    assert_eq!(all, 3 * (starts.len() - 1));
+    // The previous log at the end is the last crashed instance: its lines come after the
+    // boundary of the instance before it.
+    let prev = m.previous_log(ns, pod, c, m.info.end_ns).unwrap();
+    assert_eq!(prev.len(), 3);
+    assert!(prev[0].0 >= starts[starts.len() - 2]);
+    let r = diff_against_greens(&Variant::red(), 1);
+    let f = find(&r, "ready:Deployment/keycloak/keycloak");
+    let quoted: Vec<&String> = f
+        .evidence
+        .iter()
+        .filter(|e| e.contains("(previous)"))
+        .collect();
+    assert_eq!(quoted.len(), 2, "{:?}", f.evidence);
+}

@@ -284,11 +284,30 @@ fn export_writes_the_classic_ci_artifacts() {
         .unwrap();
     assert_eq!(kc["status"], "deployed");
     assert_eq!(kc["history"].as_array().unwrap().len(), 2);
+    // Regression (issue 11): vault was upgraded to revision 2; Helm marked revision 1
+    // superseded a moment later, and that record stood as the release's status.
+    let vault = helm
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "vault")
+        .unwrap();
+    assert_eq!(
+        (&vault["revision"], &vault["status"]),
+        (&2.into(), &"deployed".into())
+    );
+    assert_eq!(vault["history"].as_array().unwrap().len(), 5);
+    // The last crashed instance's log, once: one start-up, one failure.
     let prev = std::fs::read_to_string(
         dir.join("pods/keycloak/keycloak-7b9f6c5d8-q2m4n/keycloak.previous.log"),
     )
     .unwrap();
     assert!(prev.contains("password authentication failed"));
+    assert_eq!(
+        prev.matches("Keycloak 24.0.4 starting").count(),
+        1,
+        "{prev}"
+    );
     assert!(dir
         .join("pods/keycloak/keycloak-7b9f6c5d8-q2m4n/keycloak.log")
         .is_file());

@@ -357,7 +357,7 @@ fn events(ctx: &Ctx, a: EventsArgs) -> CmdResult {
     let m = &l.model;
     let t = |s: &Option<String>| {
         s.as_deref()
-            .map(|x| parse_at(x, m.info.started_ns))
+            .map(|x| parse_at(x, |w| m.mono_at_wall(w)))
             .transpose()
             .map_err(err)
     };
@@ -424,7 +424,7 @@ fn state(ctx: &Ctx, a: StateArgs) -> CmdResult {
         ));
     }
     let m = &l.model;
-    let at = parse_at(&a.at, m.info.started_ns).map_err(err)?;
+    let at = parse_at(&a.at, |w| m.mono_at_wall(w)).map_err(err)?;
     query::check_at(m, at, &a.at).map_err(err)?;
     let kind = a
         .kind
@@ -519,18 +519,16 @@ fn logs(ctx: &Ctx, a: LogsArgs) -> CmdResult {
     let m = &l.model;
     let at =
         a.at.as_deref()
-            .map(|t| parse_at(t, m.info.started_ns))
+            .map(|t| parse_at(t, |w| m.mono_at_wall(w)))
             .transpose()
             .map_err(err)?;
     if let (Some(t), Some(given)) = (at, a.at.as_deref()) {
         query::check_at(m, t, given).map_err(err)?;
     }
-    let (_, lines) = query::logs(m, pod, a.container.as_deref(), a.previous).map_err(err)?;
+    let at = at.unwrap_or(m.info.end_ns);
+    let (_, lines) = query::logs(m, pod, a.container.as_deref(), a.previous, at).map_err(err)?;
     let mut out = Out::new();
-    for (t, line, _) in lines.iter() {
-        if at.is_some_and(|a| t > a) {
-            break;
-        }
+    for (t, line) in lines {
         if a.timestamps {
             write!(out, "{} ", offset(t))?;
         }
@@ -556,7 +554,7 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
     } else {
         let at = match &a.at {
             Some(t) => {
-                let at = parse_at(t, m.info.started_ns).map_err(err)?;
+                let at = parse_at(t, |w| m.mono_at_wall(w)).map_err(err)?;
                 query::check_at(m, at, t).map_err(err)?;
                 at
             }

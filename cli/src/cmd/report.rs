@@ -247,24 +247,42 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
     files += 1;
 
     // pods/NS/POD/CONTAINER.log (and CONTAINER.previous.log)
-    for (k, lines) in &m.logs {
-        let mut text = String::with_capacity(lines.bytes() + lines.len());
-        for (_, l, _) in lines.iter() {
-            text.push_str(l);
-            text.push('\n');
+    // Every followed line of a container (all its instances), and its last terminated
+    // instance's log as `kubectl logs --previous` gives it at the end of the run.
+    let containers: std::collections::BTreeSet<(&str, &str, &str)> = m
+        .logs
+        .keys()
+        .map(|k| (k.namespace.as_str(), k.pod.as_str(), k.container.as_str()))
+        .collect();
+    for (ns, pod, container) in containers {
+        let pod_dir = dir.join("pods").join(safe(ns)).join(safe(pod));
+        let current = pipetape_replayer::fold::LogKey {
+            namespace: ns.to_string(),
+            pod: pod.to_string(),
+            container: container.to_string(),
+            previous: false,
+        };
+        let texts = [
+            m.logs
+                .get(&current)
+                .map(|l| l.iter().map(|(_, s, _)| s).collect::<Vec<_>>()),
+            m.previous_log(ns, pod, container, m.info.end_ns)
+                .map(|l| l.into_iter().map(|(_, s)| s).collect())
+                .filter(|l: &Vec<&str>| !l.is_empty()),
+        ];
+        for (lines, suffix) in texts.iter().zip(["", ".previous"]) {
+            let Some(lines) = lines else { continue };
+            let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+            for l in lines {
+                text.push_str(l);
+                text.push('\n');
+            }
+            write_file(
+                &pod_dir.join(format!("{}{suffix}.log", safe(container))),
+                text.as_bytes(),
+            )?;
+            files += 1;
         }
-        let name = format!(
-            "{}{}.log",
-            safe(&k.container),
-            if k.previous { ".previous" } else { "" }
-        );
-        let p = dir
-            .join("pods")
-            .join(safe(&k.namespace))
-            .join(safe(&k.pod))
-            .join(name);
-        write_file(&p, text.as_bytes())?;
-        files += 1;
     }
 
     // Captured artifacts; JUnit reports also under junit/.

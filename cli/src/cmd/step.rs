@@ -56,7 +56,8 @@ pub fn step(ctx: &Ctx, a: StepArgs) -> CmdResult {
     let m = &l.model;
     let at = match &a.at {
         Some(t) => {
-            let at = parse_at(t, m.info.started_ns).map_err(|e| CmdError::input(e.to_string()))?;
+            let at =
+                parse_at(t, |w| m.mono_at_wall(w)).map_err(|e| CmdError::input(e.to_string()))?;
             pipetape_replayer::query::check_at(m, at, t)
                 .map_err(|e| CmdError::input(e.to_string()))?;
             Some(at)

@@ -633,14 +633,31 @@ fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
         namespace: ns.clone(),
         pod: pod.clone(),
         container: container.clone(),
-        previous: p.previous,
+        previous: false,
     };
-    let lines: Vec<(u64, &str)> = ctx
-        .state
-        .logs
-        .get(&key)
-        .map(|l| l.iter().map(|(t, s, _)| (t, s)).collect())
-        .unwrap_or_default();
+    let lines: Vec<(u64, &str)> = if p.previous {
+        // The instance before the one running now, cut from the recorded lines by the pod's
+        // restart counts (each instance is recorded once).
+        let entry =
+            t.rs.entries
+                .iter()
+                .find(|e| e.namespace == ns && e.name == pod);
+        let starts = crate::fold::instance_starts(
+            entry
+                .into_iter()
+                .flat_map(|e| e.versions.iter())
+                .map(|v| (v.mono_ns, &*v.obj)),
+            &container,
+        );
+        crate::fold::previous_log(&ctx.state.logs, &starts, &ns, &pod, &container, now)
+            .unwrap_or_default()
+    } else {
+        ctx.state
+            .logs
+            .get(&key)
+            .map(|l| l.iter().map(|(t, s, _)| (t, s)).collect())
+            .unwrap_or_default()
+    };
     if p.previous && lines.is_empty() {
         return status(
             400,
