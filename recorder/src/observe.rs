@@ -20,6 +20,7 @@
 //!   are dropped on decoding and never reach the log. `managedFields` are dropped from every
 //!   object.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Config};
+use pipetape_store::mask::{LineState, Masker};
 use pipetape_store::model::{
     Action, HelmRelease, KubeEvent, Level, Note, ObjectObserved, ObjectRef, WatchGap, WatchSync,
 };
@@ -57,8 +59,8 @@ pub struct ObserveOptions {
     /// Pod logs: at most this many lines per second per container (the rest are dropped and
     /// counted).
     pub log_lines_per_s: u32,
-    /// Values masked in pod logs (secret_env values, `mask` patterns).
-    pub masks: Vec<String>,
+    /// Masks secrets in pod logs, Events and objects (the run's one masker).
+    pub masker: Arc<Masker>,
     /// Observations that abort the pipeline while a stage runs (the spec's `abort_on:`).
     pub abort_on: Vec<AbortRule>,
     /// How to abort (set by the runner's caller).
@@ -340,6 +342,7 @@ async fn run(
         out: out.clone(),
         stats: stats.clone(),
         helm_seen: Mutex::new(HashMap::new()),
+        masker: opts.masker.clone(),
         abort: opts
             .abort
             .clone()
@@ -350,12 +353,7 @@ async fn run(
                 client: client.clone(),
                 bytes: opts.log_bytes,
                 lines_per_s: opts.log_lines_per_s.max(1),
-                masks: opts
-                    .masks
-                    .iter()
-                    .filter(|m| !m.is_empty())
-                    .cloned()
-                    .collect(),
+                masker: opts.masker.clone(),
                 following: Mutex::new(HashSet::new()),
                 previous: Mutex::new(HashSet::new()),
                 stop: stop.clone(),
@@ -457,6 +455,8 @@ struct Shared {
     helm_seen: Mutex<HashMap<(String, String), (u32, String)>>,
     /// Pod log followers.
     logs: Option<Arc<Logs>>,
+    /// The run's masker.
+    masker: Arc<Masker>,
     /// `abort_on` rules and how to abort.
     abort: Option<(Vec<AbortRule>, Abort)>,
 }
@@ -499,7 +499,7 @@ struct Logs {
     client: Client,
     bytes: u64,
     lines_per_s: u32,
-    masks: Vec<String>,
+    masker: Arc<Masker>,
     /// (ns, pod, container, restartCount) being followed or done.
     following: Mutex<HashSet<(String, String, String, u64)>>,
     /// (ns, pod, container, restartCount) whose previous log was fetched.
@@ -509,16 +509,6 @@ struct Logs {
 }
 
 impl Logs {
-    fn mask(&self, line: &str) -> String {
-        let mut l = line.to_string();
-        for m in &self.masks {
-            if l.contains(m.as_str()) {
-                l = l.replace(m.as_str(), "***");
-            }
-        }
-        l
-    }
-
     /// Looks at a pod version (`data`: the object without its metadata) and starts what its
     /// containers need.
     fn pod(self: &Arc<Self>, out: &LogAppender, ns: &str, name: &str, data: &Value) {
@@ -631,6 +621,7 @@ impl Logs {
             }
         };
         let mut lines = reader.lines();
+        let mut mask_state = LineState::default();
         let (mut bytes, mut window, mut in_window, mut dropped) =
             (0u64, Instant::now(), 0u32, 0u64);
         loop {
@@ -669,7 +660,7 @@ impl Logs {
                         namespace: ns.to_string(),
                         pod: pod.to_string(),
                         container: container.to_string(),
-                        line: self.mask(&line),
+                        line: self.masker.mask_line(&line, &mut mask_state).into_owned(),
                         previous,
                     },
                 )
@@ -881,9 +872,31 @@ async fn apply(
     // Events are most of what a busy cluster says: recorded straight from the parsed object.
     if ar.group.is_empty() && ar.kind == "Event" {
         if !deleted {
-            record(s, Source::Watch, event_of_parts(&o.metadata, &o.data)).await;
+            let mut e = event_of_parts(&o.metadata, &o.data);
+            if let Cow::Owned(m) = s.masker.mask(&e.message) {
+                e.message = m;
+            }
+            record(s, Source::Watch, e).await;
         }
         return;
+    }
+    // Secrets in objects: kubectl's last-applied copy of the object, secret-named env values,
+    // and Helm releases stored in ConfigMaps (values and manifest).
+    if let Some(a) = o.metadata.annotations.as_mut() {
+        s.masker.strip_annotations(a);
+    }
+    s.masker.mask_env(&mut o.data);
+    if ar.group.is_empty()
+        && ar.kind == "ConfigMap"
+        && o.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get("owner").is_some_and(|v| v == "helm"))
+    {
+        if let Some(d) = o.data.as_object_mut() {
+            d.remove("data");
+            d.remove("binaryData");
+        }
     }
     if ar.group.is_empty() && ar.kind == "Pod" && !deleted {
         if let Some(l) = &s.logs {
@@ -894,6 +907,10 @@ async fn apply(
     if !needs_value {
         let Ok(object) = serde_json::to_string(&o) else {
             return;
+        };
+        let object = match s.masker.mask(&object) {
+            Cow::Owned(m) => m,
+            Cow::Borrowed(_) => object,
         };
         let observed = ObservedMeta {
             action,
@@ -934,7 +951,12 @@ async fn apply(
         uid,
         rv,
     };
-    record_object(s, ar, observed, v.to_string()).await;
+    let object = v.to_string();
+    let object = match s.masker.mask(&object) {
+        Cow::Owned(m) => m,
+        Cow::Borrowed(_) => object,
+    };
+    record_object(s, ar, observed, object).await;
 }
 
 /// Identity and action of one observed object version.

@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pipetape_store::mask::{LineState, Masker};
 use pipetape_store::model::*;
 use pipetape_store::writer::LogAppender;
 use pipetape_store::Source;
@@ -25,7 +26,7 @@ use crate::spec::{Gate, Pipeline, Step};
 #[derive(Clone)]
 pub struct Sink {
     appender: Option<LogAppender>,
-    masks: Arc<Vec<String>>,
+    masker: Arc<Masker>,
     term: Terminal,
     warned: Arc<Mutex<bool>>,
     live: Arc<LiveView>,
@@ -108,15 +109,12 @@ pub struct Terminal {
 
 impl Sink {
     /// A sink over `appender` (`None` when the log could not even be created: nothing is
-    /// recorded, the pipeline still runs), masking `masks` (secret values) everywhere.
-    pub fn new(appender: Option<LogAppender>, masks: Vec<String>, term: Terminal) -> Sink {
-        let mut masks: Vec<String> = masks.into_iter().filter(|m| m.len() >= 3).collect();
-        // Longest first, so a secret that contains another is masked whole.
-        masks.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    /// recorded, the pipeline still runs), masking secrets with `masker` everywhere.
+    pub fn new(appender: Option<LogAppender>, masker: Arc<Masker>, term: Terminal) -> Sink {
         let warned = appender.is_none();
         let sink = Sink {
             appender,
-            masks: Arc::new(masks),
+            masker,
             term,
             warned: Arc::new(Mutex::new(warned)),
             live: Arc::default(),
@@ -155,15 +153,14 @@ impl Sink {
         self.live.redraw();
     }
 
-    /// Replaces every secret value in `s` with `***` (no copy when there is nothing to mask).
+    /// Replaces every secret in `s` with `***` (no copy when there is nothing to mask).
     pub fn mask<'a>(&self, s: &'a str) -> std::borrow::Cow<'a, str> {
-        let mut out = std::borrow::Cow::Borrowed(s);
-        for m in self.masks.iter() {
-            if out.contains(m.as_str()) {
-                out = std::borrow::Cow::Owned(out.replace(m.as_str(), "***"));
-            }
-        }
-        out
+        self.masker.mask(s)
+    }
+
+    /// The masker, shared with the cluster observers.
+    pub fn masker(&self) -> &Arc<Masker> {
+        &self.masker
     }
 
     /// Records a body. A failure to record is reported once, loudly, and never propagates.
@@ -392,8 +389,6 @@ pub struct RunOptions {
     pub skip: Vec<String>,
     /// Directory that relative workdirs and artifact globs are resolved against.
     pub base_dir: PathBuf,
-    /// Environment values to mask (secret_env resolved), in addition to the spec's `mask`.
-    pub masks: Vec<String>,
     /// The cluster `condition` and `none` gates watch (`None`: no cluster, they fail).
     pub cluster: Option<crate::observe::ObserveOptions>,
     /// Where `abort_on` rules learn the running stage and leave their reason.
@@ -859,6 +854,7 @@ async fn pump(
     let mut r = BufReader::with_capacity(64 << 10, r);
     let mut buf = Vec::with_capacity(256);
     let mut pending: Vec<String> = Vec::new();
+    let mut mask_state = LineState::default();
     loop {
         buf.clear();
         match r.read_until(b'\n', &mut buf).await {
@@ -870,7 +866,10 @@ async fn pump(
                 while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     buf.pop();
                 }
-                let line = sink.mask(&String::from_utf8_lossy(&buf)).into_owned();
+                let line = sink
+                    .masker
+                    .mask_line(&String::from_utf8_lossy(&buf), &mut mask_state)
+                    .into_owned();
                 if sink.term.echo {
                     pending.push(line.clone());
                 }

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use pipetape_store::model::{Outcome, RunFinished, RunStarted};
+use std::sync::Arc;
+
+use pipetape_store::mask::Masker;
+use pipetape_store::model::{Level, Note, Outcome, RunFinished, RunStarted};
 use pipetape_store::store::{new_run, Store};
 use pipetape_store::writer::{AppenderThread, LogAppender, LogWriter, WriterOptions};
 use pipetape_store::Source;
@@ -61,7 +64,7 @@ impl Session {
     pub fn start(
         store_dir: &Path,
         info: SessionInfo,
-        masks: Vec<String>,
+        masker: Arc<Masker>,
         term: Terminal,
     ) -> Session {
         let started = Instant::now();
@@ -88,7 +91,7 @@ impl Session {
                 Err(e) => warnings.push(format!("cannot create the run log: {e}")),
             }
         }
-        let sink = Sink::new(appender.clone(), masks, term);
+        let sink = Sink::new(appender.clone(), masker, term);
         if let Some(a) = &appender {
             let host = std::env::var("HOSTNAME")
                 .ok()
@@ -169,12 +172,22 @@ impl Session {
             ..
         } = self;
         if let Some(a) = sink_appender(&sink) {
+            // That something was masked, by rule and count; never the value.
+            if let Some(text) = sink.masker().summary() {
+                let _ = a.append(
+                    Source::Runner,
+                    Note {
+                        level: Level::Info,
+                        text,
+                    },
+                );
+            }
             let _ = a.append(
                 Source::Runner,
                 RunFinished {
                     outcome,
                     exit_code: Some(end.exit_code),
-                    reason,
+                    reason: reason.map(|r| sink.mask(&r).into_owned()),
                 },
             );
         }

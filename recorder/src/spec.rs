@@ -23,6 +23,10 @@ pub struct Pipeline {
     /// Extra literal strings to mask (rarely needed; prefer `secret_env`).
     #[serde(default)]
     pub mask: Vec<String>,
+    /// Masking beyond the defaults: extra patterns, an allow-list for false positives, or the
+    /// defaults turned off.
+    #[serde(default)]
+    pub masks: MasksSpec,
     /// Stages, run in order.
     pub stages: Vec<Stage>,
     /// Steps that always run at the end (failure, timeout, interruption).
@@ -38,6 +42,38 @@ pub struct Pipeline {
     /// `finally` runs, and the run records which observation aborted it.
     #[serde(default)]
     pub abort_on: Vec<crate::observe::AbortRule>,
+}
+
+/// The `masks:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MasksSpec {
+    /// Apply the default masks: values of environment variables named like secrets, token
+    /// shapes (GitHub, GitLab, Slack, AWS, Vault, npm, PyPI, JWT, private keys, passwords in
+    /// URLs, bearer tokens) and Kubernetes objects' secret env values and last-applied
+    /// annotations. Default true.
+    #[serde(default = "default_true")]
+    pub defaults: bool,
+    /// Extra rules: name → regular expression (a capture group masks only the group).
+    #[serde(default)]
+    pub patterns: BTreeMap<String, String>,
+    /// Matches never masked: a literal value, or `re:REGEX` for a whole match.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+impl Default for MasksSpec {
+    fn default() -> Self {
+        MasksSpec {
+            defaults: true,
+            patterns: BTreeMap::new(),
+            allow: Vec::new(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A stage: steps run in order, or all at once with `parallel: true`.
@@ -292,6 +328,9 @@ impl Pipeline {
             check_steps(&st.steps, &st.name, &err)?;
         }
         check_steps(&self.finally, "finally", &err)?;
+        if let Err(e) = pipetape_store::mask::Masker::new(&self.mask_config(std::iter::empty())) {
+            return Err(err(&format!("{}:", e.name), e.to_string()));
+        }
         if self.stages.is_empty() && self.finally.is_empty() {
             return Err(err(
                 "stages:",
@@ -299,6 +338,46 @@ impl Pipeline {
             ));
         }
         Ok(())
+    }
+
+    /// The masking of a run of this pipeline: the default masks (unless `masks.defaults` is
+    /// false), the values of `secret_env` (from `env` or the spec's `env`), `mask` strings,
+    /// `masks.patterns` and `masks.allow`. `env` is the recorder's environment: by default
+    /// every variable in it (and in the spec's `env`) named like a secret is masked.
+    pub fn mask_config<'a>(
+        &self,
+        env: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> pipetape_store::mask::MaskConfig {
+        let env: Vec<(&str, &str)> = env.into_iter().collect();
+        let mut c = pipetape_store::mask::MaskConfig {
+            defaults: self.masks.defaults,
+            patterns: self
+                .masks
+                .patterns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            allow: self.masks.allow.clone(),
+            ..Default::default()
+        };
+        for n in &self.secret_env {
+            let v = env
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.to_string())
+                .or_else(|| self.env.get(n).cloned());
+            if let Some(v) = v {
+                c.values.push((format!("secret_env:{n}"), v));
+            }
+        }
+        for m in &self.mask {
+            c.values.push(("mask".into(), m.clone()));
+        }
+        if self.masks.defaults {
+            c.add_env(env.iter().copied());
+            c.add_env(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        c
     }
 
     /// Stage names in order.

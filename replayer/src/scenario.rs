@@ -879,7 +879,20 @@ pub struct Variant {
     pub failing_test: bool,
     /// The `platform-config` Helm release fails (helmfile sync fails, the run stops).
     pub helm_failed: bool,
+    /// A debug pod carrying secrets where they leak in real clusters: a token printed in its
+    /// log, a secret-named env value in its spec, and a password in its last-applied
+    /// annotation ([`LEAKY_POD_SECRETS`]).
+    pub leaky_pod: bool,
 }
+
+/// The secrets the `leaky_pod` variant plants (made up, of real formats): in the pod's log, in
+/// its spec's env, in its last-applied annotation.
+pub const LEAKY_POD_SECRETS: &[&str] = &[
+    "ghs_9bT2xQ7mK4vR1nW8cY5zL3pH6jF0dS2aG4eU",
+    "xoxp-1234567890-0987654321-a1B2c3D4e5F6g7H8i9J0k1L2",
+    "Kp3vX9qR7tW2mZ8n",
+    "lastApplied-Pa55w0rd-7Qx",
+];
 
 impl Variant {
     /// The bundled green run.
@@ -906,6 +919,62 @@ impl Variant {
         let (records, start) = self.records(&id.to_string());
         write_log(path, id, start, &records)?;
         Ok(id)
+    }
+}
+
+/// A debug pod in `ameide` that leaks [`LEAKY_POD_SECRETS`]: its log prints a GitHub token
+/// and a Slack token, its spec sets `API_TOKEN` by value, and `kubectl apply` left a password in
+/// its last-applied annotation.
+fn leaky_pod(b: &mut Builder, t: f64) {
+    let (ns, name) = ("ameide", "debug-shell");
+    let uid = uid_for(&format!("{ns}/{name}"));
+    let mk = |b: &Builder, at: f64, running: bool| {
+        let now = b.ts(at);
+        let mut pod = objects::pod(&PodState {
+            namespace: ns,
+            name,
+            uid: &uid,
+            resource_version: "0",
+            created: &b.ts(t),
+            now: &now,
+            node: NODES[0],
+            ip: if running { "10.42.0.77" } else { "" },
+            container: "shell",
+            image: "docker.io/library/alpine:3.20",
+            owner: ("", "", ""),
+            app: name,
+            phase: if running { "Running" } else { "Pending" },
+            scheduled: running,
+            ready: running,
+            waiting: (!running).then_some("ContainerCreating"),
+            restarts: 0,
+            last_terminated: None,
+        });
+        if let Some(md) = pod["metadata"].as_object_mut() {
+            md.remove("ownerReferences");
+            md.insert("annotations".into(), serde_json::json!({
+                "kubectl.kubernetes.io/last-applied-configuration":
+                    format!("{{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{{\"name\":\"{name}\"}},\"spec\":{{\"containers\":[{{\"name\":\"shell\",\"args\":[\"--db-password={}\"]}}]}}}}", LEAKY_POD_SECRETS[3])}));
+        }
+        pod["spec"]["containers"][0]["env"] = serde_json::json!([
+            {"name": "API_TOKEN", "value": LEAKY_POD_SECRETS[2]},
+            {"name": "LOG_LEVEL", "value": "debug"}]);
+        pod
+    };
+    let p = mk(b, t, false);
+    b.object(t, Action::Added, p);
+    let p = mk(b, t + 3.0, true);
+    b.object(t + 3.0, Action::Modified, p);
+    for (i, l) in [
+        "starting debug shell".to_string(),
+        format!("GH_TOKEN={} git fetch", LEAKY_POD_SECRETS[0]),
+        format!("posting to slack with {}", LEAKY_POD_SECRETS[1]),
+        "done".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        b.log(t + 3.5 + i as f64 * 0.5, ns, name, "shell", l, false);
     }
 }
 
@@ -1203,6 +1272,9 @@ fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
     b.pod(&PodPlan { namespace: "external-secrets", name: "external-secrets-6d4cf56db6-9xk2w", owner: ("ReplicaSet", "external-secrets-6d4cf56db6"), container: "external-secrets",
         image: "ghcr.io/external-secrets/external-secrets:v0.10.7", node: NODES[1], created: t1 + 20.5, running: t1 + 28.0, ready: Some(eso_ready), crash_from: None,
         log: &["{\"level\":\"info\",\"msg\":\"starting manager\"}", "{\"level\":\"info\",\"msg\":\"Starting workers\",\"controller\":\"externalsecret\",\"worker count\":1}"] });
+    if v.leaky_pod {
+        leaky_pod(&mut b, t1 + 40.0);
+    }
     // cert-manager's CA issuer, then the TLS certificates of keycloak and the gateway: each
     // created with no status and issued a few seconds later.
     let issuer_uid = uid_for("ClusterIssuer/ameide-ca");
@@ -1671,6 +1743,50 @@ mod tests {
             f.push(r);
         }
         f.finish()
+    }
+
+    /// False positives (issue 19): nothing in the bundled scenarios and their planted variants
+    /// (digests, UIDs, resourceVersions, git SHAs, provider messages) is a secret to the
+    /// default masks; only the leaky pod's planted secrets are.
+    #[test]
+    fn bundled_scenarios_hold_nothing_a_default_mask_fires_on() {
+        use pipetape_store::mask::{scan_body, MaskConfig, Masker};
+        let m = Masker::new(&MaskConfig {
+            defaults: true,
+            ..MaskConfig::default()
+        })
+        .unwrap();
+        let all = Variant {
+            slow_mirror: true,
+            late_secret: true,
+            slow_operator: true,
+            flapping_secret: true,
+            crashloop: true,
+            failing_test: true,
+            jitter: 0.2,
+            ..Variant::default()
+        };
+        let helm = Variant {
+            helm_failed: true,
+            ..Variant::default()
+        };
+        for v in [Variant::green(), Variant::red(), all, helm] {
+            for r in v.records("r").0 {
+                assert!(scan_body(&m, &r.body).is_empty(), "{:?}", r.body);
+            }
+        }
+        let leaky = Variant {
+            leaky_pod: true,
+            ..Variant::default()
+        };
+        let found: usize = leaky
+            .records("r")
+            .0
+            .iter()
+            .map(|r| scan_body(&m, &r.body).len())
+            .sum();
+        // The token and Slack lines, and both pod versions' env value and annotation.
+        assert_eq!(found, 6);
     }
 
     #[test]

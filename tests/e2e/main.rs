@@ -8,6 +8,7 @@ mod replay;
 mod report;
 mod run;
 mod runs;
+mod secrets;
 mod serve;
 mod step;
 

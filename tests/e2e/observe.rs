@@ -16,7 +16,7 @@ use crate::Env;
 
 const SPEED: f64 = 30.0;
 
-fn serve(env: &Env, log: &Path, kubeconfig: &Path, faults: &[&str]) -> Child {
+pub(crate) fn serve(env: &Env, log: &Path, kubeconfig: &Path, faults: &[&str]) -> Child {
     let mut args = vec![
         "replay".to_string(),
         "serve".into(),

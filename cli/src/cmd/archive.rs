@@ -4,7 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use pipetape_store::mask::{self as masking, LineState, MaskConfig, Masker};
+use pipetape_store::model::Body;
 use pipetape_store::reader::{LogReader, Recovery};
+use pipetape_store::writer::{LogWriter, WriterOptions};
 
 use super::{exit, CmdError, CmdResult, Ctx, TextOrJson};
 use crate::output::{self, Out};
@@ -19,6 +22,88 @@ pub enum ArchiveCmd {
     Verify(VerifyArgs),
     /// Print every record of a run (one JSON object per line with -o json).
     Cat(CatArgs),
+    /// List where secrets appear in a log (record seq, kind, field, rule), with the detectors
+    /// pipetape masks with by default: exit 1 when any is found, 0 when clean.
+    Scan(ScanArgs),
+    /// Write a copy of a log with its secrets masked (a new log, verified; the original is
+    /// left untouched), for a log that must be shared after the fact.
+    Redact(RedactArgs),
+}
+
+/// What `scan` and `redact` look for.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Also find this literal value (repeatable; e.g. a token you know leaked).
+    #[arg(long = "mask", value_name = "VALUE")]
+    masks: Vec<String>,
+    /// Only these built-in rules (repeatable; names as `archive scan` prints them, e.g.
+    /// github-token, jwt, k8s-env-value). Default: all.
+    #[arg(long = "rule", value_name = "RULE")]
+    rules: Vec<String>,
+    /// Also find matches of this regular expression (repeatable; a capture group marks only
+    /// the group).
+    #[arg(long = "pattern", value_name = "REGEX")]
+    patterns: Vec<String>,
+}
+
+impl DetectArgs {
+    fn masker(&self) -> Result<Masker, CmdError> {
+        let known: Vec<&str> = pipetape_store::mask::DEFAULT_RULES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain([
+                pipetape_store::mask::RULE_ENV_VALUE,
+                pipetape_store::mask::RULE_LAST_APPLIED,
+            ])
+            .collect();
+        for r in &self.rules {
+            if !known.contains(&r.as_str()) {
+                return Err(CmdError::input(format!(
+                    "--rule {r}: no such rule; rules are: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        let cfg = MaskConfig {
+            defaults: true,
+            only_rules: self.rules.clone(),
+            values: self
+                .masks
+                .iter()
+                .map(|v| ("mask".to_string(), v.clone()))
+                .collect(),
+            patterns: self
+                .patterns
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("pattern-{}", i + 1), p.clone()))
+                .collect(),
+            allow: Vec::new(),
+        };
+        Masker::new(&cfg).map_err(|e| CmdError::input(format!("--pattern: {e}")))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The run: id, id prefix, last, last-green, last-red, or a .ptape path.
+    run: String,
+    #[command(flatten)]
+    detect: DetectArgs,
+    /// Output format: text, or json (one object per finding: seq, kind, field, rule).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    output: TextOrJson,
+}
+
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// The .ptape file (or a run in the store).
+    file: String,
+    /// Where to write the redacted copy (must not exist).
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: PathBuf,
+    #[command(flatten)]
+    detect: DetectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +199,8 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
         }
         ArchiveCmd::Verify(a) => verify(ctx, a),
         ArchiveCmd::Cat(a) => cat(ctx, a),
+        ArchiveCmd::Scan(a) => scan(ctx, a),
+        ArchiveCmd::Redact(a) => redact(ctx, a),
     }
 }
 
@@ -233,6 +320,200 @@ fn cat(ctx: &Ctx, a: CatArgs) -> CmdResult {
             "{} records of kinds this pipetape does not know were skipped",
             it.unknown_skipped()
         ));
+    }
+    Ok(exit::OK)
+}
+
+/// Line streams (step output, pod logs) are masked with a state per stream, so a private key
+/// printed over many lines is found from its BEGIN line to its END line.
+#[derive(Default)]
+struct Streams(std::collections::HashMap<(String, String, String, String), LineState>);
+
+impl Streams {
+    /// The stream's line and its state, for the bodies that are lines of a stream.
+    fn line<'a>(&mut self, body: &'a mut Body) -> Option<(&'a mut String, &mut LineState)> {
+        let (key, line) = match body {
+            Body::StepOutput(o) => (
+                (
+                    o.stage.clone(),
+                    o.step.clone(),
+                    format!("{:?}", o.stream),
+                    String::new(),
+                ),
+                &mut o.line,
+            ),
+            Body::PodLog(l) => (
+                (
+                    l.namespace.clone(),
+                    l.pod.clone(),
+                    l.container.clone(),
+                    l.previous.to_string(),
+                ),
+                &mut l.line,
+            ),
+            _ => return None,
+        };
+        Some((line, self.0.entry(key).or_default()))
+    }
+}
+
+fn scan(ctx: &Ctx, a: ScanArgs) -> CmdResult {
+    let masker = a.detect.masker()?;
+    let r = ctx.resolve(&a.run)?;
+    let reader = LogReader::open(&r.path, Recovery::Tolerant)?;
+    for d in reader.damage() {
+        ctx.warn(format!(
+            "{}: {d}; scanning what was readable",
+            r.path.display()
+        ));
+    }
+    let mut out = Out::new();
+    let mut streams = Streams::default();
+    let mut found = 0u64;
+    let mut by_rule: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut it = reader.records();
+    for rec in it.by_ref() {
+        let mut rec = rec?;
+        let kind = rec.body.kind();
+        let findings: Vec<masking::Finding> = match streams.line(&mut rec.body) {
+            Some((line, st)) => masker
+                .line_hits(line, st)
+                .0
+                .into_iter()
+                .map(|h| masking::Finding {
+                    field: "line".into(),
+                    rule: h.rule,
+                })
+                .collect(),
+            None => masking::scan_body(&masker, &rec.body),
+        };
+        for f in findings {
+            found += 1;
+            *by_rule.entry(f.rule.clone()).or_default() += 1;
+            match a.output {
+                TextOrJson::Json => {
+                    serde_json::to_writer(
+                        &mut out,
+                        &serde_json::json!({"seq": rec.seq, "kind": kind, "field": f.field, "rule": f.rule}),
+                    )?;
+                    out.write_all(b"\n")?;
+                }
+                TextOrJson::Text => writeln!(
+                    out,
+                    "{:>7}  {:<13}  {:<40}  {}",
+                    rec.seq, kind, f.field, f.rule
+                )?,
+            }
+        }
+    }
+    out.flush()?;
+    for d in &it.damage() {
+        ctx.warn(format!(
+            "{}: {d}; scanning what was readable",
+            r.path.display()
+        ));
+    }
+    if a.output == TextOrJson::Text && !ctx.quiet {
+        if found == 0 {
+            eprintln!("No secrets found in {}.", r.path.display());
+        } else {
+            let rules: Vec<String> = by_rule.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+            eprintln!(
+                "{found} secret{} found in {}: {}. `pipetape archive redact` writes a masked copy.",
+                if found == 1 { "" } else { "s" },
+                r.path.display(),
+                rules.join(", ")
+            );
+        }
+    }
+    Ok(if found > 0 { 1 } else { exit::OK })
+}
+
+fn redact(ctx: &Ctx, a: RedactArgs) -> CmdResult {
+    let masker = a.detect.masker()?;
+    let r = ctx.resolve(&a.file)?;
+    if a.output.exists() {
+        return Err(CmdError::input(format!(
+            "{}: already exists; redact writes a new file",
+            a.output.display()
+        )));
+    }
+    let reader = LogReader::open(&r.path, Recovery::Tolerant)?;
+    for d in reader.damage() {
+        ctx.warn(format!(
+            "{}: {d}; the copy holds what was readable",
+            r.path.display()
+        ));
+    }
+    let h = *reader.header();
+    let tmp = a.output.with_extension("ptape.partial");
+    let _ = std::fs::remove_file(&tmp);
+    let mut w = LogWriter::create_at(&tmp, h.run_id, h.created_ns, WriterOptions::default())?;
+    let mut streams = Streams::default();
+    let (mut records, mut changed) = (0u64, 0u64);
+    let mut it = reader.records();
+    let written = (|| -> Result<(), CmdError> {
+        for rec in it.by_ref() {
+            let mut rec = rec?;
+            let did = match streams.line(&mut rec.body) {
+                Some((line, st)) => match masker.mask_line(line, st) {
+                    std::borrow::Cow::Owned(x) => {
+                        *line = x;
+                        true
+                    }
+                    std::borrow::Cow::Borrowed(_) => false,
+                },
+                None => masking::redact_body(&masker, &mut rec.body),
+            };
+            changed += u64::from(did);
+            records += 1;
+            w.append_record(&rec)?;
+        }
+        w.close()?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    for d in &it.damage() {
+        ctx.warn(format!(
+            "{}: {d}; the copy holds what was readable",
+            r.path.display()
+        ));
+    }
+    // Verify the copy before it takes its name: whole, every record there.
+    let check = LogReader::open(&tmp, Recovery::Strict)?;
+    let mut n = 0u64;
+    for rec in check.records() {
+        rec?;
+        n += 1;
+    }
+    if n != records {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(CmdError::with_code(
+            exit::DAMAGED,
+            format!("the redacted copy reads back {n} records of {records}; nothing was written"),
+        ));
+    }
+    std::fs::rename(&tmp, &a.output)
+        .map_err(|e| CmdError::input(format!("{}: cannot write: {e}", a.output.display())))?;
+    if !ctx.quiet {
+        let rules: Vec<String> = masker
+            .counts()
+            .iter()
+            .map(|(k, n)| format!("{k} ×{n}"))
+            .collect();
+        crate::say!(
+            "Wrote {} ({records} records, {changed} with secrets masked{}); {} is unchanged",
+            a.output.display(),
+            if rules.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", rules.join(", "))
+            },
+            r.path.display()
+        );
     }
     Ok(exit::OK)
 }

@@ -3,11 +3,13 @@
 //! failure with --strict-recording).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use pipetape_recorder::runner::{self, RunOptions, Terminal};
 use pipetape_recorder::session::{default_labels, Session, SessionInfo};
 use pipetape_recorder::spec::Pipeline;
+use pipetape_store::mask::{MaskConfig, Masker};
 
 use super::{parse_label, CmdError, CmdResult, Ctx};
 use crate::output;
@@ -35,6 +37,11 @@ pub struct RunArgs {
     /// Fail (exit 125) if anything could not be recorded, instead of going on.
     #[arg(long)]
     strict_recording: bool,
+    /// Mask only what the pipeline declares (`secret_env`, `mask`, `masks.patterns`): not the
+    /// values of environment variables named like secrets, token shapes or Kubernetes objects'
+    /// secret env values. For the rare false positive prefer `masks.allow`.
+    #[arg(long)]
+    no_default_masks: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -69,7 +76,10 @@ pub struct ClusterArgs {
 
 impl ClusterArgs {
     /// The observers' options, `None` with --no-cluster.
-    pub fn options(&self, masks: &[String]) -> Option<pipetape_recorder::observe::ObserveOptions> {
+    pub fn options(
+        &self,
+        masker: &Arc<Masker>,
+    ) -> Option<pipetape_recorder::observe::ObserveOptions> {
         (!self.no_cluster).then(|| pipetape_recorder::observe::ObserveOptions {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
@@ -77,7 +87,7 @@ impl ClusterArgs {
             extra: self.observe.clone(),
             log_bytes: self.pod_log_bytes,
             log_lines_per_s: self.pod_log_rate,
-            masks: masks.to_vec(),
+            masker: masker.clone(),
             ..Default::default()
         })
     }
@@ -86,14 +96,14 @@ impl ClusterArgs {
     pub fn start(
         &self,
         extra: &[String],
-        masks: &[String],
+        masker: &Arc<Masker>,
         abort: Option<(
             Vec<pipetape_recorder::observe::AbortRule>,
             pipetape_recorder::observe::Abort,
         )>,
         sink: &pipetape_recorder::runner::Sink,
     ) -> Option<pipetape_recorder::observe::Observer> {
-        let mut opts = self.options(masks)?;
+        let mut opts = self.options(masker)?;
         opts.extra.extend(extra.iter().cloned());
         if let Some((rules, a)) = abort {
             opts.abort_on = rules;
@@ -120,6 +130,12 @@ fn fatal(msg: impl Into<String>) -> CmdError {
     CmdError::with_code(EXIT_PIPETAPE, msg)
 }
 
+/// `--no-default-masks`: only what was declared is masked.
+pub fn no_defaults(c: &mut MaskConfig) {
+    c.defaults = false;
+    c.values.retain(|(n, _)| !n.starts_with("env:"));
+}
+
 pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
     let p = Pipeline::load(&a.pipeline).map_err(|e| fatal(e.to_string()))?;
     let stages = p.stage_names();
@@ -144,12 +160,12 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
     }
     let mut labels = default_labels(&base_dir, &|k| std::env::var(k).ok());
     labels.extend(a.labels.iter().cloned());
-    let mut masks: Vec<String> = p
-        .secret_env
-        .iter()
-        .filter_map(|n| std::env::var(n).ok().or_else(|| p.env.get(n).cloned()))
-        .collect();
-    masks.extend(p.mask.iter().cloned());
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let mut mask_cfg = p.mask_config(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if a.no_default_masks {
+        no_defaults(&mut mask_cfg);
+    }
+    let masker = Arc::new(Masker::new(&mask_cfg).map_err(|e| fatal(e.to_string()))?);
     let term = terminal(ctx);
     let store_dir = ctx
         .store
@@ -164,8 +180,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         only: a.only.clone(),
         skip: a.skip.clone(),
         base_dir,
-        masks: masks.clone(),
-        cluster: a.cluster.options(&masks),
+        cluster: a.cluster.options(&masker),
         abort: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -174,7 +189,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         .build()
         .map_err(|e| fatal(format!("cannot start the runtime: {e}")))?;
     let finished = rt.block_on(async {
-        let session = Session::start(&store_dir, info, masks.clone(), term);
+        let session = Session::start(&store_dir, info, masker.clone(), term);
         for w in &session.warnings {
             eprintln!(
                 "pipetape: WARNING: {w}; the pipeline runs anyway and the run is not recorded"
@@ -191,7 +206,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         opts.abort = Some(abort.clone());
         let observer = a.cluster.start(
             &p.observe,
-            &masks,
+            &masker,
             Some((p.abort_on.clone(), abort)),
             session.sink(),
         );

@@ -3,6 +3,7 @@
 //! recorder. Outside a recorder these still do their job and print one notice.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -11,6 +12,7 @@ use pipetape_recorder::session::{default_labels, Session, SessionInfo};
 use pipetape_recorder::spec::Step;
 use pipetape_recorder::wrap::{self, ControlServer, Msg, RECORDER_ENV};
 use pipetape_replayer::time::parse_duration;
+use pipetape_store::mask::{MaskConfig, Masker};
 
 use super::run::EXIT_PIPETAPE;
 use super::{parse_label, CmdError, CmdResult, Ctx};
@@ -29,6 +31,10 @@ pub struct RecordArgs {
     /// Fail (exit 125) if anything could not be recorded.
     #[arg(long)]
     strict_recording: bool,
+    /// Mask only the `--secret-env` values: not the values of environment variables named like
+    /// secrets, token shapes or Kubernetes objects' secret env values.
+    #[arg(long)]
+    no_default_masks: bool,
     #[command(flatten)]
     cluster: super::run::ClusterArgs,
     /// The command to record, after `--`.
@@ -97,11 +103,21 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let mut labels = default_labels(&cwd, &|k| std::env::var(k).ok());
     labels.extend(a.labels.iter().cloned());
-    let masks: Vec<String> = a
-        .secret_env
-        .iter()
-        .filter_map(|n| std::env::var(n).ok())
-        .collect();
+    let mut mask_cfg = MaskConfig::with_env(
+        std::env::vars()
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    for n in &a.secret_env {
+        if let Ok(v) = std::env::var(n) {
+            mask_cfg.values.push((format!("secret_env:{n}"), v));
+        }
+    }
+    if a.no_default_masks {
+        super::run::no_defaults(&mut mask_cfg);
+    }
+    let masker = Arc::new(Masker::new(&mask_cfg).map_err(|e| fatal(e.to_string()))?);
     let term = super::run::terminal(ctx);
     let store_dir = ctx
         .store
@@ -118,7 +134,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
         .build()
         .map_err(|e| fatal(format!("cannot start the runtime: {e}")))?;
     let finished = rt.block_on(async {
-        let session = Session::start(&store_dir, info, masks.clone(), term);
+        let session = Session::start(&store_dir, info, masker.clone(), term);
         for w in &session.warnings {
             eprintln!("pipetape: WARNING: {w}; the command runs anyway and is not recorded");
         }
@@ -146,11 +162,10 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
             backoff: Duration::from_secs(1),
             continue_on_error: false,
         };
-        let observer = a.cluster.start(&[], &masks, None, session.sink());
+        let observer = a.cluster.start(&[], &masker, None, session.sink());
         let (rx, signals) = runner::forward_signals(!ctx.quiet);
         let opts = RunOptions {
             base_dir: cwd.clone(),
-            masks,
             ..Default::default()
         };
         let end = runner::run_single(&step, &opts, session.sink(), rx).await;
