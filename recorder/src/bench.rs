@@ -1,7 +1,8 @@
 //! The recorder overhead benchmark behind `pipetape bench --suite recorder`: a step printing
 //! 1,000,000 numbered lines of ~100 bytes, run through `pipetape run` (terminal output to
-//! /dev/null) against the same command with its output to /dev/null. Also checks that every
-//! line reached the log, in order.
+//! /dev/null) against the same command with its output to /dev/null, and against `pipetape run
+//! --no-default-masks` (what the default secret masks cost). Also checks that every line
+//! reached the log, in order.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -22,6 +23,10 @@ pub struct RecorderReport {
     pub recorded_s: f64,
     /// recorded_s / baseline_s.
     pub overhead_ratio: f64,
+    /// Median wall time through `pipetape run --no-default-masks` (declared masks only).
+    pub masks_off_s: f64,
+    /// recorded_s / masks_off_s: what the default masks cost (target ≤ 1.10).
+    pub masks_cost_ratio: f64,
     /// Lines found in the log of the last recorded run.
     pub lines_recorded: u64,
     /// True when they were all there, in order, none twice.
@@ -44,7 +49,26 @@ pub fn run(exe: &Path, dir: &Path, lines: u64) -> std::io::Result<RecorderReport
     let store = dir.join("store");
     let mut base = Vec::new();
     let mut rec = Vec::new();
+    let mut off = Vec::new();
+    let run = |extra: &[&str]| -> std::io::Result<f64> {
+        let t = Instant::now();
+        let st = Command::new(exe)
+            .args(["--store"])
+            .arg(&store)
+            .arg("run")
+            .arg(&pipeline)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .env_remove("CI")
+            .status()?;
+        if !st.success() {
+            return Err(std::io::Error::other(format!("pipetape run failed: {st}")));
+        }
+        Ok(t.elapsed().as_secs_f64())
+    };
     for _ in 0..3 {
+        off.push(run(&["--no-default-masks"])?);
         let t = Instant::now();
         Command::new("sh")
             .arg("-c")
@@ -52,20 +76,7 @@ pub fn run(exe: &Path, dir: &Path, lines: u64) -> std::io::Result<RecorderReport
             .stdout(Stdio::null())
             .status()?;
         base.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let st = Command::new(exe)
-            .args(["--store"])
-            .arg(&store)
-            .arg("run")
-            .arg(&pipeline)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .env_remove("CI")
-            .status()?;
-        rec.push(t.elapsed().as_secs_f64());
-        if !st.success() {
-            return Err(std::io::Error::other(format!("pipetape run failed: {st}")));
-        }
+        rec.push(run(&[])?);
     }
     // The newest log: check every line arrived, in order.
     let newest = std::fs::read_dir(store.join("runs"))?
@@ -88,12 +99,14 @@ pub fn run(exe: &Path, dir: &Path, lines: u64) -> std::io::Result<RecorderReport
             n += 1;
         }
     }
-    let (baseline_s, recorded_s) = (median(base), median(rec));
+    let (baseline_s, recorded_s, masks_off_s) = (median(base), median(rec), median(off));
     Ok(RecorderReport {
         lines,
         baseline_s,
         recorded_s,
         overhead_ratio: recorded_s / baseline_s,
+        masks_off_s,
+        masks_cost_ratio: recorded_s / masks_off_s,
         lines_recorded: n,
         in_order: in_order && n == lines,
     })

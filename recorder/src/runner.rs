@@ -855,21 +855,33 @@ async fn pump(
     let mut buf = Vec::with_capacity(256);
     let mut pending: Vec<String> = Vec::new();
     let mut mask_state = LineState::default();
+    // Bytes at the head of the reader's buffer known to hold nothing to mask: one pass over
+    // each chunk read, so most lines skip the masker.
+    let mut clean = 0usize;
     loop {
         buf.clear();
+        if clean == 0 {
+            if let Ok(chunk) = r.fill_buf().await {
+                clean = sink.masker.first_candidate(chunk).unwrap_or(chunk.len());
+            }
+        }
         match r.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => {
                 sink.print_lines(&label, &pending, stream == Stream::Stderr);
                 return;
             }
             Ok(_) => {
+                let read = buf.len();
                 while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     buf.pop();
                 }
-                let line = sink
-                    .masker
-                    .mask_line(&String::from_utf8_lossy(&buf), &mut mask_state)
-                    .into_owned();
+                let text = String::from_utf8_lossy(&buf);
+                let line = if read <= clean && !mask_state.in_block() {
+                    text.into_owned()
+                } else {
+                    sink.masker.mask_line(&text, &mut mask_state).into_owned()
+                };
+                clean = clean.saturating_sub(read);
                 if sink.term.echo {
                     pending.push(line.clone());
                 }

@@ -90,6 +90,39 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Literals of which every default rule's match holds one: a case-sensitive prefilter (the
+/// case-insensitive rules, `aws_secret...` and `bearer`, are spelled in the three cases they
+/// are written in: lower, upper, capitalised).
+const TRIGGERS: &[&str] = &[
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxa-",
+    "xoxb-",
+    "xoxp-",
+    "xoxr-",
+    "AKIA",
+    "ASIA",
+    "hvs.",
+    "hvb.",
+    "hvr.",
+    "npm_",
+    "pypi-",
+    "eyJ",
+    "PRIVATE KEY",
+    "://",
+    "bearer",
+    "Bearer",
+    "BEARER",
+    "aws",
+    "AWS",
+    "Aws",
+];
+
 /// The start and end of a PEM private key that a line-oriented stream prints over many lines.
 const PEM_BEGIN: &str = "-----BEGIN";
 const PEM_KEY_END: &str = "PRIVATE KEY";
@@ -185,12 +218,25 @@ pub struct LineState {
     in_key: bool,
 }
 
+impl LineState {
+    /// True inside a private key block: every line is masked, whatever it holds.
+    pub fn in_block(&self) -> bool {
+        self.in_key
+    }
+}
+
 /// Finds and masks secrets; counts what it masked by rule. Cheap to share behind an `Arc`.
 pub struct Masker {
     values: Option<AhoCorasick>,
     value_rules: Vec<usize>,
     rules: Vec<Rule>,
+    /// The default rules (the first `rules`), checked only where `triggers` found something.
     set: Option<RegexSet>,
+    triggers: Option<AhoCorasick>,
+    /// Extra patterns (the rest of `rules`), checked on everything.
+    extra_set: Option<RegexSet>,
+    /// The private-key rule is on.
+    key_rule: bool,
     allow_values: Vec<String>,
     allow_res: Vec<Regex>,
     objects: bool,
@@ -234,16 +280,31 @@ impl Masker {
         for (name, re) in &cfg.patterns {
             rules.push((name.clone(), compile(name, re)?));
         }
-        let set = if rules.is_empty() {
-            None
-        } else {
-            Some(
-                RegexSet::new(rules.iter().map(|(_, r)| r.as_str())).map_err(|e| MaskError {
+        let n_defaults = rules.len() - cfg.patterns.len();
+        let set_of = |rs: &[(String, Regex)]| -> Result<Option<RegexSet>, MaskError> {
+            if rs.is_empty() {
+                return Ok(None);
+            }
+            RegexSet::new(rs.iter().map(|(_, r)| r.as_str()))
+                .map(Some)
+                .map_err(|e| MaskError {
                     name: "(all rules)".into(),
                     why: e.to_string(),
-                })?,
-            )
+                })
         };
+        let set = set_of(&rules[..n_defaults])?;
+        let extra_set = set_of(&rules[n_defaults..])?;
+        // Every default rule's match holds one of these (ASCII case-insensitive): a line
+        // without any skips the default rules' regexes, which is nearly every line.
+        let triggers = (n_defaults > 0)
+            .then(|| {
+                AhoCorasick::builder()
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    .build(TRIGGERS)
+                    .ok()
+            })
+            .flatten();
+        let key_rule = rules.iter().any(|(n, _)| n == "private-key");
         let rules: Vec<Rule> = rules
             .into_iter()
             .map(|(name, re)| Rule {
@@ -303,6 +364,9 @@ impl Masker {
             value_rules,
             rules,
             set,
+            triggers,
+            extra_set,
+            key_rule,
             allow_values,
             allow_res,
             objects: cfg.defaults,
@@ -313,7 +377,7 @@ impl Masker {
 
     /// True when this masker can find nothing at all.
     pub fn is_empty(&self) -> bool {
-        self.values.is_none() && self.set.is_none() && !self.objects
+        self.values.is_none() && self.set.is_none() && self.extra_set.is_none() && !self.objects
     }
 
     fn allowed(&self, s: &str) -> bool {
@@ -328,15 +392,20 @@ impl Masker {
                 hits.push((m.start(), m.end(), self.value_rules[m.pattern().as_usize()]));
             }
         }
-        if let Some(set) = &self.set {
-            if set.is_match(s) {
-                for i in set.matches(s).iter() {
-                    let r = &self.rules[i];
-                    for c in r.re.captures_iter(s) {
-                        let m = if r.group { c.get(1) } else { c.get(0) };
-                        if let Some(m) = m.filter(|m| !m.is_empty()) {
-                            hits.push((m.start(), m.end(), i));
-                        }
+        let triggered = self.triggers.as_ref().is_some_and(|t| t.is_match(s));
+        let n_defaults = self.set.as_ref().map_or(0, RegexSet::len);
+        for (set, offset) in [
+            (self.set.as_ref().filter(|_| triggered), 0),
+            (self.extra_set.as_ref(), n_defaults),
+        ] {
+            let Some(set) = set else { continue };
+            for i in set.matches(s).iter() {
+                let i = i + offset;
+                let r = &self.rules[i];
+                for c in r.re.captures_iter(s) {
+                    let m = if r.group { c.get(1) } else { c.get(0) };
+                    if let Some(m) = m.filter(|m| !m.is_empty()) {
+                        hits.push((m.start(), m.end(), i));
                     }
                 }
             }
@@ -360,6 +429,30 @@ impl Masker {
             }
         }
         out
+    }
+
+    /// Where in `bytes` the first thing that may need masking starts: `None` when nothing
+    /// there can (no value, no default rule's literal, no extra pattern). A cheap pass over a
+    /// whole chunk of output, so that the lines before this offset skip [`Masker::mask_line`].
+    pub fn first_candidate(&self, bytes: &[u8]) -> Option<usize> {
+        if self.extra_set.is_some() {
+            return Some(0);
+        }
+        let v = self
+            .values
+            .as_ref()
+            .and_then(|ac| ac.find(bytes))
+            .map(|m| m.start());
+        let t = self
+            .triggers
+            .as_ref()
+            .filter(|_| self.set.is_some())
+            .and_then(|ac| ac.find(bytes))
+            .map(|m| m.start());
+        match (v, t) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// `s` with every secret replaced by [`MASK`]; borrowed when there is nothing to mask.
@@ -390,7 +483,7 @@ impl Masker {
     /// printed over many lines: from the BEGIN line through the END line). The flag is true
     /// for a line inside a block already counted at its BEGIN line.
     pub fn line_hits(&self, line: &str, st: &mut LineState) -> (Vec<Hit>, bool) {
-        let key_rule = self.objects && self.key_rule_on();
+        let key_rule = self.key_rule;
         let pem = |start: usize, end: usize| Hit {
             start,
             end,
@@ -436,10 +529,6 @@ impl Masker {
             return self.apply(line, &hits, false);
         }
         self.apply(line, &hits, true)
-    }
-
-    fn key_rule_on(&self) -> bool {
-        self.rules.iter().any(|r| r.name == "private-key")
     }
 
     fn count(&self, rule: &str) {
@@ -755,6 +844,44 @@ mod tests {
             .iter()
             .any(|(r, n)| r == "github-token" && *n == 2));
         assert!(m.summary().unwrap().starts_with("masked 9 secret values: "));
+    }
+
+    #[test]
+    fn first_candidate_finds_where_masking_may_start() {
+        let m = Masker::new(&MaskConfig {
+            defaults: true,
+            values: vec![("env:X_TOKEN".into(), "s3cr3t-value".into())],
+            ..MaskConfig::default()
+        })
+        .unwrap();
+        assert_eq!(m.first_candidate(b"plain line\nanother\n"), None);
+        assert_eq!(m.first_candidate(b"ab s3cr3t-value ghp_"), Some(3));
+        assert_eq!(m.first_candidate(b"abc ghp_x s3cr3t-value"), Some(4));
+        let extra = Masker::new(&MaskConfig {
+            patterns: vec![("x".into(), "x+".into())],
+            ..MaskConfig::default()
+        })
+        .unwrap();
+        assert_eq!(extra.first_candidate(b"plain"), Some(0));
+    }
+
+    /// The triggers are a prefilter: a default rule's match without one would be missed.
+    #[test]
+    fn every_default_rule_match_holds_a_trigger() {
+        let m = defaults();
+        let ac = m.triggers.as_ref().unwrap();
+        for (_, s) in SHAPES {
+            assert!(ac.is_match(s), "{s}");
+        }
+        for s in [
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "https://u:p@h",
+            "Bearer 0123456789abcdef",
+            "-----BEGIN EC PRIVATE KEY-----",
+            "pypi-AgEIcHlwaS5vcmc",
+        ] {
+            assert!(ac.is_match(s), "{s}");
+        }
     }
 
     #[test]

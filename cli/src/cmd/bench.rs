@@ -171,6 +171,11 @@ fn write_recorder_report(
     )?;
     writeln!(
         out,
+        "  no default masks{:>9.2} s   (pipetape run --no-default-masks, median of 3)",
+        r.masks_off_s
+    )?;
+    writeln!(
+        out,
         "  lines recorded  {:>9}     {}",
         r.lines_recorded,
         if r.in_order {
@@ -191,6 +196,18 @@ fn write_recorder_report(
         "overhead_ratio",
         "<= 1.3x the wall time",
         r.overhead_ratio
+    )?;
+    writeln!(
+        out,
+        "  {:<4} {:<26} {:<50} measured {:.2}",
+        if r.masks_cost_ratio <= 1.1 {
+            "MET"
+        } else {
+            "MISS"
+        },
+        "masks_cost_ratio",
+        "default masks <= 1.1x the run without them",
+        r.masks_cost_ratio
     )?;
     writeln!(
         out,
