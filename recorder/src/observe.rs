@@ -686,6 +686,12 @@ async fn note(out: &LogAppender, level: Level, text: String) {
 }
 
 async fn record(s: &Arc<Shared>, source: Source, body: impl Into<Body>) {
+    let mut body = body.into();
+    // Objects and pod log lines are masked where they are built; the rest (Events, Helm
+    // statuses, notes, gaps) here.
+    if !matches!(body, Body::ObjectObserved(_) | Body::PodLog(_)) {
+        pipetape_store::mask::redact_body(&s.masker, &mut body);
+    }
     if s.out.append_async(source, body).await.is_ok() {
         s.stats.lock().expect("stats lock").recorded += 1;
     }
@@ -872,11 +878,7 @@ async fn apply(
     // Events are most of what a busy cluster says: recorded straight from the parsed object.
     if ar.group.is_empty() && ar.kind == "Event" {
         if !deleted {
-            let mut e = event_of_parts(&o.metadata, &o.data);
-            if let Cow::Owned(m) = s.masker.mask(&e.message) {
-                e.message = m;
-            }
-            record(s, Source::Watch, e).await;
+            record(s, Source::Watch, event_of_parts(&o.metadata, &o.data)).await;
         }
         return;
     }

@@ -166,6 +166,11 @@ impl Sink {
     /// Records a body. A failure to record is reported once, loudly, and never propagates.
     pub async fn record(&self, source: Source, body: impl Into<Body>) {
         let Some(a) = &self.appender else { return };
+        let mut body = body.into();
+        // Step output is masked line by line as it is read (with its stream's state).
+        if !matches!(body, Body::StepOutput(_)) {
+            pipetape_store::mask::redact_body(&self.masker, &mut body);
+        }
         if a.append_async(source, body).await.is_err() {
             self.warn_once("the log writer has stopped");
         }

@@ -546,4 +546,35 @@ mod tests {
         let e = parse("name: x\nstages:\n  - name: s\n    steps:\n      - name: g\n        gate: {http: 'ftp://x'}\n").unwrap_err();
         assert!(e.message.contains("http:// or https://"));
     }
+
+    #[test]
+    fn masks_section_defaults_and_errors() {
+        let p = parse("name: x\nenv: {API_TOKEN: from-the-spec-123}\nsecret_env: [MINE]\nmask: [lit]\nstages:\n  - name: s\n    steps:\n      - name: a\n        run: echo\n").unwrap();
+        assert!(p.masks.defaults);
+        let c = p.mask_config([
+            ("MINE", "abc"),
+            ("VAULT_TOKEN", "hvs-value-1"),
+            ("HOME", "/root"),
+        ]);
+        let names: Vec<&str> = c.values.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "secret_env:MINE",
+                "mask",
+                "env:VAULT_TOKEN",
+                "env:API_TOKEN"
+            ]
+        );
+        let p = parse("name: x\nmasks:\n  defaults: false\n  allow: [AKIAIOSFODNN7EXAMPLE]\nstages:\n  - name: s\n    steps:\n      - name: a\n        run: echo\n").unwrap();
+        let c = p.mask_config([("VAULT_TOKEN", "hvs-value-1")]);
+        assert!(!c.defaults && c.values.is_empty() && c.allow.len() == 1);
+        let e = parse("name: x\nmasks:\n  patterns:\n    broken: '(unclosed'\nstages:\n  - name: s\n    steps:\n      - name: a\n        run: echo\n").unwrap_err();
+        assert_eq!(e.location, Some((4, 5)), "{e}");
+        assert!(
+            e.message
+                .contains("\"broken\" is not a valid regular expression"),
+            "{e}"
+        );
+    }
 }
