@@ -907,9 +907,10 @@ async fn apply(
     }
     let needs_value = s.abort.is_some() || (ar.group.is_empty() && ar.kind == "Secret");
     if !needs_value {
-        let Ok(object) = serde_json::to_string(&o) else {
+        let Ok(mut object) = serde_json::to_string(&o) else {
             return;
         };
+        keep_subsecond_times(&o.metadata, &mut object);
         let object = match s.masker.mask(&object) {
             Cow::Owned(m) => m,
             Cow::Borrowed(_) => object,
@@ -953,7 +954,8 @@ async fn apply(
         uid,
         rv,
     };
-    let object = v.to_string();
+    let mut object = v.to_string();
+    keep_subsecond_times(&o.metadata, &mut object);
     let object = match s.masker.mask(&object) {
         Cow::Owned(m) => m,
         Cow::Borrowed(_) => object,
@@ -986,6 +988,32 @@ async fn record_object(s: &Arc<Shared>, ar: &ApiResource, m: ObservedMeta, objec
         },
     )
     .await;
+}
+
+/// k8s-openapi writes `metadata` times in whole seconds, as the API server does; a cluster
+/// that gives finer times (a replay sped up N times) keeps them, so metrics dated by the
+/// cluster's clock stay exact.
+fn keep_subsecond_times(md: &kube::api::ObjectMeta, json: &mut String) {
+    use k8s_openapi::chrono::{SecondsFormat, Timelike};
+    for (key, t) in [
+        ("creationTimestamp", &md.creation_timestamp),
+        ("deletionTimestamp", &md.deletion_timestamp),
+    ] {
+        let Some(t) = t.as_ref().filter(|t| t.0.nanosecond() != 0) else {
+            continue;
+        };
+        let whole = format!(
+            "\"{key}\":\"{}\"",
+            t.0.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+        let fine = format!(
+            "\"{key}\":\"{}\"",
+            t.0.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        );
+        if let Some(i) = json.find(&whole) {
+            json.replace_range(i..i + whole.len(), &fine);
+        }
+    }
 }
 
 /// Drops a Secret's values: only its metadata and type remain.

@@ -136,6 +136,12 @@ pub struct Finding {
     /// warnings), so one problem is reported once.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<String>,
+    /// Why this finding's timing is not to be trusted, when it is not: it was dated by when
+    /// the recorder observed a change, and that fell in a watch gap of this run or a baseline
+    /// (the change may have happened earlier). Such findings rank after the others of their
+    /// kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_confidence: Option<String>,
 }
 
 /// A metric present on one side only.
@@ -429,6 +435,7 @@ pub fn compare(
                         flapped: false,
                         at_s: 0.0,
                         detail: String::new(),
+                        clock: String::new(),
                     };
                     if st.median >= th.abs_count && st.median > th.spread_k * st.spread {
                         let kind = if family(name) == "restarts" {
@@ -466,6 +473,12 @@ pub fn compare(
     if let Some(model) = model {
         for f in &mut report.regressions {
             f.evidence = evidence(model, &f.metric, &f.current, f.kind);
+        }
+    }
+    for f in &mut report.regressions {
+        if let Some(why) = gap_doubt(f, run, baselines) {
+            f.evidence.push(why.clone());
+            f.low_confidence = Some(why);
         }
     }
     rank(&mut report.regressions);
@@ -522,7 +535,39 @@ fn push(
         evidence: Vec::new(),
         output_diff: None,
         related: Vec::new(),
+        low_confidence: None,
     });
+}
+
+/// Why a finding's timing may be wrong: a `ready:` figure dated by observation, or a gate
+/// (it waits through a watch), whose moment falls in a watch gap of the run or of a baseline.
+fn gap_doubt(f: &Finding, run: &MetricSet, baselines: &[BaselineRun]) -> Option<String> {
+    let fam = family(&f.metric);
+    let observed = |m: &Metric| fam == "gate" || (fam == "ready" && m.clock != "cluster");
+    if !matches!(fam, "ready" | "gate") {
+        return None;
+    }
+    let say = |who: &str, g: &crate::metrics::GapSpan| {
+        format!(
+            "timing falls in a {} watch gap of {} in {who} (observed clock): confidence low",
+            secs(g.to_s - g.from_s),
+            g.resource
+        )
+    };
+    if observed(&f.current) {
+        if let Some(g) = run.gap_at(f.current.at_s) {
+            return Some(say("this run", g));
+        }
+    }
+    baselines.iter().find_map(|b| {
+        let m = b.metrics.metrics.get(&f.metric)?;
+        if !observed(m) {
+            return None;
+        }
+        b.metrics
+            .gap_at(m.at_s)
+            .map(|g| say(&format!("baseline {}", b.metrics.run_id), g))
+    })
 }
 
 fn status_phrase(name: &str, m: &Metric) -> String {
@@ -587,14 +632,17 @@ fn rank(v: &mut [Finding]) {
             Kind::Slower => 1,
             _ => 2,
         };
-        tier(a).cmp(&tier(b)).then_with(|| match a.kind {
-            Kind::Slower => b.delta.total_cmp(&a.delta),
-            _ => a
-                .current
-                .at_s
-                .total_cmp(&b.current.at_s)
-                .then_with(|| a.metric.cmp(&b.metric)),
-        })
+        tier(a)
+            .cmp(&tier(b))
+            .then_with(|| a.low_confidence.is_some().cmp(&b.low_confidence.is_some()))
+            .then_with(|| match a.kind {
+                Kind::Slower => b.delta.total_cmp(&a.delta),
+                _ => a
+                    .current
+                    .at_s
+                    .total_cmp(&b.current.at_s)
+                    .then_with(|| a.metric.cmp(&b.metric)),
+            })
     });
 }
 

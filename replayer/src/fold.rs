@@ -104,6 +104,79 @@ pub struct Version {
     pub reason: String,
     /// Readiness message.
     pub message: String,
+    /// When the state this version shows began, ns from the run's start: by the object's own
+    /// clock where it carries one ([`object_time`]: a condition's lastTransitionTime, a
+    /// container's startedAt/finishedAt, a Job's times, creationTimestamp for the first
+    /// version), mapped through the cluster's clock skew and bounded by the observations around
+    /// it (never before the previous version was observed, never after this one); else when it
+    /// was observed. Set by [`Fold::finish`].
+    pub changed_ns: u64,
+    /// Which clock `changed_ns` came from.
+    pub clock: Clock,
+    /// The object's own time for this version (cluster clock, wall ns), if it carries one.
+    pub object_wall_ns: Option<i64>,
+}
+
+/// Which clock a time came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    /// The object's own time (cluster clock), bounded by the observations around it.
+    Cluster,
+    /// When the recorder observed it (the object carries no time for the change).
+    #[default]
+    Observed,
+}
+
+impl Clock {
+    /// "cluster" or "observed".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Cluster => "cluster",
+            Clock::Observed => "observed",
+        }
+    }
+}
+
+/// The object's own time (cluster clock, wall ns) for the state a version shows: the latest of
+/// its conditions' `lastTransitionTime`, its containers' `startedAt`/`finishedAt` (current and
+/// last state), a Job's `startTime`/`completionTime` and `deletionTimestamp`; `None` when it
+/// carries none (a StatefulSet's replica counts).
+pub fn object_time(obj: &serde_json::Value) -> Option<i64> {
+    fn ts(v: Option<&serde_json::Value>) -> Option<i64> {
+        let t: jiff::Timestamp = v?.as_str()?.parse().ok()?;
+        i64::try_from(t.as_nanosecond()).ok()
+    }
+    let mut best: Option<i64> = None;
+    let mut take = |t: Option<i64>| {
+        if let Some(t) = t {
+            best = Some(best.map_or(t, |b| b.max(t)));
+        }
+    };
+    if let Some(cs) = obj.pointer("/status/conditions").and_then(|c| c.as_array()) {
+        for c in cs {
+            take(ts(c.get("lastTransitionTime")));
+        }
+    }
+    for key in ["containerStatuses", "initContainerStatuses"] {
+        for c in obj
+            .pointer(&format!("/status/{key}"))
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+        {
+            take(ts(c.pointer("/state/running/startedAt")));
+            take(ts(c.pointer("/state/terminated/finishedAt")));
+            take(ts(c.pointer("/lastState/terminated/finishedAt")));
+        }
+    }
+    take(
+        ts(obj.pointer("/status/startTime"))
+            .filter(|_| obj.get("kind").and_then(|k| k.as_str()) == Some("Job")),
+    );
+    take(ts(obj.pointer("/status/completionTime")));
+    take(ts(obj.pointer("/metadata/deletionTimestamp")));
+    best
 }
 
 /// Every version of one object, in order.
@@ -115,6 +188,14 @@ pub struct ObjectHistory {
     pub uid: String,
     /// Versions in record order.
     pub versions: Vec<Version>,
+    /// `metadata.creationTimestamp` (cluster clock, wall ns), if recorded.
+    pub created_wall_ns: Option<i64>,
+    /// When the object was created, ns from the run's start: its creationTimestamp mapped
+    /// through the clock skew, never after it was first seen; else when it was first seen.
+    /// Set by [`Fold::finish`].
+    pub created_ns: u64,
+    /// Which clock `created_ns` came from.
+    pub created_clock: Clock,
 }
 
 impl ObjectHistory {
@@ -131,7 +212,8 @@ impl ObjectHistory {
         self.versions.first().map(|v| v.mono_ns).unwrap_or(0)
     }
 
-    /// Readiness changes: (time, status, reason, message), one entry per change of status.
+    /// Readiness changes: (time, status, reason, message), one entry per change of status, at
+    /// the time the change happened ([`Version::changed_ns`]).
     pub fn transitions(&self) -> Vec<(u64, Status, &str, &str)> {
         let mut out: Vec<(u64, Status, &str, &str)> = Vec::new();
         for v in &self.versions {
@@ -139,7 +221,7 @@ impl ObjectHistory {
                 continue;
             }
             if out.last().map(|l| l.1) != Some(v.status) {
-                out.push((v.mono_ns, v.status, &v.reason, &v.message));
+                out.push((v.changed_ns, v.status, &v.reason, &v.message));
             }
         }
         out
@@ -240,6 +322,9 @@ pub struct RunInfo {
     pub end_ns: u64,
     /// pipetape version that recorded it.
     pub tool_version: String,
+    /// How far the cluster's clock was ahead of the recorder's (negative: behind), ns, as
+    /// estimated from objects created during the run ([`Fold::finish`]); 0 within a second.
+    pub clock_skew_ns: i64,
 }
 
 /// A notable moment: the first warning or first failure.
@@ -353,6 +438,39 @@ pub fn previous_log<'a>(
     Some(lines_in(false, starts[prev], Some(starts[current])))
 }
 
+/// The run offset of wall time `wall` through the clock marks (see
+/// [`RunModel::mono_at_wall`]).
+fn mono_at(marks: &[(i64, u64)], started_ns: i64, wall: i64) -> Option<u64> {
+    let i = marks.partition_point(|&(w, _)| w <= wall);
+    let (w0, m0) = match i {
+        0 => (started_ns, 0),
+        _ => marks[i - 1],
+    };
+    let mono = m0 as i128 + (wall as i128 - w0 as i128);
+    u64::try_from(mono).ok()
+}
+
+/// The cluster's clock skew from (creationTimestamp − observation time) of objects seen as
+/// added: an object is observed after it was created, so with agreeing clocks every sample is
+/// at most 0 (less the watch's lag, and up to a second lower since Kubernetes timestamps are
+/// whole seconds). The largest sample is the best estimate of how far the cluster is ahead;
+/// when it is within a second of 0 the clocks agree as far as can be told. Needs 3 samples.
+fn estimate_skew(samples: &[i64]) -> i64 {
+    if samples.len() < 3 {
+        return 0;
+    }
+    let max = samples.iter().copied().max().unwrap_or(0);
+    // A cluster behind the recorder: every sample is at least the skew below 0; the
+    // truncation to whole seconds costs up to a second, so take the middle of it.
+    if max > 1_000_000_000 {
+        max
+    } else if max < -2_000_000_000 {
+        max + 500_000_000
+    } else {
+        0
+    }
+}
+
 /// One Helm release's recorded statuses.
 #[derive(Debug, Default)]
 pub struct ReleaseHistory<'a> {
@@ -399,6 +517,14 @@ pub struct Fold {
     open_gates: HashMap<String, usize>,
     stages: HashMap<String, usize>,
     last_log: Option<LogKey>,
+    /// creationTimestamp minus the observation's wall time, for objects created while the
+    /// run watched (added after their resource's initial list, or in a log without list
+    /// markers).
+    skew_samples: Vec<(i64, bool)>,
+    /// Resources (`plural[.group]`) whose initial list is done.
+    listed: std::collections::HashSet<String>,
+    /// The log has list markers (a recording through the observers).
+    has_list_markers: bool,
 }
 
 impl Fold {
@@ -509,7 +635,7 @@ impl Fold {
                     o.stream == Stream::Stderr,
                 );
             }
-            Body::ObjectObserved(o) => self.object(r.seq, t, *o),
+            Body::ObjectObserved(o) => self.object(r.seq, t, r.wall_ns, *o),
             Body::KubeEvent(e) => {
                 if e.type_ == "Warning" {
                     let what = format!(
@@ -660,7 +786,10 @@ impl Fold {
             }
             Body::Artifact(a) => self.m.artifacts.push((t, *a)),
             Body::WatchGap(g) => self.m.gaps.push((t, g)),
-            Body::WatchSync(_) => {}
+            Body::WatchSync(w) => {
+                self.has_list_markers = true;
+                self.listed.insert(w.resource);
+            }
             Body::Note(n) => {
                 if n.level != Level::Info {
                     self.warning(t, n.text.clone());
@@ -700,7 +829,7 @@ impl Fold {
         span.outcome = if failed { "failed" } else { "passed" }.into();
     }
 
-    fn object(&mut self, seq: u64, t: u64, o: ObjectObserved) {
+    fn object(&mut self, seq: u64, t: u64, wall: i64, o: ObjectObserved) {
         let key = ObjKey {
             group: group_of(&o.api_version).to_string(),
             kind: o.kind,
@@ -717,9 +846,32 @@ impl Fold {
                 key: key.clone(),
                 uid: String::new(),
                 versions: Vec::new(),
+                created_wall_ns: None,
+                created_ns: t,
+                created_clock: Clock::Observed,
             });
         if !o.uid.is_empty() {
             hist.uid = o.uid;
+        }
+        if hist.created_wall_ns.is_none() {
+            let created = parsed
+                .pointer("/metadata/creationTimestamp")
+                .and_then(|c| c.as_str())
+                .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+                .and_then(|c| i64::try_from(c.as_nanosecond()).ok());
+            hist.created_wall_ns = created;
+            if let (Some(c), Action::Added) = (created, o.action) {
+                // An object in a resource's initial list may be old: only objects created
+                // while the run watched tell the skew.
+                let plural = crate::kinds::info(&key.group, &key.kind, None, false).plural;
+                let res = if key.group.is_empty() {
+                    plural
+                } else {
+                    format!("{plural}.{}", key.group)
+                };
+                self.skew_samples
+                    .push((c - wall, self.listed.contains(&res)));
+            }
         }
         let became_failed = r.status == Status::Failed
             && hist.versions.last().map(|v| v.status) != Some(Status::Failed);
@@ -733,6 +885,9 @@ impl Fold {
             status: r.status,
             reason: r.reason,
             message: r.message,
+            changed_ns: t,
+            clock: Clock::Observed,
+            object_wall_ns: object_time(&parsed),
         });
         if became_failed && o.action != Action::Deleted {
             let v = hist.versions.last().expect("pushed");
@@ -741,8 +896,62 @@ impl Fold {
         }
     }
 
-    /// The model.
+    /// The model. Estimates the cluster's clock skew and dates every version's state by the
+    /// cluster's clock where the object carries one ([`Version::changed_ns`]).
     pub fn finish(mut self) -> RunModel {
+        // With list markers (a recording through the observers), only objects added after
+        // their resource's initial list were created while the run watched.
+        let samples: Vec<i64> = self
+            .skew_samples
+            .iter()
+            .filter(|(_, listed)| *listed || !self.has_list_markers)
+            .map(|(s, _)| *s)
+            .collect();
+        self.m.info.clock_skew_ns = estimate_skew(&samples);
+        let skew = self.m.info.clock_skew_ns;
+        let m = &mut self.m;
+        let marks = std::mem::take(&mut m.clock_marks);
+        let started = m.info.started_ns;
+        let to_mono = |wall: i64| mono_at(&marks, started, wall - skew);
+        for h in m.objects.values_mut() {
+            let first_seen = h.versions.first().map_or(0, |v| v.mono_ns);
+            (h.created_ns, h.created_clock) = match h.created_wall_ns.and_then(to_mono) {
+                Some(c) => (c.min(first_seen), Clock::Cluster),
+                None => (first_seen, Clock::Observed),
+            };
+            let created = (h.created_clock == Clock::Cluster).then_some(h.created_ns);
+            let mut prev: Option<(u64, Status, String)> = None;
+            let mut state_start = (0u64, Clock::Observed);
+            for (i, v) in h.versions.iter_mut().enumerate() {
+                // A new state: another status, or the same status for another reason
+                // (no status yet → Ready=False SecretSyncedError).
+                let changed = prev
+                    .as_ref()
+                    .is_none_or(|(_, st, why)| *st != v.status || *why != v.reason);
+                if i == 0 {
+                    // The first version seen: its state began at its own time (an object
+                    // first seen already ready: when it got ready), else at creation.
+                    // Without a time of its own, a not-ready state began at creation; a
+                    // ready one at some moment nothing recorded tells (observed).
+                    let lo = created.unwrap_or(0);
+                    state_start = match (v.object_wall_ns.and_then(to_mono), created) {
+                        (Some(c), _) => (c.clamp(lo, v.mono_ns), Clock::Cluster),
+                        (None, Some(c)) if v.status != Status::Current => (c, Clock::Cluster),
+                        _ => (v.mono_ns, Clock::Observed),
+                    };
+                } else if changed {
+                    let lo = prev.as_ref().map_or(0, |(t, _, _)| *t);
+                    state_start = match v.object_wall_ns.and_then(to_mono) {
+                        Some(c) => (c.clamp(lo, v.mono_ns), Clock::Cluster),
+                        None => (v.mono_ns, Clock::Observed),
+                    };
+                }
+                v.changed_ns = state_start.0;
+                v.clock = state_start.1;
+                prev = Some((v.mono_ns, v.status, v.reason.clone()));
+            }
+        }
+        m.clock_marks = marks;
         if let Some(f) = self.failures.first() {
             self.m.first_failure = Some(Moment {
                 at_ns: f.at,
@@ -786,13 +995,13 @@ impl RunModel {
     /// its own offset exactly. Before the first record, the run's start; `None` when `wall` is
     /// before the run started.
     pub fn mono_at_wall(&self, wall: i64) -> Option<u64> {
-        let i = self.clock_marks.partition_point(|&(w, _)| w <= wall);
-        let (w0, m0) = match i {
-            0 => (self.info.started_ns, 0),
-            _ => self.clock_marks[i - 1],
-        };
-        let mono = m0 as i128 + (wall as i128 - w0 as i128);
-        u64::try_from(mono).ok()
+        mono_at(&self.clock_marks, self.info.started_ns, wall)
+    }
+
+    /// [`Self::mono_at_wall`] for a time read from the cluster's clock: the estimated skew
+    /// taken off first.
+    pub fn mono_at_cluster_wall(&self, wall: i64) -> Option<u64> {
+        self.mono_at_wall(wall - self.info.clock_skew_ns)
     }
 
     /// Times at which each instance of a pod's container began ([`instance_starts`]).

@@ -29,7 +29,7 @@ use serde_json::Value;
 use crate::fold::{ObjectHistory, RunModel, SpanKind};
 
 /// Version of the stored metric sets; a set of another version is recomputed from its log.
-pub const METRICS_VERSION: u32 = 1;
+pub const METRICS_VERSION: u32 = 2;
 
 /// What a metric's value counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +63,11 @@ pub struct Metric {
     /// failure message, a Warning's message.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// For `ready:`: which clock the figure came from: `cluster` (the objects' own times,
+    /// bounded by the observations) or `observed` (when the recorder saw the change; a watch
+    /// gap can move it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub clock: String,
 }
 
 impl Metric {
@@ -110,6 +115,34 @@ pub struct MetricSet {
     pub duration_s: f64,
     /// Metrics by name.
     pub metrics: BTreeMap<String, Metric>,
+    /// How far the cluster's clock was ahead of the recorder's, seconds (see
+    /// [`crate::fold::RunInfo::clock_skew_ns`]).
+    #[serde(default)]
+    pub clock_skew_s: f64,
+    /// Watch gaps: while the recorder saw no changes of a resource, a change's observed time
+    /// is late.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<GapSpan>,
+}
+
+/// A watch gap of a run: seconds from the run's start, and the resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GapSpan {
+    /// Start, s.
+    pub from_s: f64,
+    /// End (the re-list), s.
+    pub to_s: f64,
+    /// `plural[.group]`.
+    pub resource: String,
+}
+
+impl MetricSet {
+    /// The gap of this run that `at_s` falls in (with half a second of slack), if any.
+    pub fn gap_at(&self, at_s: f64) -> Option<&GapSpan> {
+        self.gaps
+            .iter()
+            .find(|g| at_s >= g.from_s - 0.5 && at_s <= g.to_s + 0.5)
+    }
 }
 
 impl MetricSet {
@@ -330,8 +363,9 @@ pub fn extract(m: &RunModel) -> MetricSet {
     steps_and_gates(m, end, &mut out);
     let owners = Owners::new(m);
     let pod_failures = pod_failures(m, &owners);
+    let pod_ready = pod_ready_times(m, &owners);
     for h in m.objects.values() {
-        if let Some((name, metric)) = ready_metric(&owners, &pod_failures, h, end) {
+        if let Some((name, metric)) = ready_metric(&owners, &pod_failures, &pod_ready, h, end) {
             out.insert(name, metric);
         }
     }
@@ -358,6 +392,17 @@ pub fn extract(m: &RunModel) -> MetricSet {
         started_ns: m.info.started_ns,
         duration_s: secs(end),
         metrics: out,
+        clock_skew_s: m.info.clock_skew_ns as f64 / 1e9,
+        gaps: m
+            .gaps
+            .iter()
+            .filter(|(_, g)| g.duration_ns > 0)
+            .map(|(t, g)| GapSpan {
+                from_s: secs(t.saturating_sub(g.duration_ns)),
+                to_s: secs(*t),
+                resource: g.resource.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -417,6 +462,7 @@ fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
                         flapped: false,
                         at_s: secs(e),
                         detail: clip(&detail, 400),
+                        clock: String::new(),
                     },
                 );
             }
@@ -440,6 +486,7 @@ fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
                 flapped: false,
                 at_s: secs(stop),
                 detail: detail.join(", "),
+                clock: String::new(),
             },
         );
     }
@@ -460,9 +507,32 @@ fn pod_failures(m: &RunModel, owners: &Owners<'_>) -> HashMap<String, u64> {
     out
 }
 
+/// When each workload's pods became ready by the cluster's clock: (ns, observed ns) per
+/// pod transition to ready. A workload with no time of its own for becoming ready (a
+/// StatefulSet's replica counts) became ready when its last pod did.
+fn pod_ready_times(m: &RunModel, owners: &Owners<'_>) -> HashMap<String, Vec<(u64, u64)>> {
+    let mut out: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+    for h in m.objects.values().filter(|h| h.key.kind == "Pod") {
+        let mut was_ready = false;
+        let mut w = None;
+        for v in &h.versions {
+            let ready = v.status == Status::Current;
+            if ready && !was_ready && v.clock == crate::fold::Clock::Cluster {
+                let w = w.get_or_insert_with(|| owners.of_pod(&h.key.namespace, &h.key.name, None));
+                out.entry(w.clone())
+                    .or_default()
+                    .push((v.changed_ns, v.mono_ns));
+            }
+            was_ready = ready;
+        }
+    }
+    out
+}
+
 fn ready_metric(
     owners: &Owners<'_>,
     pod_failures: &HashMap<String, u64>,
+    pod_ready: &HashMap<String, Vec<(u64, u64)>>,
     h: &ObjectHistory,
     end: u64,
 ) -> Option<(String, Metric)> {
@@ -475,12 +545,17 @@ fn ready_metric(
     } else {
         ns_key(&k.kind, &k.namespace, &k.name)
     };
-    let first = h.first_seen_ns();
-    let mut ready_at = None;
+    use crate::fold::Clock;
+    // From creation (by the cluster's clock, else first seen) to the first ready state, each
+    // dated when it happened (Version::changed_ns).
+    h.versions.first()?;
+    let (first, first_clock) = (h.created_ns, h.created_clock);
+    let mut ready_at: Option<(u64, Clock)> = None;
     let mut flapped = false;
     let mut flap_detail = String::new();
     let mut last = None;
     let mut last_change = first;
+    let mut prev_obs = 0;
     // The start of the last run of versions with the same status and reason: when the object
     // entered the state it ended in (e.g. Ready=False SecretSyncedError after "no status yet").
     let mut streak: (u64, Option<(Status, &str)>) = (first, None);
@@ -489,18 +564,36 @@ fn ready_metric(
             continue;
         }
         if last != Some(v.status) {
-            last_change = v.mono_ns;
+            last_change = v.changed_ns;
         }
         if streak.1 != Some((v.status, v.reason.as_str())) {
-            streak = (v.mono_ns, Some((v.status, v.reason.as_str())));
+            streak = (v.changed_ns, Some((v.status, v.reason.as_str())));
         }
-        if v.status == Status::Current {
-            ready_at.get_or_insert(v.mono_ns);
-        } else if ready_at.is_some() && !flapped {
+        if v.status == Status::Current && ready_at.is_none() {
+            let mut at = (v.changed_ns, v.clock);
+            if v.clock == Clock::Observed {
+                // No time of its own (replica counts): when its last pod became ready, if
+                // that falls between the observations around this version.
+                if let Some(t) = pod_ready
+                    .get(&name)
+                    .into_iter()
+                    .flatten()
+                    // Pods that got ready before the workload was seen ready (their own
+                    // observation may come a moment later: another watch).
+                    .filter(|(t, _)| *t <= v.mono_ns)
+                    .map(|(t, _)| *t)
+                    .max()
+                {
+                    at = (t.clamp(prev_obs, v.mono_ns), Clock::Cluster);
+                }
+            }
+            ready_at = Some(at);
+        } else if v.status != Status::Current && ready_at.is_some() && !flapped {
             flapped = true;
             flap_detail = reason_message(&v.reason, &v.message);
         }
         last = Some(v.status);
+        prev_obs = v.mono_ns;
     }
     // A workload whose pods crash-loop went bad at the first crash loop.
     let went_bad = pod_failures
@@ -511,11 +604,25 @@ fn ready_metric(
         .iter()
         .rev()
         .find(|v| v.action != pipetape_store::model::Action::Deleted)?;
-    let (status, value, at) = match (last, ready_at) {
-        (Some(Status::Current), Some(r)) => ("ready", r - first, r),
-        (_, Some(_)) => ("lost", end.saturating_sub(first), last_change),
-        (Some(Status::Failed), None) => ("failed", end.saturating_sub(first), went_bad),
-        _ => ("not_ready", end.saturating_sub(first), went_bad),
+    let (status, value, at, clock) = match (last, ready_at) {
+        (Some(Status::Current), Some((r, c))) => {
+            let clock = if c == Clock::Cluster && first_clock == Clock::Cluster {
+                Clock::Cluster
+            } else {
+                Clock::Observed
+            };
+            ("ready", r.saturating_sub(first), r, clock)
+        }
+        (_, Some(_)) => ("lost", end.saturating_sub(first), last_change, first_clock),
+        (Some(Status::Failed), None) => {
+            ("failed", end.saturating_sub(first), went_bad, first_clock)
+        }
+        _ => (
+            "not_ready",
+            end.saturating_sub(first),
+            went_bad,
+            first_clock,
+        ),
     };
     let detail = if status == "ready" {
         if flapped {
@@ -535,6 +642,7 @@ fn ready_metric(
             flapped,
             at_s: secs(at),
             detail: clip(&detail, 400),
+            clock: clock.as_str().into(),
         },
     ))
 }
@@ -594,6 +702,7 @@ fn restarts(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric
                 flapped: false,
                 at_s: secs(at),
                 detail: clip(&why, 400),
+                clock: String::new(),
             },
         );
     }
@@ -643,6 +752,7 @@ fn warnings(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric
                 flapped: false,
                 at_s: secs(at),
                 detail: clip(&msg, 400),
+                clock: String::new(),
             },
         );
     }
@@ -681,6 +791,7 @@ fn helm(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
                 flapped: false,
                 at_s: secs(at),
                 detail: clip(&detail, 400),
+                clock: String::new(),
             },
         );
     }
@@ -740,6 +851,7 @@ pub fn junit_cases(xml: &str, at_s: f64) -> Vec<(String, String, Metric)> {
                 flapped: false,
                 at_s,
                 detail: clip(&detail, 400),
+                clock: String::new(),
             },
         ));
     };

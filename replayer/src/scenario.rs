@@ -106,10 +106,12 @@ impl Builder {
         self
     }
 
-    /// RFC 3339 wall time of `t`.
+    /// RFC 3339 wall time of `t`, to the millisecond (whole seconds print as the API server
+    /// prints them; a finer time keeps a replay sped up N times faithful).
     pub fn ts(&self, t: f64) -> String {
-        jiff::Timestamp::from_nanosecond(i128::from(self.start_wall_ns) + i128::from(ns_of(t)))
-            .map(|x| x.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        let ms = ns_of(t) / 1_000_000 * 1_000_000;
+        jiff::Timestamp::from_nanosecond(i128::from(self.start_wall_ns) + i128::from(ms))
+            .map(|x| x.to_string())
             .unwrap_or_default()
     }
 
@@ -702,12 +704,14 @@ impl Builder {
         );
         self.object(created + 0.3, Action::Modified, issuing);
         let cr_uid = uid_for(&format!("CertificateRequest/{namespace}/{name}-1"));
+        let cr_created = self.ts(created + 0.5);
         let cr = objects::certificate_request(
             namespace,
             name,
             &cr_uid,
             "0",
-            &self.ts(created + 0.5),
+            &cr_created,
+            &cr_created,
             issuer,
             false,
         );
@@ -717,6 +721,7 @@ impl Builder {
             name,
             &cr_uid,
             "0",
+            &cr_created,
             &self.ts(ready - 0.2),
             issuer,
             true,
@@ -1278,10 +1283,17 @@ fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
     // cert-manager's CA issuer, then the TLS certificates of keycloak and the gateway: each
     // created with no status and issued a few seconds later.
     let issuer_uid = uid_for("ClusterIssuer/ameide-ca");
-    let issuer = objects::cluster_issuer("ameide-ca", &issuer_uid, "0", &b.ts(t1 + 17.0), None);
+    let created = b.ts(t1 + 17.0);
+    let issuer = objects::cluster_issuer("ameide-ca", &issuer_uid, "0", &created, &created, None);
     b.object(t1 + 17.0, Action::Added, issuer);
-    let issuer =
-        objects::cluster_issuer("ameide-ca", &issuer_uid, "0", &b.ts(t1 + 17.0), Some(true));
+    let issuer = objects::cluster_issuer(
+        "ameide-ca",
+        &issuer_uid,
+        "0",
+        &created,
+        &b.ts(t1 + 18.0),
+        Some(true),
+    );
     b.object(t1 + 18.0, Action::Modified, issuer);
     b.certificate(
         t1 + 56.0,

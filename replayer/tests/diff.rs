@@ -628,3 +628,46 @@ fn a_crashed_instance_is_stored_once_and_the_evidence_quotes_the_last_crash() {
         .collect();
     assert_eq!(quoted.len(), 2, "{:?}", f.evidence);
 }
+
+/// Issue 20: a finding whose timing rests on when the recorder observed something (a gate,
+/// an object without a time of its own) and falls in a watch gap says so and ranks after the
+/// findings that can be trusted; one dated by the cluster's clock is untouched by the gap.
+#[test]
+fn a_finding_timed_inside_a_watch_gap_is_marked_low_confidence() {
+    let base: Vec<BaselineRun> = (1..=3)
+        .map(|s| BaselineRun {
+            metrics: metrics_of(&green(s), &format!("g{s}")).0,
+            log: None,
+        })
+        .collect();
+    let (mut run, model) = metrics_of(
+        &planted(Variant {
+            slow_mirror: true,
+            late_secret: true,
+            ..Variant::default()
+        }),
+        "run",
+    );
+    let gate_at = run.metrics["gate:registry-mirror-ready"].at_s;
+    run.gaps.push(metrics::GapSpan {
+        from_s: gate_at - 2.0,
+        to_s: gate_at + 1.0,
+        resource: "daemonsets.apps".into(),
+    });
+    let r = diff::compare(&run, Some(&model), &base, Thresholds::default());
+    let gate = find(&r, "gate:registry-mirror-ready");
+    let why = gate.low_confidence.as_deref().unwrap();
+    assert!(why.contains("watch gap of daemonsets.apps"), "{why}");
+    assert!(gate.evidence.iter().any(|e| e.contains("confidence low")));
+    let ds = find(&r, "ready:DaemonSet/ameide/registry-mirror");
+    assert_eq!(ds.current.clock, "cluster");
+    assert!(ds.low_confidence.is_none(), "dated by the cluster's clock");
+    // Among the slower findings, the doubtful one comes last.
+    let slower: Vec<&diff::Finding> = r
+        .regressions
+        .iter()
+        .filter(|f| f.kind == Kind::Slower)
+        .collect();
+    assert!(slower.len() >= 3);
+    assert_eq!(slower.last().unwrap().metric, "gate:registry-mirror-ready");
+}

@@ -424,6 +424,7 @@ fn fault_options_do_what_they_say() {
         gone_on_resume: true,
         drop_watch_after: Some(Duration::from_millis(500)),
         delay: None,
+        clock_skew_ns: 0,
     };
     let addr = start(m, Mode::At(end), faults);
     let f = get(addr, "/api/v1/pods");
@@ -457,4 +458,51 @@ fn fault_options_do_what_they_say() {
     let t = Instant::now();
     assert_eq!(get(addr, "/version").status, 200);
     assert!(t.elapsed() >= Duration::from_millis(300));
+}
+
+/// Issue 20: a served cluster whose clock runs ahead moves every time in its objects; a live
+/// replay dates its objects by the clock it serves them on.
+#[test]
+fn clock_skew_and_live_replay_move_object_times() {
+    let m = model("full-stack-green");
+    let end = m.info.end_ns;
+    let plain = start(m, Mode::At(end), Faults::default());
+    let skewed = start(
+        model("full-stack-green"),
+        Mode::At(end),
+        Faults {
+            clock_skew_ns: 90_000_000_000,
+            ..Faults::default()
+        },
+    );
+    let ts = |addr, path: &str| -> i128 {
+        let v = get(addr, path).json();
+        let t = v["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        t.parse::<jiff::Timestamp>().unwrap().as_nanosecond()
+    };
+    let path = "/apis/apps/v1/namespaces/ameide/daemonsets/registry-mirror";
+    assert_eq!(ts(skewed, path) - ts(plain, path), 90_000_000_000);
+    let cond = |addr| {
+        get(addr, path).json()["status"]["conditions"][0]["lastTransitionTime"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_nanosecond()
+    };
+    assert_eq!(cond(skewed) - cond(plain), 90_000_000_000);
+    // Live at 1000x: the objects served now were created (by the served clock) now, not on
+    // the recorded day.
+    let live = start(
+        model("full-stack-green"),
+        Mode::Live { speed: 1000.0 },
+        Faults::default(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let now = jiff::Timestamp::now().as_nanosecond();
+    let created = ts(live, path);
+    assert!((now - created).abs() < 5_000_000_000, "{created} vs {now}");
 }

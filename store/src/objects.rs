@@ -257,11 +257,13 @@ pub fn certificate(
 
 /// A cert-manager CertificateRequest of Certificate `certificate` (revision 1), approved, and
 /// Ready when `ready`.
+#[allow(clippy::too_many_arguments)]
 pub fn certificate_request(
     namespace: &str,
     certificate: &str,
     uid: &str,
     resource_version: &str,
+    created: &str,
     now: &str,
     issuer: &str,
     ready: bool,
@@ -280,12 +282,12 @@ pub fn certificate_request(
         )
     };
     json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
-        "metadata": {"name": format!("{certificate}-1"), "namespace": namespace, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": now,
+        "metadata": {"name": format!("{certificate}-1"), "namespace": namespace, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": created,
             "annotations": {"cert-manager.io/certificate-name": certificate, "cert-manager.io/certificate-revision": "1"},
             "ownerReferences": [{"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": certificate, "uid": "", "controller": true, "blockOwnerDeletion": true}]},
         "spec": {"issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": issuer}, "usages": ["digital signature", "key encipherment"]},
         "status": {"conditions": [
-            {"type": "Approved", "status": "True", "reason": "cert-manager.io", "message": "Certificate request has been approved by cert-manager.io", "lastTransitionTime": now},
+            {"type": "Approved", "status": "True", "reason": "cert-manager.io", "message": "Certificate request has been approved by cert-manager.io", "lastTransitionTime": created},
             {"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": now}]}})
 }
 
@@ -294,11 +296,12 @@ pub fn cluster_issuer(
     name: &str,
     uid: &str,
     resource_version: &str,
+    created: &str,
     now: &str,
     ready: Option<bool>,
 ) -> Value {
     let mut c = json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
-        "metadata": {"name": name, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": now},
+        "metadata": {"name": name, "uid": uid, "resourceVersion": resource_version, "generation": 1, "creationTimestamp": created},
         "spec": {"ca": {"secretName": format!("{name}-key-pair")}}});
     if let Some(r) = ready {
         c["status"] = json!({"conditions": [{"type": "Ready", "status": if r { "True" } else { "False" },

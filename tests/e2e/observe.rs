@@ -17,13 +17,24 @@ use crate::Env;
 const SPEED: f64 = 30.0;
 
 pub(crate) fn serve(env: &Env, log: &Path, kubeconfig: &Path, faults: &[&str]) -> Child {
+    serve_at(env, log, kubeconfig, SPEED, faults)
+}
+
+/// `replay serve --live` at `speed`.
+pub(crate) fn serve_at(
+    env: &Env,
+    log: &Path,
+    kubeconfig: &Path,
+    speed: f64,
+    faults: &[&str],
+) -> Child {
     let mut args = vec![
         "replay".to_string(),
         "serve".into(),
         log.display().to_string(),
         "--live".into(),
         "--speed".into(),
-        SPEED.to_string(),
+        speed.to_string(),
         "--exit-at-end".into(),
         "--kubeconfig-out".into(),
         kubeconfig.display().to_string(),
@@ -96,13 +107,40 @@ fn round_trip(faults: &[&str]) -> (RunModel, RunModel, Env) {
     (scenario, recorded, env)
 }
 
-/// An object without what serve rewrites (resourceVersion) or the recorder drops.
+/// An object without what serve rewrites (resourceVersion; under `--live`, every time, to the
+/// clock it serves on) or the recorder drops.
 fn normalised(json: &str) -> Value {
+    fn times(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    let time_key = k.ends_with("Timestamp")
+                        || k.ends_with("Time")
+                        || matches!(
+                            k.as_str(),
+                            "startedAt"
+                                | "finishedAt"
+                                | "notBefore"
+                                | "notAfter"
+                                | "lastObservedTime"
+                        );
+                    if time_key && x.is_string() {
+                        *x = Value::String("<time>".into());
+                    } else {
+                        times(x);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(times),
+            _ => {}
+        }
+    }
     let mut v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
     if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         md.remove("resourceVersion");
         md.remove("managedFields");
     }
+    times(&mut v);
     v
 }
 

@@ -88,6 +88,15 @@ pub struct ServeArgs {
         help_heading = "Fault injection (for testing clients)"
     )]
     fault_forbid: Vec<String>,
+    /// Test fault: the served cluster's clock runs this far ahead of the real one (`90s`;
+    /// `-90s` behind): every time in every object, and log timestamps, move by it.
+    #[arg(
+        long,
+        value_name = "D",
+        allow_hyphen_values = true,
+        help_heading = "Fault injection (for testing clients)"
+    )]
+    fault_clock_skew: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -568,6 +577,13 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
         gone_on_resume: a.fault_gone_on_resume,
         delay: d(&a.fault_delay)?.map(std::time::Duration::from_nanos),
         forbid: a.fault_forbid,
+        clock_skew_ns: match a.fault_clock_skew.as_deref() {
+            None => 0,
+            Some(x) => match x.strip_prefix('-') {
+                Some(neg) => -(parse_duration(neg).map_err(err)? as i64),
+                None => parse_duration(x).map_err(err)? as i64,
+            },
+        },
     };
     let info = m.info.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()

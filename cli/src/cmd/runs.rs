@@ -160,9 +160,16 @@ fn show(ctx: &Ctx, a: ShowArgs) -> CmdResult {
     };
     let reader = LogReader::open(&entry.log_path, Recovery::Tolerant)
         .or_else(|_| LogReader::open(&resolved.path, Recovery::Tolerant))?;
+    // The cluster's clock against the recorder's, estimated from objects created during the
+    // run (state lane only: cheap).
+    let skew_s = pipetape_replayer::load_state(&entry.log_path)
+        .or_else(|_| pipetape_replayer::load_state(&resolved.path))
+        .map(|l| l.model.info.clock_skew_ns as f64 / 1e9)
+        .unwrap_or(0.0);
     let mut out = Out::new();
     if a.output == TextOrJson::Json {
         let mut v = serde_json::to_value(&entry)?;
+        v["clock_skew_s"] = serde_json::json!(skew_s);
         v["log"] = serde_json::json!({
             "closed": reader.is_closed(),
             "frames": reader.frames().len(),
@@ -203,6 +210,14 @@ fn show(ctx: &Ctx, a: ShowArgs) -> CmdResult {
         }
     }
     writeln!(out, "Log:       {}", entry.log_path.display())?;
+    if skew_s.abs() >= 1.0 {
+        writeln!(
+            out,
+            "Clock:     the cluster's clock was {} {} the recorder's (estimated from objects created during the run); times read from objects are corrected by it",
+            output::duration((skew_s.abs() * 1e9) as u64),
+            if skew_s > 0.0 { "ahead of" } else { "behind" }
+        )?;
+    }
     writeln!(
         out,
         "           {} records, {} frames, {}, {}",

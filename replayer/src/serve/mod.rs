@@ -53,6 +53,9 @@ pub struct Faults {
     pub delay: Option<Duration>,
     /// Resources (plural names) that answer 403 Forbidden.
     pub forbid: Vec<String>,
+    /// The served cluster's clock is this far ahead of the real one (negative: behind), ns:
+    /// every time in every object, and in log timestamps, moves by it.
+    pub clock_skew_ns: i64,
 }
 
 /// How to serve.
@@ -83,6 +86,8 @@ struct Ctx {
     state: State,
     mode: Mode,
     started: Instant,
+    /// The wall clock when `started` was taken, ns since the Unix epoch.
+    started_wall: i64,
     faults: Faults,
     bookmark_every: Duration,
     addr: SocketAddr,
@@ -113,8 +118,24 @@ impl Ctx {
         }
     }
 
+    /// The served cluster's wall clock at replay time `t`: as recorded when frozen; under
+    /// `--live`, the real clock at which `t` is served; plus the clock skew fault.
     fn wall(&self, t: u64) -> i64 {
-        self.state.started_ns + t as i64
+        wall_of(
+            self.mode,
+            self.state.started_ns,
+            self.started_wall,
+            self.faults.clock_skew_ns,
+            self.state.started_ns + t as i64,
+        )
+    }
+}
+
+/// The served time of recorded wall time `w` (see [`Ctx::wall`]).
+fn wall_of(mode: Mode, recorded_start: i64, live_start: i64, skew: i64, w: i64) -> i64 {
+    skew + match mode {
+        Mode::At(_) => w,
+        Mode::Live { speed } => live_start + ((w - recorded_start) as f64 / speed) as i64,
     }
 }
 
@@ -139,10 +160,22 @@ impl Server {
             context: "cannot read the bound address".into(),
             source: e,
         })?;
+        let recorded_start = model.info.started_ns;
+        let mut state = State::new(model);
+        let started = Instant::now();
+        let started_wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let (mode, skew) = (opts.mode, opts.faults.clock_skew_ns);
+        if matches!(mode, Mode::Live { .. }) || skew != 0 {
+            state.shift_times(&|w| wall_of(mode, recorded_start, started_wall, skew, w));
+        }
         let ctx = Ctx {
-            state: State::new(model),
+            state,
             mode: opts.mode,
-            started: Instant::now(),
+            started,
+            started_wall,
             faults: opts.faults,
             bookmark_every: opts.bookmark_every,
             addr,

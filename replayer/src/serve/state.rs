@@ -75,7 +75,55 @@ pub struct State {
     pub rv_timeline: Vec<(u64, u64)>,
 }
 
+/// Keys whose string values are times (RFC 3339) in Kubernetes objects.
+fn is_time_key(k: &str) -> bool {
+    k.ends_with("Timestamp")
+        || k.ends_with("Time")
+        || matches!(
+            k,
+            "startedAt" | "finishedAt" | "notBefore" | "notAfter" | "lastObservedTime"
+        )
+}
+
+/// Rewrites every time in `v` with `map` (wall ns → wall ns), written with its fraction of a
+/// second (a replay sped up N times needs more than whole seconds).
+fn shift_times(v: &mut Value, map: &dyn Fn(i64) -> i64) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if let (true, Some(t)) = (is_time_key(k), x.as_str()) {
+                    let parsed = t
+                        .parse::<jiff::Timestamp>()
+                        .ok()
+                        .and_then(|t| i64::try_from(t.as_nanosecond()).ok())
+                        .and_then(|ns| jiff::Timestamp::from_nanosecond(i128::from(map(ns))).ok());
+                    if let Some(t) = parsed {
+                        *x = Value::String(t.to_string());
+                    }
+                } else {
+                    shift_times(x, map);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| shift_times(x, map)),
+        _ => {}
+    }
+}
+
 impl State {
+    /// Moves every time in every served object with `map` (wall ns → wall ns): a live replay
+    /// dates its objects by the clock it serves them on, as a real cluster would, and a clock
+    /// skew fault puts the cluster's clock ahead or behind.
+    pub fn shift_times(&mut self, map: &dyn Fn(i64) -> i64) {
+        for r in &mut self.resources {
+            for e in &mut r.entries {
+                for v in &mut e.versions {
+                    shift_times(Arc::make_mut(&mut v.obj), map);
+                }
+            }
+        }
+    }
+
     /// Builds the served state from a folded run (taking its logs).
     pub fn new(mut m: RunModel) -> State {
         let mut resources: Vec<ResourceState> = Vec::new();
