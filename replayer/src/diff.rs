@@ -800,12 +800,7 @@ fn held_back_evidence(m: &RunModel, kind: &str, ns: &str, name: &str, ev: &mut V
     else {
         return;
     };
-    let what = [before.reason.as_str(), before.message.as_str()]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join(": ");
+    let what = crate::metrics::reason_message(&before.reason, &before.message);
     if !what.is_empty() {
         ev.push(format!("held back by: {what}"));
     }
@@ -849,12 +844,7 @@ fn held_back_evidence(m: &RunModel, kind: &str, ns: &str, name: &str, ev: &mut V
                 None => p.versions.last()?,
             };
             let until = ready.map_or(m.info.end_ns, |i| p.versions[i].mono_ns);
-            let why = [waited_on.reason.as_str(), waited_on.message.as_str()]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .copied()
-                .collect::<Vec<_>>()
-                .join(": ");
+            let why = crate::metrics::reason_message(&waited_on.reason, &waited_on.message);
             Some((until - first, until, p.key.name.as_str(), why))
         })
         .collect();
@@ -890,12 +880,7 @@ fn object_evidence(
                 ev.push(format!(
                     "pod {}: {}",
                     p.key.name,
-                    [v.reason.as_str(), v.message.as_str()]
-                        .iter()
-                        .filter(|s| !s.is_empty())
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(": ")
+                    crate::metrics::reason_message(&v.reason, &v.message)
                 ));
             }
         }

@@ -912,7 +912,8 @@ impl Fold {
         let m = &mut self.m;
         let marks = std::mem::take(&mut m.clock_marks);
         let started = m.info.started_ns;
-        let to_mono = |wall: i64| mono_at(&marks, started, wall - skew);
+        // A time before the run started (an object that existed already) is its start.
+        let to_mono = |wall: i64| Some(mono_at(&marks, started, wall - skew).unwrap_or(0));
         for h in m.objects.values_mut() {
             let first_seen = h.versions.first().map_or(0, |v| v.mono_ns);
             (h.created_ns, h.created_clock) = match h.created_wall_ns.and_then(to_mono) {

@@ -654,7 +654,8 @@ fn is_bare_pod(h: &ObjectHistory) -> bool {
         .is_some_and(|o| controller_of(&o).is_none())
 }
 
-fn reason_message(reason: &str, message: &str) -> String {
+/// `reason: message`, either alone when the other is empty.
+pub(crate) fn reason_message(reason: &str, message: &str) -> String {
     match (reason.is_empty(), message.is_empty()) {
         (true, true) => String::new(),
         (false, true) => reason.to_string(),

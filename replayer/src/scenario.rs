@@ -705,28 +705,24 @@ impl Builder {
         self.object(created + 0.3, Action::Modified, issuing);
         let cr_uid = uid_for(&format!("CertificateRequest/{namespace}/{name}-1"));
         let cr_created = self.ts(created + 0.5);
-        let cr = objects::certificate_request(
-            namespace,
-            name,
-            &cr_uid,
-            "0",
-            &cr_created,
-            &cr_created,
-            issuer,
-            false,
+        let request = |now: &str, ready: bool| {
+            objects::certificate_request(
+                namespace,
+                name,
+                &cr_uid,
+                "0",
+                &cr_created,
+                now,
+                issuer,
+                ready,
+            )
+        };
+        let (pending, issued) = (
+            request(&cr_created, false),
+            request(&self.ts(ready - 0.2), true),
         );
-        self.object(created + 0.5, Action::Added, cr);
-        let cr = objects::certificate_request(
-            namespace,
-            name,
-            &cr_uid,
-            "0",
-            &cr_created,
-            &self.ts(ready - 0.2),
-            issuer,
-            true,
-        );
-        self.object(ready - 0.2, Action::Modified, cr);
+        self.object(created + 0.5, Action::Added, pending);
+        self.object(ready - 0.2, Action::Modified, issued);
         let secret = objects::secret_metadata(
             namespace,
             name,

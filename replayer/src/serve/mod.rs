@@ -614,6 +614,21 @@ fn get(ctx: &Ctx, t: &Target<'_>, table: bool, p: &Params) -> Response<Body> {
     }
 }
 
+/// When each instance of a pod's container began, from the served pod's versions.
+fn instance_starts(t: &Target<'_>, ns: &str, pod: &str, container: &str) -> Vec<u64> {
+    let entry =
+        t.rs.entries
+            .iter()
+            .find(|e| e.namespace == ns && e.name == pod);
+    crate::fold::instance_starts(
+        entry
+            .into_iter()
+            .flat_map(|e| e.versions.iter())
+            .map(|v| (v.mono_ns, &*v.obj)),
+        container,
+    )
+}
+
 fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
     let now = ctx.now();
     let ns = t.namespace.clone().unwrap_or_default();
@@ -671,17 +686,7 @@ fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
     let lines: Vec<(u64, &str)> = if p.previous {
         // The instance before the one running now, cut from the recorded lines by the pod's
         // restart counts (each instance is recorded once).
-        let entry =
-            t.rs.entries
-                .iter()
-                .find(|e| e.namespace == ns && e.name == pod);
-        let starts = crate::fold::instance_starts(
-            entry
-                .into_iter()
-                .flat_map(|e| e.versions.iter())
-                .map(|v| (v.mono_ns, &*v.obj)),
-            &container,
-        );
+        let starts = instance_starts(t, &ns, &pod, &container);
         crate::fold::previous_log(&ctx.state.logs, &starts, &ns, &pod, &container, now)
             .unwrap_or_default()
     } else {
@@ -716,9 +721,17 @@ fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
         p.since_seconds
             .map(|s| ctx.wall(now) - (s as i64) * 1_000_000_000)
     });
-    let first = since
+    let mut first = since
         .map(|w| lines[..upto].partition_point(|(t, _)| ctx.wall(*t) < w))
         .unwrap_or(0);
+    if p.follow && !p.previous {
+        // Like the kubelet, a follow streams the running instance only (a plain read gives
+        // every recorded instance). sinceTime alone cannot tell instances apart: clients
+        // send it in whole seconds.
+        let starts = instance_starts(t, &ns, &pod, &container);
+        let current = starts[starts.partition_point(|&s| s <= now).saturating_sub(1)];
+        first = first.max(lines[..upto].partition_point(|(t, _)| *t < current));
+    }
     let skip = p
         .tail
         .map(|n| upto.saturating_sub(n))
