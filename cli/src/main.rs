@@ -17,8 +17,8 @@ use std::process::ExitCode;
 /// RUN arguments accept: a run id, a unique prefix of one, `last`, `last-green`, `last-red`, or
 /// a path to a .ptape file (a downloaded CI artifact works without importing it).
 ///
-/// Exit codes: 0 success; 1 `archive verify` found damage, or `replay diff --fail-on-regression`
-/// found a regression; 2 usage or input error (bad flags, no green run to diff against,
+/// Exit codes: 0 success; 1 `archive verify` found damage, `archive scan` found secrets, or
+/// `replay diff --fail-on-regression` found a regression; 2 usage or input error (bad flags, no green run to diff against,
 /// unknown or ambiguous run, unreadable or damaged input, unwritable store). `run` exits with
 /// the pipeline's code (the failing step's; 124 for a timed-out step; 130/143 when interrupted)
 /// and 125 when pipetape itself failed (an invalid pipeline file; a recording failure with
