@@ -31,6 +31,36 @@ fn job_versions() -> Vec<Value> {
         .collect()
 }
 
+/// The record of version `version` (0: added) of `object`, observed at `wall` (mono `mono`).
+fn observed(seq: u64, wall: i64, mono: u64, version: usize, object: &Value) -> Record {
+    let md = |k: &str| {
+        object["metadata"][k]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    Record::new(
+        seq,
+        wall,
+        mono,
+        Source::Watch,
+        ObjectObserved {
+            action: if version == 0 {
+                Action::Added
+            } else {
+                Action::Modified
+            },
+            api_version: object["apiVersion"].as_str().unwrap().into(),
+            kind: object["kind"].as_str().unwrap().into(),
+            namespace: md("namespace"),
+            name: md("name"),
+            uid: md("name"),
+            resource_version: version.to_string(),
+            object: object.to_string(),
+        },
+    )
+}
+
 #[test]
 fn the_object_time_is_its_latest_transition() {
     let jobs = job_versions();
@@ -94,21 +124,13 @@ fn transitions_are_dated_by_the_cluster_clock_within_their_observations() {
             jiff::Timestamp::from_nanosecond(at as i128).unwrap()
         );
         let wall = at - skew + 20_000_000;
-        f.push(Record::new(
+        let obj: Value = serde_json::from_str(&obj).unwrap();
+        f.push(observed(
             i as u64,
             wall,
             (wall - start_wall) as u64,
-            Source::Watch,
-            ObjectObserved {
-                action: Action::Added,
-                api_version: "v1".into(),
-                kind: "ConfigMap".into(),
-                namespace: "ns".into(),
-                name: name.to_string(),
-                uid: name.to_string(),
-                resource_version: "1".into(),
-                object: obj,
-            },
+            0,
+            &obj,
         ));
     }
     let times = [created, created + 1_000_000_000, ns("2026-06-15T04:16:02Z")];
@@ -118,25 +140,12 @@ fn transitions_are_dated_by_the_cluster_clock_within_their_observations() {
         .enumerate()
     {
         let wall = t - skew + lag;
-        f.push(Record::new(
+        f.push(observed(
             10 + i as u64,
             wall,
             (wall - start_wall) as u64,
-            Source::Watch,
-            ObjectObserved {
-                action: if i == 0 {
-                    Action::Added
-                } else {
-                    Action::Modified
-                },
-                api_version: "batch/v1".into(),
-                kind: "Job".into(),
-                namespace: j["metadata"]["namespace"].as_str().unwrap().into(),
-                name: j["metadata"]["name"].as_str().unwrap().into(),
-                uid: "job".into(),
-                resource_version: i.to_string(),
-                object: j.to_string(),
-            },
+            i,
+            j,
         ));
     }
     let m = f.finish();
@@ -182,26 +191,8 @@ fn an_object_time_before_the_previous_observation_is_bounded_by_it() {
         (Some("True"), "2027-01-15T08:00:04Z", 9_000_000_000),
     ];
     for (i, (st, t, mono)) in obs.iter().enumerate() {
-        f.push(Record::new(
-            i as u64,
-            start + *mono as i64,
-            *mono,
-            Source::Watch,
-            ObjectObserved {
-                action: if i == 0 {
-                    Action::Added
-                } else {
-                    Action::Modified
-                },
-                api_version: "external-secrets.io/v1".into(),
-                kind: "ExternalSecret".into(),
-                namespace: "n".into(),
-                name: "s".into(),
-                uid: "u".into(),
-                resource_version: i.to_string(),
-                object: es(*st, t),
-            },
-        ));
+        let obj: Value = serde_json::from_str(&es(*st, t)).unwrap();
+        f.push(observed(i as u64, start + *mono as i64, *mono, i, &obj));
     }
     let m = f.finish();
     let h = m.objects.values().next().unwrap();
