@@ -14,8 +14,9 @@ use std::process::ExitCode;
 /// observation to one compressed, crash-safe event log (.ptape), then lets you list, verify,
 /// export and read those runs with no cluster at hand.
 ///
-/// RUN arguments accept: a run id, a unique prefix of one, `last`, `last-green`, `last-red`, or
-/// a path to a .ptape file (a downloaded CI artifact works without importing it).
+/// RUN arguments accept: a run id, a unique prefix of one, `last`, `last-green`, `last-red`, a
+/// path to a .ptape file (a downloaded CI artifact works without importing it), or an object URL
+/// (s3://BUCKET/PREFIX/runs/ID.ptape). With --remote, ids and `last*` consider the remote's runs.
 ///
 /// Exit codes: 0 success; 1 `archive verify` found damage, `archive scan` found secrets, or
 /// `replay diff --fail-on-regression` found a regression; 2 usage or input error (bad flags, no green run to diff against,
@@ -35,6 +36,15 @@ pub struct Cli {
     /// ~/.local/share/pipetape.
     #[arg(long, global = true, env = "PIPETAPE_STORE", value_name = "DIR")]
     store: Option<PathBuf>,
+
+    /// Shared run history on object storage: s3://BUCKET[/PREFIX], gs://…, az://…, or
+    /// file:///DIR. `run` and `record` push their run there; RUN arguments and baselines
+    /// (last-green, green:N, ids) consider its runs too. Credentials and endpoints come from
+    /// each cloud's usual environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_REGION, …).
+    /// Default: $PIPETAPE_REMOTE. Without a URL (`runs list --remote`, `runs prune --remote`):
+    /// act on the remote named by PIPETAPE_REMOTE rather than on the local store.
+    #[arg(long, global = true, value_name = "URL", num_args = 0..=1)]
+    remote: Option<Option<String>>,
 
     /// More diagnostics on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
@@ -111,6 +121,13 @@ fn main() -> ExitCode {
         .init();
     let ctx = cmd::Ctx {
         store: cli.store.clone(),
+        remote: cli
+            .remote
+            .clone()
+            .flatten()
+            .or_else(|| std::env::var(pipetape_store::remote::REMOTE_ENV).ok())
+            .filter(|r| !r.is_empty()),
+        remote_flag: cli.remote.is_some(),
         quiet: cli.quiet,
     };
     let res = match cli.command {

@@ -5,6 +5,7 @@
 
 use pipetape_store::catalog::{ListFilter, RunEntry};
 use pipetape_store::model::Outcome;
+use pipetape_store::remote::{Remote, RemoteRun, RemoteScope};
 use pipetape_store::store::{looks_like_path, Store};
 
 use std::collections::HashSet;
@@ -54,6 +55,75 @@ pub struct Selected {
     pub description: String,
     /// Remarks to show (fallbacks, damaged logs).
     pub notes: Vec<String>,
+    /// The first baseline, when it lives only in the remote: its log is fetched only if the
+    /// diff needs its evidence.
+    pub remote_first: Option<RemoteRun>,
+}
+
+/// Where the history is: the local store and, maybe, a remote.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct History<'a> {
+    /// The local store.
+    pub store: Option<&'a Store>,
+    /// The shared remote.
+    pub remote: Option<&'a Remote>,
+}
+
+impl<'a> History<'a> {
+    /// The local store alone.
+    pub fn local(store: Option<&'a Store>) -> Self {
+        History {
+            store,
+            remote: None,
+        }
+    }
+}
+
+/// A green run that could be a baseline: from the local catalog or from the remote.
+enum Candidate {
+    Local(RunEntry),
+    Remote(RemoteRun),
+}
+
+impl Candidate {
+    fn id(&self) -> &str {
+        match self {
+            Candidate::Local(e) => &e.id,
+            Candidate::Remote(r) => r.id(),
+        }
+    }
+    fn started_ns(&self) -> i64 {
+        match self {
+            Candidate::Local(e) => e.started_ns,
+            Candidate::Remote(r) => r.key.started_ns,
+        }
+    }
+    fn branch(&self) -> Option<&str> {
+        match self {
+            Candidate::Local(e) => e.branch(),
+            Candidate::Remote(r) => Some(r.key.branch.as_str()).filter(|b| !b.is_empty()),
+        }
+    }
+}
+
+/// The metrics of a remote baseline: from its index object when they are current, else
+/// computed from its log (fetched and cached).
+fn remote_metrics(remote: &Remote, runs: &[&RemoteRun]) -> Result<Vec<MetricSet>, BaselineError> {
+    let objs = remote.index_objects(runs)?;
+    let mut out = Vec::new();
+    for (r, o) in runs.iter().zip(objs) {
+        let from_index = o
+            .and_then(|o| o.metrics)
+            .and_then(|m| serde_json::from_value::<MetricSet>(m).ok())
+            .filter(|m| m.version == crate::metrics::METRICS_VERSION);
+        let mut m = match from_index {
+            Some(m) => m,
+            None => metrics_of_log(&remote.fetch_log(r.id())?)?,
+        };
+        m.outcome = r.outcome.as_str().to_string();
+        out.push(m);
+    }
+    Ok(out)
 }
 
 /// Why no baseline could be chosen.
@@ -103,17 +173,21 @@ fn damage_note(e: &RunEntry) -> Option<String> {
 
 /// Chooses the baseline of `run` in `store`. `force` allows a run of another pipeline.
 pub fn select(
-    store: Option<&Store>,
+    history: History<'_>,
     run: &MetricSet,
     spec: &Spec,
     force: bool,
 ) -> Result<Selected, BaselineError> {
+    let store = history.store;
     let mut notes = Vec::new();
     match spec {
         Spec::Run(s) => {
             let in_store = store.filter(|_| !looks_like_path(s));
             let (metrics, log) = if let Some(store) = in_store {
-                let r = store.resolve(s, &Default::default())?;
+                let found =
+                    pipetape_store::remote::resolve(store, history.remote, s, &Default::default())?;
+                notes.extend(found.warnings);
+                let r = found.run;
                 let m = match &r.entry {
                     Some(e) => {
                         notes.extend(damage_note(e));
@@ -162,6 +236,7 @@ pub fn select(
                 runs: vec![BaselineRun { metrics, log }],
                 description,
                 notes,
+                remote_first: None,
             })
         }
         Spec::LastGreen | Spec::Green(_) => {
@@ -180,16 +255,33 @@ pub fn select(
                 outcome: Some(Outcome::Passed),
                 ..Default::default()
             })?;
+            let mut cands: Vec<Candidate> = all.into_iter().map(Candidate::Local).collect();
+            let branch = run.labels.get("branch");
+            if let Some(remote) = history.remote {
+                match remote_greens(remote, run, branch.map(String::as_str)) {
+                    Ok(greens) => {
+                        let local: HashSet<String> =
+                            cands.iter().map(|c| c.id().to_string()).collect();
+                        cands.extend(
+                            greens
+                                .into_iter()
+                                .filter(|r| !local.contains(r.id()))
+                                .map(Candidate::Remote),
+                        );
+                        cands.sort_by_key(|c| std::cmp::Reverse(c.started_ns()));
+                    }
+                    Err(e) => notes.push(format!("{e}; choosing from the local store only")),
+                }
+            }
             // Newest first; only runs other than this one, preferring runs before it.
-            let others: Vec<&RunEntry> = all.iter().filter(|e| e.id != run.run_id).collect();
-            let before: Vec<&RunEntry> = others
+            let others: Vec<&Candidate> = cands.iter().filter(|e| e.id() != run.run_id).collect();
+            let before: Vec<&Candidate> = others
                 .iter()
                 .copied()
-                .filter(|e| e.started_ns <= run.started_ns)
+                .filter(|e| e.started_ns() <= run.started_ns)
                 .collect();
             let pool = if before.is_empty() { others } else { before };
-            let branch = run.labels.get("branch");
-            let same: Vec<&RunEntry> = pool
+            let same: Vec<&Candidate> = pool
                 .iter()
                 .copied()
                 .filter(|e| branch.is_some() && e.branch() == branch.map(String::as_str))
@@ -207,29 +299,57 @@ pub fn select(
             };
             if chosen.is_empty() {
                 let total = store.catalog()?.len();
+                let remote = history
+                    .remote
+                    .map(|r| format!(" or in {}", r.url()))
+                    .unwrap_or_default();
                 return Err(BaselineError::NoGreen {
                     pipeline: run.pipeline.clone(),
                     detail: format!(
-                        " ({total} runs in the catalog at {}; none is a passed run of this pipeline)",
+                        " ({total} runs in the catalog at {}{remote}; none is a passed run of this pipeline)",
                         store.root().display()
                     ),
                 });
             }
-            let chosen: Vec<&RunEntry> = chosen.into_iter().take(want).collect();
+            let chosen: Vec<&Candidate> = chosen.into_iter().take(want).collect();
             if chosen.len() < want {
                 notes.push(format!(
                     "asked for {want} green runs, found {}",
                     chosen.len()
                 ));
             }
-            let mut runs = Vec::new();
-            for e in &chosen {
-                notes.extend(damage_note(e));
-                runs.push(BaselineRun {
-                    metrics: metrics_for(store, e)?,
-                    log: Some(e.log_path.clone()),
-                });
+            let remote_chosen: Vec<&RemoteRun> = chosen
+                .iter()
+                .filter_map(|c| match c {
+                    Candidate::Remote(r) => Some(r),
+                    Candidate::Local(_) => None,
+                })
+                .collect();
+            let mut remote_sets = match (history.remote, remote_chosen.is_empty()) {
+                (Some(remote), false) => remote_metrics(remote, &remote_chosen)?,
+                _ => Vec::new(),
             }
+            .into_iter();
+            let mut runs = Vec::new();
+            for c in &chosen {
+                match c {
+                    Candidate::Local(e) => {
+                        notes.extend(damage_note(e));
+                        runs.push(BaselineRun {
+                            metrics: metrics_for(store, e)?,
+                            log: Some(e.log_path.clone()),
+                        });
+                    }
+                    Candidate::Remote(_) => runs.push(BaselineRun {
+                        metrics: remote_sets.next().expect("one metric set per remote run"),
+                        log: None,
+                    }),
+                }
+            }
+            let remote_first = match chosen.first() {
+                Some(Candidate::Remote(r)) => Some(r.clone()),
+                _ => None,
+            };
             let description = if runs.len() == 1 {
                 format!(
                     "last green run of {}{scope}: {}",
@@ -246,9 +366,38 @@ pub fn select(
                 runs,
                 description,
                 notes,
+                remote_first,
             })
         }
     }
+}
+
+/// The green runs of the run's pipeline in the remote: its branch first, any branch when the
+/// branch has none (one listing each, incremental and cached).
+fn remote_greens(
+    remote: &Remote,
+    run: &MetricSet,
+    branch: Option<&str>,
+) -> pipetape_store::Result<Vec<RemoteRun>> {
+    let green = |runs: Vec<RemoteRun>| -> Vec<RemoteRun> {
+        runs.into_iter()
+            .filter(|r| r.outcome == Outcome::Passed)
+            .collect()
+    };
+    let scope = |branch: Option<&str>| RemoteScope {
+        pipeline: Some(run.pipeline.clone()),
+        branch: branch.map(str::to_string),
+    };
+    if let Some(b) = branch {
+        let same = green(remote.runs(&scope(Some(b)))?);
+        if same
+            .iter()
+            .any(|r| r.id() != run.run_id && r.key.started_ns <= run.started_ns)
+        {
+            return Ok(same);
+        }
+    }
+    Ok(green(remote.runs(&scope(None))?))
 }
 
 /// A diff to make.
@@ -279,7 +428,7 @@ pub struct Done {
 /// (metrics from the catalog), compares, and then, only when a finding needs them, reads the
 /// output of regressed steps and the logs of the pods of regressed workloads, and the
 /// baseline's output of those steps for output diffs.
-pub fn diff(store: Option<&Store>, req: &Request<'_>) -> Result<Done, BaselineError> {
+pub fn diff(history: History<'_>, req: &Request<'_>) -> Result<Done, BaselineError> {
     let mut warnings = Vec::new();
     let loaded = crate::load_state(req.run)?;
     for d in &loaded.damage {
@@ -289,7 +438,7 @@ pub fn diff(store: Option<&Store>, req: &Request<'_>) -> Result<Done, BaselineEr
         ));
     }
     let run_metrics = crate::metrics::extract(&loaded.model);
-    let selected = select(store, &run_metrics, &req.spec, req.force)?;
+    let selected = select(history, &run_metrics, &req.spec, req.force)?;
     warnings.extend(
         selected
             .notes
@@ -320,7 +469,16 @@ pub fn diff(store: Option<&Store>, req: &Request<'_>) -> Result<Done, BaselineEr
                 Body::PodLog(l) => namespaces.contains(&l.namespace),
                 _ => false,
             };
-            let base_log = selected.runs.first().and_then(|b| b.log.clone());
+            let mut base_log = selected.runs.first().and_then(|b| b.log.clone());
+            // A remote baseline's log is fetched now, and only because output diffs need it.
+            if let (Some(r), Some(remote), false) =
+                (&selected.remote_first, history.remote, steps.is_empty())
+            {
+                match remote.fetch_log(r.id()) {
+                    Ok(p) => base_log = Some(p),
+                    Err(e) => warnings.push(format!("baseline log for output diffs: {e}")),
+                }
+            }
             let keep_steps = |b: &Body| match b {
                 Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
                 _ => false,

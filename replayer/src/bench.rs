@@ -252,10 +252,12 @@ pub fn diff(dir: &Path, records: u64, seed: u64) -> Result<DiffBenchReport> {
                 force: false,
                 logs,
             };
-            let done = baseline::diff(Some(&store), &req).map_err(|e| match e {
-                baseline::BaselineError::Replayer(e) => e,
-                e => crate::Error::NotFound(e.to_string()),
-            })?;
+            let done = baseline::diff(baseline::History::local(Some(&store)), &req).map_err(
+                |e| match e {
+                    baseline::BaselineError::Replayer(e) => e,
+                    e => crate::Error::NotFound(e.to_string()),
+                },
+            )?;
             if i > 0 {
                 t.push(start.elapsed().as_secs_f64() * 1e3);
             }

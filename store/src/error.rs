@@ -66,6 +66,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A remote (object storage) failed or is misconfigured.
+    #[error("remote {url}: {message}")]
+    Remote {
+        /// The remote's URL (or an object's).
+        url: String,
+        /// What went wrong, and what to check.
+        message: String,
+    },
     /// A record could not be encoded.
     #[error("cannot encode record: {0}")]
     Encode(String),

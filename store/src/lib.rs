@@ -15,6 +15,7 @@ pub mod model;
 pub mod objects;
 pub mod reader;
 pub mod readiness;
+pub mod remote;
 pub mod store;
 pub mod synth;
 mod wire;

@@ -68,6 +68,17 @@ pub struct ReindexReport {
     pub unreadable: Vec<(PathBuf, String)>,
 }
 
+/// What `runs prune` removes from the local store (see [`Store::prune_plan`]).
+#[derive(Debug, Clone, Default)]
+pub struct LocalPrune {
+    /// Runs to remove.
+    pub remove: Vec<RunEntry>,
+    /// Runs looked at.
+    pub scanned: usize,
+    /// Runs older than the cut kept because they are among the newest green runs.
+    pub kept_green: usize,
+}
+
 /// What [`Store::import`] did.
 #[derive(Debug, Clone)]
 pub struct ImportReport {
@@ -268,6 +279,44 @@ impl Store {
         e.outcome_overridden = true;
         cat.put(&e)?;
         Ok(e)
+    }
+
+    /// Chooses what retention removes: runs started before `cut_ns`, except the newest
+    /// `keep_green` passed runs of each pipeline and branch.
+    pub fn prune_plan(&self, cut_ns: i64, keep_green: usize) -> Result<LocalPrune> {
+        let all = self.catalog()?.list(&Default::default())?;
+        let items: Vec<((String, String), i64, Outcome)> = all
+            .iter()
+            .map(|e| {
+                (
+                    (e.pipeline.clone(), e.branch().unwrap_or("").to_string()),
+                    e.started_ns,
+                    e.outcome,
+                )
+            })
+            .collect();
+        let (idx, kept_green) = crate::remote::select_for_prune(&items, cut_ns, keep_green);
+        Ok(LocalPrune {
+            remove: idx.into_iter().map(|i| all[i].clone()).collect(),
+            scanned: all.len(),
+            kept_green,
+        })
+    }
+
+    /// Removes the runs of a plan: catalog entry, log and outcome override.
+    pub fn prune(&self, plan: &LocalPrune) -> Result<usize> {
+        let cat = self.catalog()?;
+        for e in &plan.remove {
+            cat.remove(&e.id)?;
+            let log = self.log_path(&e.id);
+            match std::fs::remove_file(&log) {
+                Ok(()) => {}
+                Err(x) if x.kind() == std::io::ErrorKind::NotFound => {}
+                Err(x) => return Err(Error::io(&log, "cannot remove pruned log", x)),
+            }
+            let _ = std::fs::remove_file(self.override_path(&e.id));
+        }
+        Ok(plan.remove.len())
     }
 
     /// Rebuilds the catalog from the logs in `runs/`. A catalog that cannot be opened (e.g.

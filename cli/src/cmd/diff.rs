@@ -84,7 +84,7 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> CmdResult {
     let spec = Spec::parse(&a.baseline).map_err(bad_input)?;
 
     let resolved = ctx.resolve(&a.run)?;
-    let store = ctx.store().ok();
+    let (store, remote) = ctx.history()?;
     let req = baseline::Request {
         run: &resolved.path,
         spec,
@@ -92,7 +92,14 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> CmdResult {
         force: a.force,
         logs: !a.no_logs,
     };
-    let done = baseline::diff(store.as_ref(), &req).map_err(|e| match e {
+    let done = baseline::diff(
+        baseline::History {
+            store: store.as_ref(),
+            remote: remote.as_ref(),
+        },
+        &req,
+    )
+    .map_err(|e| match e {
         BaselineError::Replayer(e) => bad_input(e),
         e => bad_input(e),
     })?;

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod bench;
 pub mod demo;
 pub mod diff;
+pub mod remote;
 pub mod replay;
 pub mod report;
 pub mod run;
@@ -16,12 +17,18 @@ pub mod wrap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use pipetape_store::remote::Remote;
 use pipetape_store::store::{looks_like_path, ResolvedRun, Scope, Store};
 
 /// What every command gets from the global options.
 pub struct Ctx {
     /// `--store` / PIPETAPE_STORE.
     pub store: Option<PathBuf>,
+    /// `--remote` / PIPETAPE_REMOTE.
+    pub remote: Option<String>,
+    /// True when `--remote` was on the command line (with or without a URL): listings and
+    /// pruning then act on the remote.
+    pub remote_flag: bool,
     /// `--quiet`.
     pub quiet: bool,
 }
@@ -36,9 +43,33 @@ impl Ctx {
         Ok(Store::open(&dir)?)
     }
 
+    /// Opens the remote, if one is configured (its cache lives in the store).
+    pub fn remote(&self, store: &Store) -> Result<Option<Remote>, CmdError> {
+        match &self.remote {
+            None => Ok(None),
+            Some(url) => Ok(Some(Remote::open(url, &store.root().join("remote"))?)),
+        }
+    }
+
+    /// The store and, if configured, the remote: where baselines come from.
+    pub fn history(&self) -> Result<(Option<Store>, Option<Remote>), CmdError> {
+        let store = self.store().ok();
+        let remote = match &store {
+            Some(s) => self.remote(s)?,
+            None => None,
+        };
+        Ok((store, remote))
+    }
+
     /// Resolves a RUN argument. A path needs no store, so a downloaded artifact can be read
-    /// anywhere.
+    /// anywhere; an object URL is fetched into the store's cache; with a remote, ids and
+    /// `last*` consider its runs too.
     pub fn resolve(&self, spec: &str) -> Result<ResolvedRun, CmdError> {
+        if pipetape_store::remote::is_object_url(spec) {
+            let store = self.store()?;
+            let path = pipetape_store::remote::fetch_url(spec, &store.root().join("remote"))?;
+            return Ok(ResolvedRun { path, entry: None });
+        }
         if looks_like_path(spec) {
             let p = PathBuf::from(spec);
             if !p.is_file() {
@@ -49,7 +80,14 @@ impl Ctx {
                 entry: None,
             });
         }
-        Ok(self.store()?.resolve(spec, &Scope::default())?)
+        let store = self.store()?;
+        let remote = self.remote(&store)?;
+        let found =
+            pipetape_store::remote::resolve(&store, remote.as_ref(), spec, &Scope::default())?;
+        for w in &found.warnings {
+            self.warn(w);
+        }
+        Ok(found.run)
     }
 
     /// Prints a warning on stderr unless `--quiet`.
@@ -92,6 +130,11 @@ impl CmdError {
             code: exit::INPUT,
             message: message.into(),
         }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// Prints the error and gives the exit code.

@@ -73,8 +73,12 @@ fn baseline_for(
     let explicit = spec.is_some();
     let spec = Spec::parse(spec.unwrap_or("last-green")).map_err(bad)?;
     let run = metrics::extract(&l.model);
-    let store = ctx.store().ok();
-    match baseline::select(store.as_ref(), &run, &spec, false) {
+    let (store, remote) = ctx.history()?;
+    let history = baseline::History {
+        store: store.as_ref(),
+        remote: remote.as_ref(),
+    };
+    match baseline::select(history, &run, &spec, false) {
         Ok(sel) => {
             let mut r = diff::compare(&run, Some(&l.model), &sel.runs, Thresholds::default());
             r.baseline_description = sel.description;

@@ -282,6 +282,14 @@ pub fn report_end(
         );
     }
     store_metrics(ctx, f);
+    if let Some(id) = f
+        .log_path
+        .as_ref()
+        .and_then(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+    {
+        super::remote::push_after_run(ctx, &id);
+    }
     if f.recording_failed {
         eprintln!(
             "pipetape: WARNING: the run is incomplete: {}",

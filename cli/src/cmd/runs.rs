@@ -13,7 +13,7 @@ use crate::output::{self, Out};
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCmd {
-    /// List runs, newest first, with outcome and headline figures.
+    /// List runs, newest first, with outcome and headline figures (the remote's with --remote).
     List(ListArgs),
     /// Show one run: labels, timing, outcome, log integrity and summary metrics.
     Show(ShowArgs),
@@ -21,6 +21,12 @@ pub enum RunsCmd {
     Mark(MarkArgs),
     /// Rebuild the catalog from the run logs in the store.
     Reindex,
+    /// Send runs to the remote (--remote / PIPETAPE_REMOTE): one run, or every run it lacks.
+    Push(super::remote::PushArgs),
+    /// Fetch runs from the remote into the local store.
+    Pull(super::remote::PullArgs),
+    /// Remove old runs (from the remote with --remote), never the newest green ones.
+    Prune(super::remote::PruneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -66,10 +72,26 @@ pub fn run(ctx: &Ctx, cmd: RunsCmd) -> CmdResult {
         RunsCmd::Show(a) => show(ctx, a),
         RunsCmd::Mark(a) => mark(ctx, a),
         RunsCmd::Reindex => reindex(ctx),
+        RunsCmd::Push(a) => super::remote::push(ctx, a),
+        RunsCmd::Pull(a) => super::remote::pull(ctx, a),
+        RunsCmd::Prune(a) => super::remote::prune(ctx, a),
     }
 }
 
 fn list(ctx: &Ctx, a: ListArgs) -> CmdResult {
+    if ctx.remote_flag {
+        return super::remote::list(
+            ctx,
+            super::remote::RemoteListing {
+                pipeline: a.pipeline,
+                labels: a.labels,
+                outcome: a.outcome.as_deref().and_then(Outcome::parse),
+                limit: a.limit,
+                output: a.output,
+            },
+            row,
+        );
+    }
     let store = ctx.store()?;
     let filter = ListFilter {
         pipeline: a.pipeline,
@@ -252,14 +274,29 @@ fn show(ctx: &Ctx, a: ShowArgs) -> CmdResult {
 
 fn mark(ctx: &Ctx, a: MarkArgs) -> CmdResult {
     let store = ctx.store()?;
-    let r = store.resolve(&a.run, &Default::default())?;
-    let id = r.entry.map(|e| e.id).ok_or_else(|| {
+    let remote = ctx.remote(&store)?;
+    let found =
+        pipetape_store::remote::resolve(&store, remote.as_ref(), &a.run, &Default::default())?;
+    for w in &found.warnings {
+        ctx.warn(w);
+    }
+    let id = found.run.entry.map(|e| e.id).ok_or_else(|| {
         CmdError::input("runs mark needs a run in the catalog; import the file first")
     })?;
     let outcome = Outcome::parse(&a.outcome).ok_or_else(|| CmdError::input("bad outcome"))?;
-    let e = store.mark(&id, outcome)?;
+    let local = !found.from_remote;
+    if local {
+        store.mark(&id, outcome)?;
+    }
+    // The remote learns it too (a new mark object; the newest wins), so other runners see it.
+    let in_remote = super::remote::mark_remote(ctx, &store, &id, outcome)?;
     if !ctx.quiet {
-        crate::say!("{}: outcome set to {}", e.id, e.outcome);
+        let wher = match (local, in_remote) {
+            (true, true) => " (here and in the remote)",
+            (false, true) => " (in the remote)",
+            _ => "",
+        };
+        crate::say!("{id}: outcome set to {outcome}{wher}");
     }
     Ok(0)
 }
