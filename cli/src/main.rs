@@ -43,8 +43,8 @@ pub struct Cli {
     /// each cloud's usual environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_REGION, …).
     /// Default: $PIPETAPE_REMOTE. Without a URL (`runs list --remote`, `runs prune --remote`):
     /// act on the remote named by PIPETAPE_REMOTE rather than on the local store.
-    #[arg(long, global = true, value_name = "URL", num_args = 0..=1)]
-    remote: Option<Option<String>>,
+    #[arg(long, global = true, value_name = "URL", num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    remote: Vec<String>,
 
     /// More diagnostics on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
@@ -123,11 +123,14 @@ fn main() -> ExitCode {
         store: cli.store.clone(),
         remote: cli
             .remote
-            .clone()
-            .flatten()
+            .iter()
+            .rev()
+            .find(|r| !r.is_empty())
+            .cloned()
+            .or_else(remote_in_argv)
             .or_else(|| std::env::var(pipetape_store::remote::REMOTE_ENV).ok())
             .filter(|r| !r.is_empty()),
-        remote_flag: cli.remote.is_some(),
+        remote_flag: !cli.remote.is_empty(),
         quiet: cli.quiet,
     };
     let res = match cli.command {
@@ -148,6 +151,26 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => e.report(),
     }
+}
+
+/// A URL given with `--remote` anywhere on the command line. clap keeps only the value of the
+/// last occurrence of a global option, so `--remote URL runs list --remote` would lose the URL.
+fn remote_in_argv() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let mut found = None;
+    for (i, a) in args.iter().enumerate() {
+        if a == "--" {
+            break;
+        }
+        if let Some(v) = a.strip_prefix("--remote=") {
+            found = Some(v.to_string()).filter(|v| !v.is_empty()).or(found);
+        } else if a == "--remote" {
+            if let Some(v) = args.get(i + 1).filter(|v| v.contains("://")) {
+                found = Some(v.clone());
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]

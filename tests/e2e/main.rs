@@ -5,6 +5,7 @@ mod archive;
 mod clock;
 mod diff;
 mod observe;
+mod remote;
 mod replay;
 mod report;
 mod run;
