@@ -42,7 +42,9 @@ fn start_moto(extra_env: &[(&str, &str)]) -> u16 {
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let _child: Child = cmd.spawn().expect("sh");
+    let mut child: Child = cmd.spawn().expect("sh");
+    // Reaped when it ends (with this process, at the latest).
+    std::thread::spawn(move || child.wait());
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
