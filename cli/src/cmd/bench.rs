@@ -44,11 +44,18 @@ pub enum Suite {
     /// The cluster observers under a busy cluster: 250 pods and 10,250 Events served live at
     /// 60x and recorded; CPU per 10,000 changes, peak RSS, lag from served to recorded.
     Observe,
-    /// All of them.
+    /// Shared history on a loopback S3 server (moto, started here unless --remote is given):
+    /// 1,000 runs in the remote, last-green and green:10 cold and warm, a diff against green:10,
+    /// a push of a --records log, prune over 10,000 index objects. Not part of `all`.
+    Remote,
+    /// All of them (but remote).
     All,
 }
 
 pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
+    if a.suite == Suite::Remote {
+        return super::bench_remote::run(ctx, a.records, a.seed, a.output == TextOrJson::Json);
+    }
     if a.suite == Suite::Diff {
         return diff_suite(ctx, &a);
     }

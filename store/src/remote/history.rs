@@ -13,10 +13,11 @@ use super::{write_atomic, IdObject, IndexObject, Remote, Scheme};
 use crate::error::{Error, Result};
 use crate::model::Outcome;
 
-/// Keys are ordered by the writer's clock; runners' clocks differ and a write can land a little
-/// after its time stamp, so an incremental listing re-reads this much before the newest key it
+/// Keys are ordered by the writer's clock; runners' clocks differ (NTP keeps them within
+/// seconds) and an index object lands after its time stamp (by at most two requests' retry
+/// timeouts, 2 × 60 s), so an incremental listing re-reads this much before the newest key it
 /// has seen.
-const RELIST_MARGIN_NS: i64 = 15 * 60 * 1_000_000_000;
+const RELIST_MARGIN_NS: i64 = 5 * 60 * 1_000_000_000;
 
 /// How many requests run at once.
 pub(super) const PARALLEL: usize = 16;
