@@ -1,6 +1,7 @@
 //! pipetape's store: the event model ([`model`]), the `.ptape` log format ([`format`],
 //! [`writer`], [`reader`]), the run catalog ([`catalog`]) and the store directory that ties
-//! them together ([`store`]: runs, RUN resolution, archives). [`synth`] generates realistic
+//! them together ([`store`]: runs, RUN resolution, archives), and shared history on object
+//! storage ([`remote`], layout in `store/REMOTE.md`). [`synth`] generates realistic
 //! synthetic runs; [`bench`] measures the log format on them.
 //!
 //! Start reading at [`model::Record`], then [`writer::LogWriter`] and [`reader::LogReader`].

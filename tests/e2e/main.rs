@@ -42,6 +42,7 @@ impl Env {
             .args(args)
             .env("PIPETAPE_STORE", self.store())
             .env_remove("PIPETAPE_LOG")
+            .env_remove("PIPETAPE_REMOTE")
             .output()
             .unwrap();
         Run(out)

@@ -795,3 +795,84 @@ fn prune_keeps_the_newest_greens_and_dry_run_removes_nothing() {
     let list = pt(&a, port, &["runs", "list"]).ok();
     assert!(list.contains(&ids[2]) && !list.contains(&ids[1]), "{list}");
 }
+
+/// A valid log of about 24 MB that zstd cannot shrink much: pod log lines of random hex.
+fn big_log(path: &Path) -> u64 {
+    use pipetape_store::model::{Body, PodLog};
+    use pipetape_store::{LogWriter, RunId, Source, WriterOptions};
+    let mut w = LogWriter::create(path, RunId::random(), WriterOptions::default()).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..24_000u64 {
+        let mut line = String::with_capacity(2000);
+        while line.len() < 2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            line.push_str(&format!("{x:016x}"));
+        }
+        let body = Body::PodLog(PodLog {
+            namespace: "ns".into(),
+            pod: "p".into(),
+            container: "c".into(),
+            line,
+            previous: false,
+        });
+        w.append(1_700_000_000_000_000_000 + i as i64, i, Source::Logs, body)
+            .unwrap();
+    }
+    w.close().unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn a_large_log_goes_up_in_parts_and_comes_back_whole() {
+    let env = Env::new();
+    let port = moto().port;
+    let b = bucket();
+    let url = format!("s3://{b}/big");
+    let a = env.path("a");
+    let log = env.path("big.ptape");
+    let size = big_log(&log);
+    assert!(
+        size > 20 << 20,
+        "the log must exceed four 5 MiB parts: {size}"
+    );
+    pt(&a, port, &["archive", "import", s(&log)]).ok();
+    let parts = [("PIPETAPE_REMOTE_PART_MIB", "5")];
+    let out = pt_env(
+        &a,
+        port,
+        &["--remote", &url, "runs", "push", "last"],
+        &parts,
+    )
+    .ok();
+    assert!(out.contains("pushed to"), "{out}");
+    // One whole object, no upload left open.
+    let all = keys(&b);
+    assert_eq!(
+        all.iter().filter(|k| k.ends_with(".ptape")).count(),
+        1,
+        "{all:?}"
+    );
+    let (st, uploads) = http(port, "GET", &format!("/{b}?uploads"), b"");
+    assert_eq!(st, 200);
+    assert!(!uploads.contains("<UploadId>"), "{uploads}");
+    // Another runner fetches it byte for byte.
+    let back = env.path("back.ptape");
+    pt(
+        &env.path("fresh"),
+        port,
+        &[
+            "--remote",
+            &url,
+            "archive",
+            "export",
+            "last",
+            "-o",
+            s(&back),
+        ],
+    )
+    .ok();
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&log).unwrap());
+    pt(&env.path("fresh"), port, &["archive", "verify", s(&back)]).ok();
+}

@@ -16,8 +16,22 @@ use crate::catalog::RunEntry;
 use crate::error::{Error, Result};
 use crate::model::Outcome;
 
-/// Logs up to this size go up in one request; larger ones in parts of this size.
-const PART: usize = 8 << 20;
+/// The part size of multipart uploads, MiB: `PIPETAPE_REMOTE_PART_MIB` (5 to 512; S3's smallest
+/// part is 5 MiB), default 8.
+fn part_size() -> usize {
+    std::env::var("PIPETAPE_REMOTE_PART_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map(|m| m.clamp(5, 512))
+        .unwrap_or(8)
+        << 20
+}
+
+/// Logs up to four parts go up in one request (on S3-compatible servers one request is the
+/// fastest way up to a few tens of MB); larger ones in parts.
+fn single_request_max() -> usize {
+    4 * part_size()
+}
 
 /// Parts in flight at once.
 const PARTS_IN_FLIGHT: usize = 8;
@@ -104,14 +118,14 @@ fn now_ns() -> i64 {
 }
 
 impl Remote {
-    /// Sends one object from a file: in one request up to [`PART`], else in parts, several
-    /// at once. A failed multipart upload is aborted (no half object is ever visible).
+    /// Sends one object from a file: in one request up to four parts' worth, else in parts,
+    /// several at once. A failed multipart upload is aborted (no half object is ever visible).
     async fn upload(&self, key: &str, file: &Path) -> Result<u64> {
         let io = |e| Error::io(file, "cannot read log to push", e);
         let mut f = std::fs::File::open(file).map_err(io)?;
         let len = f.metadata().map_err(io)?.len();
         let path = self.path(key);
-        if len <= PART as u64 {
+        if len <= single_request_max() as u64 {
             let mut buf = Vec::with_capacity(len as usize);
             f.read_to_end(&mut buf).map_err(io)?;
             self.store
@@ -125,8 +139,8 @@ impl Remote {
             .put_multipart(&path)
             .await
             .map_err(|e| self.err(&format!("starting the upload of {key}"), e))?;
-        let mut w = WriteMultipart::new_with_chunk_size(up, PART);
-        let mut buf = vec![0u8; PART];
+        let mut w = WriteMultipart::new_with_chunk_size(up, part_size());
+        let mut buf = vec![0u8; part_size()];
         let res: Result<()> = async {
             loop {
                 let n = read_full(&mut f, &mut buf).map_err(io)?;
