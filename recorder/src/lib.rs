@@ -3,8 +3,11 @@
 //! `pipetape-store` and never reads old runs.
 
 pub mod bench;
+pub mod gates;
 pub mod observe;
 pub mod runner;
 pub mod session;
+pub mod signals;
+pub mod sink;
 pub mod spec;
 pub mod wrap;

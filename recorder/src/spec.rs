@@ -180,41 +180,9 @@ fn default_max_bytes() -> u64 {
 }
 
 fn parse_duration_str(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let mut total = 0f64;
-    let mut rest = t;
-    if rest.is_empty() {
-        return Err("an empty duration".into());
-    }
-    if let Ok(secs) = rest.parse::<f64>() {
-        return Ok(Duration::from_secs_f64(secs.max(0.0)));
-    }
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("'{s}': a number needs a unit (h, m, s, ms)"))?;
-        if n_end == 0 {
-            return Err(format!(
-                "'{s}' is not a duration (expected e.g. 90s, 5m, 1h30m)"
-            ));
-        }
-        let n: f64 = rest[..n_end]
-            .parse()
-            .map_err(|_| format!("'{s}' is not a duration"))?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        total += n * match &rest[..u_end] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            u => return Err(format!("'{s}': unknown unit '{u}' (use h, m, s or ms)")),
-        };
-        rest = &rest[u_end..];
-    }
-    Ok(Duration::from_secs_f64(total))
+    pipetape_store::time::parse_duration(s)
+        .map(Duration::from_nanos)
+        .map_err(|e| format!("'{s}' is not a duration ({e}; expected e.g. 90s, 5m, 1h30m)"))
 }
 
 /// Durations are strings like `90s`, `5m`, `1h30m`, `500ms`, or a number of seconds.

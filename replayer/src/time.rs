@@ -3,49 +3,13 @@
 
 use crate::Error;
 
-/// Parses a duration like `5m12s`, `1h2m`, `250ms`, `1.5s` or `90` (seconds) into ns.
+/// Parses a duration like `5m12s`, `1h2m`, `250ms`, `1.5s` or `90` (seconds) into ns (the one
+/// parser: [`pipetape_store::time::parse_duration`]).
 pub fn parse_duration(s: &str) -> Result<u64, Error> {
-    let bad = |why: &str| Error::BadTime {
+    pipetape_store::time::parse_duration(s).map_err(|e| Error::BadTime {
         input: s.to_string(),
-        why: why.to_string(),
-    };
-    let t = s.trim();
-    if t.is_empty() {
-        return Err(bad("empty"));
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs < 0.0 || !secs.is_finite() {
-            return Err(bad("must not be negative"));
-        }
-        return Ok((secs * 1e9) as u64);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| bad("a number needs a unit (h, m, s or ms)"))?;
-        if num_end == 0 {
-            return Err(bad("expected a number"));
-        }
-        let n: f64 = rest[..num_end].parse().map_err(|_| bad("bad number"))?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "h" => 3600e9,
-            "m" => 60e9,
-            "s" => 1e9,
-            "ms" => 1e6,
-            "us" | "µs" => 1e3,
-            "ns" => 1.0,
-            u => return Err(bad(&format!("unknown unit '{u}' (use h, m, s or ms)"))),
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Ok(total as u64)
+        why: e.0,
+    })
 }
 
 /// Parses T: an offset from the run's start, or an RFC 3339 time turned into an offset with
@@ -90,22 +54,7 @@ pub fn offset(ns: u64) -> String {
 }
 
 /// Formats ns as a duration like `850ms`, `12.3s`, `5m12s`.
-pub fn duration(ns: u64) -> String {
-    let s = ns as f64 / 1e9;
-    if s < 1.0 {
-        format!("{}ms", (s * 1000.0).round() as u64)
-    } else if s < 60.0 {
-        format!("{s:.1}s")
-    } else if s < 3600.0 {
-        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
-    } else {
-        format!(
-            "{}h{:02}m",
-            (s / 3600.0) as u64,
-            ((s % 3600.0) / 60.0) as u64
-        )
-    }
-}
+pub use pipetape_store::time::format_duration as duration;
 
 #[cfg(test)]
 mod tests {

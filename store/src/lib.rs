@@ -19,6 +19,7 @@ pub mod readiness;
 pub mod remote;
 pub mod store;
 pub mod synth;
+pub mod time;
 mod wire;
 pub mod writer;
 

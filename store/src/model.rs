@@ -849,39 +849,24 @@ impl Record {
                 m.remove("data");
                 match std::str::from_utf8(&a.data) {
                     Ok(t) => m.insert("text".into(), t.into()),
-                    Err(_) => m.insert("base64".into(), base64(&a.data).into()),
+                    Err(_) => m.insert(
+                        "base64".into(),
+                        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &a.data)
+                            .into(),
+                    ),
                 };
             }
             _ => {}
         }
         serde_json::json!({
             "seq": self.seq,
-            "time": crate::synth::rfc3339_nanos(self.wall_ns),
+            "time": crate::time::rfc3339_nanos(self.wall_ns),
             "mono_ns": self.mono_ns,
             "source": self.source.as_str(),
             "kind": self.body.kind(),
             "body": body,
         })
     }
-}
-
-/// Standard base64 with padding.
-pub fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 impl Body {
@@ -1052,16 +1037,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
+    fn binary_artifacts_print_as_standard_base64() {
+        let rec = Record {
+            seq: 0,
+            wall_ns: 0,
+            mono_ns: 0,
+            source: Source::Runner,
+            body: Body::Artifact(Box::new(Artifact {
+                name: "bin".into(),
+                data: vec![0xff, b'f', b'o', b'o', 0xfe],
+                ..Default::default()
+            })),
+        };
+        let j = rec.to_json();
+        assert_eq!(j["body"]["base64"], "/2Zvb/4=");
+        assert!(j["body"].get("text").is_none());
     }
 
     #[test]

@@ -1147,21 +1147,7 @@ fn step_command(step: &str) -> String {
     }
 }
 
-/// Formats ns since the Unix epoch as RFC 3339 UTC with nanoseconds (trailing zeros kept off).
-pub fn rfc3339_nanos(ns: i64) -> String {
-    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
-        Ok(ts) => ts.to_string(),
-        Err(_) => ns.to_string(),
-    }
-}
-
-/// Formats ns since the Unix epoch as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(ns: i64) -> String {
-    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
-        Ok(ts) => format!("{:.3}", ts),
-        Err(_) => ns.to_string(),
-    }
-}
+pub use crate::time::{rfc3339, rfc3339_nanos};
 
 #[cfg(test)]
 mod tests {

@@ -54,6 +54,9 @@ pub struct PruneArgs {
     dry_run: bool,
 }
 
+/// Rows `runs list --remote` shows without -n.
+const DEFAULT_REMOTE_ROWS: usize = 100;
+
 /// `runs list --remote` filters.
 pub struct RemoteListing {
     pub pipeline: Option<String>,
@@ -337,7 +340,10 @@ pub fn list(ctx: &Ctx, f: RemoteListing, row: fn(&RunEntry) -> Vec<String>) -> C
         branch: labels.get("branch").cloned(),
     })?;
     runs.retain(|r| f.outcome.is_none_or(|o| r.outcome == o));
-    let limit = f.limit.unwrap_or(usize::MAX);
+    // Each row is an index object to read (once: they are cached), so a remote listing shows
+    // the newest 100 unless -n asks for more.
+    let limit = f.limit.unwrap_or(DEFAULT_REMOTE_ROWS);
+    let total = runs.len();
     let mut entries = Vec::new();
     for chunk in runs.chunks(64) {
         let refs: Vec<&RemoteRun> = chunk.iter().collect();
@@ -355,6 +361,12 @@ pub fn list(ctx: &Ctx, f: RemoteListing, row: fn(&RunEntry) -> Vec<String>) -> C
         }
     }
     entries.truncate(limit);
+    if f.limit.is_none() && total > limit && !ctx.quiet {
+        eprintln!(
+            "pipetape: showing the newest {limit} of {total} runs in {}; -n N shows more",
+            remote.url()
+        );
+    }
     let mut out = Out::new();
     match f.output {
         ListFormat::Json => {

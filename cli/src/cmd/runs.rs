@@ -40,7 +40,7 @@ pub struct ListArgs {
     /// Only runs with this outcome.
     #[arg(long, value_parser = ["passed", "failed", "cancelled", "incomplete"])]
     outcome: Option<String>,
-    /// At most this many runs.
+    /// At most this many runs (default: all; with --remote, the newest 100).
     #[arg(short = 'n', long, value_name = "N")]
     limit: Option<usize>,
     /// Output format.

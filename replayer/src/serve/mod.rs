@@ -216,11 +216,23 @@ impl Server {
     }
 }
 
-/// A kubeconfig for a server at `addr`.
+/// A kubeconfig for a server at `addr`: one cluster, context and (credential-less) user, all
+/// named `pipetape-replay`.
 pub fn kubeconfig(addr: SocketAddr) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: pipetape-replay\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: pipetape-replay\n  context:\n    cluster: pipetape-replay\n    user: pipetape-replay\n    namespace: default\ncurrent-context: pipetape-replay\nusers:\n- name: pipetape-replay\n  user: {{}}\npreferences: {{}}\n"
-    )
+    let name = "pipetape-replay";
+    let cfg = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": format!("http://{addr}")}}],
+        "contexts": [{
+            "name": name,
+            "context": {"cluster": name, "user": name, "namespace": "default"},
+        }],
+        "current-context": name,
+        "users": [{"name": name, "user": {}}],
+        "preferences": {},
+    });
+    serde_norway::to_string(&cfg).expect("a kubeconfig serialises")
 }
 
 fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {

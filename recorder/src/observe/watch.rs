@@ -1,0 +1,330 @@
+//! Watching one resource: kube-runtime's watcher (list, watch, re-list on 410 and on
+//! disconnects), duplicates dropped, objects gone during a gap recorded as deleted, gaps
+//! recorded with their cause; each change recorded with sub-second times kept.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Why a watch stream failed, and whether it is a 403.
+pub(crate) fn describe(e: &watcher::Error) -> (String, bool) {
+    let api = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(r))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(r))
+        | watcher::Error::WatchFailed(kube::Error::Api(r)) => Some(r.clone()),
+        watcher::Error::WatchError(r) => Some(r.clone()),
+        _ => None,
+    };
+    match api {
+        Some(r) if r.code == 403 => (format!("forbidden (403): {}", r.message), true),
+        Some(r) if r.code == 410 => ("expired (410 Gone): re-listed".into(), false),
+        Some(r) => (format!("{} ({}): {}", r.reason, r.code, r.message), false),
+        None => (format!("disconnected: {e}"), false),
+    }
+}
+
+pub(crate) async fn watch_resource(
+    api: Api<DynamicObject>,
+    ar: ApiResource,
+    key: String,
+    s: Arc<Shared>,
+    mut stop: signal::Receiver<bool>,
+) {
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    // uid -> (resourceVersion, namespace, name) of what was recorded last.
+    let mut known: HashMap<String, Known> = HashMap::new();
+    let mut listed_once = false;
+    let mut relist: Option<HashSet<String>> = None;
+    let mut gap: Option<(Instant, String)> = None;
+    let mut items = 0u64;
+    loop {
+        let next = tokio::select! {
+            n = stream.next() => n,
+            _ = stop.changed() => break,
+        };
+        let Some(ev) = next else { break };
+        match ev {
+            Ok(Event::Init) => {
+                items = 0;
+                if listed_once {
+                    relist = Some(HashSet::new());
+                    gap.get_or_insert_with(|| (Instant::now(), "re-listed".into()));
+                }
+            }
+            Ok(Event::InitApply(o)) => {
+                items += 1;
+                if let (Some(seen), Some(uid)) = (relist.as_mut(), o.metadata.uid.clone()) {
+                    seen.insert(uid);
+                }
+                apply(&s, &ar, &mut known, o, false).await;
+            }
+            Ok(Event::InitDone) => {
+                if !listed_once {
+                    let _ = s
+                        .out
+                        .append_async(
+                            Source::Watch,
+                            WatchSync {
+                                resource: key.clone(),
+                                phase: "listed".into(),
+                                items,
+                            },
+                        )
+                        .await;
+                }
+                listed_once = true;
+                if let Some(seen) = relist.take() {
+                    // Gone while we were not watching.
+                    let vanished: Vec<String> = known
+                        .keys()
+                        .filter(|u| !seen.contains(*u))
+                        .cloned()
+                        .collect();
+                    for uid in vanished {
+                        let Some((rv, namespace, name)) = known.remove(&uid) else {
+                            continue;
+                        };
+                        record(
+                            &s,
+                            Source::Watch,
+                            ObjectObserved {
+                                action: Action::Deleted,
+                                api_version: ar.api_version.clone(),
+                                kind: ar.kind.clone(),
+                                namespace,
+                                name,
+                                uid,
+                                resource_version: rv,
+                                object: String::new(),
+                            },
+                        )
+                        .await;
+                    }
+                }
+                if let Some((since, reason)) = gap.take() {
+                    s.stats.lock().expect("stats lock").gaps += 1;
+                    let _ = s
+                        .out
+                        .append_async(
+                            Source::Watch,
+                            WatchGap {
+                                resource: key.clone(),
+                                reason,
+                                duration_ns: since.elapsed().as_nanos() as u64,
+                                relisted: true,
+                            },
+                        )
+                        .await;
+                }
+            }
+            Ok(Event::Apply(o)) => apply(&s, &ar, &mut known, o, false).await,
+            Ok(Event::Delete(o)) => apply(&s, &ar, &mut known, o, true).await,
+            Err(e) => {
+                let (why, forbidden) = describe(&e);
+                if forbidden {
+                    s.stats.lock().expect("stats lock").gaps += 1;
+                    let _ = s
+                        .out
+                        .append_async(
+                            Source::Watch,
+                            WatchGap {
+                                resource: key.clone(),
+                                reason: why,
+                                duration_ns: 0,
+                                relisted: false,
+                            },
+                        )
+                        .await;
+                    return;
+                }
+                match &mut gap {
+                    Some((_, r)) => *r = why,
+                    None => gap = Some((Instant::now(), why)),
+                }
+            }
+        }
+    }
+}
+
+/// What a watcher last recorded of an object: (resourceVersion, namespace, name).
+pub(crate) type Known = (String, String, String);
+
+/// Records an object change unless it is a duplicate.
+pub(crate) async fn apply(
+    s: &Arc<Shared>,
+    ar: &ApiResource,
+    known: &mut HashMap<String, Known>,
+    o: DynamicObject,
+    deleted: bool,
+) {
+    let uid = o.metadata.uid.clone().unwrap_or_default();
+    let rv = o.metadata.resource_version.clone().unwrap_or_default();
+    let ns = o.metadata.namespace.clone().unwrap_or_default();
+    let name = o.metadata.name.clone().unwrap_or_default();
+    let action = if deleted {
+        known.remove(&uid);
+        Action::Deleted
+    } else {
+        match known.insert(uid.clone(), (rv.clone(), ns.clone(), name.clone())) {
+            Some((prev, _, _)) if prev == rv => {
+                s.stats.lock().expect("stats lock").duplicates += 1;
+                return;
+            }
+            Some(_) => Action::Modified,
+            None => Action::Added,
+        }
+    };
+    let mut o = o;
+    o.metadata.managed_fields = None;
+    if o.types.is_none() {
+        o.types = Some(kube::api::TypeMeta {
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+        });
+    }
+    // Events are most of what a busy cluster says: recorded straight from the parsed object.
+    if ar.group.is_empty() && ar.kind == "Event" {
+        if !deleted {
+            record(s, Source::Watch, event_of_parts(&o.metadata, &o.data)).await;
+        }
+        return;
+    }
+    // Secrets in objects: kubectl's last-applied copy of the object, secret-named env values,
+    // and Helm releases stored in ConfigMaps (values and manifest).
+    if let Some(a) = o.metadata.annotations.as_mut() {
+        s.masker.strip_annotations(a);
+    }
+    s.masker.mask_env(&mut o.data);
+    if ar.group.is_empty()
+        && ar.kind == "ConfigMap"
+        && o.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get("owner").is_some_and(|v| v == "helm"))
+    {
+        if let Some(d) = o.data.as_object_mut() {
+            d.remove("data");
+            d.remove("binaryData");
+        }
+    }
+    if ar.group.is_empty() && ar.kind == "Pod" && !deleted {
+        if let Some(l) = &s.logs {
+            l.pod(&s.out, &ns, &name, &o.data);
+        }
+    }
+    let needs_value = s.abort.is_some() || (ar.group.is_empty() && ar.kind == "Secret");
+    if !needs_value {
+        let Ok(mut object) = serde_json::to_string(&o) else {
+            return;
+        };
+        keep_subsecond_times(&o.metadata, &mut object);
+        let object = match s.masker.mask(&object) {
+            Cow::Owned(m) => m,
+            Cow::Borrowed(_) => object,
+        };
+        let observed = ObservedMeta {
+            action,
+            ns,
+            name,
+            uid,
+            rv,
+        };
+        record_object(s, ar, observed, object).await;
+        return;
+    }
+    let mut v = match serde_json::to_value(&o) {
+        Ok(v) => v,
+        Err(_) => return,
+    };
+    if !deleted {
+        s.check_abort(&ar.kind, &ar.group, &v, None).await;
+    }
+    if ar.group.is_empty() && ar.kind == "Secret" {
+        if let Some(h) = helm_release(&v) {
+            let key = (h.namespace.clone(), h.name.clone());
+            let new = (h.revision, h.status.clone());
+            let changed = {
+                let mut seen = s.helm_seen.lock().expect("helm lock");
+                seen.insert(key, new.clone()) != Some(new)
+            };
+            if changed && !deleted {
+                s.check_abort("Secret", "", &v, Some(&h)).await;
+                record(s, Source::Helm, h).await;
+            }
+        }
+        strip_secret(&mut v);
+    }
+    let observed = ObservedMeta {
+        action,
+        ns,
+        name,
+        uid,
+        rv,
+    };
+    let mut object = v.to_string();
+    keep_subsecond_times(&o.metadata, &mut object);
+    let object = match s.masker.mask(&object) {
+        Cow::Owned(m) => m,
+        Cow::Borrowed(_) => object,
+    };
+    record_object(s, ar, observed, object).await;
+}
+
+/// Identity and action of one observed object version.
+pub(crate) struct ObservedMeta {
+    action: Action,
+    ns: String,
+    name: String,
+    uid: String,
+    rv: String,
+}
+
+pub(crate) async fn record_object(
+    s: &Arc<Shared>,
+    ar: &ApiResource,
+    m: ObservedMeta,
+    object: String,
+) {
+    record(
+        s,
+        Source::Watch,
+        ObjectObserved {
+            action: m.action,
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+            namespace: m.ns,
+            name: m.name,
+            uid: m.uid,
+            resource_version: m.rv,
+            object,
+        },
+    )
+    .await;
+}
+
+/// k8s-openapi writes `metadata` times in whole seconds, as the API server does; a cluster
+/// that gives finer times (a replay sped up N times) keeps them, so metrics dated by the
+/// cluster's clock stay exact.
+pub(crate) fn keep_subsecond_times(md: &kube::api::ObjectMeta, json: &mut String) {
+    use k8s_openapi::chrono::{SecondsFormat, Timelike};
+    for (key, t) in [
+        ("creationTimestamp", &md.creation_timestamp),
+        ("deletionTimestamp", &md.deletion_timestamp),
+    ] {
+        let Some(t) = t.as_ref().filter(|t| t.0.nanosecond() != 0) else {
+            continue;
+        };
+        let whole = format!(
+            "\"{key}\":\"{}\"",
+            t.0.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+        let fine = format!(
+            "\"{key}\":\"{}\"",
+            t.0.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        );
+        if let Some(i) = json.find(&whole) {
+            json.replace_range(i..i + whole.len(), &fine);
+        }
+    }
+}
