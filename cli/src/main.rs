@@ -2,6 +2,7 @@
 //! prints the result. Start at [`Cli`]; each subcommand lives in a module under `cmd/`.
 
 mod cmd;
+mod console;
 mod output;
 
 use clap::{Parser, Subcommand};

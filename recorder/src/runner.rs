@@ -24,7 +24,7 @@ use crate::gates::run_gate;
 pub use crate::signals::{
     forward_signals, forward_signals_and_aborts, Interrupt, SignalsAndAborts,
 };
-pub use crate::sink::{status_line, Sink, Terminal};
+pub use crate::sink::Sink;
 
 /// What to run and how.
 #[derive(Debug, Clone, Default)]
@@ -303,9 +303,7 @@ async fn run_command(
         },
     )
     .await;
-    if sink.term.github {
-        sink.banner(&format!("::group::{label}"));
-    }
+    sink.console.group(Some(&label));
     let started = Instant::now();
     sink.step_running(&label, true);
     let mut c = tokio::process::Command::new("sh");
@@ -342,9 +340,7 @@ async fn run_command(
             },
         )
         .await;
-        if sink.term.github {
-            sink.banner("::endgroup::");
-        }
+        sink.console.group(None);
         StepResult {
             ok: status == StepStatus::Passed,
             exit_code: code.unwrap_or(1),
@@ -497,6 +493,7 @@ async fn pump(
     label: String,
     sink: Sink,
 ) {
+    let echo = sink.console.echoes();
     let mut r = BufReader::with_capacity(64 << 10, r);
     let mut buf = Vec::with_capacity(256);
     let mut pending: Vec<String> = Vec::new();
@@ -528,7 +525,7 @@ async fn pump(
                     sink.masker.mask_line(&text, &mut mask_state).into_owned()
                 };
                 clean = clean.saturating_sub(read);
-                if sink.term.echo {
+                if echo {
                     pending.push(line.clone());
                 }
                 sink.record(
@@ -633,21 +630,4 @@ async fn capture_artifacts(p: &Pipeline, opts: &RunOptions, sink: &Sink) {
 /// `850ms`, `90.0s`, `5m00s`, `1h02m`: [`pipetape_store::time::format_duration`].
 pub fn humanize(d: Duration) -> String {
     pipetape_store::time::format_duration(d.as_nanos() as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_line_lists_the_longest_running_first() {
-        let r = vec![
-            ("test/unit".to_string(), Duration::from_secs(3)),
-            ("build/images".to_string(), Duration::from_secs(75)),
-        ];
-        assert_eq!(
-            status_line(&r),
-            "running: build/images 1m15s · test/unit 3.0s"
-        );
-    }
 }

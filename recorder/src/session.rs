@@ -15,7 +15,8 @@ use pipetape_store::store::{new_run, Store};
 use pipetape_store::writer::{AppenderThread, LogAppender, LogWriter, WriterOptions};
 use pipetape_store::Source;
 
-use crate::runner::{RunEnd, Sink, Terminal};
+use crate::console::Console;
+use crate::runner::{RunEnd, Sink};
 
 /// A run being recorded.
 pub struct Session {
@@ -65,7 +66,7 @@ impl Session {
         store_dir: &Path,
         info: SessionInfo,
         masker: Arc<Masker>,
-        term: Terminal,
+        console: Arc<dyn Console>,
     ) -> Session {
         let started = Instant::now();
         let mut warnings = Vec::new();
@@ -91,7 +92,7 @@ impl Session {
                 Err(e) => warnings.push(format!("cannot create the run log: {e}")),
             }
         }
-        let sink = Sink::new(appender.clone(), masker, term);
+        let sink = Sink::new(appender.clone(), masker, console);
         if let Some(a) = &appender {
             let host = std::env::var("HOSTNAME")
                 .ok()
@@ -191,6 +192,7 @@ impl Session {
                 },
             );
         }
+        let console = sink.console.clone();
         drop(sink);
         let mut close_error = None;
         if let Some(t) = thread {
@@ -200,7 +202,9 @@ impl Session {
         }
         if let (Some(st), Some(p)) = (&store, &log_path) {
             if let Err(e) = st.register(p) {
-                eprintln!("pipetape: warning: cannot update the run catalog: {e} (`pipetape runs reindex` rebuilds it)");
+                console.warn(&format!(
+                    "cannot update the run catalog: {e} (`pipetape runs reindex` rebuilds it)"
+                ));
             }
         }
         Finished {

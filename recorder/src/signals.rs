@@ -1,6 +1,10 @@
 //! Signals: SIGINT and SIGTERM are forwarded to the running steps and end the run as
 //! cancelled; an `abort_on` rule ends it as failed.
 
+use std::sync::Arc;
+
+use crate::console::Console;
+
 use tokio::sync::watch;
 
 /// A signal asked the run to stop.
@@ -36,12 +40,12 @@ impl Interrupt {
 /// a second one reaches `finally` steps). Call from inside a tokio runtime; the returned task
 /// handle stops the listening when aborted.
 pub fn forward_signals(
-    announce: bool,
+    console: Arc<dyn Console>,
 ) -> (
     watch::Receiver<Option<Interrupt>>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (_, rx, task) = forward_signals_and_aborts(announce);
+    let (_, rx, task) = forward_signals_and_aborts(console);
     (rx, task)
 }
 
@@ -54,7 +58,7 @@ pub type SignalsAndAborts = (
 
 /// Like [`forward_signals`], and also returns the sender, so `abort_on` rules can interrupt the
 /// run the same way.
-pub fn forward_signals_and_aborts(announce: bool) -> SignalsAndAborts {
+pub fn forward_signals_and_aborts(console: Arc<dyn Console>) -> SignalsAndAborts {
     let (tx, rx) = watch::channel(None);
     let tx = std::sync::Arc::new(tx);
     let tx2 = tx.clone();
@@ -71,16 +75,14 @@ pub fn forward_signals_and_aborts(announce: bool) -> SignalsAndAborts {
                 _ = int.recv() => Interrupt::Int,
                 _ = term.recv() => Interrupt::Term,
             };
-            if announce {
-                let name = if which == Interrupt::Int {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
-                };
-                eprintln!(
-                    "pipetape: {name} received: stopping the running steps, then running `finally`"
-                );
-            }
+            let name = if which == Interrupt::Int {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
+            console.notice(&format!(
+                "{name} received: stopping the running steps, then running `finally`"
+            ));
             let _ = tx.send(Some(which));
         }
     });

@@ -16,7 +16,9 @@ pub mod model;
 pub mod objects;
 pub mod reader;
 pub mod readiness;
+#[cfg(feature = "remote")]
 pub mod remote;
+pub mod retention;
 pub mod store;
 pub mod synth;
 pub mod time;

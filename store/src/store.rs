@@ -295,7 +295,7 @@ impl Store {
                 )
             })
             .collect();
-        let (idx, kept_green) = crate::remote::select_for_prune(&items, cut_ns, keep_green);
+        let (idx, kept_green) = crate::retention::select_for_prune(&items, cut_ns, keep_green);
         Ok(LocalPrune {
             remove: idx.into_iter().map(|i| all[i].clone()).collect(),
             scanned: all.len(),

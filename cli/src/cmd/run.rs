@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use pipetape_recorder::runner::{self, RunOptions, Terminal};
+use pipetape_recorder::runner::{self, RunOptions};
+
+use crate::console::Terminal;
 use pipetape_recorder::session::{default_labels, Session, SessionInfo};
 use pipetape_recorder::spec::Pipeline;
 use pipetape_store::mask::{MaskConfig, Masker};
@@ -189,7 +191,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         .build()
         .map_err(|e| fatal(format!("cannot start the runtime: {e}")))?;
     let finished = rt.block_on(async {
-        let session = Session::start(&store_dir, info, masker.clone(), term);
+        let console = crate::console::TerminalConsole::new(term, ctx.quiet);
+        let session = Session::start(&store_dir, info, masker.clone(), console.clone());
         for w in &session.warnings {
             eprintln!(
                 "pipetape: WARNING: {w}; the pipeline runs anyway and the run is not recorded"
@@ -200,7 +203,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
                 "recording failed and --strict-recording is set; nothing was run",
             ));
         }
-        let (abort_tx, rx, signals) = runner::forward_signals_and_aborts(!ctx.quiet);
+        let (abort_tx, rx, signals) = runner::forward_signals_and_aborts(console.clone());
         let abort = pipetape_recorder::observe::Abort::new(abort_tx);
         let mut opts = opts.clone();
         opts.abort = Some(abort.clone());

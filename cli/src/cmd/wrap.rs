@@ -134,7 +134,8 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
         .build()
         .map_err(|e| fatal(format!("cannot start the runtime: {e}")))?;
     let finished = rt.block_on(async {
-        let session = Session::start(&store_dir, info, masker.clone(), term);
+        let console = crate::console::TerminalConsole::new(term, ctx.quiet);
+        let session = Session::start(&store_dir, info, masker.clone(), console.clone());
         for w in &session.warnings {
             eprintln!("pipetape: WARNING: {w}; the command runs anyway and is not recorded");
         }
@@ -163,7 +164,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
             continue_on_error: false,
         };
         let observer = a.cluster.start(&[], &masker, None, session.sink());
-        let (rx, signals) = runner::forward_signals(!ctx.quiet);
+        let (rx, signals) = runner::forward_signals(console.clone());
         let opts = RunOptions {
             base_dir: cwd.clone(),
             ..Default::default()

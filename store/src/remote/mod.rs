@@ -20,7 +20,7 @@ mod transfer;
 
 pub use history::{RemoteRun, RemoteScope};
 pub use resolve::{resolve, Resolved};
-pub use transfer::{select_for_prune, Audit, PrunePlan, Pushed};
+pub use transfer::{Audit, PrunePlan, Pushed};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

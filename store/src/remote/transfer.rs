@@ -1,7 +1,7 @@
 //! Moving runs to and from a remote: push (log, id pointer, index object, in that order),
 //! fetch (cached by run id), marks, the audit that finds pushes cut mid-way, and retention.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,6 +15,7 @@ use super::{IdObject, IndexObject, Remote, INDEX_FORMAT};
 use crate::catalog::RunEntry;
 use crate::error::{Error, Result};
 use crate::model::Outcome;
+use crate::retention::select_for_prune;
 
 /// The part size of multipart uploads, MiB: `PIPETAPE_REMOTE_PART_MIB` (5 to 512; S3's smallest
 /// part is 5 MiB), default 8.
@@ -72,42 +73,6 @@ pub struct PrunePlan {
     pub scanned: usize,
     /// Runs older than the cut kept because they are among the newest green runs.
     pub kept_green: usize,
-}
-
-/// Chooses what retention removes: runs that started before `cut_ns`, except the newest
-/// `keep_green` passed runs of each group (pipeline and branch). `items` are
-/// (group, started_ns, outcome); the answer is indexes into it.
-pub fn select_for_prune<G: Ord + Clone>(
-    items: &[(G, i64, Outcome)],
-    cut_ns: i64,
-    keep_green: usize,
-) -> (Vec<usize>, usize) {
-    let mut groups: BTreeMap<G, Vec<usize>> = BTreeMap::new();
-    for (i, it) in items.iter().enumerate() {
-        groups.entry(it.0.clone()).or_default().push(i);
-    }
-    let mut remove = Vec::new();
-    let mut kept_green = 0;
-    for (_, mut idx) in groups {
-        idx.sort_by_key(|&i| std::cmp::Reverse(items[i].1));
-        let mut greens = 0;
-        for i in idx {
-            let (_, started, outcome) = &items[i];
-            let protected = *outcome == Outcome::Passed && greens < keep_green;
-            if *outcome == Outcome::Passed {
-                greens += 1;
-            }
-            if *started < cut_ns {
-                if protected {
-                    kept_green += 1;
-                } else {
-                    remove.push(i);
-                }
-            }
-        }
-    }
-    remove.sort_unstable();
-    (remove, kept_green)
 }
 
 fn now_ns() -> i64 {
@@ -458,32 +423,4 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 
 fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(v).map_err(|e| Error::Encode(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prune_keeps_the_newest_greens_of_each_group() {
-        use Outcome::*;
-        let items = vec![
-            ("a", 10, Passed),
-            ("a", 20, Failed),
-            ("a", 30, Passed),
-            ("a", 40, Passed),
-            ("a", 100, Failed),
-            ("b", 5, Passed),
-            ("b", 6, Failed),
-        ];
-        // Cut at 50: everything but ("a",100) is old; keep 2 greens per group.
-        let (rm, kept) = select_for_prune(&items, 50, 2);
-        let removed: Vec<_> = rm.iter().map(|&i| (items[i].0, items[i].1)).collect();
-        assert_eq!(removed, vec![("a", 10), ("a", 20), ("b", 6)]);
-        assert_eq!(kept, 3);
-        let (rm, _) = select_for_prune(&items, 50, 0);
-        assert_eq!(rm.len(), 6);
-        let (rm, _) = select_for_prune(&items, 0, 0);
-        assert!(rm.is_empty());
-    }
 }
