@@ -171,19 +171,7 @@ pub(crate) async fn run_gate(
         (_, Some(u)) => ("http", sink.mask(u).into_owned()),
         _ => ("command", String::new()),
     };
-    let run = GateRun::start(
-        sink,
-        stage,
-        s,
-        g,
-        kind,
-        &what,
-        &format!(
-            "waiting for {kind} gate: {what} (timeout {})",
-            humanize(g.timeout)
-        ),
-    )
-    .await;
+    let run = GateRun::start(sink, stage, s, g, kind, &what, &waiting(kind, &what, g)).await;
     sink.step_running(&run.label, true);
     let deadline = run.started + g.timeout;
     let mut attempt = 0u32;
@@ -223,6 +211,14 @@ pub(crate) async fn run_gate(
     };
     let suffix = format!("; last probe: {last}");
     run.fail(reason, Vec::new(), last, &suffix, &[]).await
+}
+
+/// The banner of a gate that waits.
+fn waiting(kind: &str, what: &str, g: &Gate) -> String {
+    format!(
+        "waiting for {kind} gate: {what} (timeout {})",
+        humanize(g.timeout)
+    )
 }
 
 /// What a cluster gate answers when there is no cluster (`--no-cluster`).
@@ -305,19 +301,7 @@ async fn run_object_gate(
 ) -> StepResult {
     let kind = if none { "none" } else { "condition" };
     let what = og.describe(none);
-    let run = GateRun::start(
-        sink,
-        stage,
-        s,
-        g,
-        kind,
-        &what,
-        &format!(
-            "waiting for {kind} gate: {what} (timeout {})",
-            humanize(g.timeout)
-        ),
-    )
-    .await;
+    let run = GateRun::start(sink, stage, s, g, kind, &what, &waiting(kind, &what, g)).await;
     sink.step_running(&run.label, true);
     let deadline = tokio::time::Instant::now() + g.timeout;
     let outcome = match &opts.cluster {

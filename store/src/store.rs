@@ -161,13 +161,7 @@ impl Store {
             });
         }
         let cat = self.catalog()?;
-        let outcome = match spec {
-            "last" => Some(None),
-            "last-green" => Some(Some(Outcome::Passed)),
-            "last-red" => Some(Some(Outcome::Failed)),
-            _ => None,
-        };
-        if let Some(outcome) = outcome {
+        if let Some(outcome) = last_form(spec) {
             let found =
                 cat.last_with_outcome(outcome, scope.pipeline.as_deref(), scope.branch.as_deref())?;
             return match found {
@@ -377,6 +371,17 @@ fn describe_scope(cat: &Catalog, scope: &Scope, outcome: Option<Outcome>) -> Str
     }
     s.push_str(&format!(" in the catalog ({} runs in all)", cat.len()));
     s
+}
+
+/// The `last` forms of a RUN argument: `Some(None)` for `last`, `Some(Some(outcome))` for
+/// `last-green` and `last-red`, `None` for anything else.
+pub fn last_form(spec: &str) -> Option<Option<Outcome>> {
+    match spec {
+        "last" => Some(None),
+        "last-green" => Some(Some(Outcome::Passed)),
+        "last-red" => Some(Some(Outcome::Failed)),
+        _ => None,
+    }
 }
 
 /// True when a RUN argument names a file rather than a catalog entry.

@@ -13,14 +13,7 @@ fn import(env: &Env, name: &str, v: &Variant) -> String {
     id
 }
 
-fn green(seed: u64) -> Variant {
-    Variant {
-        jitter: 0.2,
-        seed,
-        day: seed as u32,
-        ..Variant::green()
-    }
-}
+use crate::green;
 
 #[test]
 fn the_red_nightly_against_last_green_points_at_the_causes() {

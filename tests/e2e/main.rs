@@ -69,6 +69,16 @@ impl Env {
 }
 
 /// Flips 64 bytes in the middle of a file (a log damaged in storage or transfer).
+/// A green nightly of day `seed`, with jitter: a history of them has a spread.
+pub(crate) fn green(seed: u64) -> pipetape_replayer::scenario::Variant {
+    pipetape_replayer::scenario::Variant {
+        jitter: 0.2,
+        seed,
+        day: seed as u32,
+        ..pipetape_replayer::scenario::Variant::green()
+    }
+}
+
 pub(crate) fn corrupt_middle(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
     let mid = bytes.len() / 2;

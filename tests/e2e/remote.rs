@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use pipetape_replayer::scenario::Variant;
 
-use crate::{s, Env, Run};
+use crate::{green, s, Env, Run};
 
 /// One moto server for the whole test binary; each test has its own bucket. It exits with
 /// the test process (a shell watches the parent).
@@ -147,15 +147,6 @@ fn import_into(env: &Env, store: &Path, port: u16, runs: &[(&str, Variant)]) -> 
             id
         })
         .collect()
-}
-
-fn green(seed: u64) -> Variant {
-    Variant {
-        jitter: 0.2,
-        seed,
-        day: seed as u32,
-        ..Variant::green()
-    }
 }
 
 /// The red nightly, on a day after the green ones.
@@ -733,45 +724,20 @@ fn prune_keeps_the_newest_greens_and_dry_run_removes_nothing() {
         ],
     );
     pt(&a, port, &["--remote", &url, "runs", "push", "--all"]).ok();
-    let dry = pt(
-        &a,
-        port,
-        &[
-            "--remote",
-            &url,
-            "runs",
-            "prune",
-            "--remote",
-            "--keep-days",
-            "0",
-            "--keep-green",
-            "2",
-            "--dry-run",
-        ],
-    )
-    .ok();
+    let prune = |extra: &[&str]| {
+        let mut args = vec!["--remote", &url, "runs", "prune", "--remote"];
+        args.extend(["--keep-days", "0", "--keep-green", "2"]);
+        args.extend(extra);
+        pt(&a, port, &args).ok()
+    };
+    let dry = prune(&["--dry-run"]);
     assert!(dry.contains("Would remove 2 of 4 runs"), "{dry}");
     assert!(dry.contains(&ids[0]) && dry.contains(&ids[3]), "{dry}");
     assert_eq!(
         keys(&b).iter().filter(|k| k.starts_with("index/")).count(),
         4
     );
-    let done = pt(
-        &a,
-        port,
-        &[
-            "--remote",
-            &url,
-            "runs",
-            "prune",
-            "--remote",
-            "--keep-days",
-            "0",
-            "--keep-green",
-            "2",
-        ],
-    )
-    .ok();
+    let done = prune(&[]);
     assert!(done.contains("Removed 2 of 4 runs"), "{done}");
     let left = keys(&b);
     assert!(

@@ -255,6 +255,39 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> CmdResult {
     Ok(0)
 }
 
+/// One run a prune removes (or would): (id, pipeline, branch, outcome, started_ns).
+type Pruned<'a> = (&'a str, &'a str, &'a str, Outcome, i64);
+
+/// Says what a prune did (or, with --dry-run, would do), the same for a store and a remote.
+fn say_pruned(
+    ctx: &Ctx,
+    a: &PruneArgs,
+    runs: &[Pruned<'_>],
+    n: usize,
+    scanned: usize,
+    kept: usize,
+    wher: &str,
+) {
+    if ctx.quiet {
+        return;
+    }
+    if a.dry_run {
+        for (id, pipeline, branch, outcome, started) in runs {
+            let branch = if branch.is_empty() { "-" } else { branch };
+            crate::say!(
+                "{id}  {pipeline}  {branch}  {outcome}  {}",
+                output::time(*started)
+            );
+        }
+    }
+    crate::say!(
+        "{} {n} of {scanned} runs in {wher} (older than {} days; kept {kept} older green runs, the newest {} of each pipeline and branch)",
+        if a.dry_run { "Would remove" } else { "Removed" },
+        a.keep_days,
+        a.keep_green
+    );
+}
+
 pub fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
     if a.keep_days.is_nan() || a.keep_days < 0.0 {
         return Err(CmdError::input("--keep-days must be 0 or more"));
@@ -262,76 +295,66 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> CmdResult {
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
     let cut = now - (a.keep_days * 86_400e9) as i64;
     let store = ctx.store()?;
-    let verb = if a.dry_run { "Would remove" } else { "Removed" };
     if ctx.remote_flag {
         let remote = need_remote(ctx, &store, "runs prune --remote")?;
         let plan = remote.prune_plan(&RemoteScope::default(), cut, a.keep_green)?;
-        if a.dry_run && !ctx.quiet {
-            for r in &plan.remove {
-                crate::say!(
-                    "{}  {}  {}  {}  {}",
-                    r.id(),
-                    r.key.pipeline,
-                    if r.key.branch.is_empty() {
-                        "-"
-                    } else {
-                        &r.key.branch
-                    },
-                    r.outcome,
-                    output::time(r.key.started_ns)
-                );
-            }
-        }
         let n = if a.dry_run {
             plan.remove.len()
         } else {
             remote.prune(&plan)?
         };
-        if !ctx.quiet {
-            crate::say!(
-                "{verb} {n} of {} runs in {} (older than {} days; kept {} older green runs, the newest {} of each pipeline and branch)",
-                plan.scanned,
-                remote.url(),
-                a.keep_days,
-                plan.kept_green,
-                a.keep_green
-            );
-        }
+        let runs: Vec<Pruned<'_>> = plan
+            .remove
+            .iter()
+            .map(|r| {
+                let k = &r.key;
+                (
+                    k.id.as_str(),
+                    k.pipeline.as_str(),
+                    k.branch.as_str(),
+                    r.outcome,
+                    k.started_ns,
+                )
+            })
+            .collect();
+        say_pruned(
+            ctx,
+            &a,
+            &runs,
+            n,
+            plan.scanned,
+            plan.kept_green,
+            remote.url(),
+        );
         return Ok(0);
     }
     let plan = store.prune_plan(cut, a.keep_green)?;
-    if a.dry_run && !ctx.quiet {
-        for e in &plan.remove {
-            crate::say!(
-                "{}  {}  {}  {}  {}",
-                e.id,
-                e.pipeline,
-                e.branch().unwrap_or("-"),
-                e.outcome,
-                output::time(e.started_ns)
-            );
-        }
-    }
     let n = if a.dry_run {
         plan.remove.len()
     } else {
         store.prune(&plan)?
     };
-    if !ctx.quiet {
-        crate::say!(
-            "{verb} {n} of {} runs in {} (older than {} days; kept {} older green runs, the newest {} of each pipeline and branch)",
-            plan.scanned,
-            store.root().display(),
-            a.keep_days,
-            plan.kept_green,
-            a.keep_green
-        );
-    }
+    let runs: Vec<Pruned<'_>> = plan
+        .remove
+        .iter()
+        .map(|e| {
+            let b = e.branch().unwrap_or("");
+            (
+                e.id.as_str(),
+                e.pipeline.as_str(),
+                b,
+                e.outcome,
+                e.started_ns,
+            )
+        })
+        .collect();
+    let wher = store.root().display().to_string();
+    say_pruned(ctx, &a, &runs, n, plan.scanned, plan.kept_green, &wher);
     Ok(0)
 }
 
 /// `runs list --remote`: the remote's runs, newest first, read from their index objects.
-pub fn list(ctx: &Ctx, f: RemoteListing, row: fn(&RunEntry) -> Vec<String>) -> CmdResult {
+pub fn list(ctx: &Ctx, f: RemoteListing, table: fn(&[RunEntry]) -> String) -> CmdResult {
     let store = ctx.store()?;
     let remote = need_remote(ctx, &store, "runs list --remote")?;
     let labels: BTreeMap<String, String> = f.labels.into_iter().collect();
@@ -380,17 +403,7 @@ pub fn list(ctx: &Ctx, f: RemoteListing, row: fn(&RunEntry) -> Vec<String>) -> C
                 }
                 return Ok(0);
             }
-            let rows: Vec<Vec<String>> = entries.iter().map(row).collect();
-            out.write_all(
-                output::table(
-                    &[
-                        "RUN", "PIPELINE", "BRANCH", "OUTCOME", "STARTED", "DURATION", "STEPS",
-                        "GATES", "TESTS", "WARNINGS", "RESTARTS",
-                    ],
-                    &rows,
-                )
-                .as_bytes(),
-            )?;
+            out.write_all(table(&entries).as_bytes())?;
         }
     }
     out.flush()?;

@@ -89,7 +89,7 @@ fn list(ctx: &Ctx, a: ListArgs) -> CmdResult {
                 limit: a.limit,
                 output: a.output,
             },
-            row,
+            table,
         );
     }
     let store = ctx.store()?;
@@ -118,21 +118,23 @@ fn list(ctx: &Ctx, a: ListArgs) -> CmdResult {
                 }
                 return Ok(0);
             }
-            let rows: Vec<Vec<String>> = runs.iter().map(row).collect();
-            out.write_all(
-                output::table(
-                    &[
-                        "RUN", "PIPELINE", "BRANCH", "OUTCOME", "STARTED", "DURATION", "STEPS",
-                        "GATES", "TESTS", "WARNINGS", "RESTARTS",
-                    ],
-                    &rows,
-                )
-                .as_bytes(),
-            )?;
+            out.write_all(table(&runs).as_bytes())?;
         }
     }
     out.flush()?;
     Ok(0)
+}
+
+/// The runs as `runs list` shows them (local or remote).
+fn table(runs: &[RunEntry]) -> String {
+    let rows: Vec<Vec<String>> = runs.iter().map(row).collect();
+    output::table(
+        &[
+            "RUN", "PIPELINE", "BRANCH", "OUTCOME", "STARTED", "DURATION", "STEPS", "GATES",
+            "TESTS", "WARNINGS", "RESTARTS",
+        ],
+        &rows,
+    )
 }
 
 fn row(e: &RunEntry) -> Vec<String> {

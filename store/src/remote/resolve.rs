@@ -7,7 +7,6 @@ use super::history::{RemoteRun, RemoteScope};
 use super::{keys, Remote};
 use crate::catalog::RunEntry;
 use crate::error::{Error, Result};
-use crate::model::Outcome;
 use crate::store::{looks_like_path, ResolvedRun, Scope, Store};
 
 /// A RUN argument resolved against a store and, maybe, a remote.
@@ -70,13 +69,7 @@ pub fn resolve(
     let unreachable = |e: Error, w: &mut Vec<String>| {
         w.push(format!("{e}; answering from the local store only"));
     };
-    let outcome = match spec {
-        "last" => Some(None),
-        "last-green" => Some(Some(Outcome::Passed)),
-        "last-red" => Some(Some(Outcome::Failed)),
-        _ => None,
-    };
-    if let Some(want) = outcome {
+    if let Some(want) = crate::store::last_form(spec) {
         let rscope = RemoteScope {
             pipeline: scope.pipeline.clone(),
             branch: scope.branch.clone(),
