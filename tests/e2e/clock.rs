@@ -51,6 +51,7 @@ fn ready_metrics(log: &Path) -> BTreeMap<String, Metric> {
 
 #[test]
 fn watch_gaps_move_no_metric_dated_by_the_cluster_clock() {
+    let _alone = crate::timing_exclusive();
     let env = Env::new();
     let scenario = env.path("green.ptape");
     Variant::green().write(&scenario).unwrap();
@@ -97,6 +98,7 @@ fn watch_gaps_move_no_metric_dated_by_the_cluster_clock() {
 
 #[test]
 fn a_cluster_clock_90s_ahead_changes_no_order_or_figure_and_is_reported() {
+    let _alone = crate::timing_exclusive();
     let env = Env::new();
     let scenario = env.path("green.ptape");
     Variant::green().write(&scenario).unwrap();

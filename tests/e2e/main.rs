@@ -69,6 +69,21 @@ impl Env {
 }
 
 /// Flips 64 bytes in the middle of a file (a log damaged in storage or transfer).
+/// Timing-sensitive tests (a live-served cluster recorded and its figures compared to the
+/// millisecond) hold this exclusively; tests that load the machine (the remote tests: an S3
+/// server and up to eight concurrent runs) hold it shared, so the two never overlap.
+static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// For a timing-sensitive test: no machine-loading test runs meanwhile.
+pub(crate) fn timing_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    TIMING.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// For a test that loads the machine: no timing-sensitive test runs meanwhile.
+pub(crate) fn loads_machine() -> std::sync::RwLockReadGuard<'static, ()> {
+    TIMING.read().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A green nightly of day `seed`, with jitter: a history of them has a spread.
 pub(crate) fn green(seed: u64) -> pipetape_replayer::scenario::Variant {
     pipetape_replayer::scenario::Variant {

@@ -165,6 +165,7 @@ fn pipeline(env: &Env, name: &str, yaml: &str) -> PathBuf {
 
 #[test]
 fn a_fresh_runner_diffs_against_the_buckets_last_green() {
+    let _load = crate::loads_machine();
     let env = Env::new();
     let port = moto().port;
     let b = bucket();
@@ -279,6 +280,7 @@ fn a_fresh_runner_diffs_against_the_buckets_last_green() {
 
 #[test]
 fn a_mark_in_the_remote_changes_last_green_for_every_runner() {
+    let _load = crate::loads_machine();
     let env = Env::new();
     let port = moto().port;
     let b = bucket();
@@ -331,6 +333,7 @@ fn a_mark_in_the_remote_changes_last_green_for_every_runner() {
 
 #[test]
 fn eight_runners_push_at_once_and_none_is_lost() {
+    let _load = crate::loads_machine();
     let env = Env::new();
     let port = moto().port;
     let b = bucket();
@@ -409,6 +412,7 @@ fn eight_runners_push_at_once_and_none_is_lost() {
 
 #[test]
 fn a_push_to_a_server_that_is_down_warns_keeps_the_run_and_is_sent_later() {
+    let _load = crate::loads_machine();
     let env = Env::new();
     let port = moto().port;
     let b = bucket();
@@ -516,6 +520,7 @@ fn relay(mut c: TcpStream, upstream: u16, fail: Option<u16>) -> std::io::Result<
 
 #[test]
 fn a_flaky_server_is_retried_and_nothing_is_written_twice() {
+    let _load = crate::loads_machine();
     let env = Env::new();
     let b = bucket();
     let url = format!("s3://{b}");
@@ -571,6 +576,7 @@ fn a_flaky_server_is_retried_and_nothing_is_written_twice() {
 
 #[test]
 fn a_push_cut_mid_way_is_ignored_then_mended() {
+    let _load = crate::loads_machine();
     let env = Env::new();
     let port = moto().port;
     let b = bucket();
@@ -618,6 +624,7 @@ fn a_push_cut_mid_way_is_ignored_then_mended() {
 
 #[test]
 fn a_damaged_log_object_reads_like_a_damaged_file() {
+    let _load = crate::loads_machine();
     let env = Env::new();
     let port = moto().port;
     let b = bucket();
@@ -663,6 +670,7 @@ fn a_damaged_log_object_reads_like_a_damaged_file() {
 
 #[test]
 fn bad_remotes_are_clear_errors() {
+    let _load = crate::loads_machine();
     let env = Env::new();
     let port = moto().port;
     let store = env.path("s");
@@ -706,6 +714,7 @@ fn bad_remotes_are_clear_errors() {
 
 #[test]
 fn prune_keeps_the_newest_greens_and_dry_run_removes_nothing() {
+    let _load = crate::loads_machine();
     let env = Env::new();
     let port = moto().port;
     let b = bucket();
@@ -792,6 +801,7 @@ fn big_log(path: &Path) -> u64 {
 
 #[test]
 fn a_large_log_goes_up_in_parts_and_comes_back_whole() {
+    let _load = crate::loads_machine();
     let env = Env::new();
     let port = moto().port;
     let b = bucket();
