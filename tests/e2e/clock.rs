@@ -14,7 +14,9 @@ use serde_json::Value;
 use crate::observe::serve_at;
 use crate::{s, Env};
 
-const SPEED: f64 = 60.0;
+/// Slow enough that the recorder's watches are up before the first transitions even on a
+/// loaded CI runner (at 60x, 0.3 s of start-up hid a pod's first state now and then).
+const SPEED: f64 = 20.0;
 
 /// Serves `scenario` live with `faults` and records it under the name `clock`; the run's log.
 fn record(env: &Env, scenario: &Path, tag: &str, faults: &[&str]) -> PathBuf {

@@ -603,12 +603,17 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
         let kc_path = a.kubeconfig_out.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("pipetape-replay-{}.kubeconfig", addr.port()))
         });
-        std::fs::write(&kc_path, server.kubeconfig()).map_err(|e| {
-            CmdError::input(format!(
-                "{}: cannot write kubeconfig: {e}",
-                kc_path.display()
-            ))
-        })?;
+        // Written whole or not at all: a client waiting for the file never reads half of it.
+        let tmp = kc_path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, server.kubeconfig())
+            .and_then(|()| std::fs::rename(&tmp, &kc_path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                CmdError::input(format!(
+                    "{}: cannot write kubeconfig: {e}",
+                    kc_path.display()
+                ))
+            })?;
         let when = match mode {
             Mode::At(t) => format!("as it was at {}", offset(t)),
             Mode::Live { speed } => format!("live from the start at {speed}x"),
