@@ -259,28 +259,28 @@ async fn handle(m: Msg, sink: &Sink, open: &Mutex<HashMap<String, Instant>>) {
 
 /// The script side: sends a message to the recorder named in `PIPETAPE_RECORDER`. `Ok(false)`
 /// when there is no recorder (the caller prints one notice and goes on).
-pub fn send(m: &Msg) -> Result<bool, String> {
+pub fn send(m: &Msg) -> Result<bool, crate::Error> {
+    use crate::Error::Wrap;
     let Ok(addr) = std::env::var(RECORDER_ENV) else {
         return Ok(false);
     };
     let path = addr
         .strip_prefix("unix:")
-        .ok_or_else(|| format!("{RECORDER_ENV}={addr}: expected unix:PATH"))?;
-    let mut s = std::os::unix::net::UnixStream::connect(path)
-        .map_err(|e| format!("cannot reach the recorder at {path}: {e}"))?;
+        .ok_or_else(|| Wrap(format!("{RECORDER_ENV}={addr}: expected unix:PATH")))?;
+    let unreachable = |e: std::io::Error| Wrap(format!("cannot reach the recorder at {path}: {e}"));
+    let mut s = std::os::unix::net::UnixStream::connect(path).map_err(unreachable)?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut line = serde_json::to_string(m).map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_string(m).map_err(|e| Wrap(e.to_string()))?;
     line.push('\n');
-    s.write_all(line.as_bytes())
-        .map_err(|e| format!("cannot reach the recorder at {path}: {e}"))?;
+    s.write_all(line.as_bytes()).map_err(unreachable)?;
     let mut reply = String::new();
     BufReader::new(&s)
         .read_line(&mut reply)
-        .map_err(|e| format!("no answer from the recorder: {e}"))?;
+        .map_err(|e| Wrap(format!("no answer from the recorder: {e}")))?;
     if reply.trim() == "ok" {
         Ok(true)
     } else {
-        Err(format!("the recorder refused: {}", reply.trim()))
+        Err(Wrap(format!("the recorder refused: {}", reply.trim())))
     }
 }
 

@@ -44,7 +44,7 @@ fn crash_child() {
         )
         .unwrap();
         i += 1;
-        if i % 5000 == 0 {
+        if i.is_multiple_of(5000) {
             app.flush().unwrap();
             println!("FLUSHED {i}");
         }

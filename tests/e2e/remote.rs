@@ -469,7 +469,7 @@ fn flaky_proxy(upstream: u16) -> (u16, std::sync::Arc<AtomicUsize>) {
                 let _ = relay(
                     c,
                     upstream,
-                    fail.then_some(if i % 2 == 0 { 503 } else { 500 }),
+                    fail.then_some(if i.is_multiple_of(2) { 503 } else { 500 }),
                 );
             });
         }

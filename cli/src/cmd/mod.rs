@@ -35,13 +35,16 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The store's directory: `--store`, else the default.
+    pub fn store_dir(&self) -> PathBuf {
+        self.store
+            .clone()
+            .unwrap_or_else(pipetape_store::store::default_store_dir)
+    }
+
     /// Opens (creating if needed) the store.
     pub fn store(&self) -> Result<Store, CmdError> {
-        let dir = self
-            .store
-            .clone()
-            .unwrap_or_else(pipetape_store::store::default_store_dir);
-        Ok(Store::open(&dir)?)
+        Ok(Store::open(&self.store_dir())?)
     }
 
     /// Opens the remote, if one is configured (its cache lives in the store).

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use pipetape_recorder::record::{record, Recording, Work};
 use pipetape_recorder::runner::{self, RunOptions};
 
 use crate::console::Terminal;
-use pipetape_recorder::session::{default_labels, Session, SessionInfo};
+use pipetape_recorder::session::{default_labels, SessionInfo};
 use pipetape_recorder::spec::Pipeline;
 use pipetape_store::mask::{MaskConfig, Masker};
 
@@ -93,39 +94,6 @@ impl ClusterArgs {
             ..Default::default()
         })
     }
-
-    /// Starts the observers (unless --no-cluster) on the session's log.
-    pub fn start(
-        &self,
-        extra: &[String],
-        masker: &Arc<Masker>,
-        abort: Option<(
-            Vec<pipetape_recorder::observe::AbortRule>,
-            pipetape_recorder::observe::Abort,
-        )>,
-        sink: &pipetape_recorder::runner::Sink,
-    ) -> Option<pipetape_recorder::observe::Observer> {
-        let mut opts = self.options(masker)?;
-        opts.extra.extend(extra.iter().cloned());
-        if let Some((rules, a)) = abort {
-            opts.abort_on = rules;
-            opts.abort = Some(a);
-        }
-        sink.appender()
-            .map(|a| pipetape_recorder::observe::Observer::start(opts, a))
-    }
-
-    /// Stops the observers; says so when an explicitly named cluster was never reached.
-    pub async fn stop(&self, ctx: &Ctx, o: Option<pipetape_recorder::observe::Observer>) {
-        let Some(o) = o else { return };
-        let st = o.stop().await;
-        if !st.connected && (self.kubeconfig.is_some() || self.context.is_some()) {
-            ctx.warn(format!(
-                "the cluster was never reachable, nothing was observed: {}",
-                st.last_error.unwrap_or_default()
-            ));
-        }
-    }
 }
 
 fn fatal(msg: impl Into<String>) -> CmdError {
@@ -168,60 +136,49 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         no_defaults(&mut mask_cfg);
     }
     let masker = Arc::new(Masker::new(&mask_cfg).map_err(|e| fatal(e.to_string()))?);
-    let term = terminal(ctx);
-    let store_dir = ctx
-        .store
-        .clone()
-        .unwrap_or_else(pipetape_store::store::default_store_dir);
-    let info = SessionInfo {
-        pipeline: p.name.clone(),
-        labels,
-        command: Vec::new(),
-    };
-    let opts = RunOptions {
-        only: a.only.clone(),
-        skip: a.skip.clone(),
-        base_dir,
+    let recording = Recording {
+        store_dir: ctx.store_dir(),
+        info: SessionInfo {
+            pipeline: p.name.clone(),
+            labels,
+            command: Vec::new(),
+        },
+        masker: masker.clone(),
         cluster: a.cluster.options(&masker),
-        abort: None,
+        run: RunOptions {
+            only: a.only.clone(),
+            skip: a.skip.clone(),
+            base_dir,
+            ..Default::default()
+        },
+        strict: a.strict_recording,
     };
+    record_work(ctx, recording, Work::Pipeline(Box::new(p)), &a.cluster)
+}
+
+/// Records `work` on a runtime of its own, says how it ended, stores its metrics and pushes it
+/// (shared by `run` and `record`).
+pub fn record_work(ctx: &Ctx, rec: Recording, work: Work, cluster: &ClusterArgs) -> CmdResult {
+    let strict = rec.strict;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| fatal(format!("cannot start the runtime: {e}")))?;
-    let finished = rt.block_on(async {
-        let console = crate::console::TerminalConsole::new(term, ctx.quiet);
-        let session = Session::start(&store_dir, info, masker.clone(), console.clone());
-        for w in &session.warnings {
-            eprintln!(
-                "pipetape: WARNING: {w}; the pipeline runs anyway and the run is not recorded"
-            );
-        }
-        if a.strict_recording && !session.warnings.is_empty() {
-            return Err(fatal(
-                "recording failed and --strict-recording is set; nothing was run",
+    let console = crate::console::TerminalConsole::new(terminal(ctx), ctx.quiet);
+    let recorded = rt
+        .block_on(record(rec, work, console))
+        .map_err(|e| fatal(e.to_string()))?;
+    if let Some(st) = &recorded.cluster {
+        if !st.connected && (cluster.kubeconfig.is_some() || cluster.context.is_some()) {
+            ctx.warn(format!(
+                "the cluster was never reachable, nothing was observed: {}",
+                st.last_error.clone().unwrap_or_default()
             ));
         }
-        let (abort_tx, rx, signals) = runner::forward_signals_and_aborts(console.clone());
-        let abort = pipetape_recorder::observe::Abort::new(abort_tx);
-        let mut opts = opts.clone();
-        opts.abort = Some(abort.clone());
-        let observer = a.cluster.start(
-            &p.observe,
-            &masker,
-            Some((p.abort_on.clone(), abort)),
-            session.sink(),
-        );
-        if observer.is_none() && !p.abort_on.is_empty() {
-            ctx.warn("abort_on rules need a cluster to observe; with --no-cluster they never fire");
-        }
-        let end = runner::run(&p, &opts, session.sink(), rx).await;
-        signals.abort();
-        a.cluster.stop(ctx, observer).await;
-        Ok(session.finish(&end))
-    })?;
-    report_end(ctx, &finished, a.strict_recording)?;
+    }
+    let finished = recorded.finished;
+    report_end(ctx, &finished, strict)?;
     Ok(finished.exit_code.clamp(0, 255) as u8)
 }
 

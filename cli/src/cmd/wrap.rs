@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use pipetape_recorder::record::{Recording, Work};
 use pipetape_recorder::runner::{self, RunOptions};
-use pipetape_recorder::session::{default_labels, Session, SessionInfo};
+use pipetape_recorder::session::{default_labels, SessionInfo};
 use pipetape_recorder::spec::Step;
-use pipetape_recorder::wrap::{self, ControlServer, Msg, RECORDER_ENV};
+use pipetape_recorder::wrap::{self, Msg, RECORDER_ENV};
 use pipetape_replayer::time::parse_duration;
 use pipetape_store::mask::{MaskConfig, Masker};
 
@@ -118,67 +119,39 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
         super::run::no_defaults(&mut mask_cfg);
     }
     let masker = Arc::new(Masker::new(&mask_cfg).map_err(|e| fatal(e.to_string()))?);
-    let term = super::run::terminal(ctx);
-    let store_dir = ctx
-        .store
-        .clone()
-        .unwrap_or_else(pipetape_store::store::default_store_dir);
-    let info = SessionInfo {
-        pipeline: name.clone(),
-        labels,
-        command: a.command.clone(),
+    let step = Step {
+        name: name.clone(),
+        run: Some(
+            a.command
+                .iter()
+                .map(|x| shell_quote(x))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        gate: None,
+        env: Default::default(),
+        workdir: None,
+        timeout: None,
+        retries: 0,
+        backoff: Duration::from_secs(1),
+        continue_on_error: false,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| fatal(format!("cannot start the runtime: {e}")))?;
-    let finished = rt.block_on(async {
-        let console = crate::console::TerminalConsole::new(term, ctx.quiet);
-        let session = Session::start(&store_dir, info, masker.clone(), console.clone());
-        for w in &session.warnings {
-            eprintln!("pipetape: WARNING: {w}; the command runs anyway and is not recorded");
-        }
-        if a.strict_recording && !session.warnings.is_empty() {
-            return Err(fatal(
-                "recording failed and --strict-recording is set; nothing was run".into(),
-            ));
-        }
-        let server = ControlServer::start(&std::env::temp_dir(), session.sink().clone())
-            .map_err(|e| fatal(format!("cannot start the recorder's socket: {e}")))?;
-        let step = Step {
-            name: name.clone(),
-            run: Some(
-                a.command
-                    .iter()
-                    .map(|x| shell_quote(x))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            gate: None,
-            env: [(RECORDER_ENV.to_string(), server.address())].into(),
-            workdir: None,
-            timeout: None,
-            retries: 0,
-            backoff: Duration::from_secs(1),
-            continue_on_error: false,
-        };
-        let observer = a.cluster.start(&[], &masker, None, session.sink());
-        let (rx, signals) = runner::forward_signals(console.clone());
-        let opts = RunOptions {
-            base_dir: cwd.clone(),
+    let recording = Recording {
+        store_dir: ctx.store_dir(),
+        info: SessionInfo {
+            pipeline: name,
+            labels,
+            command: a.command.clone(),
+        },
+        masker: masker.clone(),
+        cluster: a.cluster.options(&masker),
+        run: RunOptions {
+            base_dir: cwd,
             ..Default::default()
-        };
-        let end = runner::run_single(&step, &opts, session.sink(), rx).await;
-        signals.abort();
-        // Give scripts' last messages a moment, then stop listening.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        drop(server);
-        a.cluster.stop(ctx, observer).await;
-        Ok(session.finish(&end))
-    })?;
-    super::run::report_end(ctx, &finished, a.strict_recording)?;
-    Ok(finished.exit_code.clamp(0, 255) as u8)
+        },
+        strict: a.strict_recording,
+    };
+    super::run::record_work(ctx, recording, Work::Command(Box::new(step)), &a.cluster)
 }
 
 /// Sends a message; outside a recorder, says so once on stderr.

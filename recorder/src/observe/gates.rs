@@ -355,10 +355,15 @@ pub fn full_image(image: &str) -> String {
 
 impl ImagesGate {
     /// Patterns, or the first one that is not a valid pattern.
-    pub fn patterns(&self) -> Result<Vec<glob::Pattern>, String> {
+    pub fn patterns(&self) -> Result<Vec<glob::Pattern>, crate::Error> {
         self.allowed
             .iter()
-            .map(|p| glob::Pattern::new(p).map_err(|e| format!("'{p}': {e}")))
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| crate::Error::Pattern {
+                    pattern: p.clone(),
+                    message: e.to_string(),
+                })
+            })
             .collect()
     }
 

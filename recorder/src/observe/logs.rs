@@ -118,9 +118,7 @@ impl Logs {
             container: Some(container.to_string()),
             follow: !previous,
             previous,
-            since_time: since
-                .and_then(|t| k8s_openapi::chrono::DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| t.with_timezone(&k8s_openapi::chrono::Utc)),
+            since_time: since.and_then(|t| t.parse::<jiff::Timestamp>().ok()),
             ..Default::default()
         };
         let mut stop = self.stop.clone();

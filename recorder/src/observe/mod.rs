@@ -155,35 +155,48 @@ impl Observer {
     }
 }
 
-async fn client_for(opts: &ObserveOptions) -> Result<(Client, String), String> {
+async fn client_for(opts: &ObserveOptions) -> Result<(Client, String), crate::Error> {
     let kc_opts = KubeConfigOptions {
         context: opts.context.clone(),
         ..Default::default()
     };
+    let bad = |origin: String| {
+        move |e: kube::config::KubeconfigError| crate::Error::Kubeconfig {
+            origin,
+            message: e.to_string(),
+        }
+    };
     let (config, from) = match &opts.kubeconfig {
         Some(p) => {
-            let kc = Kubeconfig::read_from(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let origin = p.display().to_string();
+            let kc = Kubeconfig::read_from(p).map_err(bad(origin.clone()))?;
             (
                 Config::from_custom_kubeconfig(kc, &kc_opts)
                     .await
-                    .map_err(|e| format!("{}: {e}", p.display()))?,
-                p.display().to_string(),
+                    .map_err(bad(origin.clone()))?,
+                origin,
             )
         }
         None => (
             Config::from_kubeconfig(&kc_opts)
                 .await
-                .map_err(|e| format!("kubeconfig: {e}"))?,
+                .map_err(bad("kubeconfig".into()))?,
             "the default kubeconfig".into(),
         ),
     };
     let url = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|e| format!("{from}: {e}"))?;
+    let client = Client::try_from(config).map_err(|e| crate::Error::Kubeconfig {
+        origin: from,
+        message: e.to_string(),
+    })?;
     // The API answers?
     client
         .apiserver_version()
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| crate::Error::Unreachable {
+            url: url.clone(),
+            source: Box::new(e),
+        })?;
     Ok((client, url))
 }
 
@@ -200,6 +213,7 @@ async fn run(
         match client_for(&opts).await {
             Ok(c) => break c,
             Err(e) => {
+                let e = e.to_string();
                 stats.lock().expect("stats lock").last_error = Some(e.clone());
                 if !waited_note && started.elapsed() > Duration::from_secs(5) {
                     waited_note = true;

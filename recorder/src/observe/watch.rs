@@ -307,22 +307,26 @@ pub(crate) async fn record_object(
 /// that gives finer times (a replay sped up N times) keeps them, so metrics dated by the
 /// cluster's clock stay exact.
 pub(crate) fn keep_subsecond_times(md: &kube::api::ObjectMeta, json: &mut String) {
-    use k8s_openapi::chrono::{SecondsFormat, Timelike};
     for (key, t) in [
         ("creationTimestamp", &md.creation_timestamp),
         ("deletionTimestamp", &md.deletion_timestamp),
     ] {
-        let Some(t) = t.as_ref().filter(|t| t.0.nanosecond() != 0) else {
+        let Some(t) = t.as_ref().filter(|t| t.0.subsec_nanosecond() != 0) else {
             continue;
         };
-        let whole = format!(
-            "\"{key}\":\"{}\"",
-            t.0.to_rfc3339_opts(SecondsFormat::Secs, true)
-        );
-        let fine = format!(
-            "\"{key}\":\"{}\"",
-            t.0.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-        );
+        let secs = jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S", t.0).unwrap_or_default();
+        let whole = format!("\"{key}\":\"{secs}Z\"");
+        // Milli-, micro- or nanoseconds, whichever holds the time exactly (as the API server
+        // and chrono's AutoSi write them).
+        let ns = t.0.subsec_nanosecond();
+        let frac = if ns % 1_000_000 == 0 {
+            format!("{:03}", ns / 1_000_000)
+        } else if ns % 1_000 == 0 {
+            format!("{:06}", ns / 1_000)
+        } else {
+            format!("{ns:09}")
+        };
+        let fine = format!("\"{key}\":\"{secs}.{frac}Z\"");
         if let Some(i) = json.find(&whole) {
             json.replace_range(i..i + whole.len(), &fine);
         }
