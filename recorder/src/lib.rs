@@ -6,7 +6,6 @@
 //! terminal itself; it writes through `pipetape-store` and never reads old runs (it does not
 //! depend on the replayer).
 
-pub mod bench;
 pub mod console;
 pub mod gates;
 pub mod observe;

@@ -1,24 +1,25 @@
-//! pipetape's replayer: folds a run log into a model ([`fold`]), answers questions about it
-//! (timeline, events, state at a moment, logs: [`query`]), builds runs from scenarios
-//! ([`scenario`]) and serves a recorded cluster as a read-only Kubernetes API (`serve`). It
-//! never talks to a cluster.
+//! pipetape's replayer: reads run logs and never talks to a cluster. By concern:
 //!
-//! Start at [`load`], which opens a log and folds it, then [`fold::RunModel`].
+//! - [`analysis`]: fold a log into a model, query it, extract metrics, choose baselines, diff;
+//! - [`render`]: the diff as text, JUnit and GitHub commands, the HTML report, the timeline;
+//! - [`serve`]: a recorded cluster as a read-only Kubernetes API;
+//! - [`step`]: the interactive stepper (a terminal UI).
+//!
+//! [`kinds`] (the built-in kinds' names) and [`time`] (offsets and times) serve all four.
+//! Scenarios and the synthetic generator are the test kit's (`pipetape-testkit`), not the
+//! library's. Start at [`load`], which opens a log and folds it, then
+//! [`analysis::fold::RunModel`].
 
-pub mod baseline;
-pub mod bench;
-pub mod diff;
-pub mod fold;
+pub mod analysis;
 pub mod kinds;
-pub mod metrics;
-pub mod query;
-pub mod report;
-pub mod scenario;
+pub mod render;
 pub mod serve;
 pub mod step;
 pub mod time;
 
 use std::path::Path;
+
+use analysis::fold;
 
 use pipetape_store::reader::{Damage, LogReader, Recovery};
 

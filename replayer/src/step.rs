@@ -15,7 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::fold::{ObjKey, RunModel, SpanKind};
+use crate::analysis::fold::{ObjKey, RunModel, SpanKind};
 use crate::time::{duration, offset};
 
 /// What a timeline entry is.

@@ -13,7 +13,7 @@ pub fn parse_duration(s: &str) -> Result<u64, Error> {
 }
 
 /// Parses T: an offset from the run's start, or an RFC 3339 time turned into an offset with
-/// `mono_at_wall` (e.g. [`crate::fold::RunModel::mono_at_wall`]), keeping every digit given: a
+/// `mono_at_wall` (e.g. [`crate::analysis::fold::RunModel::mono_at_wall`]), keeping every digit given: a
 /// record's own timestamp selects that record.
 pub fn parse_at(s: &str, mono_at_wall: impl Fn(i64) -> Option<u64>) -> Result<u64, Error> {
     if s.contains('T') && s.contains('-') {

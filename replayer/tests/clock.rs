@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use pipetape_replayer::fold::{object_time, Clock, Fold};
+use pipetape_replayer::analysis::fold::{object_time, Clock, Fold};
 use pipetape_store::model::{Action, ObjectObserved};
 use pipetape_store::{Record, Source};
 use serde_json::Value;

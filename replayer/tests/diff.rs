@@ -2,10 +2,11 @@
 //! above noise; green runs that vary by ±20% produce no regression against each other; the
 //! outputs are snapshot-tested and the JUnit output parses as JUnit.
 
-use pipetape_replayer::diff::{self, render, BaselineRun, Kind, Report, Thresholds};
-use pipetape_replayer::fold::{Fold, RunModel};
-use pipetape_replayer::metrics::{self, MetricSet};
-use pipetape_replayer::scenario::Variant;
+use pipetape_replayer::analysis::diff::{self, BaselineRun, Kind, Report, Thresholds};
+use pipetape_replayer::analysis::fold::{Fold, RunModel};
+use pipetape_replayer::analysis::metrics::{self, MetricSet};
+use pipetape_replayer::render::diff as render;
+use pipetape_testkit::scenario::Variant;
 
 fn fold(v: &Variant, id: &str) -> RunModel {
     let (recs, start) = v.records(id);
@@ -488,8 +489,8 @@ fn a_helm_release_upgraded_to_revision_2_is_deployed_at_revision_2() {
 /// the cluster cause that broke it; causes now rank by when they went bad.
 #[test]
 fn the_cause_ranks_before_the_step_that_failed_because_of_it() {
-    use pipetape_replayer::scenario::Builder;
     use pipetape_store::model::{Action, Outcome};
+    use pipetape_testkit::scenario::Builder;
     fn run(broken: bool, id: &str) -> (MetricSet, RunModel) {
         let mut b = Builder::new("p", 1_800_000_000_000_000_000);
         b.step(

@@ -6,9 +6,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use pipetape_replayer::fold::{Fold, RunModel};
-use pipetape_replayer::scenario::bundled;
+use pipetape_replayer::analysis::fold::{Fold, RunModel};
 use pipetape_replayer::serve::{Faults, Mode, Options, Server};
+use pipetape_testkit::scenario::bundled;
 use serde_json::Value;
 
 fn model(name: &str) -> RunModel {

@@ -1,9 +1,9 @@
 //! The `replay step` UI on a TestBackend: snapshots of the panes at 80×24, key behaviour, and
 //! drawing at any size.
 
-use pipetape_replayer::fold::{Fold, RunModel};
-use pipetape_replayer::scenario::Variant;
+use pipetape_replayer::analysis::fold::{Fold, RunModel};
 use pipetape_replayer::step::{App, EntryKind, Key};
+use pipetape_testkit::scenario::Variant;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 

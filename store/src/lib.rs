@@ -6,21 +6,18 @@
 //!
 //! Start reading at [`model::Record`], then [`writer::LogWriter`] and [`reader::LogReader`].
 
-pub mod bench;
 pub mod catalog;
 pub mod error;
 pub mod format;
 pub mod index;
 pub mod mask;
 pub mod model;
-pub mod objects;
 pub mod reader;
 pub mod readiness;
 #[cfg(feature = "remote")]
 pub mod remote;
 pub mod retention;
 pub mod store;
-pub mod synth;
 pub mod time;
 mod wire;
 pub mod writer;

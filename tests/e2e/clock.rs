@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use pipetape_replayer::fold::Clock;
-use pipetape_replayer::metrics::{self, Metric};
-use pipetape_replayer::scenario::Variant;
+use pipetape_replayer::analysis::fold::Clock;
+use pipetape_replayer::analysis::metrics::{self, Metric};
+use pipetape_testkit::scenario::Variant;
 use serde_json::Value;
 
 use crate::observe::serve_at;

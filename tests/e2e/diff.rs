@@ -1,7 +1,7 @@
 //! `pipetape replay diff` end to end: baselines from the catalog, exit codes, output formats,
 //! step output diffs from the logs, and bad input.
 
-use pipetape_replayer::scenario::Variant;
+use pipetape_testkit::scenario::Variant;
 
 use crate::Env;
 
@@ -169,7 +169,7 @@ fn a_baseline_of_another_pipeline_is_refused_unless_forced() {
     let env = Env::new();
     import(&env, "red", &Variant::red());
     let synth = env.path("other.ptape");
-    let mut b = pipetape_replayer::scenario::Builder::new("docs-site", 1_795_000_000_000_000_000);
+    let mut b = pipetape_testkit::scenario::Builder::new("docs-site", 1_795_000_000_000_000_000);
     b.step("build", "hugo", 1.0, 20.0, 0, &["built 312 pages"]);
     let id = pipetape_store::RunId::random();
     let recs = b.finish(
@@ -178,7 +178,7 @@ fn a_baseline_of_another_pipeline_is_refused_unless_forced() {
         0,
         None,
     );
-    pipetape_replayer::scenario::write_log(&synth, id, 1_795_000_000_000_000_000, &recs).unwrap();
+    pipetape_testkit::scenario::write_log(&synth, id, 1_795_000_000_000_000_000, &recs).unwrap();
     let r = env.run(&["replay", "diff", synth.to_str().unwrap(), "last"]);
     assert_eq!(r.code(), 2, "{}", r.stdout());
     assert!(

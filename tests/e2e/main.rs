@@ -85,12 +85,12 @@ pub(crate) fn loads_machine() -> std::sync::RwLockReadGuard<'static, ()> {
 }
 
 /// A green nightly of day `seed`, with jitter: a history of them has a spread.
-pub(crate) fn green(seed: u64) -> pipetape_replayer::scenario::Variant {
-    pipetape_replayer::scenario::Variant {
+pub(crate) fn green(seed: u64) -> pipetape_testkit::scenario::Variant {
+    pipetape_testkit::scenario::Variant {
         jitter: 0.2,
         seed,
         day: seed as u32,
-        ..pipetape_replayer::scenario::Variant::green()
+        ..pipetape_testkit::scenario::Variant::green()
     }
 }
 

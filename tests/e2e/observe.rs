@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pipetape_replayer::fold::{ObjKey, RunModel};
-use pipetape_replayer::scenario::Variant;
+use pipetape_replayer::analysis::fold::{ObjKey, RunModel};
+use pipetape_testkit::scenario::Variant;
 use serde_json::Value;
 
 use crate::Env;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use pipetape_replayer::scenario::Variant;
+use pipetape_testkit::scenario::Variant;
 
 use crate::{green, s, Env, Run};
 

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pipetape_replayer::scenario::Variant;
 use pipetape_store::{LogWriter, RunId, WriterOptions};
+use pipetape_testkit::scenario::Variant;
 
 use crate::Env;
 
@@ -160,9 +160,10 @@ fn a_run_with_no_steps_an_unfinished_run_and_a_damaged_log() {
     // A run with no steps and no gates (only cluster observations, as when a wrapper recorded
     // the cluster but no step was marked).
     let start = 1_795_000_000_000_000_000i64;
-    let mut b = pipetape_replayer::scenario::Builder::new("observe-only", start);
+    let mut b = pipetape_testkit::scenario::Builder::new("observe-only", start);
     for (i, ns) in ["ameide", "orders"].iter().enumerate() {
-        let o = pipetape_store::objects::namespace(ns, &format!("uid-{ns}"), "0", &b.ts(i as f64));
+        let o =
+            pipetape_testkit::objects::namespace(ns, &format!("uid-{ns}"), "0", &b.ts(i as f64));
         b.object(i as f64, pipetape_store::model::Action::Added, o);
     }
     let id = RunId::random();
@@ -173,7 +174,7 @@ fn a_run_with_no_steps_an_unfinished_run_and_a_damaged_log() {
         None,
     );
     let nosteps = env.path("nosteps.ptape");
-    pipetape_replayer::scenario::write_log(&nosteps, id, start, &recs).unwrap();
+    pipetape_testkit::scenario::write_log(&nosteps, id, start, &recs).unwrap();
     let out = env.path("nosteps.html");
     env.run(&["replay", "report", s(&nosteps), "--html", s(&out)])
         .ok();

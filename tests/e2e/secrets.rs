@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use pipetape_replayer::scenario::{Variant, LEAKY_POD_SECRETS};
+use pipetape_testkit::scenario::{Variant, LEAKY_POD_SECRETS};
 use serde_json::Value;
 
 use crate::observe::serve;

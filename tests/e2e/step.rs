@@ -6,7 +6,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pipetape_replayer::scenario::Variant;
+use pipetape_testkit::scenario::Variant;
 
 use crate::Env;
 

@@ -172,7 +172,8 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
             }
             let store = ctx.store()?;
             let rep = store.import(&a.file)?;
-            if let Err(e) = pipetape_replayer::metrics::store_metrics(&store, &rep.entry) {
+            if let Err(e) = pipetape_replayer::analysis::metrics::store_metrics(&store, &rep.entry)
+            {
                 ctx.warn(format!("could not compute the run's metrics: {e}"));
             }
             if rep.entry.damaged {

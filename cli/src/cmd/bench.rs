@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use pipetape_store::bench::{self, BenchOptions};
+use pipetape_testkit::bench::{self, log::BenchOptions};
 
 use super::{CmdResult, Ctx, TextOrJson};
 use crate::output::{self, Out};
@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         level: a.level,
     };
     let quiet = ctx.quiet || a.output == TextOrJson::Json;
-    let rep = bench::run(&opts, |phase| {
+    let rep = bench::log::run(&opts, |phase| {
         if !quiet {
             eprintln!("bench: {phase}...");
         }
@@ -95,7 +95,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
             if !quiet {
                 eprintln!("bench: replay (fold, state --at, serve)...");
             }
-            Some(pipetape_replayer::bench::run(&path, a.seed))
+            Some(pipetape_testkit::bench::replay::run(&path, a.seed))
         }
         _ => None,
     };
@@ -144,7 +144,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
 fn recorder(
     ctx: &Ctx,
     quiet: bool,
-) -> Result<pipetape_recorder::bench::RecorderReport, super::CmdError> {
+) -> Result<pipetape_testkit::bench::recorder::RecorderReport, super::CmdError> {
     if !(quiet || ctx.quiet) {
         eprintln!("bench: recorder overhead (1,000,000 lines, 3 runs each)...");
     }
@@ -152,14 +152,14 @@ fn recorder(
         .map_err(|e| super::CmdError::input(format!("cannot find pipetape's own binary: {e}")))?;
     let dir = std::env::temp_dir().join(format!("pipetape-bench-rec-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let r = pipetape_recorder::bench::run(&exe, &dir, 1_000_000);
+    let r = pipetape_testkit::bench::recorder::run(&exe, &dir, 1_000_000);
     let _ = std::fs::remove_dir_all(&dir);
     r.map_err(|e| super::CmdError::input(format!("recorder benchmark: {e}")))
 }
 
 fn write_recorder_report(
     out: &mut Out,
-    r: &pipetape_recorder::bench::RecorderReport,
+    r: &pipetape_testkit::bench::recorder::RecorderReport,
 ) -> std::io::Result<()> {
     writeln!(
         out,
@@ -229,7 +229,7 @@ fn write_recorder_report(
 
 fn write_replay_report(
     out: &mut Out,
-    r: &pipetape_replayer::bench::ReplayReport,
+    r: &pipetape_testkit::bench::replay::ReplayReport,
 ) -> std::io::Result<()> {
     writeln!(out, "replay: {} records", r.fold_records)?;
     writeln!(
@@ -285,7 +285,7 @@ fn write_replay_report(
 
 fn write_log_report(
     out: &mut Out,
-    rep: &pipetape_store::bench::BenchReport,
+    rep: &pipetape_testkit::bench::log::BenchReport,
     opts: &BenchOptions,
 ) -> std::io::Result<()> {
     let mb = |b: u64| output::bytes(b);
@@ -377,7 +377,7 @@ fn diff_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
     }
     let dir = std::env::temp_dir().join(format!("pipetape-bench-diff-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let r = pipetape_replayer::bench::diff(&dir, a.records.max(100), a.seed);
+    let r = pipetape_testkit::bench::replay::diff(&dir, a.records.max(100), a.seed);
     let _ = std::fs::remove_dir_all(&dir);
     let r = r.map_err(|e| super::CmdError::input(e.to_string()))?;
     let mut out = Out::new();
@@ -455,9 +455,10 @@ fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
     std::fs::create_dir_all(&dir)?;
     let bad = |e: String| super::CmdError::input(e);
     let result = (|| -> Result<ObserveReport, super::CmdError> {
-        let (recs, start) = pipetape_replayer::bench::busy_cluster(pods, per_pod, duration_s);
+        let (recs, start) =
+            pipetape_testkit::bench::replay::busy_cluster(pods, per_pod, duration_s);
         let log = dir.join("busy.ptape");
-        pipetape_replayer::scenario::write_log(&log, pipetape_store::RunId::random(), start, &recs)
+        pipetape_testkit::scenario::write_log(&log, pipetape_store::RunId::random(), start, &recs)
             .map_err(|e| bad(e.to_string()))?;
         let served = pipetape_replayer::load(&log)
             .map_err(|e| bad(e.to_string()))?

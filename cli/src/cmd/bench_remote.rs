@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pipetape_replayer::baseline::{self, History, Spec};
-use pipetape_replayer::diff::Thresholds;
-use pipetape_replayer::metrics::MetricSet;
-use pipetape_replayer::scenario::Variant;
+use pipetape_replayer::analysis::baseline::{self, History, Spec};
+use pipetape_replayer::analysis::diff::Thresholds;
+use pipetape_replayer::analysis::metrics::MetricSet;
 use pipetape_store::catalog::RunEntry;
 use pipetape_store::model::Outcome;
 use pipetape_store::remote::{Remote, RemoteScope};
 use pipetape_store::store::Store;
-use pipetape_store::synth::{Synth, SynthOptions};
 use pipetape_store::{LogWriter, RunId, WriterOptions};
+use pipetape_testkit::scenario::Variant;
+use pipetape_testkit::synth::{Synth, SynthOptions};
 use serde::Serialize;
 
 use super::{CmdError, CmdResult, Ctx};
@@ -266,7 +266,7 @@ fn measure(
     let history_url = format!("{url}/bench-{}", std::process::id());
     let green = dir.join("green.ptape");
     Variant::green().write(&green)?;
-    let base = pipetape_replayer::metrics::metrics_of_log(&green).map_err(fail)?;
+    let base = pipetape_replayer::analysis::metrics::metrics_of_log(&green).map_err(fail)?;
     let seeder = open(&history_url, &dir.join("cache-seed"))?;
     say(&format!("pushing {runs} runs"));
     let t = Instant::now();
@@ -276,7 +276,7 @@ fn measure(
     // The run to compare: the red nightly, after all of them.
     let red = dir.join("red.ptape");
     Variant::red().write(&red)?;
-    let mut red_m = pipetape_replayer::metrics::metrics_of_log(&red).map_err(fail)?;
+    let mut red_m = pipetape_replayer::analysis::metrics::metrics_of_log(&red).map_err(fail)?;
     red_m.started_ns = base.started_ns + 3_600_000_000_000;
     let mut n_cache = 0;
     let mut fresh = || -> Result<(Store, PathBuf), CmdError> {

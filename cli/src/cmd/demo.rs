@@ -140,7 +140,7 @@ fn run_demo(ctx: &Ctx, a: &DemoArgs, dir: &Path) -> CmdResult {
     };
     let started = Instant::now();
     for (name, branch) in [("full-stack-green", "demo"), ("full-stack-red", "demo")] {
-        let b = pipetape_replayer::scenario::bundled(name).expect("bundled scenario");
+        let b = pipetape_testkit::scenario::bundled(name).expect("bundled scenario");
         let log = dir.join(format!("{name}.ptape"));
         b.write(&log)
             .map_err(|e| CmdError::input(format!("{}: {e}", log.display())))?;

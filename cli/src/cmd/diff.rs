@@ -3,8 +3,9 @@
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
-use pipetape_replayer::baseline::{self, BaselineError, Spec};
-use pipetape_replayer::diff::{render, Thresholds};
+use pipetape_replayer::analysis::baseline::{self, BaselineError, Spec};
+use pipetape_replayer::analysis::diff::Thresholds;
+use pipetape_replayer::render::diff as render;
 
 use super::{CmdError, CmdResult, Ctx};
 use crate::output::Out;

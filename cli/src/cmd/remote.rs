@@ -76,7 +76,7 @@ fn need_remote(ctx: &Ctx, store: &Store, what: &str) -> Result<Remote, CmdError>
 
 /// Pushes one local run with its metric set (computed now if the catalog lacks it).
 pub fn push_entry(store: &Store, remote: &Remote, entry: &RunEntry) -> Result<Pushed, CmdError> {
-    let metrics = pipetape_replayer::metrics::metrics_for(store, entry)
+    let metrics = pipetape_replayer::analysis::metrics::metrics_for(store, entry)
         .ok()
         .and_then(|m| serde_json::to_value(m).ok());
     Ok(remote.push(entry, &entry.log_path, metrics)?)
@@ -164,7 +164,7 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> CmdResult {
             let path = remote.fetch_log(id)?;
             let mut entry = pipetape_store::store::summarize_log(&path)?;
             entry.log_path = path.clone();
-            let metrics = pipetape_replayer::metrics::metrics_of_log(&path)
+            let metrics = pipetape_replayer::analysis::metrics::metrics_of_log(&path)
                 .ok()
                 .and_then(|m| serde_json::to_value(m).ok());
             remote.push(&entry, &path, metrics)?;
@@ -200,7 +200,7 @@ fn import(ctx: &Ctx, store: &Store, remote: &Remote, run: &RemoteRun) -> Result<
     if run.overridden {
         store.mark(&rep.entry.id, run.outcome)?;
     }
-    if let Err(e) = pipetape_replayer::metrics::store_metrics(store, &rep.entry) {
+    if let Err(e) = pipetape_replayer::analysis::metrics::store_metrics(store, &rep.entry) {
         ctx.warn(format!("{}: metrics not stored: {e}", rep.entry.id));
     }
     Ok(rep.copied)

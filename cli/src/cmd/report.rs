@@ -4,10 +4,10 @@
 use std::path::{Component, Path, PathBuf};
 
 use clap::Args;
-use pipetape_replayer::baseline::{self, BaselineError, Spec};
-use pipetape_replayer::diff::{self, BaselineRun, Report, Thresholds};
-use pipetape_replayer::metrics;
-use pipetape_replayer::report::{self, Input};
+use pipetape_replayer::analysis::baseline::{self, BaselineError, Spec};
+use pipetape_replayer::analysis::diff::{self, BaselineRun, Report, Thresholds};
+use pipetape_replayer::analysis::metrics;
+use pipetape_replayer::render::html::{self, Input};
 use pipetape_replayer::time::offset;
 use pipetape_replayer::Loaded;
 
@@ -99,7 +99,7 @@ fn render(ctx: &Ctx, l: &Loaded, run_ref: &str, spec: Option<&str>) -> Result<St
         Ok((r, runs)) => (Some((r, runs.as_slice())), None),
         Err(why) => (None, Some(why.clone())),
     };
-    Ok(report::html(&Input {
+    Ok(html::html(&Input {
         model: &l.model,
         damage: &damage,
         run_ref,
@@ -188,12 +188,12 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
 
     // timeline.txt
     let mut t = Vec::new();
-    super::replay::write_timeline(&mut t, m)?;
+    pipetape_replayer::render::timeline::write(&mut t, m)?;
     write_file(&dir.join("timeline.txt"), &t)?;
     files += 1;
 
     // events.txt, like `kubectl get events -A` (sorted by time; LAST SEEN from the run's start).
-    let mut evs: Vec<&pipetape_replayer::fold::EventEntry> = m.events.iter().collect();
+    let mut evs: Vec<&pipetape_replayer::analysis::fold::EventEntry> = m.events.iter().collect();
     evs.sort_by_key(|e| (e.mono_ns, e.seq));
     let rows: Vec<Vec<String>> = evs
         .iter()
@@ -260,7 +260,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
         .collect();
     for (ns, pod, container) in containers {
         let pod_dir = dir.join("pods").join(safe(ns)).join(safe(pod));
-        let current = pipetape_replayer::fold::LogKey {
+        let current = pipetape_replayer::analysis::fold::LogKey {
             namespace: ns.to_string(),
             pod: pod.to_string(),
             container: container.to_string(),

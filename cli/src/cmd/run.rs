@@ -210,7 +210,7 @@ fn store_metrics(ctx: &Ctx, f: &pipetape_recorder::session::Finished) {
     };
     let stored = ctx.store().ok().and_then(|store| {
         let entry = store.catalog().ok()?.get(&id).ok()??;
-        Some(pipetape_replayer::metrics::store_metrics(&store, &entry).map(|_| ()))
+        Some(pipetape_replayer::analysis::metrics::store_metrics(&store, &entry).map(|_| ()))
     });
     if let Some(Err(e)) = stored {
         ctx.warn(format!("could not store the run's metrics: {e}"));

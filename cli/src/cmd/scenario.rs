@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use pipetape_replayer::scenario::{bundled, BUNDLED};
+use pipetape_testkit::scenario::{bundled, BUNDLED};
 
 use super::{CmdError, CmdResult, Ctx};
 use crate::output::{self, Out};

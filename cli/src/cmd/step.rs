@@ -58,7 +58,7 @@ pub fn step(ctx: &Ctx, a: StepArgs) -> CmdResult {
         Some(t) => {
             let at =
                 parse_at(t, |w| m.mono_at_wall(w)).map_err(|e| CmdError::input(e.to_string()))?;
-            pipetape_replayer::query::check_at(m, at, t)
+            pipetape_replayer::analysis::query::check_at(m, at, t)
                 .map_err(|e| CmdError::input(e.to_string()))?;
             Some(at)
         }

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::fold::RunModel;
+use crate::analysis::fold::RunModel;
 
 use select::{FieldSelector, LabelSelector};
 use state::{ResourceState, State};
@@ -632,7 +632,7 @@ fn instance_starts(t: &Target<'_>, ns: &str, pod: &str, container: &str) -> Vec<
         t.rs.entries
             .iter()
             .find(|e| e.namespace == ns && e.name == pod);
-    crate::fold::instance_starts(
+    crate::analysis::fold::instance_starts(
         entry
             .into_iter()
             .flat_map(|e| e.versions.iter())
@@ -689,7 +689,7 @@ fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
             )
         }
     };
-    let key = crate::fold::LogKey {
+    let key = crate::analysis::fold::LogKey {
         namespace: ns.clone(),
         pod: pod.clone(),
         container: container.clone(),
@@ -699,7 +699,7 @@ fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Body> {
         // The instance before the one running now, cut from the recorded lines by the pod's
         // restart counts (each instance is recorded once).
         let starts = instance_starts(t, &ns, &pod, &container);
-        crate::fold::previous_log(&ctx.state.logs, &starts, &ns, &pod, &container, now)
+        crate::analysis::fold::previous_log(&ctx.state.logs, &starts, &ns, &pod, &container, now)
             .unwrap_or_default()
     } else {
         ctx.state

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use pipetape_store::model::Action;
 use serde_json::{json, Value};
 
-use crate::fold::{Lines, LogKey, RunModel};
-use crate::query::{self, Resource};
+use crate::analysis::fold::{Lines, LogKey, RunModel};
+use crate::analysis::query::{self, Resource};
 
 /// One served version of an object.
 #[derive(Debug, Clone)]

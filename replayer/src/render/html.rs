@@ -4,7 +4,7 @@
 //! - a Gantt timeline of stages, steps and gates, with the baseline's durations as ghost bars
 //!   and regressions outlined;
 //! - readiness lanes for ExternalSecrets, Certificates, Helm releases and workloads;
-//! - the ranked regressions with evidence (from [`crate::diff`]), Warning events, failed tests;
+//! - the ranked regressions with evidence (from [`crate::analysis::diff`]), Warning events, failed tests;
 //! - each step's output (the last lines; the rest is a `pipetape replay logs` away), and a
 //!   summary of the container logs.
 //!
@@ -16,9 +16,9 @@ use std::fmt::Write as _;
 
 use pipetape_store::readiness::Status;
 
-use crate::diff::{BaselineRun, Report};
-use crate::fold::{RunModel, SpanKind};
-use crate::metrics::{self, Unit};
+use crate::analysis::diff::{BaselineRun, Report};
+use crate::analysis::fold::{RunModel, SpanKind};
+use crate::analysis::metrics::{self, Unit};
 use crate::time::{duration, offset};
 
 /// Lines of a step's output shown in the report (its last ones).
@@ -178,7 +178,7 @@ pub fn html(input: &Input<'_>) -> String {
         o,
         "<section id=\"summary\"><h2>Summary</h2>{banners}<table>"
     );
-    let moment = |x: &Option<crate::fold::Moment>| {
+    let moment = |x: &Option<crate::analysis::fold::Moment>| {
         x.as_ref()
             .map(|w| format!("{} &nbsp;{}", esc(&offset(w.at_ns)), esc(&w.what)))
             .unwrap_or_else(|| "none".into())
@@ -431,7 +431,7 @@ fn gantt(o: &mut String, input: &Input<'_>) {
 }
 
 /// Readiness of an object over time as (start, end, status, reason).
-fn segments(h: &crate::fold::ObjectHistory, end: u64) -> Vec<(u64, u64, Status, String)> {
+fn segments(h: &crate::analysis::fold::ObjectHistory, end: u64) -> Vec<(u64, u64, Status, String)> {
     let mut out: Vec<(u64, u64, Status, String)> = Vec::new();
     for v in &h.versions {
         if let Some(last) = out.last_mut() {
@@ -473,7 +473,7 @@ fn readiness(o: &mut String, m: &RunModel) {
     let end = m.info.end_ns.max(1);
     o.push_str("<section id=\"readiness\"><h2>Readiness</h2><div class=\"legend\"><span><i style=\"background:var(--warn)\"></i>in progress</span><span><i style=\"background:var(--ok)\"></i>ready</span><span><i style=\"background:var(--bad)\"></i>failed</span><span><i style=\"background:var(--skip)\"></i>terminating</span></div>");
     for (title, kinds) in groups {
-        let objs: Vec<&crate::fold::ObjectHistory> = m
+        let objs: Vec<&crate::analysis::fold::ObjectHistory> = m
             .objects
             .values()
             .filter(|h| kinds.contains(&h.key.kind.as_str()))
@@ -639,7 +639,7 @@ fn regressions(o: &mut String, r: &Report) {
         }
         o.push_str("</ol>");
     }
-    let one_sided = |o: &mut String, title: &str, items: &[crate::diff::OneSided]| {
+    let one_sided = |o: &mut String, title: &str, items: &[crate::analysis::diff::OneSided]| {
         if !items.is_empty() {
             let names: Vec<String> = items
                 .iter()

@@ -13,8 +13,8 @@ use std::path::Path;
 
 use pipetape_store::model::Body;
 
-use crate::diff::{self, BaselineRun, Report, Thresholds};
-use crate::metrics::{metrics_for, metrics_of_log, MetricSet};
+use crate::analysis::diff::{self, BaselineRun, Report, Thresholds};
+use crate::analysis::metrics::{metrics_for, metrics_of_log, MetricSet};
 use crate::Error;
 
 /// What the user asked for.
@@ -115,7 +115,7 @@ fn remote_metrics(remote: &Remote, runs: &[&RemoteRun]) -> Result<Vec<MetricSet>
         let from_index = o
             .and_then(|o| o.metrics)
             .and_then(|m| serde_json::from_value::<MetricSet>(m).ok())
-            .filter(|m| m.version == crate::metrics::METRICS_VERSION);
+            .filter(|m| m.version == crate::analysis::metrics::METRICS_VERSION);
         let mut m = match from_index {
             Some(m) => m,
             None => metrics_of_log(&remote.fetch_log(r.id())?)?,
@@ -213,7 +213,7 @@ pub fn select(
                             .join("; ")
                     ));
                 }
-                (crate::metrics::extract(&l.model), Some(p))
+                (crate::analysis::metrics::extract(&l.model), Some(p))
             };
             if metrics.run_id == run.run_id {
                 return Err(BaselineError::Itself(run.run_id.clone()));
@@ -437,7 +437,7 @@ pub fn diff(history: History<'_>, req: &Request<'_>) -> Result<Done, BaselineErr
             req.run.display()
         ));
     }
-    let run_metrics = crate::metrics::extract(&loaded.model);
+    let run_metrics = crate::analysis::metrics::extract(&loaded.model);
     let selected = select(history, &run_metrics, &req.spec, req.force)?;
     warnings.extend(
         selected
@@ -496,7 +496,7 @@ pub fn diff(history: History<'_>, req: &Request<'_>) -> Result<Done, BaselineErr
             report = diff::compare(&run_metrics, Some(&full.model), &selected.runs, th);
             match base {
                 Some(Ok(base)) => {
-                    let lines = |m: &crate::fold::RunModel| {
+                    let lines = |m: &crate::analysis::fold::RunModel| {
                         m.step_output
                             .iter()
                             .map(|(k, v)| {

@@ -26,7 +26,7 @@ use pipetape_store::store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::fold::{ObjectHistory, RunModel, SpanKind};
+use crate::analysis::fold::{ObjectHistory, RunModel, SpanKind};
 
 /// Version of the stored metric sets; a set of another version is recomputed from its log.
 pub const METRICS_VERSION: u32 = 2;
@@ -116,7 +116,7 @@ pub struct MetricSet {
     /// Metrics by name.
     pub metrics: BTreeMap<String, Metric>,
     /// How far the cluster's clock was ahead of the recorder's, seconds (see
-    /// [`crate::fold::RunInfo::clock_skew_ns`]).
+    /// [`crate::analysis::fold::RunInfo::clock_skew_ns`]).
     #[serde(default)]
     pub clock_skew_s: f64,
     /// Watch gaps: while the recorder saw no changes of a resource, a change's observed time
@@ -517,7 +517,7 @@ fn pod_ready_times(m: &RunModel, owners: &Owners<'_>) -> HashMap<String, Vec<(u6
         let mut w = None;
         for v in &h.versions {
             let ready = v.status == Status::Current;
-            if ready && !was_ready && v.clock == crate::fold::Clock::Cluster {
+            if ready && !was_ready && v.clock == crate::analysis::fold::Clock::Cluster {
                 let w = w.get_or_insert_with(|| owners.of_pod(&h.key.namespace, &h.key.name, None));
                 out.entry(w.clone())
                     .or_default()
@@ -545,7 +545,7 @@ fn ready_metric(
     } else {
         ns_key(&k.kind, &k.namespace, &k.name)
     };
-    use crate::fold::Clock;
+    use crate::analysis::fold::Clock;
     // From creation (by the cluster's clock, else first seen) to the first ready state, each
     // dated when it happened (Version::changed_ns).
     h.versions.first()?;

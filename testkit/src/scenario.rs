@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use crate::objects::{self, PodState, WorkloadState};
 use pipetape_store::model::*;
-use pipetape_store::objects::{self, PodState, WorkloadState};
 use pipetape_store::writer::{LogWriter, WriterOptions};
 use pipetape_store::{Record, RunId, Source};
 use serde_json::Value;
@@ -1741,10 +1741,10 @@ fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fold::Fold;
+    use pipetape_replayer::analysis::fold::Fold;
     use pipetape_store::readiness::Status;
 
-    fn fold(name: &str) -> crate::fold::RunModel {
+    fn fold(name: &str) -> pipetape_replayer::analysis::fold::RunModel {
         let (recs, start) = bundled(name).unwrap().records("r");
         let mut f = Fold::new("r".into(), start);
         for r in recs {
@@ -1822,7 +1822,7 @@ mod tests {
         let gates: Vec<_> = m
             .spans
             .iter()
-            .filter(|s| s.kind == crate::fold::SpanKind::Gate)
+            .filter(|s| s.kind == pipetape_replayer::analysis::fold::SpanKind::Gate)
             .collect();
         assert_eq!(gates.len(), 3);
         assert!(gates.iter().all(|g| g.outcome == "passed"));

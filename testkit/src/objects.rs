@@ -355,7 +355,7 @@ pub fn secret_metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::readiness::{readiness, Status};
+    use pipetape_store::readiness::{readiness, Status};
 
     #[test]
     fn shapes_give_the_expected_readiness() {

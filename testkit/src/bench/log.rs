@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::format::{RunId, TRAILER_LEN};
-use crate::reader::{LogReader, Recovery};
 use crate::synth::{Synth, SynthOptions};
-use crate::writer::{LogWriter, WriterOptions};
-use crate::Record;
+use pipetape_store::error::{Error, Result};
+use pipetape_store::format::{RunId, TRAILER_LEN};
+use pipetape_store::reader::{LogReader, Recovery};
+use pipetape_store::writer::{LogWriter, WriterOptions};
+use pipetape_store::Record;
 
 /// What to measure.
 #[derive(Debug, Clone)]

@@ -22,8 +22,8 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::fold::{RunModel, SpanKind};
-use crate::metrics::{is_bad_status, Metric, MetricSet, Unit};
+use crate::analysis::fold::{RunModel, SpanKind};
+use crate::analysis::metrics::{is_bad_status, Metric, MetricSet, Unit};
 
 /// Version of the JSON output's schema.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -288,7 +288,7 @@ fn value_text(unit: Unit, v: f64) -> String {
     }
 }
 
-fn family(metric: &str) -> &str {
+pub(crate) fn family(metric: &str) -> &str {
     metric.split(':').next().unwrap_or("")
 }
 
@@ -547,7 +547,7 @@ fn gap_doubt(f: &Finding, run: &MetricSet, baselines: &[BaselineRun]) -> Option<
     if !matches!(fam, "ready" | "gate") {
         return None;
     }
-    let say = |who: &str, g: &crate::metrics::GapSpan| {
+    let say = |who: &str, g: &crate::analysis::metrics::GapSpan| {
         format!(
             "timing falls in a {} watch gap of {} in {who} (observed clock): confidence low",
             secs(g.to_s - g.from_s),
@@ -749,7 +749,7 @@ fn workload_pods<'m>(
     kind: &str,
     ns: &str,
     name: &str,
-) -> Vec<&'m crate::fold::ObjectHistory> {
+) -> Vec<&'m crate::analysis::fold::ObjectHistory> {
     let is_workload = matches!(
         kind,
         "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" | "ReplicaSet"
@@ -763,7 +763,7 @@ fn workload_pods<'m>(
             h.key.kind == "Pod"
                 && h.key.namespace == ns
                 && h.key.name.starts_with(name)
-                && crate::metrics::strip_generated(&h.key.name) == name
+                && crate::analysis::metrics::strip_generated(&h.key.name) == name
                 || (h.key.kind == "Pod"
                     && h.key.namespace == ns
                     && kind == "StatefulSet"
@@ -800,7 +800,7 @@ fn held_back_evidence(m: &RunModel, kind: &str, ns: &str, name: &str, ev: &mut V
     else {
         return;
     };
-    let what = crate::metrics::reason_message(&before.reason, &before.message);
+    let what = crate::analysis::metrics::reason_message(&before.reason, &before.message);
     if !what.is_empty() {
         ev.push(format!("held back by: {what}"));
     }
@@ -844,7 +844,8 @@ fn held_back_evidence(m: &RunModel, kind: &str, ns: &str, name: &str, ev: &mut V
                 None => p.versions.last()?,
             };
             let until = ready.map_or(m.info.end_ns, |i| p.versions[i].mono_ns);
-            let why = crate::metrics::reason_message(&waited_on.reason, &waited_on.message);
+            let why =
+                crate::analysis::metrics::reason_message(&waited_on.reason, &waited_on.message);
             Some((until - first, until, p.key.name.as_str(), why))
         })
         .collect();
@@ -880,7 +881,7 @@ fn object_evidence(
                 ev.push(format!(
                     "pod {}: {}",
                     p.key.name,
-                    crate::metrics::reason_message(&v.reason, &v.message)
+                    crate::analysis::metrics::reason_message(&v.reason, &v.message)
                 ));
             }
         }
@@ -1108,277 +1109,5 @@ mod tests {
     fn median_and_spread() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-    }
-}
-
-/// Renders reports as text, JUnit XML and GitHub workflow commands.
-pub mod render {
-    use std::fmt::Write as _;
-
-    use super::{family, secs, Finding, Kind, OneSided, Report};
-
-    fn names_by_family(items: &[OneSided]) -> String {
-        let mut fams: Vec<(&str, Vec<&str>)> = Vec::new();
-        for i in items {
-            let (f, rest) = i.metric.split_once(':').unwrap_or(("", &i.metric));
-            match fams.iter_mut().find(|(x, _)| *x == f) {
-                Some((_, v)) => v.push(rest),
-                None => fams.push((f, vec![rest])),
-            }
-        }
-        fams.iter()
-            .map(|(f, v)| {
-                let one = v.len() == 1;
-                let word = match *f {
-                    "step" => {
-                        if one {
-                            "step"
-                        } else {
-                            "steps"
-                        }
-                    }
-                    "gate" => {
-                        if one {
-                            "gate"
-                        } else {
-                            "gates"
-                        }
-                    }
-                    "ready" => {
-                        if one {
-                            "object"
-                        } else {
-                            "objects"
-                        }
-                    }
-                    "helm" => {
-                        if one {
-                            "Helm release"
-                        } else {
-                            "Helm releases"
-                        }
-                    }
-                    "test" => {
-                        if one {
-                            "test"
-                        } else {
-                            "tests"
-                        }
-                    }
-                    _ => f,
-                };
-                let mut shown: Vec<&str> = v.iter().take(6).copied().collect();
-                let more = v.len().saturating_sub(6);
-                let mut s = format!("{} {word}: ", v.len());
-                if more > 0 {
-                    shown.push("…");
-                }
-                s.push_str(&shown.join(", "));
-                s
-            })
-            .collect::<Vec<_>>()
-            .join("\n    ")
-    }
-
-    fn finding(out: &mut String, i: usize, f: &Finding) {
-        let _ = writeln!(out, "{:>3}. {:<9} {}", i + 1, f.kind.label(), f.metric);
-        let _ = writeln!(out, "     {:<9} {}", "", f.summary);
-        for e in &f.evidence {
-            let _ = writeln!(out, "     {:<9} · {e}", "");
-        }
-        for r in &f.related {
-            let _ = writeln!(out, "     {:<9} also: {r}", "");
-        }
-        if let Some(d) = &f.output_diff {
-            let _ = writeln!(out, "     {:<9} output changed:", "");
-            for l in d.lines() {
-                let _ = writeln!(out, "     {:<9}   {l}", "");
-            }
-        }
-    }
-
-    /// Human-readable report.
-    pub fn text(r: &Report) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "Run       {}  {}{}  {}  {}",
-            r.run.id,
-            r.run.pipeline,
-            r.run
-                .branch
-                .as_deref()
-                .map(|b| format!("  {b}"))
-                .unwrap_or_default(),
-            r.run.outcome,
-            secs(r.run.duration_s)
-        );
-        let _ = writeln!(out, "Baseline  {}", r.baseline_description);
-        for n in &r.notes {
-            let _ = writeln!(out, "Note      {n}");
-        }
-        out.push('\n');
-        if r.regressions.is_empty() {
-            let _ = writeln!(
-                out,
-                "No regressions (floors: +{:.0}% and +{} or +{} for counts{}).",
-                r.thresholds.rel * 100.0,
-                secs(r.thresholds.abs_s),
-                r.thresholds.abs_count,
-                if r.baselines.len() > 1 {
-                    format!(", and median + {}×spread", r.thresholds.spread_k)
-                } else {
-                    String::new()
-                }
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "{} regression{}, most likely cause first:\n",
-                r.regressions.len(),
-                if r.regressions.len() == 1 { "" } else { "s" }
-            );
-            for (i, f) in r.regressions.iter().enumerate() {
-                finding(&mut out, i, f);
-            }
-        }
-        let section = |out: &mut String, title: &str, items: &[OneSided]| {
-            if !items.is_empty() {
-                let _ = writeln!(out, "\n{title}\n    {}", names_by_family(items));
-            }
-        };
-        section(
-            &mut out,
-            "Not run (this run stopped before them):",
-            &r.not_run,
-        );
-        section(
-            &mut out,
-            "Still failing (bad in the baseline too):",
-            &r.still_failing,
-        );
-        section(&mut out, "New in this run:", &r.new);
-        section(
-            &mut out,
-            "Missing (in the baseline, not in this run):",
-            &r.missing,
-        );
-        if !r.improvements.is_empty() {
-            let _ = writeln!(out, "\nImproved:");
-            for f in &r.improvements {
-                let _ = writeln!(out, "    {}  {}", f.metric, f.summary);
-            }
-        }
-        out
-    }
-
-    fn xml(s: &str) -> String {
-        quick_xml::escape::escape(s).into_owned()
-    }
-
-    /// JUnit XML: one test case per regression (failed), or one passing case when there is none.
-    pub fn junit(r: &Report) -> String {
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let n = r.regressions.len().max(1);
-        let _ = writeln!(
-            out,
-            "<testsuites name=\"pipetape diff\" tests=\"{n}\" failures=\"{}\">",
-            r.regressions.len()
-        );
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"pipetape.diff {}\" tests=\"{n}\" failures=\"{}\">",
-            xml(&r.run.pipeline),
-            r.regressions.len()
-        );
-        let _ = writeln!(
-            out,
-            "    <properties>\n      <property name=\"run\" value=\"{}\"/>\n      <property name=\"baseline\" value=\"{}\"/>\n    </properties>",
-            xml(&r.run.id),
-            xml(&r.baseline_description)
-        );
-        if r.regressions.is_empty() {
-            let _ = writeln!(
-                out,
-                "    <testcase classname=\"pipetape.diff\" name=\"no regressions against {}\"/>",
-                xml(&r.baseline_description)
-            );
-        }
-        for f in &r.regressions {
-            let mut body = f.evidence.join("\n");
-            if let Some(d) = &f.output_diff {
-                body.push_str("\n\n");
-                body.push_str(d);
-            }
-            let _ = writeln!(
-                out,
-                "    <testcase classname=\"pipetape.diff.{}\" name=\"{}\" time=\"{:.3}\">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>",
-                xml(family(&f.metric)),
-                xml(&f.metric),
-                if f.current.unit == crate::metrics::Unit::Seconds { f.current.value } else { 0.0 },
-                kind_name(f.kind),
-                xml(&f.summary),
-                xml(&body)
-            );
-        }
-        out.push_str("  </testsuite>\n</testsuites>\n");
-        out
-    }
-
-    fn kind_name(k: Kind) -> &'static str {
-        match k {
-            Kind::Broke => "broke",
-            Kind::Slower => "slower",
-            Kind::Flapped => "flapped",
-            Kind::Warnings => "warnings",
-            Kind::Restarts => "restarts",
-        }
-    }
-
-    fn gh_data(s: &str) -> String {
-        s.replace('%', "%25")
-            .replace('\r', "%0D")
-            .replace('\n', "%0A")
-    }
-
-    fn gh_prop(s: &str) -> String {
-        gh_data(s).replace(':', "%3A").replace(',', "%2C")
-    }
-
-    /// GitHub workflow commands: an error annotation per broken metric, a warning per other
-    /// regression, a notice when there is none.
-    pub fn github(r: &Report) -> String {
-        let mut out = String::new();
-        if r.regressions.is_empty() {
-            let _ = writeln!(
-                out,
-                "::notice title={}::{}",
-                gh_prop("pipetape diff: no regressions"),
-                gh_data(&format!("against {}", r.baseline_description))
-            );
-        }
-        for f in &r.regressions {
-            let level = if f.kind == Kind::Broke {
-                "error"
-            } else {
-                "warning"
-            };
-            let mut msg = f.summary.clone();
-            for e in f.evidence.iter().take(4) {
-                msg.push('\n');
-                msg.push_str(e);
-            }
-            let _ = writeln!(
-                out,
-                "::{level} title={}::{}",
-                gh_prop(&format!(
-                    "pipetape diff: {} {}",
-                    kind_name(f.kind),
-                    f.metric
-                )),
-                gh_data(&msg)
-            );
-        }
-        out
     }
 }

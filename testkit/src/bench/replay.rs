@@ -5,13 +5,14 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pipetape_store::bench::{current_rss, peak_rss};
+use crate::bench::log::{current_rss, peak_rss};
 use pipetape_store::model::{Action, Outcome};
 use serde::Serialize;
 
 use crate::scenario::{Builder, PodPlan};
-use crate::serve::{Mode, Options, Server};
-use crate::{load, load_state, query, Result};
+use pipetape_replayer::analysis::query;
+use pipetape_replayer::serve::{Mode, Options, Server};
+use pipetape_replayer::{load, load_state, Result};
 
 /// The figures.
 #[derive(Debug, Clone, Serialize)]
@@ -48,7 +49,7 @@ pub fn run(path: &Path, seed: u64) -> Result<ReplayReport> {
     let end = loaded.model.info.end_ns;
     drop(loaded);
 
-    let mut rng = pipetape_store::synth::Rng::new(seed ^ 0x57a7e);
+    let mut rng = crate::synth::Rng::new(seed ^ 0x57a7e);
     let mut lat = Vec::new();
     for i in 0..11 {
         // Include the very end (the most state) once.
@@ -107,7 +108,8 @@ fn serve_latency(pods: usize) -> Result<(usize, f64, f64)> {
         None,
     );
     let recs = b.finish("bench", Outcome::Passed, 0, None);
-    let mut f = crate::fold::Fold::new("bench".into(), 1_795_000_000_000_000_000);
+    let mut f =
+        pipetape_replayer::analysis::fold::Fold::new("bench".into(), 1_795_000_000_000_000_000);
     for r in recs {
         f.push(r);
     }
@@ -117,7 +119,7 @@ fn serve_latency(pods: usize) -> Result<(usize, f64, f64)> {
         .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|e| crate::Error::Io {
+        .map_err(|e| pipetape_replayer::Error::Io {
             context: "cannot start a runtime".into(),
             source: e,
         })?;
@@ -134,10 +136,11 @@ fn serve_latency(pods: usize) -> Result<(usize, f64, f64)> {
         let mut v = Vec::new();
         for _ in 0..21 {
             let t = Instant::now();
-            let body = get(addr, "/api/v1/pods", accept).map_err(|e| crate::Error::Io {
-                context: "bench request".into(),
-                source: e,
-            })?;
+            let body =
+                get(addr, "/api/v1/pods", accept).map_err(|e| pipetape_replayer::Error::Io {
+                    context: "bench request".into(),
+                    source: e,
+                })?;
             v.push(t.elapsed().as_secs_f64() * 1e3);
             std::hint::black_box(body.len());
         }
@@ -147,9 +150,11 @@ fn serve_latency(pods: usize) -> Result<(usize, f64, f64)> {
     let list = time("application/json")?;
     let table = time("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")?;
     let n = {
-        let body = get(addr, "/api/v1/pods", "application/json").map_err(|e| crate::Error::Io {
-            context: "bench request".into(),
-            source: e,
+        let body = get(addr, "/api/v1/pods", "application/json").map_err(|e| {
+            pipetape_replayer::Error::Io {
+                context: "bench request".into(),
+                source: e,
+            }
         })?;
         let start = body.iter().position(|b| *b == b'{').unwrap_or(0);
         serde_json::from_slice::<serde_json::Value>(&body[start..])
@@ -207,8 +212,8 @@ pub struct DiffBenchReport {
 /// The diff benchmark: writes `runs` synthetic runs of `records` records into a store in `dir`,
 /// imports them (metrics go to the catalog), and times diffs of the newest against the others.
 pub fn diff(dir: &Path, records: u64, seed: u64) -> Result<DiffBenchReport> {
-    use crate::baseline::{self, Request, Spec};
-    use pipetape_store::synth::{Synth, SynthOptions};
+    use crate::synth::{Synth, SynthOptions};
+    use pipetape_replayer::analysis::baseline::{self, Request, Spec};
     use pipetape_store::{LogWriter, RunId, WriterOptions};
 
     let store = pipetape_store::store::Store::open(&dir.join("store"))?;
@@ -229,11 +234,11 @@ pub fn diff(dir: &Path, records: u64, seed: u64) -> Result<DiffBenchReport> {
         }
         w.close()?;
         let rep = store.import(&p)?;
-        std::fs::remove_file(&p).map_err(|e| crate::Error::Io {
+        std::fs::remove_file(&p).map_err(|e| pipetape_replayer::Error::Io {
             context: format!("removing {}", p.display()),
             source: e,
         })?;
-        crate::metrics::store_metrics(&store, &rep.entry)?;
+        pipetape_replayer::analysis::metrics::store_metrics(&store, &rep.entry)?;
         ids.push(id.to_string());
     }
     let run_path = store.log_path(ids.last().expect("runs > 0"));
@@ -255,7 +260,7 @@ pub fn diff(dir: &Path, records: u64, seed: u64) -> Result<DiffBenchReport> {
             let done = baseline::diff(baseline::History::local(Some(&store)), &req).map_err(
                 |e| match e {
                     baseline::BaselineError::Replayer(e) => e,
-                    e => crate::Error::NotFound(e.to_string()),
+                    e => pipetape_replayer::Error::NotFound(e.to_string()),
                 },
             )?;
             if i > 0 {

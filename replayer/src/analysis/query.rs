@@ -1,7 +1,7 @@
 //! Questions asked of a folded run: which kinds it holds, its events (filtered), the objects as
 //! they were at a moment, a container's log. Each returns data; the CLI renders it.
 
-use crate::fold::{EventEntry, Lines, LogKey, ObjKey, ObjectHistory, RunModel, Version};
+use crate::analysis::fold::{EventEntry, Lines, LogKey, ObjKey, ObjectHistory, RunModel, Version};
 use crate::kinds::{self, ResourceInfo};
 use crate::{Error, Result};
 

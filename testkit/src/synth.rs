@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::*;
+use pipetape_store::model::*;
 
 /// Parameters of a synthetic run.
 #[derive(Debug, Clone)]
@@ -1147,7 +1147,7 @@ fn step_command(step: &str) -> String {
     }
 }
 
-pub use crate::time::{rfc3339, rfc3339_nanos};
+pub use pipetape_store::time::{rfc3339, rfc3339_nanos};
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,270 @@
+//! Diff reports as text, JUnit XML and GitHub workflow commands.
+
+use std::fmt::Write as _;
+
+use crate::analysis::diff::{family, secs, Finding, Kind, OneSided, Report};
+
+fn names_by_family(items: &[OneSided]) -> String {
+    let mut fams: Vec<(&str, Vec<&str>)> = Vec::new();
+    for i in items {
+        let (f, rest) = i.metric.split_once(':').unwrap_or(("", &i.metric));
+        match fams.iter_mut().find(|(x, _)| *x == f) {
+            Some((_, v)) => v.push(rest),
+            None => fams.push((f, vec![rest])),
+        }
+    }
+    fams.iter()
+        .map(|(f, v)| {
+            let one = v.len() == 1;
+            let word = match *f {
+                "step" => {
+                    if one {
+                        "step"
+                    } else {
+                        "steps"
+                    }
+                }
+                "gate" => {
+                    if one {
+                        "gate"
+                    } else {
+                        "gates"
+                    }
+                }
+                "ready" => {
+                    if one {
+                        "object"
+                    } else {
+                        "objects"
+                    }
+                }
+                "helm" => {
+                    if one {
+                        "Helm release"
+                    } else {
+                        "Helm releases"
+                    }
+                }
+                "test" => {
+                    if one {
+                        "test"
+                    } else {
+                        "tests"
+                    }
+                }
+                _ => f,
+            };
+            let mut shown: Vec<&str> = v.iter().take(6).copied().collect();
+            let more = v.len().saturating_sub(6);
+            let mut s = format!("{} {word}: ", v.len());
+            if more > 0 {
+                shown.push("…");
+            }
+            s.push_str(&shown.join(", "));
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("\n    ")
+}
+
+fn finding(out: &mut String, i: usize, f: &Finding) {
+    let _ = writeln!(out, "{:>3}. {:<9} {}", i + 1, f.kind.label(), f.metric);
+    let _ = writeln!(out, "     {:<9} {}", "", f.summary);
+    for e in &f.evidence {
+        let _ = writeln!(out, "     {:<9} · {e}", "");
+    }
+    for r in &f.related {
+        let _ = writeln!(out, "     {:<9} also: {r}", "");
+    }
+    if let Some(d) = &f.output_diff {
+        let _ = writeln!(out, "     {:<9} output changed:", "");
+        for l in d.lines() {
+            let _ = writeln!(out, "     {:<9}   {l}", "");
+        }
+    }
+}
+
+/// Human-readable report.
+pub fn text(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Run       {}  {}{}  {}  {}",
+        r.run.id,
+        r.run.pipeline,
+        r.run
+            .branch
+            .as_deref()
+            .map(|b| format!("  {b}"))
+            .unwrap_or_default(),
+        r.run.outcome,
+        secs(r.run.duration_s)
+    );
+    let _ = writeln!(out, "Baseline  {}", r.baseline_description);
+    for n in &r.notes {
+        let _ = writeln!(out, "Note      {n}");
+    }
+    out.push('\n');
+    if r.regressions.is_empty() {
+        let _ = writeln!(
+            out,
+            "No regressions (floors: +{:.0}% and +{} or +{} for counts{}).",
+            r.thresholds.rel * 100.0,
+            secs(r.thresholds.abs_s),
+            r.thresholds.abs_count,
+            if r.baselines.len() > 1 {
+                format!(", and median + {}×spread", r.thresholds.spread_k)
+            } else {
+                String::new()
+            }
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} regression{}, most likely cause first:\n",
+            r.regressions.len(),
+            if r.regressions.len() == 1 { "" } else { "s" }
+        );
+        for (i, f) in r.regressions.iter().enumerate() {
+            finding(&mut out, i, f);
+        }
+    }
+    let section = |out: &mut String, title: &str, items: &[OneSided]| {
+        if !items.is_empty() {
+            let _ = writeln!(out, "\n{title}\n    {}", names_by_family(items));
+        }
+    };
+    section(
+        &mut out,
+        "Not run (this run stopped before them):",
+        &r.not_run,
+    );
+    section(
+        &mut out,
+        "Still failing (bad in the baseline too):",
+        &r.still_failing,
+    );
+    section(&mut out, "New in this run:", &r.new);
+    section(
+        &mut out,
+        "Missing (in the baseline, not in this run):",
+        &r.missing,
+    );
+    if !r.improvements.is_empty() {
+        let _ = writeln!(out, "\nImproved:");
+        for f in &r.improvements {
+            let _ = writeln!(out, "    {}  {}", f.metric, f.summary);
+        }
+    }
+    out
+}
+
+fn xml(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+/// JUnit XML: one test case per regression (failed), or one passing case when there is none.
+pub fn junit(r: &Report) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let n = r.regressions.len().max(1);
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"pipetape diff\" tests=\"{n}\" failures=\"{}\">",
+        r.regressions.len()
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"pipetape.diff {}\" tests=\"{n}\" failures=\"{}\">",
+        xml(&r.run.pipeline),
+        r.regressions.len()
+    );
+    let _ = writeln!(
+        out,
+        "    <properties>\n      <property name=\"run\" value=\"{}\"/>\n      <property name=\"baseline\" value=\"{}\"/>\n    </properties>",
+        xml(&r.run.id),
+        xml(&r.baseline_description)
+    );
+    if r.regressions.is_empty() {
+        let _ = writeln!(
+            out,
+            "    <testcase classname=\"pipetape.diff\" name=\"no regressions against {}\"/>",
+            xml(&r.baseline_description)
+        );
+    }
+    for f in &r.regressions {
+        let mut body = f.evidence.join("\n");
+        if let Some(d) = &f.output_diff {
+            body.push_str("\n\n");
+            body.push_str(d);
+        }
+        let _ = writeln!(
+            out,
+            "    <testcase classname=\"pipetape.diff.{}\" name=\"{}\" time=\"{:.3}\">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>",
+            xml(family(&f.metric)),
+            xml(&f.metric),
+            if f.current.unit == crate::analysis::metrics::Unit::Seconds { f.current.value } else { 0.0 },
+            kind_name(f.kind),
+            xml(&f.summary),
+            xml(&body)
+        );
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Broke => "broke",
+        Kind::Slower => "slower",
+        Kind::Flapped => "flapped",
+        Kind::Warnings => "warnings",
+        Kind::Restarts => "restarts",
+    }
+}
+
+fn gh_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn gh_prop(s: &str) -> String {
+    gh_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// GitHub workflow commands: an error annotation per broken metric, a warning per other
+/// regression, a notice when there is none.
+pub fn github(r: &Report) -> String {
+    let mut out = String::new();
+    if r.regressions.is_empty() {
+        let _ = writeln!(
+            out,
+            "::notice title={}::{}",
+            gh_prop("pipetape diff: no regressions"),
+            gh_data(&format!("against {}", r.baseline_description))
+        );
+    }
+    for f in &r.regressions {
+        let level = if f.kind == Kind::Broke {
+            "error"
+        } else {
+            "warning"
+        };
+        let mut msg = f.summary.clone();
+        for e in f.evidence.iter().take(4) {
+            msg.push('\n');
+            msg.push_str(e);
+        }
+        let _ = writeln!(
+            out,
+            "::{level} title={}::{}",
+            gh_prop(&format!(
+                "pipetape diff: {} {}",
+                kind_name(f.kind),
+                f.metric
+            )),
+            gh_data(&msg)
+        );
+    }
+    out
+}
