@@ -113,30 +113,25 @@ pub fn load_state(path: &Path) -> Result<Loaded> {
     })
 }
 
-/// Folds every state record of a log and only the log lines and step output that `keep_bulk`
-/// accepts (e.g. one failed step's output, the logs of the pods a finding is about). Reading
-/// still decodes the bulk lane; the fold only holds what was kept.
-pub fn load_filtered(
+/// Reads the bulk lane of a log (pod log lines, step output) into `model`, keeping only what
+/// `keep` accepts (one failed step's output, the logs of the pods a finding is about). The state
+/// lane is not read: `model` comes from [`load_state`], or is empty when only output is wanted.
+/// Returns the damage met.
+pub fn load_bulk(
     path: &Path,
-    keep_bulk: &dyn Fn(&pipetape_store::model::Body) -> bool,
-) -> Result<Loaded> {
+    model: &mut fold::RunModel,
+    keep: &dyn Fn(&pipetape_store::model::Body) -> bool,
+) -> Result<Vec<Damage>> {
     let reader = LogReader::open(path, Recovery::Tolerant)?;
-    let h = *reader.header();
-    let mut fold = fold::Fold::new(h.run_id.to_string(), h.created_ns);
-    let mut it = reader.records();
+    let mut it = reader.records_in(&[pipetape_store::format::LANE_BULK], 0);
+    let mut last = None;
     for r in it.by_ref() {
         let r = r?;
-        if r.body.lane() == pipetape_store::format::LANE_STATE || keep_bulk(&r.body) {
-            fold.push(r);
+        if keep(&r.body) {
+            model.push_bulk(r, &mut last);
         }
     }
     let mut damage = reader.damage().to_vec();
     damage.extend(it.damage());
-    let mut model = fold.finish();
-    model.info.end_ns = model.info.end_ns.max(reader.max_mono_ns());
-    Ok(Loaded {
-        model,
-        damage,
-        closed: reader.is_closed(),
-    })
+    Ok(damage)
 }

@@ -69,11 +69,16 @@ fn rank_of(r: &Report, metric: &str) -> usize {
         .unwrap()
 }
 
+/// A metric's key from its stored name.
+fn key(name: &str) -> metrics::MetricKey {
+    name.parse().unwrap()
+}
+
 #[test]
 fn metrics_line_up_across_runs_and_key_generated_names_by_workload() {
     let (a, _) = metrics_of(&green(1), "a");
     let (b, _) = metrics_of(&green(2), "b");
-    let names = |m: &MetricSet| m.metrics.keys().cloned().collect::<Vec<_>>();
+    let names = |m: &MetricSet| m.metrics.keys().map(|k| k.to_string()).collect::<Vec<_>>();
     assert_eq!(names(&a), names(&b));
     for k in [
         "step:build/build-images",
@@ -84,7 +89,7 @@ fn metrics_line_up_across_runs_and_key_generated_names_by_workload() {
         "test:orders/creates an order",
     ] {
         assert!(
-            a.metrics.contains_key(k),
+            a.metrics.contains_key(&key(k)),
             "{k} missing from {:?}",
             names(&a)
         );
@@ -97,11 +102,11 @@ fn metrics_line_up_across_runs_and_key_generated_names_by_workload() {
     );
     let (red, _) = metrics_of(&Variant::red(), "r");
     assert_eq!(
-        red.metrics["restarts:Deployment/keycloak/keycloak"].value,
+        red.metrics[&key("restarts:Deployment/keycloak/keycloak")].value,
         4.0
     );
     assert_eq!(
-        red.metrics["ready:ExternalSecret/orders/orders-db-credentials"].status,
+        red.metrics[&key("ready:ExternalSecret/orders/orders-db-credentials")].status,
         "not_ready"
     );
 }
@@ -286,7 +291,7 @@ fn a_helm_release_that_failed_is_reported_with_its_description() {
     assert!(r
         .regressions
         .iter()
-        .all(|f| !f.metric.starts_with("test:") && f.metric != "gate:workloads-ready"));
+        .all(|f| !f.metric.to_string().starts_with("test:") && f.metric != "gate:workloads-ready"));
 }
 
 #[test]
@@ -299,14 +304,14 @@ fn every_planted_regression_at_once_is_reported_and_ranked_above_noise() {
         ..Variant::default()
     });
     let r = diff_against_greens(&v, 5);
-    let names: Vec<&str> = r.regressions.iter().map(|f| f.metric.as_str()).collect();
+    let names: Vec<String> = r.regressions.iter().map(|f| f.metric.to_string()).collect();
     for m in [
         "test:orders/rejects an unpaid order",
         "gate:registry-mirror-ready",
         "ready:ExternalSecret/orders/orders-api-keys",
         "ready:ExternalSecret/catalog/catalog-db-credentials",
     ] {
-        assert!(names.contains(&m), "{m} not in {names:?}");
+        assert!(names.iter().any(|n| n == m), "{m} not in {names:?}");
     }
     // Broken things first, then slowdowns by time lost, then the rest.
     let kinds: Vec<Kind> = r.regressions.iter().map(|f| f.kind).collect();
@@ -422,7 +427,9 @@ fn secrets_and_certificates_are_ready_after_their_real_delay_not_at_creation() {
     let (m, _) = metrics_of(&Variant::green(), "g");
     let mut checked = 0;
     for (name, metric) in &m.metrics {
-        if name.starts_with("ready:ExternalSecret/") || name.starts_with("ready:Certificate/") {
+        if name.to_string().starts_with("ready:ExternalSecret/")
+            || name.to_string().starts_with("ready:Certificate/")
+        {
             assert_eq!(metric.status, "ready", "{name}");
             assert!(metric.value >= 2.0, "{name} ready in {}s", metric.value);
             assert!(!metric.flapped, "{name}");
@@ -431,7 +438,7 @@ fn secrets_and_certificates_are_ready_after_their_real_delay_not_at_creation() {
     }
     // Six ExternalSecrets and two Certificates.
     assert_eq!(checked, 8, "{:?}", m.metrics.keys().collect::<Vec<_>>());
-    let issuer = &m.metrics["ready:ClusterIssuer/ameide-ca"];
+    let issuer = &m.metrics[&key("ready:ClusterIssuer/ameide-ca")];
     assert_eq!(issuer.status, "ready");
     assert!(issuer.value > 0.5);
 }
@@ -473,7 +480,7 @@ fn a_slow_operator_makes_every_secret_slower_by_its_delay() {
 #[test]
 fn a_helm_release_upgraded_to_revision_2_is_deployed_at_revision_2() {
     let (m, model) = metrics_of(&Variant::green(), "g");
-    let vault = &m.metrics["helm:vault/vault"];
+    let vault = &m.metrics[&key("helm:vault/vault")];
     assert_eq!(vault.status, "deployed");
     assert!(vault.detail.starts_with("revision 2,"), "{}", vault.detail);
     let rel = &model.helm_releases()[&("vault", "vault")];
@@ -572,6 +579,7 @@ fn warnings_of_a_flapping_secret_fold_into_its_finding() {
     );
     assert!(r.regressions.iter().all(|f| !f
         .metric
+        .to_string()
         .starts_with("warnings:UpdateFailed/ExternalSecret/catalog")));
 }
 
@@ -649,7 +657,7 @@ fn a_finding_timed_inside_a_watch_gap_is_marked_low_confidence() {
         }),
         "run",
     );
-    let gate_at = run.metrics["gate:registry-mirror-ready"].at_s;
+    let gate_at = run.metrics[&key("gate:registry-mirror-ready")].at_s;
     run.gaps.push(metrics::GapSpan {
         from_s: gate_at - 2.0,
         to_s: gate_at + 1.0,

@@ -47,7 +47,8 @@ fn ready_metrics(log: &Path) -> BTreeMap<String, Metric> {
     metrics::extract(&m)
         .metrics
         .into_iter()
-        .filter(|(k, _)| k.starts_with("ready:"))
+        .filter(|(k, _)| k.family() == metrics::Family::Ready)
+        .map(|(k, v)| (k.to_string(), v))
         .collect()
 }
 

@@ -338,6 +338,7 @@ fn measure(
         },
         &baseline::Request {
             run: &red,
+            loaded: None,
             spec: Spec::Green(10),
             thresholds: Thresholds::default(),
             force: false,

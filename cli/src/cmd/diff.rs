@@ -88,6 +88,7 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> CmdResult {
     let (store, remote) = ctx.history()?;
     let req = baseline::Request {
         run: &resolved.path,
+        loaded: None,
         spec,
         thresholds: th,
         force: a.force,

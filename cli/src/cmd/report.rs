@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use clap::Args;
 use pipetape_replayer::analysis::baseline::{self, BaselineError, Spec};
-use pipetape_replayer::analysis::diff::{self, BaselineRun, Report, Thresholds};
+use pipetape_replayer::analysis::diff::{BaselineRun, Report, Thresholds};
 use pipetape_replayer::analysis::metrics;
 use pipetape_replayer::render::html::{self, Input};
 use pipetape_replayer::time::offset;
@@ -44,7 +44,7 @@ fn bad(e: impl std::fmt::Display) -> CmdError {
     CmdError::input(e.to_string())
 }
 
-fn load(ctx: &Ctx, run: &str) -> Result<(Loaded, String), CmdError> {
+fn load(ctx: &Ctx, run: &str) -> Result<(Loaded, String, PathBuf), CmdError> {
     let r = ctx.resolve(run)?;
     let l = pipetape_replayer::load(&r.path).map_err(bad)?;
     for d in &l.damage {
@@ -58,13 +58,15 @@ fn load(ctx: &Ctx, run: &str) -> Result<(Loaded, String), CmdError> {
         .as_ref()
         .map(|e| e.id.clone())
         .unwrap_or_else(|| r.path.display().to_string());
-    Ok((l, run_ref))
+    Ok((l, run_ref, r.path))
 }
 
-/// The diff against the requested (or default) baseline: `Ok(Err(reason))` when there is none.
+/// The diff against the requested (or default) baseline, made as `replay diff` makes it:
+/// `Ok(Err(reason))` when there is none.
 fn baseline_for(
     ctx: &Ctx,
     l: &Loaded,
+    path: &Path,
     spec: Option<&str>,
 ) -> Result<Result<(Report, Vec<BaselineRun>), String>, CmdError> {
     if spec == Some("none") {
@@ -72,19 +74,21 @@ fn baseline_for(
     }
     let explicit = spec.is_some();
     let spec = Spec::parse(spec.unwrap_or("last-green")).map_err(bad)?;
-    let run = metrics::extract(&l.model);
     let (store, remote) = ctx.history()?;
     let history = baseline::History {
         store: store.as_ref(),
         remote: remote.as_ref(),
     };
-    match baseline::select(history, &run, &spec, false) {
-        Ok(sel) => {
-            let mut r = diff::compare(&run, Some(&l.model), &sel.runs, Thresholds::default());
-            r.baseline_description = sel.description;
-            r.notes.extend(sel.notes);
-            Ok(Ok((r, sel.runs)))
-        }
+    let req = baseline::Request {
+        run: path,
+        loaded: Some(l),
+        spec,
+        thresholds: Thresholds::default(),
+        force: false,
+        logs: true,
+    };
+    match baseline::diff(history, &req) {
+        Ok(done) => Ok(Ok((done.report, done.baselines))),
         Err(e @ (BaselineError::NoGreen { .. } | BaselineError::Itself(_))) if !explicit => {
             Ok(Err(e.to_string()))
         }
@@ -92,8 +96,14 @@ fn baseline_for(
     }
 }
 
-fn render(ctx: &Ctx, l: &Loaded, run_ref: &str, spec: Option<&str>) -> Result<String, CmdError> {
-    let base = baseline_for(ctx, l, spec)?;
+fn render(
+    ctx: &Ctx,
+    l: &Loaded,
+    path: &Path,
+    run_ref: &str,
+    spec: Option<&str>,
+) -> Result<String, CmdError> {
+    let base = baseline_for(ctx, l, path, spec)?;
     let damage: Vec<String> = l.damage.iter().map(|d| d.to_string()).collect();
     let (baseline, why) = match &base {
         Ok((r, runs)) => (Some((r, runs.as_slice())), None),
@@ -124,8 +134,8 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CmdError> {
 }
 
 pub fn report(ctx: &Ctx, a: ReportArgs) -> CmdResult {
-    let (l, run_ref) = load(ctx, &a.run)?;
-    let html = render(ctx, &l, &run_ref, a.baseline.as_deref())?;
+    let (l, run_ref, path) = load(ctx, &a.run)?;
+    let html = render(ctx, &l, &path, &run_ref, a.baseline.as_deref())?;
     write_file(&a.html, html.as_bytes())?;
     if !ctx.quiet {
         crate::say!(
@@ -181,7 +191,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
             a.output.display()
         )));
     }
-    let (l, run_ref) = load(ctx, &a.run)?;
+    let (l, run_ref, path) = load(ctx, &a.run)?;
     let m = &l.model;
     let dir = &a.output;
     let mut files = 0usize;
@@ -313,7 +323,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
     }
 
     // report.html
-    let html = render(ctx, &l, &run_ref, a.baseline.as_deref())?;
+    let html = render(ctx, &l, &path, &run_ref, a.baseline.as_deref())?;
     write_file(&dir.join("report.html"), html.as_bytes())?;
     files += 1;
 

@@ -8,7 +8,7 @@ use pipetape_store::model::Outcome;
 use pipetape_store::remote::{Remote, RemoteRun, RemoteScope};
 use pipetape_store::store::{looks_like_path, Store};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use pipetape_store::model::Body;
@@ -401,10 +401,13 @@ fn remote_greens(
 }
 
 /// A diff to make.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request<'a> {
     /// The run's log.
     pub run: &'a Path,
+    /// The run already folded in full (`replay report` has it): used as it is, and the log is
+    /// not read again. `None`: the diff reads what it needs.
+    pub loaded: Option<&'a crate::Loaded>,
     /// The baseline.
     pub spec: Spec,
     /// Floors.
@@ -420,23 +423,34 @@ pub struct Request<'a> {
 pub struct Done {
     /// The report.
     pub report: Report,
+    /// The baseline runs compared against (the HTML report draws their durations).
+    pub baselines: Vec<BaselineRun>,
     /// Warnings for stderr (damaged logs).
     pub warnings: Vec<String>,
 }
 
-/// Makes a diff: folds the run's state lane (metrics, most evidence), chooses the baseline
-/// (metrics from the catalog), compares, and then, only when a finding needs them, reads the
-/// output of regressed steps and the logs of the pods of regressed workloads, and the
-/// baseline's output of those steps for output diffs.
+/// Makes a diff, for `replay diff` and `replay report` alike, in one pass: folds the run's
+/// state lane (metrics and most evidence), chooses the baseline (metrics from the catalog),
+/// compares once, and then, only when a finding needs them, reads the bulk lane alone for the
+/// output of regressed steps and the logs of the pods of regressed workloads (and the
+/// baseline's output of those steps, for output diffs), and attaches the evidence.
 pub fn diff(history: History<'_>, req: &Request<'_>) -> Result<Done, BaselineError> {
     let mut warnings = Vec::new();
-    let loaded = crate::load_state(req.run)?;
-    for d in &loaded.damage {
-        warnings.push(format!(
-            "{}: {d}; comparing what was readable",
-            req.run.display()
-        ));
-    }
+    let mut own = None;
+    let loaded: &crate::Loaded = match req.loaded {
+        Some(l) => l,
+        None => {
+            let l = own.insert(crate::load_state(req.run)?);
+            for d in &l.damage {
+                warnings.push(format!(
+                    "{}: {d}; comparing what was readable",
+                    req.run.display()
+                ));
+            }
+            l
+        }
+    };
+    let (closed, outcome) = (loaded.closed, loaded.model.info.outcome);
     let run_metrics = crate::analysis::metrics::extract(&loaded.model);
     let selected = select(history, &run_metrics, &req.spec, req.force)?;
     warnings.extend(
@@ -446,87 +460,125 @@ pub fn diff(history: History<'_>, req: &Request<'_>) -> Result<Done, BaselineErr
             .filter(|n| n.contains("damaged"))
             .cloned(),
     );
-    let th = req.thresholds;
-    let mut report = diff::compare(&run_metrics, Some(&loaded.model), &selected.runs, th);
-    if req.logs && !report.regressions.is_empty() {
-        let steps = diff::steps_to_diff(&report);
-        let namespaces: HashSet<String> = report
-            .regressions
-            .iter()
-            .filter_map(|f| {
-                let (fam, rest) = f.metric.split_once(':')?;
-                if !matches!(fam, "ready" | "restarts" | "warnings") {
-                    return None;
-                }
-                let parts: Vec<&str> = rest.split('/').collect();
-                let n = parts.len();
-                (n >= 3).then(|| parts[n - 2].to_string())
-            })
-            .collect();
-        if !steps.is_empty() || !namespaces.is_empty() {
-            let keep = |b: &Body| match b {
-                Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
-                Body::PodLog(l) => namespaces.contains(&l.namespace),
-                _ => false,
+    let mut report = diff::compare(&run_metrics, None, &selected.runs, req.thresholds);
+    match (req.loaded, own.as_mut()) {
+        (Some(l), _) => diff::attach_evidence(&mut report, &l.model),
+        (None, Some(l)) => {
+            let base = if req.logs && !report.regressions.is_empty() {
+                read_bulk(
+                    history,
+                    req,
+                    &selected,
+                    &mut report,
+                    &mut l.model,
+                    &mut warnings,
+                )?
+            } else {
+                None
             };
-            let mut base_log = selected.runs.first().and_then(|b| b.log.clone());
-            // A remote baseline's log is fetched now, and only because output diffs need it.
-            if let (Some(r), Some(remote), false) =
-                (&selected.remote_first, history.remote, steps.is_empty())
-            {
-                match remote.fetch_log(r.id()) {
-                    Ok(p) => base_log = Some(p),
-                    Err(e) => warnings.push(format!("baseline log for output diffs: {e}")),
-                }
-            }
-            let keep_steps = |b: &Body| match b {
-                Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
-                _ => false,
-            };
-            // The run's log and the baseline's are read at once (two cores on a CI runner).
-            let (full, base) = std::thread::scope(|sc| {
-                let base = sc.spawn(|| match (&base_log, steps.is_empty()) {
-                    (Some(p), false) => Some(crate::load_filtered(p, &keep_steps)),
-                    _ => None,
-                });
-                let full = crate::load_filtered(req.run, &keep);
-                (full, base.join().expect("baseline reader panicked"))
-            });
-            let full = full?;
-            report = diff::compare(&run_metrics, Some(&full.model), &selected.runs, th);
-            match base {
-                Some(Ok(base)) => {
-                    let lines = |m: &crate::analysis::fold::RunModel| {
-                        m.step_output
-                            .iter()
-                            .map(|(k, v)| {
-                                (k.clone(), v.iter().map(|(_, l, _)| l.to_string()).collect())
-                            })
-                            .collect()
-                    };
-                    diff::attach_output_diffs(
-                        &mut report,
-                        &lines(&full.model),
-                        &lines(&base.model),
-                    );
-                }
-                Some(Err(e)) => report.notes.push(format!(
-                    "baseline log {} unreadable for output diffs: {e}",
-                    base_log
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                )),
-                None => {}
+            diff::attach_evidence(&mut report, &l.model);
+            if let Some(base) = base {
+                diff::attach_output_diffs(&mut report, &output_lines(&l.model), &base);
             }
         }
+        (None, None) => {}
     }
     report.baseline_description = selected.description;
     report.notes.extend(selected.notes);
-    if !loaded.closed && loaded.model.info.outcome.is_none() {
+    if !closed && outcome.is_none() {
         report.notes.push(
             "this run has no end: still being recorded, or the recorder was killed; what it had not reached yet shows as not run".into(),
         );
     }
-    Ok(Done { report, warnings })
+    Ok(Done {
+        report,
+        baselines: selected.runs,
+        warnings,
+    })
+}
+
+/// Each step's output lines by (stage, step).
+type OutputLines = HashMap<(String, String), Vec<String>>;
+
+fn output_lines(m: &crate::analysis::fold::RunModel) -> OutputLines {
+    m.step_output
+        .iter()
+        .map(|(k, v)| (k.clone(), v.iter().map(|(_, l, _)| l.to_string()).collect()))
+        .collect()
+}
+
+/// Reads into `model` the bulk records the report's regressions quote: the output of regressed
+/// steps and the logs of pods in the namespaces of regressed objects. Returns the baseline's
+/// output of those steps, for output diffs, when there is a baseline log to read it from.
+fn read_bulk(
+    history: History<'_>,
+    req: &Request<'_>,
+    selected: &Selected,
+    report: &mut Report,
+    model: &mut crate::analysis::fold::RunModel,
+    warnings: &mut Vec<String>,
+) -> Result<Option<OutputLines>, BaselineError> {
+    let steps = diff::steps_to_diff(report);
+    let namespaces: HashSet<String> = report
+        .regressions
+        .iter()
+        .filter_map(|f| f.metric.object())
+        .filter(|o| !o.namespace.is_empty())
+        .map(|o| o.namespace.clone())
+        .collect();
+    if steps.is_empty() && namespaces.is_empty() {
+        return Ok(None);
+    }
+    let keep = |b: &Body| match b {
+        Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
+        Body::PodLog(l) => namespaces.contains(&l.namespace),
+        _ => false,
+    };
+    let keep_steps = |b: &Body| match b {
+        Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
+        _ => false,
+    };
+    let mut base_log = selected.runs.first().and_then(|b| b.log.clone());
+    // A remote baseline's log is fetched now, and only because output diffs need it.
+    if let (Some(r), Some(remote), false) =
+        (&selected.remote_first, history.remote, steps.is_empty())
+    {
+        match remote.fetch_log(r.id()) {
+            Ok(p) => base_log = Some(p),
+            Err(e) => warnings.push(format!("baseline log for output diffs: {e}")),
+        }
+    }
+    // The run's bulk lane and the baseline's are read at once (two cores on a CI runner).
+    let (run, base) = std::thread::scope(|sc| {
+        let base = sc.spawn(|| match (&base_log, steps.is_empty()) {
+            (Some(p), false) => {
+                let mut m = crate::analysis::fold::RunModel::default();
+                Some(crate::load_bulk(p, &mut m, &keep_steps).map(|_| m))
+            }
+            _ => None,
+        });
+        let run = crate::load_bulk(req.run, model, &keep);
+        (run, base.join())
+    });
+    run?;
+    match base {
+        Ok(Some(Ok(m))) => Ok(Some(output_lines(&m))),
+        Ok(Some(Err(e))) => {
+            report.notes.push(format!(
+                "baseline log {} unreadable for output diffs: {e}",
+                base_log
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ));
+            Ok(None)
+        }
+        Ok(None) => Ok(None),
+        Err(_) => {
+            report
+                .notes
+                .push("the baseline's output could not be read for output diffs".into());
+            Ok(None)
+        }
+    }
 }

@@ -23,7 +23,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::analysis::fold::{RunModel, SpanKind};
-use crate::analysis::metrics::{is_bad_status, Metric, MetricSet, Unit};
+use crate::analysis::metrics::{Family, Metric, MetricKey, MetricSet, MetricStatus, Unit};
 
 /// Version of the JSON output's schema.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -74,8 +74,8 @@ pub struct BaselineStat {
     pub max: f64,
     /// Robust spread: 1.4826 × the median absolute deviation (0 with one run).
     pub spread: f64,
-    /// Most common status (empty for counts).
-    pub status: String,
+    /// Most common status (none for counts).
+    pub status: MetricStatus,
     /// Runs where the status was bad.
     pub bad: usize,
     /// Runs where the object flapped.
@@ -115,7 +115,7 @@ impl Kind {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// Metric name.
-    pub metric: String,
+    pub metric: MetricKey,
     /// What happened.
     pub kind: Kind,
     /// One line, e.g. "took 2m59s, baseline 25s (+2m34s, 7.2×)".
@@ -148,7 +148,7 @@ pub struct Finding {
 #[derive(Debug, Clone, Serialize)]
 pub struct OneSided {
     /// Metric name.
-    pub metric: String,
+    pub metric: MetricKey,
     /// Status (or value for counts) on the side that has it.
     pub status: String,
     /// Detail.
@@ -230,7 +230,7 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn stat(name: &str, unit: Unit, baselines: &[BaselineRun]) -> Option<BaselineStat> {
+fn stat(name: &MetricKey, unit: Unit, baselines: &[BaselineRun]) -> Option<BaselineStat> {
     let mut vals = Vec::new();
     let mut statuses: BTreeMap<&str, usize> = BTreeMap::new();
     let mut bad = 0;
@@ -261,8 +261,8 @@ fn stat(name: &str, unit: Unit, baselines: &[BaselineRun]) -> Option<BaselineSta
     };
     let status = statuses
         .iter()
-        .max_by_key(|(s, c)| (**c, !is_bad_status(s)))
-        .map(|(s, _)| s.to_string())
+        .max_by_key(|(s, c)| (**c, !MetricStatus::from(**s).is_bad()))
+        .map(|(s, _)| MetricStatus::from(*s))
         .unwrap_or_default();
     Some(BaselineStat {
         n,
@@ -286,10 +286,6 @@ fn value_text(unit: Unit, v: f64) -> String {
         Unit::Seconds => secs(v),
         Unit::Count => format!("{}", v.round() as i64),
     }
-}
-
-pub(crate) fn family(metric: &str) -> &str {
-    metric.split(':').next().unwrap_or("")
 }
 
 /// Compares a run's metrics with its baselines. `model` is the run's fold (for evidence).
@@ -337,7 +333,7 @@ pub fn compare(
         if cur.unit == Unit::Seconds && cur.is_bad() && base_bad {
             report.still_failing.push(OneSided {
                 metric: name.clone(),
-                status: cur.status.clone(),
+                status: cur.status.to_string(),
                 detail: cur.detail.clone(),
             });
             continue;
@@ -375,7 +371,7 @@ pub fn compare(
             );
         }
         // Value. Only a good outcome's time is comparable (a skipped step took no time).
-        if cur.unit == Unit::Seconds && cur.status == "skipped" {
+        if cur.unit == Unit::Seconds && cur.status == MetricStatus::Skipped {
             continue;
         }
         let abs = match cur.unit {
@@ -389,9 +385,9 @@ pub fn compare(
         let down = cur.value * (1.0 + th.rel) < b.median
             && -delta >= abs
             && cur.value < b.median - th.spread_k * b.spread;
-        let kind = match (cur.unit, family(name)) {
+        let kind = match (cur.unit, name.family()) {
             (Unit::Seconds, _) => Kind::Slower,
-            (_, "restarts") => Kind::Restarts,
+            (_, Family::Restarts) => Kind::Restarts,
             _ => Kind::Warnings,
         };
         if up {
@@ -419,7 +415,7 @@ pub fn compare(
         }
     }
     // Only in the baseline.
-    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut seen: BTreeSet<&MetricKey> = BTreeSet::new();
     for b in baselines {
         for (name, m) in &b.metrics.metrics {
             if run.metrics.contains_key(name) || !seen.insert(name) {
@@ -431,14 +427,14 @@ pub fn compare(
                     let zero = Metric {
                         unit: Unit::Count,
                         value: 0.0,
-                        status: String::new(),
+                        status: MetricStatus::None,
                         flapped: false,
                         at_s: 0.0,
                         detail: String::new(),
                         clock: String::new(),
                     };
                     if st.median >= th.abs_count && st.median > th.spread_k * st.spread {
-                        let kind = if family(name) == "restarts" {
+                        let kind = if name.family() == Family::Restarts {
                             Kind::Restarts
                         } else {
                             Kind::Warnings
@@ -459,7 +455,7 @@ pub fn compare(
             }
             let one = OneSided {
                 metric: name.clone(),
-                status: m.status.clone(),
+                status: m.status.to_string(),
                 detail: String::new(),
             };
             // A run that failed or was cut off stopped early: what it lacks was not run.
@@ -468,11 +464,6 @@ pub fn compare(
             } else {
                 report.missing.push(one);
             }
-        }
-    }
-    if let Some(model) = model {
-        for f in &mut report.regressions {
-            f.evidence = evidence(model, &f.metric, &f.current, f.kind);
         }
     }
     for f in &mut report.regressions {
@@ -486,17 +477,37 @@ pub fn compare(
     report
         .improvements
         .sort_by(|a, b| a.delta.total_cmp(&b.delta));
+    if let Some(model) = model {
+        attach_evidence(&mut report, model);
+    }
     report
 }
 
-fn new_metric(report: &mut Report, name: &str, cur: &Metric) {
-    let fam = family(name);
+/// Puts each regression's evidence from the run's fold before what the comparison said
+/// (a watch gap's doubt): conditions, blockers, events, pod logs, the last output lines. Call
+/// once per report, with the model holding whatever log lines and step output the evidence
+/// should quote ([`compare`] does, when given a model).
+pub fn attach_evidence(report: &mut Report, model: &RunModel) {
+    for f in &mut report.regressions {
+        let mut ev = evidence(model, &f.metric, &f.current, f.kind);
+        ev.append(&mut f.evidence);
+        f.evidence = ev;
+    }
+}
+
+fn new_metric(report: &mut Report, name: &MetricKey, cur: &Metric) {
+    let fam = name.family();
     if cur.unit == Unit::Count {
         // stat() returns Some for counts whenever there is a baseline, so this is the
         // no-baseline case: nothing to compare against.
         return;
     }
-    if cur.is_bad() && matches!(fam, "test" | "ready" | "helm" | "step" | "gate") {
+    if cur.is_bad()
+        && matches!(
+            fam,
+            Family::Test | Family::Ready | Family::Helm | Family::Step | Family::Gate
+        )
+    {
         let summary = format!("new, and {}", status_phrase(name, cur));
         push(
             &mut report.regressions,
@@ -510,15 +521,15 @@ fn new_metric(report: &mut Report, name: &str, cur: &Metric) {
         return;
     }
     report.new.push(OneSided {
-        metric: name.to_string(),
-        status: cur.status.clone(),
+        metric: name.clone(),
+        status: cur.status.to_string(),
         detail: cur.detail.clone(),
     });
 }
 
 fn push(
     out: &mut Vec<Finding>,
-    name: &str,
+    name: &MetricKey,
     kind: Kind,
     summary: String,
     cur: &Metric,
@@ -526,7 +537,7 @@ fn push(
     delta: f64,
 ) {
     out.push(Finding {
-        metric: name.to_string(),
+        metric: name.clone(),
         kind,
         summary,
         current: cur.clone(),
@@ -542,9 +553,10 @@ fn push(
 /// Why a finding's timing may be wrong: a `ready:` figure dated by observation, or a gate
 /// (it waits through a watch), whose moment falls in a watch gap of the run or of a baseline.
 fn gap_doubt(f: &Finding, run: &MetricSet, baselines: &[BaselineRun]) -> Option<String> {
-    let fam = family(&f.metric);
-    let observed = |m: &Metric| fam == "gate" || (fam == "ready" && m.clock != "cluster");
-    if !matches!(fam, "ready" | "gate") {
+    let fam = f.metric.family();
+    let observed =
+        |m: &Metric| fam == Family::Gate || (fam == Family::Ready && m.clock != "cluster");
+    if !matches!(fam, Family::Ready | Family::Gate) {
         return None;
     }
     let say = |who: &str, g: &crate::analysis::metrics::GapSpan| {
@@ -570,23 +582,26 @@ fn gap_doubt(f: &Finding, run: &MetricSet, baselines: &[BaselineRun]) -> Option<
     })
 }
 
-fn status_phrase(name: &str, m: &Metric) -> String {
-    match (family(name), m.status.as_str()) {
-        ("ready", "not_ready") => format!("never ready (waited {})", secs(m.value)),
-        ("ready", "failed") => format!("failed after {}", secs(m.value)),
-        ("ready", "lost") => "ready, then not ready at the end".into(),
-        ("helm", s) => format!("Helm status {s} after {}", secs(m.value)),
-        ("test", s) => s.to_string(),
-        (_, "timed_out") => format!("timed out after {}", secs(m.value)),
-        (_, "running") => format!("never finished (ran {})", secs(m.value)),
+fn status_phrase(name: &MetricKey, m: &Metric) -> String {
+    use MetricStatus as S;
+    match (name.family(), &m.status) {
+        (Family::Ready, S::NotReady) => format!("never ready (waited {})", secs(m.value)),
+        (Family::Ready, S::Failed) => format!("failed after {}", secs(m.value)),
+        (Family::Ready, S::Lost) => "ready, then not ready at the end".into(),
+        (Family::Helm, s) => format!("Helm status {s} after {}", secs(m.value)),
+        (Family::Test, s) => s.to_string(),
+        (_, S::TimedOut) => format!("timed out after {}", secs(m.value)),
+        (_, S::Running) => format!("never finished (ran {})", secs(m.value)),
         (_, s) => format!("{s} after {}", secs(m.value)),
     }
 }
 
-fn broke_summary(name: &str, cur: &Metric, b: &BaselineStat) -> String {
-    let base = match family(name) {
-        "test" => format!("{} in the baseline", b.status),
-        "ready" if b.status == "ready" => format!("baseline ready in {}", secs(b.median)),
+fn broke_summary(name: &MetricKey, cur: &Metric, b: &BaselineStat) -> String {
+    let base = match name.family() {
+        Family::Test => format!("{} in the baseline", b.status),
+        Family::Ready if b.status == MetricStatus::Ready => {
+            format!("baseline ready in {}", secs(b.median))
+        }
         _ => format!("baseline {} in {}", b.status, secs(b.median)),
     };
     format!("{} ({base})", status_phrase(name, cur))
@@ -646,15 +661,6 @@ fn rank(v: &mut [Finding]) {
     });
 }
 
-/// The object a finding is about: `Kind/ns/name` (a warning's reason removed).
-fn subject(metric: &str) -> &str {
-    let (fam, rest) = metric.split_once(':').unwrap_or(("", metric));
-    match fam {
-        "warnings" => rest.split_once('/').map(|(_, r)| r).unwrap_or(rest),
-        _ => rest,
-    }
-}
-
 /// Folds warning and restart findings into the `ready:` finding (broken, slower or flapping)
 /// about the same object, and a flap into a broken finding of the same object (which says it
 /// all). A flap beside a slower finding of the same object stays: the object was both late and
@@ -662,14 +668,16 @@ fn subject(metric: &str) -> &str {
 fn fold_related(v: &mut Vec<Finding>) {
     let mut i = 0;
     while i < v.len() {
-        let subj = subject(&v[i].metric).to_string();
+        let subj = v[i].metric.object().cloned();
         let hosts: &[Kind] = match v[i].kind {
             Kind::Warnings | Kind::Restarts => &[Kind::Broke, Kind::Slower, Kind::Flapped],
             Kind::Flapped => &[Kind::Broke],
             _ => &[],
         };
-        let host = v.iter().position(|h| {
-            h.metric.starts_with("ready:") && hosts.contains(&h.kind) && subject(&h.metric) == subj
+        let host = subj.as_ref().and_then(|subj| {
+            v.iter().position(|h| {
+                matches!(&h.metric, MetricKey::Ready(o) if o == subj) && hosts.contains(&h.kind)
+            })
         });
         match host {
             Some(h) if h != i => {
@@ -683,36 +691,26 @@ fn fold_related(v: &mut Vec<Finding>) {
 }
 
 /// Evidence for a finding, from the run's fold.
-fn evidence(m: &RunModel, metric: &str, cur: &Metric, kind: Kind) -> Vec<String> {
+fn evidence(m: &RunModel, metric: &MetricKey, cur: &Metric, kind: Kind) -> Vec<String> {
     let mut ev = Vec::new();
     if !cur.detail.is_empty() {
         ev.push(cur.detail.clone());
     }
-    let kind_ = kind;
-    let (fam, rest) = metric.split_once(':').unwrap_or(("", metric));
-    match fam {
-        "ready" | "restarts" | "warnings" => {
-            // rest: [Reason/]Kind/ns/name
-            let parts: Vec<&str> = rest.split('/').collect();
-            let (kind, ns, name) = match parts.as_slice() {
-                [_, k, ns, n] if fam == "warnings" => (*k, *ns, *n),
-                [_, k, n] if fam == "warnings" => (*k, "", *n),
-                [k, ns, n] => (*k, *ns, *n),
-                [k, n] => (*k, "", *n),
-                _ => return ev,
-            };
-            if fam == "ready" && matches!(kind_, Kind::Slower | Kind::Flapped) {
-                held_back_evidence(m, kind, ns, name, &mut ev);
+    match metric {
+        MetricKey::Ready(o) | MetricKey::Restarts(o) | MetricKey::Warnings { object: o, .. } => {
+            if matches!(metric, MetricKey::Ready(_)) && matches!(kind, Kind::Slower | Kind::Flapped)
+            {
+                held_back_evidence(m, &o.kind, &o.namespace, &o.name, &mut ev);
             }
-            let logs = matches!(kind_, Kind::Broke | Kind::Restarts);
-            object_evidence(m, kind, ns, name, logs, &mut ev);
+            let logs = matches!(kind, Kind::Broke | Kind::Restarts);
+            object_evidence(m, &o.kind, &o.namespace, &o.name, logs, &mut ev);
         }
-        "gate" => {
+        MetricKey::Gate { name } => {
             if let Some(s) = m
                 .spans
                 .iter()
                 .rev()
-                .find(|s| s.kind == SpanKind::Gate && s.name == rest)
+                .find(|s| s.kind == SpanKind::Gate && &s.name == name)
             {
                 if let Some((_, p)) = m.probes.iter().rev().find(|(_, p)| p.gate == s.name) {
                     if !p.detail.is_empty() {
@@ -721,16 +719,15 @@ fn evidence(m: &RunModel, metric: &str, cur: &Metric, kind: Kind) -> Vec<String>
                 }
             }
         }
-        "step" => {
-            let (stage, step) = rest.split_once('/').unwrap_or(("", rest));
-            if let Some(lines) = m.step_output.get(&(stage.to_string(), step.to_string())) {
+        MetricKey::Step { stage, name } => {
+            if let Some(lines) = m.step_output.get(&(stage.clone(), name.clone())) {
                 let tail: Vec<&str> = lines.iter().map(|(_, l, _)| l).collect();
                 for l in tail.iter().skip(tail.len().saturating_sub(3)) {
                     ev.push(format!("output: {l}"));
                 }
             }
         }
-        _ => {}
+        MetricKey::Helm { .. } | MetricKey::Test { .. } => {}
     }
     ev.dedup();
     ev
@@ -1037,21 +1034,13 @@ pub fn attach_output_diffs(
     baseline: &HashMap<(String, String), Vec<String>>,
 ) {
     for f in &mut report.regressions {
-        let Some(rest) = f.metric.strip_prefix("step:") else {
+        let Some((stage, step)) = f.metric.step() else {
             continue;
         };
-        let key = step_key(rest);
+        let key = (stage.to_string(), step.to_string());
         if let (Some(b), Some(c)) = (baseline.get(&key), current.get(&key)) {
             f.output_diff = output_diff(b, c, 60);
         }
-    }
-}
-
-/// (stage, step) of a `step:` metric's name.
-pub fn step_key(rest: &str) -> (String, String) {
-    match rest.split_once('/') {
-        Some((s, n)) => (s.to_string(), n.to_string()),
-        None => (String::new(), rest.to_string()),
     }
 }
 
@@ -1060,7 +1049,8 @@ pub fn steps_to_diff(report: &Report) -> HashSet<(String, String)> {
     report
         .regressions
         .iter()
-        .filter_map(|f| f.metric.strip_prefix("step:").map(step_key))
+        .filter_map(|f| f.metric.step())
+        .map(|(stage, step)| (stage.to_string(), step.to_string()))
         .collect()
 }
 

@@ -596,45 +596,8 @@ impl Fold {
             }
         }
         match r.body {
-            Body::PodLog(l) => {
-                // Consecutive lines usually come from the same container: check it first.
-                let idx = match &self.last_log {
-                    Some(k)
-                        if k.pod == l.pod
-                            && k.container == l.container
-                            && k.namespace == l.namespace
-                            && k.previous == l.previous =>
-                    {
-                        None
-                    }
-                    _ => Some(LogKey {
-                        namespace: l.namespace,
-                        pod: l.pod,
-                        container: l.container,
-                        previous: l.previous,
-                    }),
-                };
-                if let Some(k) = idx {
-                    self.last_log = Some(k);
-                }
-                let key = self.last_log.as_ref().expect("set above");
-                match self.m.logs.get_mut(key) {
-                    Some(lines) => lines.push(t, &l.line, false),
-                    None => {
-                        let mut lines = Lines::default();
-                        lines.push(t, &l.line, false);
-                        self.m.logs.insert(key.clone(), lines);
-                    }
-                }
-            }
-            Body::StepOutput(o) => {
-                let k = (o.stage, o.step);
-                self.m.step_output.entry(k).or_default().push(
-                    t,
-                    &o.line,
-                    o.stream == Stream::Stderr,
-                );
-            }
+            Body::PodLog(l) => self.m.pod_log_line(t, l, &mut self.last_log),
+            Body::StepOutput(o) => self.m.step_output_line(t, o),
             Body::ObjectObserved(o) => self.object(r.seq, t, r.wall_ns, *o),
             Body::KubeEvent(e) => {
                 if e.type_ == "Warning" {
@@ -984,6 +947,58 @@ fn stage_name(stage: &str, step: &str) -> String {
 }
 
 impl RunModel {
+    /// Adds a bulk-lane record (a pod log line, a line of step output) to a model folded
+    /// from the state lane alone ([`crate::load_state`]), so evidence can be read from the bulk
+    /// lane without folding the state lane again. Other records are ignored; `false` then.
+    pub fn push_bulk(&mut self, r: Record, last: &mut Option<LogKey>) -> bool {
+        match r.body {
+            Body::PodLog(l) => self.pod_log_line(r.mono_ns, l, last),
+            Body::StepOutput(o) => self.step_output_line(r.mono_ns, o),
+            _ => return false,
+        }
+        true
+    }
+
+    fn pod_log_line(
+        &mut self,
+        t: u64,
+        l: pipetape_store::model::PodLog,
+        last: &mut Option<LogKey>,
+    ) {
+        // Consecutive lines usually come from the same container: check it first.
+        let same = last.as_ref().is_some_and(|k| {
+            k.pod == l.pod
+                && k.container == l.container
+                && k.namespace == l.namespace
+                && k.previous == l.previous
+        });
+        if !same {
+            *last = Some(LogKey {
+                namespace: l.namespace,
+                pod: l.pod,
+                container: l.container,
+                previous: l.previous,
+            });
+        }
+        let Some(key) = last.as_ref() else { return };
+        match self.logs.get_mut(key) {
+            Some(lines) => lines.push(t, &l.line, false),
+            None => {
+                let mut lines = Lines::default();
+                lines.push(t, &l.line, false);
+                self.logs.insert(key.clone(), lines);
+            }
+        }
+    }
+
+    fn step_output_line(&mut self, t: u64, o: pipetape_store::model::StepOutput) {
+        let k = (o.stage, o.step);
+        self.step_output
+            .entry(k)
+            .or_default()
+            .push(t, &o.line, o.stream == Stream::Stderr);
+    }
+
     /// The objects as they were at `t`: (history, version in force).
     pub fn state_at(&self, t: u64) -> impl Iterator<Item = (&ObjectHistory, &Version)> {
         self.objects

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::analysis::fold::{ObjectHistory, RunModel, SpanKind};
+pub use crate::analysis::key::{Family, MetricKey, MetricStatus, ObjectKey};
 
 /// Version of the stored metric sets; a set of another version is recomputed from its log.
 pub const METRICS_VERSION: u32 = 2;
@@ -48,9 +49,9 @@ pub struct Metric {
     pub unit: Unit,
     /// Seconds or count.
     pub value: f64,
-    /// Outcome or final status (empty for counts).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub status: String,
+    /// Outcome or final status (none for counts).
+    #[serde(default, skip_serializing_if = "MetricStatus::is_empty")]
+    pub status: MetricStatus,
     /// For `ready:`: went not-ready again after being ready.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flapped: bool,
@@ -73,26 +74,8 @@ pub struct Metric {
 impl Metric {
     /// True when the status is a bad outcome (failed, timed out, never ready...).
     pub fn is_bad(&self) -> bool {
-        is_bad_status(&self.status)
+        self.status.is_bad()
     }
-}
-
-/// True for statuses that mean "this went wrong".
-pub fn is_bad_status(s: &str) -> bool {
-    matches!(
-        s,
-        "failed"
-            | "timed_out"
-            | "cancelled"
-            | "running"
-            | "not_ready"
-            | "lost"
-            | "error"
-            | "pending-install"
-            | "pending-upgrade"
-            | "pending-rollback"
-            | "unknown"
-    )
 }
 
 /// The metrics of one run.
@@ -114,7 +97,7 @@ pub struct MetricSet {
     /// Seconds from the first to the last record.
     pub duration_s: f64,
     /// Metrics by name.
-    pub metrics: BTreeMap<String, Metric>,
+    pub metrics: BTreeMap<MetricKey, Metric>,
     /// How far the cluster's clock was ahead of the recorder's, seconds (see
     /// [`crate::analysis::fold::RunInfo::clock_skew_ns`]).
     #[serde(default)]
@@ -151,17 +134,16 @@ impl MetricSet {
         let mut h = BTreeMap::new();
         let mut add = |k: &str, v: f64| *h.entry(k.to_string()).or_insert(0.0) += v;
         for (name, m) in &self.metrics {
-            let family = name.split(':').next().unwrap_or("");
-            match family {
-                "test" => {
+            match name.family() {
+                Family::Test => {
                     add("tests", 1.0);
                     if m.is_bad() {
                         add("tests_failed", 1.0);
                     }
                 }
-                "restarts" => add("restarts", m.value),
-                "ready" if m.is_bad() => add("not_ready", 1.0),
-                "helm" if m.is_bad() => add("helm_failed", 1.0),
+                Family::Restarts => add("restarts", m.value),
+                Family::Ready if m.is_bad() => add("not_ready", 1.0),
+                Family::Helm if m.is_bad() => add("helm_failed", 1.0),
                 _ => {}
             }
         }
@@ -173,12 +155,8 @@ fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
-fn ns_key(kind: &str, ns: &str, name: &str) -> String {
-    if ns.is_empty() {
-        format!("{kind}/{name}")
-    } else {
-        format!("{kind}/{ns}/{name}")
-    }
+fn ns_key(kind: &str, ns: &str, name: &str) -> ObjectKey {
+    ObjectKey::new(kind, ns, name)
 }
 
 fn clip(s: &str, n: usize) -> String {
@@ -247,7 +225,7 @@ impl<'a> Owners<'a> {
     }
 
     /// The workload key (`Kind/ns/name`) of a pod.
-    fn of_pod(&self, ns: &str, name: &str, obj: Option<&Value>) -> String {
+    fn of_pod(&self, ns: &str, name: &str, obj: Option<&Value>) -> ObjectKey {
         let owned;
         let obj = match obj {
             Some(o) => Some(o),
@@ -264,7 +242,7 @@ impl<'a> Owners<'a> {
         }
     }
 
-    fn of_owner(&self, ns: &str, kind: &str, owner: &str, pod: Option<&Value>) -> String {
+    fn of_owner(&self, ns: &str, kind: &str, owner: &str, pod: Option<&Value>) -> ObjectKey {
         match kind {
             "ReplicaSet" => {
                 let hash = pod
@@ -282,7 +260,7 @@ impl<'a> Owners<'a> {
 
     /// A ReplicaSet's owner: from its recorded owner reference, else by its name's shape
     /// (`<deployment>-<pod-template-hash>`), which is how Deployments name them.
-    fn of_replicaset(&self, ns: &str, rs: &str) -> String {
+    fn of_replicaset(&self, ns: &str, rs: &str) -> ObjectKey {
         if let Some((k, n)) = self
             .last_object("ReplicaSet", ns, rs)
             .as_ref()
@@ -303,7 +281,7 @@ impl<'a> Owners<'a> {
         }
     }
 
-    fn of_job(&self, ns: &str, job: &str) -> String {
+    fn of_job(&self, ns: &str, job: &str) -> ObjectKey {
         match self
             .last_object("Job", ns, job)
             .as_ref()
@@ -315,7 +293,7 @@ impl<'a> Owners<'a> {
     }
 
     /// The workload key of an Event's involved object.
-    fn of_involved(&self, kind: &str, ns: &str, name: &str) -> String {
+    fn of_involved(&self, kind: &str, ns: &str, name: &str) -> ObjectKey {
         match kind {
             "Pod" => self.of_pod(ns, name, None),
             "ReplicaSet" => self.of_replicaset(ns, name),
@@ -375,7 +353,7 @@ pub fn extract(m: &RunModel) -> MetricSet {
     for (t, a) in &m.artifacts {
         if looks_like_junit(&a.path, &a.media_type, &a.data) {
             for (suite, case, metric) in junit_cases(&String::from_utf8_lossy(&a.data), secs(*t)) {
-                out.insert(format!("test:{suite}/{case}"), metric);
+                out.insert(MetricKey::Test { suite, case }, metric);
             }
         }
     }
@@ -406,16 +384,15 @@ pub fn extract(m: &RunModel) -> MetricSet {
     }
 }
 
-fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
+fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<MetricKey, Metric>) {
     // Attempts of one step fold into one metric: first start to last end, last outcome.
-    let mut steps: BTreeMap<String, (u64, u64, String, u32, Option<i32>)> = BTreeMap::new();
+    let mut steps: BTreeMap<MetricKey, (u64, u64, String, u32, Option<i32>)> = BTreeMap::new();
     for s in &m.spans {
         match s.kind {
             SpanKind::Step => {
-                let name = if s.stage.is_empty() {
-                    format!("step:{}", s.name)
-                } else {
-                    format!("step:{}/{}", s.stage, s.name)
+                let name = MetricKey::Step {
+                    stage: s.stage.clone(),
+                    name: s.name.clone(),
                 };
                 let e = steps
                     .entry(name)
@@ -454,11 +431,13 @@ fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
                 }
                 let e = s.end_ns.unwrap_or(end);
                 out.insert(
-                    format!("gate:{}", s.name),
+                    MetricKey::Gate {
+                        name: s.name.clone(),
+                    },
                     Metric {
                         unit: Unit::Seconds,
                         value: secs(e.saturating_sub(s.start_ns)),
-                        status: s.outcome.clone(),
+                        status: s.outcome.as_str().into(),
                         flapped: false,
                         at_s: secs(e),
                         detail: clip(&detail, 400),
@@ -482,7 +461,7 @@ fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
             Metric {
                 unit: Unit::Seconds,
                 value: secs(stop.saturating_sub(start)),
-                status: outcome,
+                status: outcome.into(),
                 flapped: false,
                 at_s: secs(stop),
                 detail: detail.join(", "),
@@ -494,8 +473,8 @@ fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
 
 /// When each workload's first pod went Failed (crash loop), ns: a workload that never became
 /// ready went bad then, not when it was created.
-fn pod_failures(m: &RunModel, owners: &Owners<'_>) -> HashMap<String, u64> {
-    let mut out: HashMap<String, u64> = HashMap::new();
+fn pod_failures(m: &RunModel, owners: &Owners<'_>) -> HashMap<ObjectKey, u64> {
+    let mut out: HashMap<ObjectKey, u64> = HashMap::new();
     for h in m.objects.values().filter(|h| h.key.kind == "Pod") {
         let Some(v) = h.versions.iter().find(|v| v.status == Status::Failed) else {
             continue;
@@ -510,8 +489,8 @@ fn pod_failures(m: &RunModel, owners: &Owners<'_>) -> HashMap<String, u64> {
 /// When each workload's pods became ready by the cluster's clock: (ns, observed ns) per
 /// pod transition to ready. A workload with no time of its own for becoming ready (a
 /// StatefulSet's replica counts) became ready when its last pod did.
-fn pod_ready_times(m: &RunModel, owners: &Owners<'_>) -> HashMap<String, Vec<(u64, u64)>> {
-    let mut out: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+fn pod_ready_times(m: &RunModel, owners: &Owners<'_>) -> HashMap<ObjectKey, Vec<(u64, u64)>> {
+    let mut out: HashMap<ObjectKey, Vec<(u64, u64)>> = HashMap::new();
     for h in m.objects.values().filter(|h| h.key.kind == "Pod") {
         let mut was_ready = false;
         let mut w = None;
@@ -531,11 +510,11 @@ fn pod_ready_times(m: &RunModel, owners: &Owners<'_>) -> HashMap<String, Vec<(u6
 
 fn ready_metric(
     owners: &Owners<'_>,
-    pod_failures: &HashMap<String, u64>,
-    pod_ready: &HashMap<String, Vec<(u64, u64)>>,
+    pod_failures: &HashMap<ObjectKey, u64>,
+    pod_ready: &HashMap<ObjectKey, Vec<(u64, u64)>>,
     h: &ObjectHistory,
     end: u64,
-) -> Option<(String, Metric)> {
+) -> Option<(MetricKey, Metric)> {
     let k = &h.key;
     if NO_READY_METRIC.contains(&k.kind.as_str()) && !(k.kind == "Pod" && is_bare_pod(h)) {
         return None;
@@ -634,7 +613,7 @@ fn ready_metric(
         reason_message(&final_v.reason, &final_v.message)
     };
     Some((
-        format!("ready:{name}"),
+        MetricKey::Ready(name),
         Metric {
             unit: Unit::Seconds,
             value: secs(value),
@@ -664,8 +643,8 @@ pub(crate) fn reason_message(reason: &str, message: &str) -> String {
     }
 }
 
-fn restarts(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric>) {
-    let mut per: BTreeMap<String, (u64, u64, String)> = BTreeMap::new();
+fn restarts(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<MetricKey, Metric>) {
+    let mut per: BTreeMap<ObjectKey, (u64, u64, String)> = BTreeMap::new();
     for h in m.objects.values().filter(|h| h.key.kind == "Pod") {
         let mut max = 0u64;
         let mut first_at = 0u64;
@@ -695,11 +674,11 @@ fn restarts(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric
     }
     for (w, (n, at, why)) in per {
         out.insert(
-            format!("restarts:{w}"),
+            MetricKey::Restarts(w),
             Metric {
                 unit: Unit::Count,
                 value: n as f64,
-                status: String::new(),
+                status: MetricStatus::None,
                 flapped: false,
                 at_s: secs(at),
                 detail: clip(&why, 400),
@@ -709,10 +688,10 @@ fn restarts(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric
     }
 }
 
-fn warnings(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric>) {
+fn warnings(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<MetricKey, Metric>) {
     // One Event object is recorded again at each repeat with a higher count: keep its highest.
-    let mut by_event: HashMap<(String, String), (u32, u64, String)> = HashMap::new();
-    let mut workload_cache: HashMap<(String, String, String), String> = HashMap::new();
+    let mut by_event: HashMap<(MetricKey, String), (u32, u64, String)> = HashMap::new();
+    let mut workload_cache: HashMap<(String, String, String), ObjectKey> = HashMap::new();
     for e in &m.events {
         let ev = &e.event;
         if ev.type_ != "Warning" {
@@ -724,17 +703,20 @@ fn warnings(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric
             .or_insert_with(|| owners.of_involved(&inv.kind, &inv.namespace, &inv.name))
             .clone();
         let id = if ev.uid.is_empty() {
-            ns_key("", &ev.namespace, &ev.name)
+            format!("{}/{}", ev.namespace, ev.name)
         } else {
             ev.uid.clone()
         };
-        let key = format!("warnings:{}/{w}", ev.reason);
+        let key = MetricKey::Warnings {
+            reason: ev.reason.clone(),
+            object: w,
+        };
         let n = by_event
             .entry((key, id))
             .or_insert((0, e.mono_ns, ev.message.clone()));
         n.0 = n.0.max(ev.count.max(1));
     }
-    let mut per: BTreeMap<String, (u64, u64, String)> = BTreeMap::new();
+    let mut per: BTreeMap<MetricKey, (u64, u64, String)> = BTreeMap::new();
     for ((key, _), (n, at, msg)) in by_event {
         let e = per.entry(key).or_insert((0, at, msg.clone()));
         e.0 += u64::from(n);
@@ -749,7 +731,7 @@ fn warnings(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric
             Metric {
                 unit: Unit::Count,
                 value: n as f64,
-                status: String::new(),
+                status: MetricStatus::None,
                 flapped: false,
                 at_s: secs(at),
                 detail: clip(&msg, 400),
@@ -759,7 +741,7 @@ fn warnings(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<String, Metric
     }
 }
 
-fn helm(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
+fn helm(m: &RunModel, end: u64, out: &mut BTreeMap<MetricKey, Metric>) {
     for ((ns, name), rel) in m.helm_releases() {
         let first = rel.history[0].0;
         let Some((last_t, last)) = rel.current() else {
@@ -784,11 +766,14 @@ fn helm(m: &RunModel, end: u64, out: &mut BTreeMap<String, Metric>) {
             detail.push_str(&last.description);
         }
         out.insert(
-            format!("helm:{ns}/{name}"),
+            MetricKey::Helm {
+                namespace: ns.to_string(),
+                release: name.to_string(),
+            },
             Metric {
                 unit: Unit::Seconds,
                 value: secs(value),
-                status: last.status.clone(),
+                status: last.status.as_str().into(),
                 flapped: false,
                 at_s: secs(at),
                 detail: clip(&detail, 400),
@@ -848,7 +833,7 @@ pub fn junit_cases(xml: &str, at_s: f64) -> Vec<(String, String, Metric)> {
             Metric {
                 unit: Unit::Seconds,
                 value: t,
-                status,
+                status: status.into(),
                 flapped: false,
                 at_s,
                 detail: clip(&detail, 400),

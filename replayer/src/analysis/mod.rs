@@ -5,5 +5,6 @@
 pub mod baseline;
 pub mod diff;
 pub mod fold;
+pub mod key;
 pub mod metrics;
 pub mod query;

@@ -2,12 +2,13 @@
 
 use std::fmt::Write as _;
 
-use crate::analysis::diff::{family, secs, Finding, Kind, OneSided, Report};
+use crate::analysis::diff::{secs, Finding, Kind, OneSided, Report};
+use crate::analysis::key::Family;
 
 fn names_by_family(items: &[OneSided]) -> String {
-    let mut fams: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut fams: Vec<(Family, Vec<String>)> = Vec::new();
     for i in items {
-        let (f, rest) = i.metric.split_once(':').unwrap_or(("", &i.metric));
+        let (f, rest) = (i.metric.family(), i.metric.name());
         match fams.iter_mut().find(|(x, _)| *x == f) {
             Some((_, v)) => v.push(rest),
             None => fams.push((f, vec![rest])),
@@ -17,44 +18,44 @@ fn names_by_family(items: &[OneSided]) -> String {
         .map(|(f, v)| {
             let one = v.len() == 1;
             let word = match *f {
-                "step" => {
+                Family::Step => {
                     if one {
                         "step"
                     } else {
                         "steps"
                     }
                 }
-                "gate" => {
+                Family::Gate => {
                     if one {
                         "gate"
                     } else {
                         "gates"
                     }
                 }
-                "ready" => {
+                Family::Ready => {
                     if one {
                         "object"
                     } else {
                         "objects"
                     }
                 }
-                "helm" => {
+                Family::Helm => {
                     if one {
                         "Helm release"
                     } else {
                         "Helm releases"
                     }
                 }
-                "test" => {
+                Family::Test => {
                     if one {
                         "test"
                     } else {
                         "tests"
                     }
                 }
-                _ => f,
+                f => f.as_str(),
             };
-            let mut shown: Vec<&str> = v.iter().take(6).copied().collect();
+            let mut shown: Vec<&str> = v.iter().take(6).map(String::as_str).collect();
             let more = v.len().saturating_sub(6);
             let mut s = format!("{} {word}: ", v.len());
             if more > 0 {
@@ -159,37 +160,49 @@ pub fn text(r: &Report) -> String {
     out
 }
 
-fn xml(s: &str) -> String {
-    quick_xml::escape::escape(s).into_owned()
-}
-
 /// JUnit XML: one test case per regression (failed), or one passing case when there is none.
+/// Written with quick-xml's writer, which escapes every attribute and text.
 pub fn junit(r: &Report) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let n = r.regressions.len().max(1);
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"pipetape diff\" tests=\"{n}\" failures=\"{}\">",
-        r.regressions.len()
-    );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"pipetape.diff {}\" tests=\"{n}\" failures=\"{}\">",
-        xml(&r.run.pipeline),
-        r.regressions.len()
-    );
-    let _ = writeln!(
-        out,
-        "    <properties>\n      <property name=\"run\" value=\"{}\"/>\n      <property name=\"baseline\" value=\"{}\"/>\n    </properties>",
-        xml(&r.run.id),
-        xml(&r.baseline_description)
-    );
+    use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+    let n = r.regressions.len().max(1).to_string();
+    let failures = r.regressions.len().to_string();
+    let mut w = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
+    // Writing to a Vec cannot fail.
+    let mut put = |e: Event<'_>| {
+        let _ = w.write_event(e);
+    };
+    put(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
+    put(Event::Start(BytesStart::new("testsuites").with_attributes(
+        [
+            ("name", "pipetape diff"),
+            ("tests", n.as_str()),
+            ("failures", failures.as_str()),
+        ],
+    )));
+    let suite = format!("pipetape.diff {}", r.run.pipeline);
+    put(Event::Start(BytesStart::new("testsuite").with_attributes(
+        [
+            ("name", suite.as_str()),
+            ("tests", n.as_str()),
+            ("failures", failures.as_str()),
+        ],
+    )));
+    put(Event::Start(BytesStart::new("properties")));
+    for (name, value) in [
+        ("run", r.run.id.as_str()),
+        ("baseline", r.baseline_description.as_str()),
+    ] {
+        put(Event::Empty(
+            BytesStart::new("property").with_attributes([("name", name), ("value", value)]),
+        ));
+    }
+    put(Event::End(BytesEnd::new("properties")));
     if r.regressions.is_empty() {
-        let _ = writeln!(
-            out,
-            "    <testcase classname=\"pipetape.diff\" name=\"no regressions against {}\"/>",
-            xml(&r.baseline_description)
-        );
+        let name = format!("no regressions against {}", r.baseline_description);
+        put(Event::Empty(BytesStart::new("testcase").with_attributes([
+            ("classname", "pipetape.diff"),
+            ("name", name.as_str()),
+        ])));
     }
     for f in &r.regressions {
         let mut body = f.evidence.join("\n");
@@ -197,18 +210,33 @@ pub fn junit(r: &Report) -> String {
             body.push_str("\n\n");
             body.push_str(d);
         }
-        let _ = writeln!(
-            out,
-            "    <testcase classname=\"pipetape.diff.{}\" name=\"{}\" time=\"{:.3}\">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>",
-            xml(family(&f.metric)),
-            xml(&f.metric),
-            if f.current.unit == crate::analysis::metrics::Unit::Seconds { f.current.value } else { 0.0 },
-            kind_name(f.kind),
-            xml(&f.summary),
-            xml(&body)
+        let class = format!("pipetape.diff.{}", f.metric.family());
+        let name = f.metric.to_string();
+        let time = format!(
+            "{:.3}",
+            if f.current.unit == crate::analysis::metrics::Unit::Seconds {
+                f.current.value
+            } else {
+                0.0
+            }
         );
+        put(Event::Start(BytesStart::new("testcase").with_attributes([
+            ("classname", class.as_str()),
+            ("name", name.as_str()),
+            ("time", time.as_str()),
+        ])));
+        put(Event::Start(BytesStart::new("failure").with_attributes([
+            ("type", kind_name(f.kind)),
+            ("message", f.summary.as_str()),
+        ])));
+        put(Event::Text(BytesText::new(&body)));
+        put(Event::End(BytesEnd::new("failure")));
+        put(Event::End(BytesEnd::new("testcase")));
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
+    put(Event::End(BytesEnd::new("testsuite")));
+    put(Event::End(BytesEnd::new("testsuites")));
+    let mut out = String::from_utf8(w.into_inner()).unwrap_or_default();
+    out.push('\n');
     out
 }
 

@@ -18,7 +18,7 @@ use pipetape_store::readiness::Status;
 
 use crate::analysis::diff::{BaselineRun, Report};
 use crate::analysis::fold::{RunModel, SpanKind};
-use crate::analysis::metrics::{self, Unit};
+use crate::analysis::metrics::{self, Family, MetricKey, Unit};
 use crate::time::{duration, offset};
 
 /// Lines of a step's output shown in the report (its last ones).
@@ -239,11 +239,11 @@ pub fn html(input: &Input<'_>) -> String {
 }
 
 /// Median of the baselines' values for each step and gate metric.
-fn ghost_durations(baselines: &[BaselineRun]) -> HashMap<String, f64> {
-    let mut vals: HashMap<String, Vec<f64>> = HashMap::new();
+fn ghost_durations(baselines: &[BaselineRun]) -> HashMap<MetricKey, f64> {
+    let mut vals: HashMap<MetricKey, Vec<f64>> = HashMap::new();
     for b in baselines {
         for (k, v) in &b.metrics.metrics {
-            if (k.starts_with("step:") || k.starts_with("gate:")) && v.unit == Unit::Seconds {
+            if matches!(k.family(), Family::Step | Family::Gate) && v.unit == Unit::Seconds {
                 vals.entry(k.clone()).or_default().push(v.value);
             }
         }
@@ -256,11 +256,13 @@ fn ghost_durations(baselines: &[BaselineRun]) -> HashMap<String, f64> {
         .collect()
 }
 
-fn span_metric(kind: SpanKind, stage: &str, name: &str) -> String {
+fn span_metric(kind: SpanKind, stage: &str, name: &str) -> MetricKey {
     match kind {
-        SpanKind::Gate => format!("gate:{name}"),
-        _ if stage.is_empty() => format!("step:{name}"),
-        _ => format!("step:{stage}/{name}"),
+        SpanKind::Gate => MetricKey::Gate { name: name.into() },
+        _ => MetricKey::Step {
+            stage: stage.into(),
+            name: name.into(),
+        },
     }
 }
 
@@ -301,9 +303,9 @@ fn gantt(o: &mut String, input: &Input<'_>) {
         .baseline
         .map(|(_, b)| ghost_durations(b))
         .unwrap_or_default();
-    let regressed: std::collections::HashSet<&str> = input
+    let regressed: std::collections::HashSet<&MetricKey> = input
         .baseline
-        .map(|(r, _)| r.regressions.iter().map(|f| f.metric.as_str()).collect())
+        .map(|(r, _)| r.regressions.iter().map(|f| &f.metric).collect())
         .unwrap_or_default();
     o.push_str("<section id=\"timeline\"><h2>Timeline</h2>");
     if m.spans.is_empty() {
@@ -346,7 +348,7 @@ fn gantt(o: &mut String, input: &Input<'_>) {
             ),
         };
         let metric = span_metric(s.kind, &s.stage, &s.name);
-        let is_reg = s.kind != SpanKind::Stage && regressed.contains(metric.as_str());
+        let is_reg = s.kind != SpanKind::Stage && regressed.contains(&metric);
         let ghost = (s.kind != SpanKind::Stage)
             .then(|| ghosts.get(&metric))
             .flatten();
@@ -619,7 +621,7 @@ fn regressions(o: &mut String, r: &Report) {
                 o,
                 "<li><span class=\"k {kind}\">{}</span><code>{}</code> — {}",
                 f.kind.label(),
-                esc(&f.metric),
+                esc(&f.metric.to_string()),
                 esc(&f.summary)
             );
             if !f.evidence.is_empty() || !f.related.is_empty() {
@@ -643,7 +645,7 @@ fn regressions(o: &mut String, r: &Report) {
         if !items.is_empty() {
             let names: Vec<String> = items
                 .iter()
-                .map(|i| format!("<code>{}</code>", esc(&i.metric)))
+                .map(|i| format!("<code>{}</code>", esc(&i.metric.to_string())))
                 .collect();
             let _ = write!(o, "<p><b>{}</b> {}</p>", esc(title), names.join(", "));
         }
@@ -658,7 +660,7 @@ fn regressions(o: &mut String, r: &Report) {
             let _ = write!(
                 o,
                 "<li><code>{}</code> {}</li>",
-                esc(&f.metric),
+                esc(&f.metric.to_string()),
                 esc(&f.summary)
             );
         }
@@ -753,7 +755,7 @@ fn tests_section(o: &mut String, m: &RunModel) {
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(suite),
                 esc(case),
-                esc(&mt.status),
+                esc(mt.status.as_str()),
                 esc(&mt.detail)
             );
         }

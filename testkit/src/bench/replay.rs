@@ -252,6 +252,7 @@ pub fn diff(dir: &Path, records: u64, seed: u64) -> Result<DiffBenchReport> {
             let start = Instant::now();
             let req = Request {
                 run: &run_path,
+                loaded: None,
                 spec: spec.clone(),
                 thresholds: Default::default(),
                 force: false,
