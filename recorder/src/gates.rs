@@ -253,18 +253,21 @@ async fn run_images_gate(
     )
     .await;
     let outcome = match &opts.cluster {
-        Some(c) => tokio::time::timeout(g.timeout, crate::observe::images_gate(c, ig))
-            .await
-            .unwrap_or_else(|_| crate::observe::GateOutcome {
-                ok: false,
-                probes: 1,
-                last: format!("no answer from the cluster within {}", humanize(g.timeout)),
-                blockers: Vec::new(),
-                error: Some(format!(
-                    "no answer from the cluster within {}",
-                    humanize(g.timeout)
-                )),
-            }),
+        Some(c) => tokio::time::timeout(
+            g.timeout,
+            crate::observe::images_gate(c, opts.shared.as_ref(), ig),
+        )
+        .await
+        .unwrap_or_else(|_| crate::observe::GateOutcome {
+            ok: false,
+            probes: 1,
+            last: format!("no answer from the cluster within {}", humanize(g.timeout)),
+            blockers: Vec::new(),
+            error: Some(format!(
+                "no answer from the cluster within {}",
+                humanize(g.timeout)
+            )),
+        }),
         None => no_cluster("check"),
     };
     run.probe(1, outcome.ok, outcome.last.clone()).await;
@@ -312,6 +315,7 @@ async fn run_object_gate(
             let gate = s.name.clone();
             crate::observe::object_gate(
                 cluster,
+                opts.shared.as_ref(),
                 og,
                 none,
                 deadline,

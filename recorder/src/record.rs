@@ -108,6 +108,7 @@ pub async fn record(
     let observer = observe
         .zip(session.sink().appender())
         .map(|(o, a)| Observer::start(o, a));
+    opts.shared = observer.as_ref().map(Observer::cluster);
     let end = match &work {
         Work::Pipeline(p) => runner::run(p, &opts, session.sink(), interrupt).await,
         Work::Command(s) => runner::run_single(s, &opts, session.sink(), interrupt).await,

@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub cluster: Option<crate::observe::ObserveOptions>,
     /// Where `abort_on` rules learn the running stage and leave their reason.
     pub abort: Option<crate::observe::Abort>,
+    /// The observers' client and stores, which gates read instead of watching again.
+    pub shared: Option<crate::observe::Cluster>,
 }
 
 /// How a run ended.

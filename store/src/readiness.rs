@@ -21,6 +21,8 @@
 //! - Crossplane packages (Provider, Function, Configuration) are ready when `Installed` and
 //!   `Healthy` are True;
 //! - any other custom resource with a status but no `Ready` condition is Current, as in kstatus.
+//!
+//! About 150 of its lines are tests: each kind's rules stay beside the real objects that check them.
 
 use serde_json::Value;
 

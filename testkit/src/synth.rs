@@ -7,6 +7,9 @@
 //! [`Synth`] is an iterator of [`Record`]s: the structural part (a few thousand records) is
 //! planned up front as small descriptors, log lines are made on the fly, so memory does not grow
 //! with the number of records asked for.
+//!
+//! Over 1,000 lines because it is data as much as code: the templates of a realistic run's log
+//! lines, objects and events, each next to the generator that uses it.
 
 use std::collections::BTreeMap;
 

@@ -365,6 +365,100 @@ stages:
     assert!(started.elapsed() < Duration::from_secs(40));
 }
 
+/// `s` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A gate on a kind the observers watch reads their store and wakes on its changes: the
+/// served cluster sees one list and one watch of DaemonSets (the observer's), not a second pair
+/// opened by the gate, and one client (one version check). The gate still passes the moment
+/// the registry mirror turns ready, after probes that said it was not.
+#[test]
+fn a_gate_on_a_watched_kind_opens_no_watch_of_its_own() {
+    let env = Env::new();
+    let log = env.path("scenario.ptape");
+    Variant::red().write(&log).unwrap();
+    let kc = env.path("kubeconfig");
+    let requests = env.path("serve.stderr");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_pipetape"))
+        .args(["-vv", "replay", "serve", log.to_str().unwrap(), "--live"])
+        .args(["--speed", &SPEED.to_string(), "--exit-at-end"])
+        .args(["--kubeconfig-out", kc.to_str().unwrap()])
+        .env("PIPETAPE_STORE", env.store())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&requests).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !kc.exists() {
+        assert!(Instant::now() < deadline, "serve wrote no kubeconfig");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pipeline = env.path("gates.yaml");
+    std::fs::write(
+        &pipeline,
+        "name: gates
+stages:
+  - name: infra
+    steps:
+      - name: settle
+        run: sleep 3
+      - name: mirror-ready
+        gate:
+          condition: {kind: DaemonSet, namespace: ameide, name: registry-mirror, ready: true}
+          timeout: 30s
+",
+    )
+    .unwrap();
+    let r = env.run(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(r.code(), 0, "{}{}", r.stdout(), r.stderr());
+    let (m, _) = last_run(&env);
+    let probes: Vec<_> = m
+        .probes
+        .iter()
+        .filter(|(_, p)| p.gate == "mirror-ready")
+        .collect();
+    assert!(probes.len() >= 2, "{probes:?}");
+    assert!(!probes[0].1.ok && probes.last().unwrap().1.ok, "{probes:?}");
+    let log = std::fs::read_to_string(&requests).unwrap();
+    // Without the terminal colours: `path=/version`, not `path\x1b[0m\x1b[2m=\x1b[0m/version`.
+    let log = strip_ansi(&log);
+    let ds: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request") && l.contains("/daemonsets"))
+        .collect();
+    let watches = ds.iter().filter(|l| l.contains("watch=true")).count();
+    let lists = ds.len() - watches;
+    assert_eq!((lists, watches), (1, 1), "{ds:#?}");
+    // One client ran discovery (the observers'), each time it looked for new kinds.
+    let version_checks = log
+        .lines()
+        .filter(|l| l.contains("request") && l.contains("path=/version"))
+        .count();
+    assert_eq!(version_checks, 1, "{log}");
+}
+
 /// `pipetape demo`: records the demo pipeline against both bundled clusters and shows the
 /// red run's regressions against the green one.
 #[test]

@@ -354,6 +354,7 @@ pub fn wait(ctx: &Ctx, a: WaitArgs) -> CmdResult {
         .map_err(|e| CmdError::input(format!("cannot start the runtime: {e}")))?;
     let out = rt.block_on(pipetape_recorder::observe::object_gate(
         &cluster,
+        None,
         &og,
         none,
         tokio::time::Instant::now() + timeout,

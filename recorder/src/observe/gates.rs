@@ -149,8 +149,11 @@ pub(crate) async fn find_resource(
 
 /// Waits for an object gate until `deadline` or until `interrupted` turns true. `probe` is
 /// called with (probe number, verdict, one line) each time the verdict's description changes.
+/// With the observers' [`Cluster`], a gate on a kind they watch reads their store; otherwise it
+/// watches for itself (through their client when there is one).
 pub async fn object_gate(
     cluster: &ObserveOptions,
+    shared: Option<&Cluster>,
     g: &ObjectGate,
     none: bool,
     deadline: tokio::time::Instant,
@@ -166,10 +169,16 @@ pub async fn object_gate(
         error: None,
     };
     let wait = |d: tokio::time::Instant| async move { tokio::time::sleep_until(d).await };
+    if g.selector.is_none() {
+        if let Some(w) = shared.and_then(|c| c.watched(&g.kind)) {
+            gate_on_store(w, g, none, deadline, &mut interrupted, &mut probe, &mut out).await;
+            return out;
+        }
+    }
     // Reach the cluster and find the kind (a CRD may still be on its way).
     let (client, (ar, caps)) = loop {
-        let r = match client_for(cluster).await {
-            Ok((c, _)) => match find_resource(&c, &g.kind).await {
+        let r = match shared::client(cluster, shared).await {
+            Ok(c) => match find_resource(&c, &g.kind).await {
                 Some(x) => Ok((c, x)),
                 None => Err(format!("the cluster serves no kind '{}'", g.kind)),
             },
@@ -253,36 +262,7 @@ pub async fn object_gate(
         if !ready_to_judge {
             continue;
         }
-        let meeting: Vec<&Value> = objects.values().filter(|o| g.meets(o)).collect();
-        let (ok, line) = if none {
-            let names: Vec<String> = meeting.iter().take(5).map(|o| ns_name(o)).collect();
-            (
-                meeting.is_empty(),
-                format!(
-                    "{} of {} {} with {}{}",
-                    meeting.len(),
-                    objects.len(),
-                    g.kind,
-                    g.condition_text(),
-                    if names.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", names.join(", "))
-                    }
-                ),
-            )
-        } else {
-            (
-                !objects.is_empty() && meeting.len() == objects.len(),
-                format!(
-                    "{} of {} {} {}",
-                    meeting.len(),
-                    objects.len(),
-                    g.kind,
-                    g.condition_text()
-                ),
-            )
-        };
+        let (ok, line) = verdict(g, none, &objects);
         if line != out.last {
             out.probes += 1;
             out.last = line.clone();
@@ -294,22 +274,143 @@ pub async fn object_gate(
         }
     }
     // Failed: who is in the way.
-    out.blockers = objects
+    out.blockers = blockers(g, none, &ar.kind, &objects);
+    out
+}
+
+/// Whether the gate passes on these objects, and the line that says why.
+fn verdict(g: &ObjectGate, none: bool, objects: &BTreeMapObj) -> (bool, String) {
+    let meeting: Vec<&Value> = objects.values().filter(|o| g.meets(o)).collect();
+    if none {
+        let names: Vec<String> = meeting.iter().take(5).map(|o| ns_name(o)).collect();
+        (
+            meeting.is_empty(),
+            format!(
+                "{} of {} {} with {}{}",
+                meeting.len(),
+                objects.len(),
+                g.kind,
+                g.condition_text(),
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", names.join(", "))
+                }
+            ),
+        )
+    } else {
+        (
+            !objects.is_empty() && meeting.len() == objects.len(),
+            format!(
+                "{} of {} {} {}",
+                meeting.len(),
+                objects.len(),
+                g.kind,
+                g.condition_text()
+            ),
+        )
+    }
+}
+
+/// The objects in the way of a gate that failed, with their conditions.
+fn blockers(g: &ObjectGate, none: bool, kind: &str, objects: &BTreeMapObj) -> Vec<Blocker> {
+    let mut out: Vec<Blocker> = objects
         .values()
         .filter(|o| g.meets(o) == none)
         .take(20)
-        .map(|o| blocker_of(&ar.kind, o))
+        .map(|o| blocker_of(kind, o))
         .collect();
-    if out.blockers.is_empty() && objects.is_empty() && !none {
-        out.blockers.push(Blocker {
-            kind: ar.kind.clone(),
+    if out.is_empty() && objects.is_empty() && !none {
+        out.push(Blocker {
+            kind: kind.to_string(),
             namespace: g.namespace.clone().unwrap_or_default(),
             name: g.name.clone().unwrap_or_default(),
             conditions: Vec::new(),
-            message: format!("no {} matched", ar.kind),
+            message: format!("no {kind} matched"),
         });
     }
     out
+}
+
+/// An object gate on a resource the observers watch: judged on their store, again at each
+/// change of it.
+async fn gate_on_store(
+    mut w: Watched,
+    g: &ObjectGate,
+    none: bool,
+    deadline: tokio::time::Instant,
+    interrupted: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    probe: &mut impl FnMut(u32, bool, &str),
+    out: &mut GateOutcome,
+) {
+    let ns = g
+        .namespace
+        .as_deref()
+        .filter(|ns| *ns != "all" && !ns.is_empty());
+    let pick = |o: &DynamicObject| {
+        ns.is_none_or(|ns| o.metadata.namespace.as_deref() == Some(ns))
+            && g.name
+                .as_deref()
+                .is_none_or(|n| o.metadata.name.as_deref() == Some(n))
+    };
+    let objects = |w: &Watched| -> BTreeMapObj {
+        w.store
+            .state()
+            .iter()
+            .filter(|o| pick(o))
+            .map(|o| {
+                let mut v = serde_json::to_value(&**o).unwrap_or_default();
+                if v.get("kind").is_none() {
+                    v["kind"] = w.ar.kind.clone().into();
+                    v["apiVersion"] = w.ar.api_version.clone().into();
+                }
+                (
+                    (
+                        o.metadata.namespace.clone().unwrap_or_default(),
+                        o.metadata.name.clone().unwrap_or_default(),
+                    ),
+                    v,
+                )
+            })
+            .collect()
+    };
+    let until = tokio::time::sleep_until(deadline);
+    tokio::pin!(until);
+    // The observer's first list of the resource.
+    tokio::select! {
+        r = w.store.wait_until_ready() => if r.is_err() {
+            out.error = Some("the observers stopped".into());
+            out.last = "the observers stopped".into();
+            return;
+        },
+        _ = &mut until => {
+            out.last = format!("the observers had not listed {} yet", w.ar.plural);
+            return;
+        }
+        _ = &mut *interrupted => { out.last = "interrupted".into(); return; }
+    }
+    loop {
+        let now = objects(&w);
+        let (ok, line) = verdict(g, none, &now);
+        if line != out.last {
+            out.probes += 1;
+            out.last = line.clone();
+            probe(out.probes, ok, &line);
+        }
+        if ok {
+            out.ok = true;
+            return;
+        }
+        let stop = tokio::select! {
+            r = w.changes.changed() => r.is_err(),
+            _ = &mut until => true,
+            _ = &mut *interrupted => { out.last = "interrupted".into(); true }
+        };
+        if stop {
+            out.blockers = blockers(g, none, &w.ar.kind, &now);
+            return;
+        }
+    }
 }
 
 pub(crate) type BTreeMapObj = std::collections::BTreeMap<(String, String), Value>;
@@ -410,7 +511,11 @@ impl ImagesGate {
 }
 
 /// Checks an images gate against the cluster's pods now.
-pub async fn images_gate(cluster: &ObserveOptions, g: &ImagesGate) -> GateOutcome {
+pub async fn images_gate(
+    cluster: &ObserveOptions,
+    shared: Option<&Cluster>,
+    g: &ImagesGate,
+) -> GateOutcome {
     let mut out = GateOutcome {
         ok: false,
         probes: 1,
@@ -418,8 +523,8 @@ pub async fn images_gate(cluster: &ObserveOptions, g: &ImagesGate) -> GateOutcom
         blockers: Vec::new(),
         error: None,
     };
-    let client = match client_for(cluster).await {
-        Ok((c, _)) => c,
+    let client = match shared::client(cluster, shared).await {
+        Ok(c) => c,
         Err(e) => {
             out.error = Some(format!("cluster unreachable: {e}"));
             out.last = out.error.clone().unwrap_or_default();

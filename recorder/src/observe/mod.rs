@@ -71,12 +71,15 @@ mod abort;
 mod gates;
 mod helm;
 mod logs;
+mod shared;
 mod watch;
 
 pub use abort::*;
 pub use gates::*;
 pub use helm::*;
 use logs::*;
+pub use shared::Cluster;
+use shared::*;
 use watch::*;
 
 /// Default per-container pod log cap.
@@ -135,6 +138,7 @@ pub struct Observer {
     stop: signal::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     stats: Arc<Mutex<ObserveStats>>,
+    cluster: Cluster,
 }
 
 impl Observer {
@@ -142,8 +146,19 @@ impl Observer {
     pub fn start(opts: ObserveOptions, out: LogAppender) -> Observer {
         let (stop, rx) = signal::channel(false);
         let stats = Arc::new(Mutex::new(ObserveStats::default()));
-        let task = tokio::spawn(run(opts, out, rx, stats.clone()));
-        Observer { stop, task, stats }
+        let cluster = Cluster::default();
+        let task = tokio::spawn(run(opts, out, rx, stats.clone(), cluster.clone()));
+        Observer {
+            stop,
+            task,
+            stats,
+            cluster,
+        }
+    }
+
+    /// The client and stores the observers share with the run's gates.
+    pub fn cluster(&self) -> Cluster {
+        self.cluster.clone()
     }
 
     /// Stops every watcher (after letting what they have in hand be recorded).
@@ -205,6 +220,7 @@ async fn run(
     out: LogAppender,
     mut stop: signal::Receiver<bool>,
     stats: Arc<Mutex<ObserveStats>>,
+    cluster: Cluster,
 ) {
     // Wait for the API (the pipeline may be creating the cluster).
     let mut waited_note = false;
@@ -232,6 +248,7 @@ async fn run(
         }
     };
     stats.lock().expect("stats lock").connected = true;
+    cluster.set_client(client.clone());
     note(&out, Level::Info, format!("observing the cluster at {url}")).await;
 
     let state = Arc::new(Shared {
@@ -279,12 +296,17 @@ async fn run(
                             .expect("stats lock")
                             .resources
                             .push(key.clone());
-                        for api in apis(&client, &ar, &caps, &opts.namespaces) {
+                        let apis = apis(&client, &ar, &caps, &opts.namespaces);
+                        // One watch of every namespace: its objects are kept for the gates
+                        // (not Events: nothing waits on them, and they are most of the traffic).
+                        let keep = apis.len() == 1 && !(ar.group.is_empty() && ar.kind == "Event");
+                        for api in apis {
                             tasks.push(tokio::spawn(watch_resource(
                                 api,
                                 ar.clone(),
                                 key.clone(),
                                 state.clone(),
+                                keep.then(|| cluster.reflect(&ar)),
                                 stop.clone(),
                             )));
                         }

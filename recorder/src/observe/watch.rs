@@ -27,6 +27,7 @@ pub(crate) async fn watch_resource(
     ar: ApiResource,
     key: String,
     s: Arc<Shared>,
+    mut reflect: Option<Reflect>,
     mut stop: signal::Receiver<bool>,
 ) {
     let mut stream = watcher::watcher(api, watcher::Config::default())
@@ -44,6 +45,10 @@ pub(crate) async fn watch_resource(
             _ = stop.changed() => break,
         };
         let Some(ev) = next else { break };
+        if let (Some(r), Ok(e)) = (reflect.as_mut(), &ev) {
+            r.apply(e);
+        }
+        let changed = matches!(ev, Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone));
         match ev {
             Ok(Event::Init) => {
                 items = 0;
@@ -143,6 +148,10 @@ pub(crate) async fn watch_resource(
                     None => gap = Some((Instant::now(), why)),
                 }
             }
+        }
+        // Gates waiting on the store look again once the change is on record.
+        if let (Some(r), true) = (reflect.as_ref(), changed) {
+            r.changed();
         }
     }
 }
