@@ -347,13 +347,7 @@ stages:
     // moment after the replay).
     let took = mirror.duration_ns().unwrap() as f64 / 1e9;
     assert!((4.0..12.0).contains(&took), "mirror gate took {took:.1}s");
-    let probes: Vec<_> = m
-        .probes
-        .iter()
-        .filter(|(_, p)| p.gate == "mirror-ready")
-        .collect();
-    assert!(probes.len() >= 2, "{probes:?}");
-    assert!(!probes[0].1.ok && probes.last().unwrap().1.ok, "{probes:?}");
+    probes_turn_ok(&m, "mirror-ready");
     let es = gate("externalsecrets-ready");
     assert_eq!(es.outcome, "failed");
     assert_eq!(es.blockers.len(), 1, "{:?}", es.blockers);
@@ -363,6 +357,13 @@ stages:
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "SecretSyncedError"));
     assert!(started.elapsed() < Duration::from_secs(40));
+}
+
+/// A gate's probes: at least two, the first not passing, the last passing.
+fn probes_turn_ok(m: &RunModel, gate: &str) {
+    let probes: Vec<_> = m.probes.iter().filter(|(_, p)| p.gate == gate).collect();
+    assert!(probes.len() >= 2, "{probes:?}");
+    assert!(!probes[0].1.ok && probes.last().unwrap().1.ok, "{probes:?}");
 }
 
 /// `s` without ANSI escape sequences (`ESC [ ... letter`).
@@ -434,13 +435,7 @@ stages:
     let _ = server.wait();
     assert_eq!(r.code(), 0, "{}{}", r.stdout(), r.stderr());
     let (m, _) = last_run(&env);
-    let probes: Vec<_> = m
-        .probes
-        .iter()
-        .filter(|(_, p)| p.gate == "mirror-ready")
-        .collect();
-    assert!(probes.len() >= 2, "{probes:?}");
-    assert!(!probes[0].1.ok && probes.last().unwrap().1.ok, "{probes:?}");
+    probes_turn_ok(&m, "mirror-ready");
     let log = std::fs::read_to_string(&requests).unwrap();
     // Without the terminal colours: `path=/version`, not `path\x1b[0m\x1b[2m=\x1b[0m/version`.
     let log = strip_ansi(&log);

@@ -223,20 +223,8 @@ pub async fn object_gate(
             _ = &mut interrupted => { out.last = "interrupted".into(); break; }
         };
         let Some(ev) = ev else { break };
-        let key = |o: &DynamicObject| {
-            (
-                o.metadata.namespace.clone().unwrap_or_default(),
-                o.metadata.name.clone().unwrap_or_default(),
-            )
-        };
-        let json = |o: &DynamicObject| {
-            let mut v = serde_json::to_value(o).unwrap_or_default();
-            if v.get("kind").is_none() {
-                v["kind"] = ar.kind.clone().into();
-                v["apiVersion"] = ar.api_version.clone().into();
-            }
-            v
-        };
+        let key = object_key;
+        let json = |o: &DynamicObject| object_json(&ar, o);
         match ev {
             Ok(Event::Init) => listing = Some(BTreeMapObj::new()),
             Ok(Event::InitApply(o)) => {
@@ -262,20 +250,50 @@ pub async fn object_gate(
         if !ready_to_judge {
             continue;
         }
-        let (ok, line) = verdict(g, none, &objects);
-        if line != out.last {
-            out.probes += 1;
-            out.last = line.clone();
-            probe(out.probes, ok, &line);
-        }
-        if ok {
-            out.ok = true;
+        if judge(g, none, &objects, &mut out, &mut probe) {
             return out;
         }
     }
     // Failed: who is in the way.
     out.blockers = blockers(g, none, &ar.kind, &objects);
     out
+}
+
+/// (namespace, name) of an object.
+fn object_key(o: &DynamicObject) -> (String, String) {
+    (
+        o.metadata.namespace.clone().unwrap_or_default(),
+        o.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// An object as JSON, with its kind and apiVersion (a list's items may lack them).
+fn object_json(ar: &ApiResource, o: &DynamicObject) -> Value {
+    let mut v = serde_json::to_value(o).unwrap_or_default();
+    if v.get("kind").is_none() {
+        v["kind"] = ar.kind.clone().into();
+        v["apiVersion"] = ar.api_version.clone().into();
+    }
+    v
+}
+
+/// Judges the objects once: a probe is reported when the verdict's line changed; true (and
+/// `out.ok`) when the gate passes.
+fn judge(
+    g: &ObjectGate,
+    none: bool,
+    objects: &BTreeMapObj,
+    out: &mut GateOutcome,
+    probe: &mut impl FnMut(u32, bool, &str),
+) -> bool {
+    let (ok, line) = verdict(g, none, objects);
+    if line != out.last {
+        out.probes += 1;
+        out.last = line.clone();
+        probe(out.probes, ok, &line);
+    }
+    out.ok = ok;
+    ok
 }
 
 /// Whether the gate passes on these objects, and the line that says why.
@@ -358,20 +376,7 @@ async fn gate_on_store(
             .state()
             .iter()
             .filter(|o| pick(o))
-            .map(|o| {
-                let mut v = serde_json::to_value(&**o).unwrap_or_default();
-                if v.get("kind").is_none() {
-                    v["kind"] = w.ar.kind.clone().into();
-                    v["apiVersion"] = w.ar.api_version.clone().into();
-                }
-                (
-                    (
-                        o.metadata.namespace.clone().unwrap_or_default(),
-                        o.metadata.name.clone().unwrap_or_default(),
-                    ),
-                    v,
-                )
-            })
+            .map(|o| (object_key(o), object_json(&w.ar, o)))
             .collect()
     };
     let until = tokio::time::sleep_until(deadline);
@@ -391,14 +396,7 @@ async fn gate_on_store(
     }
     loop {
         let now = objects(&w);
-        let (ok, line) = verdict(g, none, &now);
-        if line != out.last {
-            out.probes += 1;
-            out.last = line.clone();
-            probe(out.probes, ok, &line);
-        }
-        if ok {
-            out.ok = true;
+        if judge(g, none, &now, out, probe) {
             return;
         }
         let stop = tokio::select! {

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
+use http_body::Frame;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
-use hyper::body::{Frame, Incoming};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -202,24 +202,185 @@ impl Server {
         kubeconfig(self.ctx.addr)
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes. Connections still open then (watches, followed
+    /// logs) are left to end with the runtime, as an API server going away would.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                acc = self.listener.accept() => {
-                    let Ok((stream, _)) = acc else { continue };
-                    let ctx = self.ctx.clone();
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(move |req| handle(req, ctx.clone()));
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
-                    });
-                }
-            }
+        use tower::Layer;
+        let app = tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash()
+            .layer(router(self.ctx.clone()));
+        let serve = axum::serve(
+            self.listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        );
+        tokio::select! {
+            _ = shutdown => {}
+            _ = serve => {}
         }
     }
+}
+
+/// The routes of a read-only API server: discovery, then resources under `/api/v1` and
+/// `/apis/GROUP/VERSION`, everything else a NotFound Status; every request passes through
+/// [`guard`] first.
+fn router(ctx: Arc<Ctx>) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/", get(root))
+        .route("/version", get(version))
+        .route("/healthz", get(health))
+        .route("/readyz", get(health))
+        .route("/livez", get(health))
+        .route("/api", get(api_versions))
+        .route("/api/v1", get(core_resources))
+        .route("/apis", get(groups))
+        .route("/apis/{group}", get(group))
+        .route("/apis/{group}/{version}", get(group_resources))
+        .route("/api/v1/{*rest}", get(core_resource))
+        .route("/apis/{group}/{version}/{*rest}", get(group_resource))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), guard))
+        .with_state(ctx)
+}
+
+type AxumResponse = axum::response::Response;
+
+fn axum_response(r: Response<Body>) -> AxumResponse {
+    r.map(axum::body::Body::new)
+}
+
+/// What every request meets first: the injected delay, the request log, and the read-only
+/// answer to anything but GET and HEAD (on any path, known or not).
+async fn guard(
+    axum::extract::State(ctx): axum::extract::State<Arc<Ctx>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> AxumResponse {
+    if let Some(d) = ctx.faults.delay {
+        tokio::time::sleep(d).await;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    tracing::debug!(%method, %path, query = ?req.uri().query(), "request");
+    if method != Method::GET && method != Method::HEAD {
+        return axum_response(status(
+            405,
+            "MethodNotAllowed",
+            format!("pipetape replay serve is read-only: {method} is not allowed (this is a recorded cluster)"),
+            json!({}),
+        ));
+    }
+    next.run(req).await
+}
+
+/// Whether the client asked for a Table (`kubectl get`).
+fn wants_table(h: &http::HeaderMap) -> bool {
+    h.get("accept")
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"))
+}
+
+type AppState = axum::extract::State<Arc<Ctx>>;
+type Segments = axum::extract::Path<String>;
+
+async fn root() -> AxumResponse {
+    axum_response(json_response(
+        StatusCode::OK,
+        &json!({"paths": ["/api", "/api/v1", "/apis", "/version", "/healthz"]}),
+    ))
+}
+
+async fn version() -> AxumResponse {
+    axum_response(json_response(
+        StatusCode::OK,
+        &json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0+pipetape-replay", "gitCommit": "", "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22", "compiler": "gc", "platform": "linux/amd64"}),
+    ))
+}
+
+async fn health() -> AxumResponse {
+    axum_response(full(StatusCode::OK, "text/plain", "ok"))
+}
+
+async fn api_versions(axum::extract::State(ctx): AppState) -> AxumResponse {
+    axum_response(json_response(
+        StatusCode::OK,
+        &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ctx.addr.to_string()}]}),
+    ))
+}
+
+async fn core_resources(axum::extract::State(ctx): AppState) -> AxumResponse {
+    axum_response(resource_list(&ctx, "", "v1"))
+}
+
+async fn groups(axum::extract::State(ctx): AppState) -> AxumResponse {
+    axum_response(group_list(&ctx))
+}
+
+async fn group(
+    axum::extract::State(ctx): AppState,
+    axum::extract::Path(g): axum::extract::Path<String>,
+) -> AxumResponse {
+    let found = group_list_value(&ctx)["groups"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|x| x["name"] == g.as_str()))
+        .cloned();
+    axum_response(match found {
+        Some(mut grp) => {
+            grp["kind"] = json!("APIGroup");
+            grp["apiVersion"] = json!("v1");
+            json_response(StatusCode::OK, &grp)
+        }
+        None => not_found_path(&format!("/apis/{g}")),
+    })
+}
+
+async fn group_resources(
+    axum::extract::State(ctx): AppState,
+    axum::extract::Path((g, v)): axum::extract::Path<(String, String)>,
+) -> AxumResponse {
+    axum_response(resource_list(&ctx, &g, &v))
+}
+
+async fn core_resource(
+    axum::extract::State(ctx): AppState,
+    rest: Segments,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    headers: http::HeaderMap,
+) -> AxumResponse {
+    under_version(&ctx, "", "v1", &rest, q.as_deref(), &headers)
+}
+
+async fn group_resource(
+    axum::extract::State(ctx): AppState,
+    axum::extract::Path((g, v, rest)): axum::extract::Path<(String, String, String)>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    headers: http::HeaderMap,
+) -> AxumResponse {
+    under_version(&ctx, &g, &v, &rest, q.as_deref(), &headers)
+}
+
+/// A path under `/api/v1` or `/apis/GROUP/VERSION`.
+fn under_version(
+    ctx: &Arc<Ctx>,
+    group: &str,
+    version: &str,
+    rest: &str,
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+) -> AxumResponse {
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    axum_response(resource(
+        ctx,
+        group,
+        version,
+        &segs,
+        &params(query),
+        wants_table(headers),
+    ))
+}
+
+async fn not_found(uri: http::Uri) -> AxumResponse {
+    axum_response(not_found_path(uri.path()))
 }
 
 /// A kubeconfig for a server at `addr`: one cluster, context and (credential-less) user, all
@@ -319,68 +480,6 @@ fn params(q: Option<&str>) -> Params {
         }
     }
     p
-}
-
-async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>, Infallible> {
-    if let Some(d) = ctx.faults.delay {
-        tokio::time::sleep(d).await;
-    }
-    let method = req.method().clone();
-    let path = req.uri().path().trim_end_matches('/').to_string();
-    let wants_table = req
-        .headers()
-        .get("accept")
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("as=Table"));
-    let p = params(req.uri().query());
-    tracing::debug!(%method, %path, query = ?req.uri().query(), "request");
-    if method != Method::GET && method != Method::HEAD {
-        return Ok(status(
-            405,
-            "MethodNotAllowed",
-            format!("pipetape replay serve is read-only: {method} is not allowed (this is a recorded cluster)"),
-            json!({}),
-        ));
-    }
-    Ok(route(&ctx, &path, &p, wants_table))
-}
-
-fn route(ctx: &Arc<Ctx>, path: &str, p: &Params, table: bool) -> Response<Body> {
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match segs.as_slice() {
-        [] => json_response(
-            StatusCode::OK,
-            &json!({"paths": ["/api", "/api/v1", "/apis", "/version", "/healthz"]}),
-        ),
-        ["version"] => json_response(
-            StatusCode::OK,
-            &json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0+pipetape-replay", "gitCommit": "", "gitTreeState": "clean",
-                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22", "compiler": "gc", "platform": "linux/amd64"}),
-        ),
-        ["healthz" | "readyz" | "livez"] => full(StatusCode::OK, "text/plain", "ok"),
-        ["api"] => json_response(
-            StatusCode::OK,
-            &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ctx.addr.to_string()}]}),
-        ),
-        ["api", "v1"] => resource_list(ctx, "", "v1"),
-        ["apis"] => group_list(ctx),
-        ["apis", g] => match group_list_value(ctx)["groups"]
-            .as_array()
-            .and_then(|gs| gs.iter().find(|x| x["name"] == *g))
-            .cloned()
-        {
-            Some(mut grp) => {
-                grp["kind"] = json!("APIGroup");
-                grp["apiVersion"] = json!("v1");
-                json_response(StatusCode::OK, &grp)
-            }
-            None => not_found_path(path),
-        },
-        ["apis", g, v] => resource_list(ctx, g, v),
-        ["api", "v1", rest @ ..] => resource(ctx, "", "v1", rest, p, table),
-        ["apis", g, v, rest @ ..] => resource(ctx, g, v, rest, p, table),
-        _ => not_found_path(path),
-    }
 }
 
 fn not_found_path(path: &str) -> Response<Body> {
