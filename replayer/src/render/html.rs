@@ -11,17 +11,16 @@
 //! Everything static works with JavaScript disabled: hover text is SVG `<title>`, a step's bar
 //! links to its output, which is a `<details>` element. The script only opens the linked output.
 //!
-//! About 860 lines: the page is built with `write!` and an escaper by hand. A compile-time
-//! template (maud or askama) would escape by construction and shorten it; that change is still
-//! open (issue 13), and this module is its whole scope.
+//! The page is a maud template: every value is escaped by construction (pod logs and step
+//! output go into it), and only the constant CSS and script are inserted as they are.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 use pipetape_store::readiness::Status;
 
-use crate::analysis::diff::{BaselineRun, Report};
-use crate::analysis::fold::{RunModel, SpanKind};
+use crate::analysis::diff::{BaselineRun, OneSided, Report};
+use crate::analysis::fold::{Moment, ObjectHistory, RunModel, Span, SpanKind};
 use crate::analysis::metrics::{self, Family, MetricKey, Unit};
 use crate::time::{duration, offset};
 
@@ -44,21 +43,6 @@ pub struct Input<'a> {
     pub baseline: Option<(&'a Report, &'a [BaselineRun])>,
     /// Why there is no baseline, when there is none.
     pub no_baseline_reason: Option<String>,
-}
-
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
-    o
 }
 
 /// An id usable in a URL fragment.
@@ -117,7 +101,6 @@ const SCRIPT: &str = r#"
 pub fn html(input: &Input<'_>) -> String {
     let m = input.model;
     let i = &m.info;
-    let mut o = String::with_capacity(64 * 1024);
     let outcome = i
         .outcome
         .map(|x| x.as_str().to_string())
@@ -136,63 +119,64 @@ pub fn html(input: &Input<'_>) -> String {
     let started = jiff::Timestamp::from_nanosecond(i128::from(i.started_ns))
         .map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_default();
-    let _ = write!(
-        o,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<title>pipetape · {} · {}</title><style>{CSS}</style></head><body>\n<header><h1>{}<span class=\"badge {oc}\">{}</span></h1>\
-<div class=\"meta\">run {} · started {} · {} recorded{}{}</div></header>\n<main>\n",
-        esc(pipeline),
-        esc(&i.run_id),
-        esc(pipeline),
-        esc(&outcome.to_uppercase()),
-        esc(&i.run_id),
-        esc(&started),
-        esc(&duration(i.end_ns)),
-        i.labels
-            .iter()
-            .filter(|(k, _)| k.as_str() != "ci_url")
-            .map(|(k, v)| format!(" · {}={}", esc(k), esc(v)))
-            .collect::<String>(),
-        i.labels
-            .get("ci_url")
-            .map(|u| format!(" · <a style=\"color:#9ec5ff\" href=\"{}\">CI job</a>", esc(u)))
-            .unwrap_or_default(),
-    );
-    // Banners.
-    let mut banners = String::new();
-    if i.outcome.is_none() {
-        banners.push_str("<div class=\"note\">In progress: the log has no end yet (the run is still being recorded, or its recorder was stopped). This report shows what was recorded so far.</div>");
-    }
-    for d in input.damage {
-        let _ = write!(
-            banners,
-            "<div class=\"note bad\">Damaged log: {}. The report shows what was readable.</div>",
-            esc(d)
-        );
-    }
-    if let Some(r) = &i.reason {
-        let _ = write!(
-            banners,
-            "<div class=\"note{}\">{}</div>",
-            if oc == "bad" { " bad" } else { "" },
-            esc(r)
-        );
-    }
-    let _ = write!(
-        o,
-        "<section id=\"summary\"><h2>Summary</h2>{banners}<table>"
-    );
-    let moment = |x: &Option<crate::analysis::fold::Moment>| {
+    let labels: String = i
+        .labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "ci_url")
+        .map(|(k, v)| format!(" · {k}={v}"))
+        .collect();
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { "pipetape · " (pipeline) " · " (i.run_id) }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    h1 { (pipeline) span class={ "badge " (oc) } { (outcome.to_uppercase()) } }
+                    div.meta {
+                        "run " (i.run_id) " · started " (started) " · " (duration(i.end_ns)) " recorded" (labels)
+                        @if let Some(u) = i.labels.get("ci_url") {
+                            " · " a style="color:#9ec5ff" href=(u) { "CI job" }
+                        }
+                    }
+                }
+                main {
+                    (summary(input, oc))
+                    (gantt(input))
+                    (readiness(m))
+                    @if let Some((r, _)) = &input.baseline { (regressions(r)) }
+                    (warnings_section(m))
+                    (tests_section(m))
+                    (steps_section(m, input.run_ref))
+                    (logs_section(m, input.run_ref))
+                    p style="color:#6b7280;font-size:12px" {
+                        "Made by pipetape " (env!("CARGO_PKG_VERSION")) " from the run's log. Step output shows the last "
+                        (STEP_OUTPUT_LINES) " lines; " code { "pipetape replay" } " reads everything."
+                    }
+                }
+                script { (PreEscaped(SCRIPT)) }
+            }
+        }
+    };
+    let mut out = page.into_string();
+    out.push('\n');
+    out
+}
+
+/// The summary: banners (in progress, damage, why it ended), first failure and warning, what
+/// was recorded, the baseline.
+fn summary(input: &Input<'_>, oc: &str) -> Markup {
+    let m = input.model;
+    let i = &m.info;
+    let moment = |x: &Option<Moment>| {
         x.as_ref()
-            .map(|w| format!("{} &nbsp;{}", esc(&offset(w.at_ns)), esc(&w.what)))
+            .map(|w| format!("{} \u{a0}{}", offset(w.at_ns), w.what))
             .unwrap_or_else(|| "none".into())
     };
-    let _ = write!(
-        o,
-        "<tr><th>First failure</th><td>{}</td></tr><tr><th>First warning</th><td>{}</td></tr>",
-        moment(&m.first_failure),
-        moment(&m.first_warning)
-    );
     let steps = m.spans.iter().filter(|s| s.kind == SpanKind::Step).count();
     let gates = m.spans.iter().filter(|s| s.kind == SpanKind::Gate).count();
     let warnings = m
@@ -200,46 +184,45 @@ pub fn html(input: &Input<'_>) -> String {
         .iter()
         .filter(|e| e.event.type_ == "Warning")
         .count();
-    let _ = write!(
-        o,
-        "<tr><th>Recorded</th><td>{steps} step attempts, {gates} gates, {} objects, {} events ({warnings} warnings), {} container logs, {} records</td></tr>",
-        m.objects.len(),
-        m.events.len(),
-        m.logs.len(),
-        m.records
-    );
-    match (&input.baseline, &input.no_baseline_reason) {
-        (Some((r, _)), _) => {
-            let _ = write!(
-                o,
-                "<tr><th>Baseline</th><td>{} — {} regression{}</td></tr>",
-                esc(&r.baseline_description),
-                r.regressions.len(),
-                if r.regressions.len() == 1 { "" } else { "s" }
-            );
+    html! {
+        section #summary {
+            h2 { "Summary" }
+            @if i.outcome.is_none() {
+                div.note { "In progress: the log has no end yet (the run is still being recorded, or its recorder was stopped). This report shows what was recorded so far." }
+            }
+            @for d in input.damage {
+                div class="note bad" { "Damaged log: " (d) ". The report shows what was readable." }
+            }
+            @if let Some(r) = &i.reason {
+                div class={ "note" @if oc == "bad" { " bad" } } { (r) }
+            }
+            table {
+                tr { th { "First failure" } td { (moment(&m.first_failure)) } }
+                tr { th { "First warning" } td { (moment(&m.first_warning)) } }
+                tr {
+                    th { "Recorded" }
+                    td {
+                        (steps) " step attempts, " (gates) " gates, " (m.objects.len()) " objects, "
+                        (m.events.len()) " events (" (warnings) " warnings), " (m.logs.len())
+                        " container logs, " (m.records) " records"
+                    }
+                }
+                @match (&input.baseline, &input.no_baseline_reason) {
+                    (Some((r, _)), _) => {
+                        tr {
+                            th { "Baseline" }
+                            td {
+                                (r.baseline_description) " — " (r.regressions.len()) " regression"
+                                @if r.regressions.len() != 1 { "s" }
+                            }
+                        }
+                    }
+                    (None, Some(why)) => { tr { th { "Baseline" } td { "none: " (why) } } }
+                    _ => {}
+                }
+            }
         }
-        (None, Some(why)) => {
-            let _ = write!(o, "<tr><th>Baseline</th><td>none: {}</td></tr>", esc(why));
-        }
-        _ => {}
     }
-    o.push_str("</table></section>\n");
-
-    gantt(&mut o, input);
-    readiness(&mut o, m);
-    if let Some((r, _)) = &input.baseline {
-        regressions(&mut o, r);
-    }
-    warnings_section(&mut o, m);
-    tests_section(&mut o, m);
-    steps_section(&mut o, m, input.run_ref);
-    logs_section(&mut o, m, input.run_ref);
-    let _ = write!(
-        o,
-        "<p style=\"color:#6b7280;font-size:12px\">Made by pipetape {} from the run's log. Step output shows the last {STEP_OUTPUT_LINES} lines; <code>pipetape replay</code> reads everything.</p>\n</main><script>{SCRIPT}</script></body></html>\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    o
 }
 
 /// Median of the baselines' values for each step and gate metric.
@@ -274,7 +257,13 @@ const LABEL_W: f64 = 260.0;
 const CHART_W: f64 = 900.0;
 const ROW_H: f64 = 18.0;
 
-fn axis(o: &mut String, end_ns: u64, top: f64, height: f64) -> f64 {
+/// A coordinate in the SVG.
+fn f1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// The time axis (ticks every 1 s … 2 h, at most 12); returns the pixels per second.
+fn axis(end_ns: u64, top: f64, height: f64) -> (Markup, f64) {
     let total_s = (end_ns as f64 / 1e9).max(1.0);
     let steps = [
         1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
@@ -285,24 +274,32 @@ fn axis(o: &mut String, end_ns: u64, top: f64, height: f64) -> f64 {
         .find(|t| total_s / t <= 12.0)
         .unwrap_or(7200.0);
     let scale = CHART_W / total_s;
+    let mut ticks = Vec::new();
     let mut t = 0.0;
     while t <= total_s {
-        let x = LABEL_W + t * scale;
-        let _ = write!(
-            o,
-            "<line class=\"axis\" x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{:.1}\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            top + height,
-            x + 2.0,
-            top - 4.0,
-            esc(&offset((t * 1e9) as u64))
-        );
+        ticks.push(t);
         t += tick;
     }
-    scale
+    let markup = html! {
+        @for t in ticks {
+            @let x = LABEL_W + t * scale;
+            line.axis x1=(f1(x)) y1=(top) x2=(f1(x)) y2=(f1(top + height)) {}
+            text.tick x=(f1(x + 2.0)) y=(f1(top - 4.0)) { (offset((t * 1e9) as u64)) }
+        }
+    };
+    (markup, scale)
 }
 
-fn gantt(o: &mut String, input: &Input<'_>) {
+fn gantt(input: &Input<'_>) -> Markup {
     let m = input.model;
+    if m.spans.is_empty() {
+        return html! {
+            section #timeline {
+                h2 { "Timeline" }
+                p { "No steps or gates were recorded (a wrapped script without " code { "pipetape step" } " marks). The readiness lanes below show the cluster." }
+            }
+        };
+    }
     let ghosts = input
         .baseline
         .map(|(_, b)| ghost_durations(b))
@@ -311,133 +308,118 @@ fn gantt(o: &mut String, input: &Input<'_>) {
         .baseline
         .map(|(r, _)| r.regressions.iter().map(|f| &f.metric).collect())
         .unwrap_or_default();
-    o.push_str("<section id=\"timeline\"><h2>Timeline</h2>");
-    if m.spans.is_empty() {
-        o.push_str("<p>No steps or gates were recorded (a wrapped script without <code>pipetape step</code> marks). The readiness lanes below show the cluster.</p></section>\n");
-        return;
-    }
-    o.push_str("<div class=\"legend\"><span><i style=\"background:var(--ok)\"></i>passed</span><span><i style=\"background:var(--bad)\"></i>failed</span><span><i style=\"background:var(--run)\"></i>running</span><span><i style=\"background:var(--skip)\"></i>skipped</span><span><i style=\"border:1px dashed #475569\"></i>baseline duration</span><span><i style=\"border:2px solid #b91c1c\"></i>regression</span></div>");
     let end = m.info.end_ns.max(1);
     let rows = m.spans.len();
     let top = 22.0;
     let h = top + rows as f64 * ROW_H + 8.0;
-    let _ = write!(
-        o,
-        "<svg viewBox=\"0 0 {:.0} {h:.0}\" role=\"img\" aria-label=\"Gantt chart of stages, steps and gates\">",
-        LABEL_W + CHART_W + 20.0
-    );
-    let scale = axis(o, end, top, rows as f64 * ROW_H);
-    for (i, s) in m.spans.iter().enumerate() {
-        let y = top + i as f64 * ROW_H;
-        let x = LABEL_W + s.start_ns as f64 / 1e9 * scale;
-        let e = s.end_ns.unwrap_or(end);
-        let w = ((e.saturating_sub(s.start_ns)) as f64 / 1e9 * scale).max(2.0);
-        let (label, class) = match s.kind {
-            SpanKind::Stage => (s.name.clone(), "stage".to_string()),
-            SpanKind::Step => (
-                format!(
-                    "  {}{}",
-                    s.name,
-                    if s.attempt > 1 {
-                        format!(" (attempt {})", s.attempt)
-                    } else {
-                        String::new()
-                    }
-                ),
-                outcome_class(&s.outcome).to_string(),
-            ),
-            SpanKind::Gate => (
-                format!("  ◆ {}", s.name),
-                outcome_class(&s.outcome).to_string(),
-            ),
-        };
-        let metric = span_metric(s.kind, &s.stage, &s.name);
-        let is_reg = s.kind != SpanKind::Stage && regressed.contains(&metric);
-        let ghost = (s.kind != SpanKind::Stage)
-            .then(|| ghosts.get(&metric))
-            .flatten();
-        let mut tip = format!(
-            "{} {}: {} at {}, took {}",
-            match s.kind {
-                SpanKind::Stage => "stage",
-                SpanKind::Step => "step",
-                SpanKind::Gate => "gate",
-            },
-            if s.kind == SpanKind::Stage {
-                s.name.clone()
-            } else {
-                format!("{}/{}", s.stage, s.name)
-            },
-            s.outcome,
-            offset(s.start_ns),
-            s.duration_ns().map(duration).unwrap_or_else(|| "-".into())
-        );
-        if let Some(g) = ghost {
-            let _ = write!(tip, "; baseline {}", duration((g * 1e9) as u64));
-        }
-        if let Some(c) = s.exit_code.filter(|c| *c != 0) {
-            let _ = write!(tip, "; exit {c}");
-        }
-        if !s.detail.is_empty() && s.kind != SpanKind::Step {
-            let _ = write!(tip, "; {}", s.detail);
-        }
-        if is_reg {
-            tip.push_str("; REGRESSION");
-        }
-        let weight = if s.kind == SpanKind::Stage {
-            " font-weight=\"700\""
-        } else {
-            ""
-        };
-        let _ = write!(
-            o,
-            "<text x=\"4\" y=\"{:.1}\"{weight} xml:space=\"preserve\">{}</text>",
-            y + 13.0,
-            esc(&label)
-        );
-        let link = (s.kind == SpanKind::Step).then(|| anchor(&s.stage, &s.name));
-        if let Some(l) = &link {
-            let _ = write!(o, "<a class=\"bar\" href=\"#{l}\">");
-        }
-        // A stage is a thin bracket over its steps; steps and gates are bars.
-        let (bar_y, bar_h) = if s.kind == SpanKind::Stage {
-            (y + 7.0, 4.0)
-        } else {
-            (y + 3.0, ROW_H - 6.0)
-        };
-        let _ = write!(
-            o,
-            "<rect class=\"{class}{}\" x=\"{x:.1}\" y=\"{bar_y:.1}\" width=\"{w:.1}\" height=\"{bar_h:.1}\" rx=\"2\"><title>{}</title></rect>",
-            if is_reg { " regressed" } else { "" },
-            esc(&tip)
-        );
-        if link.is_some() {
-            o.push_str("</a>");
-        }
-        if let Some(g) = ghost {
-            let _ = write!(
-                o,
-                "<rect class=\"ghost\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"2\"><title>baseline: {}</title></rect>",
-                y + 2.0,
-                (g * scale).max(1.0),
-                ROW_H - 4.0,
-                esc(&duration((g * 1e9) as u64))
-            );
-        }
-        if is_reg {
-            let _ = write!(
-                o,
-                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#b91c1c\">⚠</text>",
-                x + w + 3.0,
-                y + 13.0
-            );
+    let (ticks, scale) = axis(end, top, rows as f64 * ROW_H);
+    html! {
+        section #timeline {
+            h2 { "Timeline" }
+            div.legend {
+                span { i style="background:var(--ok)" {} "passed" }
+                span { i style="background:var(--bad)" {} "failed" }
+                span { i style="background:var(--run)" {} "running" }
+                span { i style="background:var(--skip)" {} "skipped" }
+                span { i style="border:1px dashed #475569" {} "baseline duration" }
+                span { i style="border:2px solid #b91c1c" {} "regression" }
+            }
+            svg viewBox=(format!("0 0 {:.0} {h:.0}", LABEL_W + CHART_W + 20.0)) role="img" aria-label="Gantt chart of stages, steps and gates" {
+                (ticks)
+                @for (n, s) in m.spans.iter().enumerate() {
+                    (gantt_row(s, top + n as f64 * ROW_H, end, scale, &ghosts, &regressed))
+                }
+            }
         }
     }
-    o.push_str("</svg></section>\n");
+}
+
+/// One stage, step or gate of the timeline: its label, its bar (a step's links to its
+/// output), its baseline ghost and its regression mark.
+fn gantt_row(
+    s: &Span,
+    y: f64,
+    end: u64,
+    scale: f64,
+    ghosts: &HashMap<MetricKey, f64>,
+    regressed: &std::collections::HashSet<&MetricKey>,
+) -> Markup {
+    let x = LABEL_W + s.start_ns as f64 / 1e9 * scale;
+    let e = s.end_ns.unwrap_or(end);
+    let w = ((e.saturating_sub(s.start_ns)) as f64 / 1e9 * scale).max(2.0);
+    let (label, class) = match s.kind {
+        SpanKind::Stage => (s.name.clone(), "stage"),
+        SpanKind::Step if s.attempt > 1 => (
+            format!("{} (attempt {})", s.name, s.attempt),
+            outcome_class(&s.outcome),
+        ),
+        SpanKind::Step => (s.name.clone(), outcome_class(&s.outcome)),
+        SpanKind::Gate => (format!("◆ {}", s.name), outcome_class(&s.outcome)),
+    };
+    let metric = span_metric(s.kind, &s.stage, &s.name);
+    let is_reg = s.kind != SpanKind::Stage && regressed.contains(&metric);
+    let ghost = (s.kind != SpanKind::Stage)
+        .then(|| ghosts.get(&metric))
+        .flatten();
+    let mut tip = format!(
+        "{} {}: {} at {}, took {}",
+        match s.kind {
+            SpanKind::Stage => "stage",
+            SpanKind::Step => "step",
+            SpanKind::Gate => "gate",
+        },
+        if s.kind == SpanKind::Stage {
+            s.name.clone()
+        } else {
+            format!("{}/{}", s.stage, s.name)
+        },
+        s.outcome,
+        offset(s.start_ns),
+        s.duration_ns().map(duration).unwrap_or_else(|| "-".into())
+    );
+    if let Some(g) = ghost {
+        tip.push_str(&format!("; baseline {}", duration((g * 1e9) as u64)));
+    }
+    if let Some(c) = s.exit_code.filter(|c| *c != 0) {
+        tip.push_str(&format!("; exit {c}"));
+    }
+    if !s.detail.is_empty() && s.kind != SpanKind::Step {
+        tip.push_str(&format!("; {}", s.detail));
+    }
+    if is_reg {
+        tip.push_str("; REGRESSION");
+    }
+    // A stage is a thin bracket over its steps; steps and gates are bars, indented under it.
+    let (bar_y, bar_h, label_x) = if s.kind == SpanKind::Stage {
+        (y + 7.0, 4.0, 4.0)
+    } else {
+        (y + 3.0, ROW_H - 6.0, 14.0)
+    };
+    let bar = html! {
+        rect class={ (class) @if is_reg { " regressed" } } x=(f1(x)) y=(f1(bar_y)) width=(f1(w)) height=(f1(bar_h)) rx="2" {
+            title { (tip) }
+        }
+    };
+    html! {
+        text x=(label_x) y=(f1(y + 13.0)) font-weight=[(s.kind == SpanKind::Stage).then_some("700")] { (label) }
+        @if s.kind == SpanKind::Step {
+            a.bar href={ "#" (anchor(&s.stage, &s.name)) } { (bar) }
+        } @else {
+            (bar)
+        }
+        @if let Some(g) = ghost {
+            rect.ghost x=(f1(x)) y=(f1(y + 2.0)) width=(f1((g * scale).max(1.0))) height=(f1(ROW_H - 4.0)) rx="2" {
+                title { "baseline: " (duration((g * 1e9) as u64)) }
+            }
+        }
+        @if is_reg {
+            text x=(f1(x + w + 3.0)) y=(f1(y + 13.0)) fill="#b91c1c" { "⚠" }
+        }
+    }
 }
 
 /// Readiness of an object over time as (start, end, status, reason).
-fn segments(h: &crate::analysis::fold::ObjectHistory, end: u64) -> Vec<(u64, u64, Status, String)> {
+fn segments(h: &ObjectHistory, end: u64) -> Vec<(u64, u64, Status, String)> {
     let mut out: Vec<(u64, u64, Status, String)> = Vec::new();
     for v in &h.versions {
         if let Some(last) = out.last_mut() {
@@ -459,7 +441,7 @@ fn segments(h: &crate::analysis::fold::ObjectHistory, end: u64) -> Vec<(u64, u64
     out
 }
 
-fn readiness(o: &mut String, m: &RunModel) {
+fn readiness(m: &RunModel) -> Markup {
     let groups: [(&str, &[&str]); 3] = [
         (
             "Secrets and certificates",
@@ -477,22 +459,20 @@ fn readiness(o: &mut String, m: &RunModel) {
         ("Nodes", &["Node"]),
     ];
     let end = m.info.end_ns.max(1);
-    o.push_str("<section id=\"readiness\"><h2>Readiness</h2><div class=\"legend\"><span><i style=\"background:var(--warn)\"></i>in progress</span><span><i style=\"background:var(--ok)\"></i>ready</span><span><i style=\"background:var(--bad)\"></i>failed</span><span><i style=\"background:var(--skip)\"></i>terminating</span></div>");
+    let mut lane_groups = Vec::new();
     for (title, kinds) in groups {
-        let objs: Vec<&crate::analysis::fold::ObjectHistory> = m
+        let objs: Vec<&ObjectHistory> = m
             .objects
             .values()
             .filter(|h| kinds.contains(&h.key.kind.as_str()))
             .collect();
-        if objs.is_empty() {
-            continue;
+        if !objs.is_empty() {
+            lane_groups.push(lanes(
+                title,
+                end,
+                objs.iter().map(|h| (h.key.display(), segments(h, end))),
+            ));
         }
-        lanes(
-            o,
-            title,
-            end,
-            objs.iter().map(|h| (h.key.display(), segments(h, end))),
-        );
     }
     // Helm releases: status over time.
     // (namespace, release) -> [(time, status, detail)]
@@ -532,61 +512,55 @@ fn readiness(o: &mut String, m: &RunModel) {
             }
             (format!("helm {ns}/{name}"), segs)
         });
-        lanes(o, "Helm releases", end, rows);
+        lane_groups.push(lanes("Helm releases", end, rows));
     }
-    o.push_str("</section>\n");
+    html! {
+        section #readiness {
+            h2 { "Readiness" }
+            div.legend {
+                span { i style="background:var(--warn)" {} "in progress" }
+                span { i style="background:var(--ok)" {} "ready" }
+                span { i style="background:var(--bad)" {} "failed" }
+                span { i style="background:var(--skip)" {} "terminating" }
+            }
+            @for g in lane_groups { (g) }
+        }
+    }
 }
 
+/// One readiness chart: a lane per object, its states as colored segments.
 fn lanes(
-    o: &mut String,
     title: &str,
     end: u64,
     rows: impl Iterator<Item = (String, Vec<(u64, u64, Status, String)>)>,
-) {
+) -> Markup {
     let rows: Vec<_> = rows.collect();
     let shown = rows.len().min(LANES_PER_GROUP);
     let top = 22.0;
     let h = top + shown as f64 * ROW_H + 6.0;
-    let _ = write!(
-        o,
-        "<h3 style=\"font-size:13px;margin:10px 0 2px\">{}</h3><svg viewBox=\"0 0 {:.0} {h:.0}\" role=\"img\" aria-label=\"{}\">",
-        esc(title),
-        LABEL_W + CHART_W + 20.0,
-        esc(title)
-    );
-    let scale = axis(o, end, top, shown as f64 * ROW_H);
-    for (i, (name, segs)) in rows.iter().take(shown).enumerate() {
-        let y = top + i as f64 * ROW_H;
-        let _ = write!(
-            o,
-            "<text x=\"4\" y=\"{:.1}\">{}</text>",
-            y + 13.0,
-            esc(&clip_label(name, 40))
-        );
-        for (s, e, st, why) in segs {
-            let x = LABEL_W + *s as f64 / 1e9 * scale;
-            let w = ((e.saturating_sub(*s)) as f64 / 1e9 * scale).max(1.5);
-            let _ = write!(
-                o,
-                "<rect class=\"s-{}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\"><title>{}: {} from {} to {}{}</title></rect>",
-                st.as_str(),
-                y + 4.0,
-                ROW_H - 8.0,
-                esc(name),
-                st.as_str(),
-                esc(&offset(*s)),
-                esc(&offset(*e)),
-                if why.is_empty() { String::new() } else { format!(" — {}", esc(why)) }
-            );
+    let (ticks, scale) = axis(end, top, shown as f64 * ROW_H);
+    html! {
+        h3 style="font-size:13px;margin:10px 0 2px" { (title) }
+        svg viewBox=(format!("0 0 {:.0} {h:.0}", LABEL_W + CHART_W + 20.0)) role="img" aria-label=(title) {
+            (ticks)
+            @for (n, (name, segs)) in rows.iter().take(shown).enumerate() {
+                @let y = top + n as f64 * ROW_H;
+                text x="4" y=(f1(y + 13.0)) { (clip_label(name, 40)) }
+                @for (s, e, st, why) in segs {
+                    @let x = LABEL_W + *s as f64 / 1e9 * scale;
+                    @let w = ((e.saturating_sub(*s)) as f64 / 1e9 * scale).max(1.5);
+                    rect class={ "s-" (st.as_str()) } x=(f1(x)) y=(f1(y + 4.0)) width=(f1(w)) height=(f1(ROW_H - 8.0)) {
+                        title {
+                            (name) ": " (st.as_str()) " from " (offset(*s)) " to " (offset(*e))
+                            @if !why.is_empty() { " — " (why) }
+                        }
+                    }
+                }
+            }
         }
-    }
-    o.push_str("</svg>");
-    if rows.len() > shown {
-        let _ = write!(
-            o,
-            "<p class=\"note\">and {} more; <code>pipetape replay state RUN --at T</code> lists them all.</p>",
-            rows.len() - shown
-        );
+        @if rows.len() > shown {
+            p.note { "and " (rows.len() - shown) " more; " code { "pipetape replay state RUN --at T" } " lists them all." }
+        }
     }
 }
 
@@ -606,74 +580,58 @@ fn clip_label(s: &str, n: usize) -> String {
     }
 }
 
-fn regressions(o: &mut String, r: &Report) {
-    let _ = write!(
-        o,
-        "<section id=\"regressions\"><h2>Regressions against {}</h2>",
-        esc(&r.baseline_description)
-    );
-    for n in &r.notes {
-        let _ = write!(o, "<div class=\"note\">{}</div>", esc(n));
-    }
-    if r.regressions.is_empty() {
-        o.push_str("<p>No regressions.</p>");
-    } else {
-        o.push_str("<ol class=\"reg\">");
-        for f in &r.regressions {
-            let kind = format!("{:?}", f.kind).to_lowercase();
-            let _ = write!(
-                o,
-                "<li><span class=\"k {kind}\">{}</span><code>{}</code> — {}",
-                f.kind.label(),
-                esc(&f.metric.to_string()),
-                esc(&f.summary)
-            );
-            if !f.evidence.is_empty() || !f.related.is_empty() {
-                o.push_str("<ul class=\"ev\">");
-                for e in &f.evidence {
-                    let _ = write!(o, "<li>{}</li>", esc(e));
+fn regressions(r: &Report) -> Markup {
+    let one_sided = |title: &str, items: &[OneSided]| {
+        html! {
+            @if !items.is_empty() {
+                p {
+                    b { (title) } " "
+                    @for (n, i) in items.iter().enumerate() {
+                        @if n > 0 { ", " }
+                        code { (i.metric.to_string()) }
+                    }
                 }
-                for e in &f.related {
-                    let _ = write!(o, "<li>also: {}</li>", esc(e));
-                }
-                o.push_str("</ul>");
             }
-            if let Some(d) = &f.output_diff {
-                let _ = write!(o, "<pre>{}</pre>", esc(d));
-            }
-            o.push_str("</li>");
-        }
-        o.push_str("</ol>");
-    }
-    let one_sided = |o: &mut String, title: &str, items: &[crate::analysis::diff::OneSided]| {
-        if !items.is_empty() {
-            let names: Vec<String> = items
-                .iter()
-                .map(|i| format!("<code>{}</code>", esc(&i.metric.to_string())))
-                .collect();
-            let _ = write!(o, "<p><b>{}</b> {}</p>", esc(title), names.join(", "));
         }
     };
-    one_sided(o, "Not run (the run stopped first):", &r.not_run);
-    one_sided(o, "Still failing as in the baseline:", &r.still_failing);
-    one_sided(o, "New:", &r.new);
-    one_sided(o, "Missing:", &r.missing);
-    if !r.improvements.is_empty() {
-        o.push_str("<p><b>Improved:</b></p><ul>");
-        for f in &r.improvements {
-            let _ = write!(
-                o,
-                "<li><code>{}</code> {}</li>",
-                esc(&f.metric.to_string()),
-                esc(&f.summary)
-            );
+    html! {
+        section #regressions {
+            h2 { "Regressions against " (r.baseline_description) }
+            @for n in &r.notes { div.note { (n) } }
+            @if r.regressions.is_empty() {
+                p { "No regressions." }
+            } @else {
+                ol.reg {
+                    @for f in &r.regressions {
+                        li {
+                            span class={ "k " (format!("{:?}", f.kind).to_lowercase()) } { (f.kind.label()) }
+                            code { (f.metric.to_string()) } " — " (f.summary)
+                            @if !f.evidence.is_empty() || !f.related.is_empty() {
+                                ul.ev {
+                                    @for e in &f.evidence { li { (e) } }
+                                    @for e in &f.related { li { "also: " (e) } }
+                                }
+                            }
+                            @if let Some(d) = &f.output_diff { pre { (d) } }
+                        }
+                    }
+                }
+            }
+            (one_sided("Not run (the run stopped first):", &r.not_run))
+            (one_sided("Still failing as in the baseline:", &r.still_failing))
+            (one_sided("New:", &r.new))
+            (one_sided("Missing:", &r.missing))
+            @if !r.improvements.is_empty() {
+                p { b { "Improved:" } }
+                ul {
+                    @for f in &r.improvements { li { code { (f.metric.to_string()) } " " (f.summary) } }
+                }
+            }
         }
-        o.push_str("</ul>");
     }
-    o.push_str("</section>\n");
 }
 
-fn warnings_section(o: &mut String, m: &RunModel) {
+fn warnings_section(m: &RunModel) -> Markup {
     // One row per (reason, object), with the count and the first message.
     let mut rows: Vec<(u64, String, String, String, u32)> = Vec::new();
     let mut idx: HashMap<(String, String), usize> = HashMap::new();
@@ -704,34 +662,27 @@ fn warnings_section(o: &mut String, m: &RunModel) {
             }
         }
     }
-    o.push_str("<section id=\"warnings\"><h2>Warning events</h2>");
-    if rows.is_empty() {
-        o.push_str("<p>None.</p></section>\n");
-        return;
+    html! {
+        section #warnings {
+            h2 { "Warning events" }
+            @if rows.is_empty() {
+                p { "None." }
+            } @else {
+                table {
+                    tr { th { "FIRST" } th { "REASON" } th { "OBJECT" } th { "COUNT" } th { "MESSAGE" } }
+                    @for (t, reason, obj, msg, n) in rows.iter().take(WARNING_ROWS) {
+                        tr { td { (offset(*t)) } td { (reason) } td { (obj) } td { (n) } td { (msg) } }
+                    }
+                }
+                @if rows.len() > WARNING_ROWS {
+                    p.note { "and " (rows.len() - WARNING_ROWS) " more; " code { "pipetape replay events RUN --type Warning" } " lists them all." }
+                }
+            }
+        }
     }
-    o.push_str("<table><tr><th>FIRST</th><th>REASON</th><th>OBJECT</th><th>COUNT</th><th>MESSAGE</th></tr>");
-    for (t, reason, obj, msg, n) in rows.iter().take(WARNING_ROWS) {
-        let _ = write!(
-            o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{n}</td><td>{}</td></tr>",
-            esc(&offset(*t)),
-            esc(reason),
-            esc(obj),
-            esc(msg)
-        );
-    }
-    o.push_str("</table>");
-    if rows.len() > WARNING_ROWS {
-        let _ = write!(
-            o,
-            "<p class=\"note\">and {} more; <code>pipetape replay events RUN --type Warning</code> lists them all.</p>",
-            rows.len() - WARNING_ROWS
-        );
-    }
-    o.push_str("</section>\n");
 }
 
-fn tests_section(o: &mut String, m: &RunModel) {
+fn tests_section(m: &RunModel) -> Markup {
     let mut cases = Vec::new();
     for (t, a) in &m.artifacts {
         if metrics::looks_like_junit(&a.path, &a.media_type, &a.data) {
@@ -741,127 +692,98 @@ fn tests_section(o: &mut String, m: &RunModel) {
             ));
         }
     }
-    if cases.is_empty() {
-        return;
-    }
     let failed: Vec<_> = cases.iter().filter(|c| c.2.is_bad()).collect();
-    let _ = write!(
-        o,
-        "<section id=\"tests\"><h2>Tests</h2><p>{} test cases, {} failed.</p>",
-        cases.len(),
-        failed.len()
-    );
-    if !failed.is_empty() {
-        o.push_str("<table><tr><th>SUITE</th><th>CASE</th><th>STATUS</th><th>MESSAGE</th></tr>");
-        for (suite, case, mt) in failed {
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(suite),
-                esc(case),
-                esc(mt.status.as_str()),
-                esc(&mt.detail)
-            );
+    html! {
+        @if !cases.is_empty() {
+            section #tests {
+                h2 { "Tests" }
+                p { (cases.len()) " test cases, " (failed.len()) " failed." }
+                @if !failed.is_empty() {
+                    table {
+                        tr { th { "SUITE" } th { "CASE" } th { "STATUS" } th { "MESSAGE" } }
+                        @for (suite, case, mt) in &failed {
+                            tr { td { (suite) } td { (case) } td { (mt.status.as_str()) } td { (mt.detail) } }
+                        }
+                    }
+                }
+            }
         }
-        o.push_str("</table>");
     }
-    o.push_str("</section>\n");
 }
 
-fn steps_section(o: &mut String, m: &RunModel, run_ref: &str) {
-    o.push_str("<section id=\"steps\"><h2>Step output</h2>");
+fn steps_section(m: &RunModel, run_ref: &str) -> Markup {
     let mut seen = std::collections::HashSet::new();
-    for s in m.spans.iter().filter(|s| s.kind == SpanKind::Step) {
-        if !seen.insert((s.stage.clone(), s.name.clone())) {
-            continue;
-        }
-        let last = m
-            .spans
-            .iter()
-            .rev()
-            .find(|x| x.kind == SpanKind::Step && x.stage == s.stage && x.name == s.name)
-            .unwrap_or(s);
-        let lines = m.step_output.get(&(s.stage.clone(), s.name.clone()));
-        let n = lines.map(|l| l.len()).unwrap_or(0);
-        let _ = write!(
-            o,
-            "<details id=\"{}\"{}><summary><b>{}/{}</b> — {} · {} · {n} lines</summary>",
-            anchor(&s.stage, &s.name),
-            if outcome_class(&last.outcome) == "bad" {
-                " open"
-            } else {
-                ""
-            },
-            esc(&s.stage),
-            esc(&s.name),
-            esc(&last.outcome),
-            esc(&last
-                .duration_ns()
-                .map(duration)
-                .unwrap_or_else(|| "-".into()))
-        );
-        if let Some(lines) = lines {
-            if n > STEP_OUTPUT_LINES {
-                let _ = write!(
-                    o,
-                    "<p class=\"note\">{} earlier lines not shown: <code>pipetape archive cat {}</code> has them all.</p>",
-                    n - STEP_OUTPUT_LINES,
-                    esc(run_ref)
-                );
+    let steps: Vec<&Span> = m
+        .spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Step)
+        .filter(|s| seen.insert((s.stage.clone(), s.name.clone())))
+        .collect();
+    html! {
+        section #steps {
+            h2 { "Step output" }
+            @for s in steps {
+                @let last = m
+                    .spans
+                    .iter()
+                    .rev()
+                    .find(|x| x.kind == SpanKind::Step && x.stage == s.stage && x.name == s.name)
+                    .unwrap_or(s);
+                @let lines = m.step_output.get(&(s.stage.clone(), s.name.clone()));
+                @let n = lines.map(|l| l.len()).unwrap_or(0);
+                details id=(anchor(&s.stage, &s.name)) open[outcome_class(&last.outcome) == "bad"] {
+                    summary {
+                        b { (s.stage) "/" (s.name) } " — " (last.outcome) " · "
+                        (last.duration_ns().map(duration).unwrap_or_else(|| "-".into())) " · " (n) " lines"
+                    }
+                    @if let Some(lines) = lines {
+                        @if n > STEP_OUTPUT_LINES {
+                            p.note { (n - STEP_OUTPUT_LINES) " earlier lines not shown: " code { "pipetape archive cat " (run_ref) } " has them all." }
+                        }
+                        pre {
+                            @for (t, l, err) in lines.iter().skip(n.saturating_sub(STEP_OUTPUT_LINES)) {
+                                @let text = format!("{:>8}  {l}", offset(t));
+                                @if err { span.err { (text) } } @else { (text) }
+                                "\n"
+                            }
+                        }
+                    }
+                }
             }
-            o.push_str("<pre>");
-            for (t, l, err) in lines.iter().skip(n.saturating_sub(STEP_OUTPUT_LINES)) {
-                let _ = writeln!(
-                    o,
-                    "{}{:>8}  {}{}",
-                    if err { "<span class=\"err\">" } else { "" },
-                    esc(&offset(t)),
-                    esc(l),
-                    if err { "</span>" } else { "" }
-                );
-            }
-            o.push_str("</pre>");
         }
-        o.push_str("</details>");
     }
-    o.push_str("</section>\n");
 }
 
-fn logs_section(o: &mut String, m: &RunModel, run_ref: &str) {
-    if m.logs.is_empty() {
-        return;
+fn logs_section(m: &RunModel, run_ref: &str) -> Markup {
+    html! {
+        @if !m.logs.is_empty() {
+            section #logs {
+                h2 { "Container logs" }
+                table {
+                    tr { th { "POD" } th { "CONTAINER" } th { "LINES" } th { "READ IT" } }
+                    @for (k, l) in &m.logs {
+                        tr {
+                            td { (k.namespace) "/" (k.pod) }
+                            td { (k.container) @if k.previous { " (previous)" } }
+                            td { (l.len()) }
+                            td {
+                                code {
+                                    "pipetape replay logs " (run_ref) " " (k.namespace) "/" (k.pod) " -c " (k.container)
+                                    @if k.previous { " -p" }
+                                }
+                            }
+                        }
+                    }
+                }
+                // The last lines of crashed containers (previous logs), where failures usually show.
+                @for (k, l) in m.logs.iter().filter(|(k, _)| k.previous).take(10) {
+                    @let all: Vec<&str> = l.iter().map(|(_, s, _)| s).collect();
+                    p { b { (k.namespace) "/" (k.pod) " " (k.container) " (previous), last lines" } }
+                    pre { (all[all.len().saturating_sub(20)..].join("\n")) }
+                }
+            }
+        }
     }
-    o.push_str("<section id=\"logs\"><h2>Container logs</h2><table><tr><th>POD</th><th>CONTAINER</th><th>LINES</th><th>READ IT</th></tr>");
-    for (k, l) in &m.logs {
-        let _ = write!(
-            o,
-            "<tr><td>{}/{}</td><td>{}{}</td><td>{}</td><td><code>pipetape replay logs {} {}/{} -c {}{}</code></td></tr>",
-            esc(&k.namespace),
-            esc(&k.pod),
-            esc(&k.container),
-            if k.previous { " (previous)" } else { "" },
-            l.len(),
-            esc(run_ref),
-            esc(&k.namespace),
-            esc(&k.pod),
-            esc(&k.container),
-            if k.previous { " -p" } else { "" }
-        );
-    }
-    o.push_str("</table>");
-    // The last lines of crashed containers (previous logs), where failures usually show.
-    for (k, l) in m.logs.iter().filter(|(k, _)| k.previous).take(10) {
-        let all: Vec<&str> = l.iter().map(|(_, s, _)| s).collect();
-        let _ = write!(
-            o,
-            "<p><b>{}/{} {} (previous), last lines</b></p><pre>{}</pre>",
-            esc(&k.namespace),
-            esc(&k.pod),
-            esc(&k.container),
-            esc(&all[all.len().saturating_sub(20)..].join("\n"))
-        );
-    }
-    o.push_str("</section>\n");
 }
 
 #[cfg(test)]
@@ -869,11 +791,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_and_anchors() {
-        assert_eq!(
-            esc("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+    fn values_are_escaped_and_anchors_are_fragment_safe() {
+        let step = html! { code { "<a href=\"x\">&'" } }.into_string();
+        assert_eq!(step, "<code>&lt;a href=&quot;x&quot;&gt;&amp;'</code>");
         assert_eq!(
             anchor("test", "pnpm test:integration"),
             "step-test-pnpm-test-integration"
