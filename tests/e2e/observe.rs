@@ -301,9 +301,10 @@ fn record_of_serve_with_faults_loses_nothing_and_records_the_gaps() {
 fn condition_and_none_gates_follow_the_watch() {
     let (env, kc, mut server) = red_served();
     let started = Instant::now();
-    let pipeline = env.path("gates.yaml");
-    std::fs::write(
-        &pipeline,
+    let r = run_gates(
+        &env,
+        &kc,
+        &mut server,
         "name: gates
 stages:
   - name: preflight
@@ -321,16 +322,7 @@ stages:
           none: {kind: externalsecrets, type: Ready, status: \"False\"}
           timeout: 3s
 ",
-    )
-    .unwrap();
-    let r = env.run(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-    ]);
-    let _ = server.kill();
-    let _ = server.wait();
+    );
     assert_eq!(r.code(), 1, "{}{}", r.stdout(), r.stderr());
     let out = r.stdout();
     assert!(out.contains("gate passed"), "{out}");
@@ -357,6 +349,21 @@ stages:
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "SecretSyncedError"));
     assert!(started.elapsed() < Duration::from_secs(40));
+}
+
+/// Runs a pipeline of gates against the served cluster, then stops the server.
+fn run_gates(env: &Env, kc: &Path, server: &mut Child, yaml: &str) -> crate::Run {
+    let pipeline = env.path("gates.yaml");
+    std::fs::write(&pipeline, yaml).unwrap();
+    let r = env.run(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    r
 }
 
 /// A gate's probes: at least two, the first not passing, the last passing.
@@ -409,9 +416,10 @@ fn a_gate_on_a_watched_kind_opens_no_watch_of_its_own() {
         assert!(Instant::now() < deadline, "serve wrote no kubeconfig");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pipeline = env.path("gates.yaml");
-    std::fs::write(
-        &pipeline,
+    let r = run_gates(
+        &env,
+        &kc,
+        &mut server,
         "name: gates
 stages:
   - name: infra
@@ -423,16 +431,7 @@ stages:
           condition: {kind: DaemonSet, namespace: ameide, name: registry-mirror, ready: true}
           timeout: 30s
 ",
-    )
-    .unwrap();
-    let r = env.run(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-    ]);
-    let _ = server.kill();
-    let _ = server.wait();
+    );
     assert_eq!(r.code(), 0, "{}{}", r.stdout(), r.stderr());
     let (m, _) = last_run(&env);
     probes_turn_ok(&m, "mirror-ready");
