@@ -28,23 +28,37 @@ pub(crate) fn serve_at(
     speed: f64,
     faults: &[&str],
 ) -> Child {
-    let mut args = vec![
-        "replay".to_string(),
-        "serve".into(),
-        log.display().to_string(),
-        "--live".into(),
-        "--speed".into(),
-        speed.to_string(),
-        "--exit-at-end".into(),
-        "--kubeconfig-out".into(),
-        kubeconfig.display().to_string(),
-    ];
+    spawn_serve(env, log, kubeconfig, speed, faults, None)
+}
+
+/// `replay serve --live` at `speed`; with `requests`, its request log (`-vv`) is written
+/// there. Returns once the server wrote its kubeconfig.
+fn spawn_serve(
+    env: &Env,
+    log: &Path,
+    kubeconfig: &Path,
+    speed: f64,
+    faults: &[&str],
+    requests: Option<&Path>,
+) -> Child {
+    let mut args: Vec<String> = Vec::new();
+    if requests.is_some() {
+        args.push("-vv".into());
+    }
+    args.extend(["replay".into(), "serve".into(), log.display().to_string()]);
+    args.extend(["--live".into(), "--speed".into(), speed.to_string()]);
+    args.extend(["--exit-at-end".into(), "--kubeconfig-out".into()]);
+    args.push(kubeconfig.display().to_string());
     args.extend(faults.iter().map(|f| f.to_string()));
+    let stderr = match requests {
+        Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+        None => Stdio::null(),
+    };
     let child = Command::new(env!("CARGO_BIN_EXE_pipetape"))
         .args(&args)
         .env("PIPETAPE_STORE", env.store())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -402,20 +416,7 @@ fn a_gate_on_a_watched_kind_opens_no_watch_of_its_own() {
     Variant::red().write(&log).unwrap();
     let kc = env.path("kubeconfig");
     let requests = env.path("serve.stderr");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_pipetape"))
-        .args(["-vv", "replay", "serve", log.to_str().unwrap(), "--live"])
-        .args(["--speed", &SPEED.to_string(), "--exit-at-end"])
-        .args(["--kubeconfig-out", kc.to_str().unwrap()])
-        .env("PIPETAPE_STORE", env.store())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&requests).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !kc.exists() {
-        assert!(Instant::now() < deadline, "serve wrote no kubeconfig");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut server = spawn_serve(&env, &log, &kc, SPEED, &[], Some(&requests));
     let r = run_gates(
         &env,
         &kc,

@@ -132,14 +132,9 @@ pub(crate) async fn find_resource(
     kind: &str,
 ) -> Option<(ApiResource, ApiCapabilities)> {
     let d = Discovery::new(client.clone()).run().await.ok()?;
-    let k = kind.to_ascii_lowercase();
     for g in d.groups() {
         for (ar, caps) in g.recommended_resources() {
-            if ar.kind.to_ascii_lowercase() == k
-                || ar.plural == k
-                || resource_key(&ar) == k
-                || (ar.plural.len() > 1 && ar.plural.trim_end_matches('s') == k)
-            {
+            if shared::names_resource(&ar, kind) {
                 return Some((ar, caps));
             }
         }

@@ -262,6 +262,15 @@ fn f1(v: f64) -> String {
     format!("{v:.1}")
 }
 
+/// A chart's legend: a swatch (its CSS) and a label per entry.
+fn legend(entries: &[(&str, &str)]) -> Markup {
+    html! {
+        div.legend {
+            @for (style, label) in entries { span { i style=(style) {} (label) } }
+        }
+    }
+}
+
 /// The time axis (ticks every 1 s … 2 h, at most 12); returns the pixels per second.
 fn axis(end_ns: u64, top: f64, height: f64) -> (Markup, f64) {
     let total_s = (end_ns as f64 / 1e9).max(1.0);
@@ -316,14 +325,14 @@ fn gantt(input: &Input<'_>) -> Markup {
     html! {
         section #timeline {
             h2 { "Timeline" }
-            div.legend {
-                span { i style="background:var(--ok)" {} "passed" }
-                span { i style="background:var(--bad)" {} "failed" }
-                span { i style="background:var(--run)" {} "running" }
-                span { i style="background:var(--skip)" {} "skipped" }
-                span { i style="border:1px dashed #475569" {} "baseline duration" }
-                span { i style="border:2px solid #b91c1c" {} "regression" }
-            }
+            (legend(&[
+                ("background:var(--ok)", "passed"),
+                ("background:var(--bad)", "failed"),
+                ("background:var(--run)", "running"),
+                ("background:var(--skip)", "skipped"),
+                ("border:1px dashed #475569", "baseline duration"),
+                ("border:2px solid #b91c1c", "regression"),
+            ]))
             svg viewBox=(format!("0 0 {:.0} {h:.0}", LABEL_W + CHART_W + 20.0)) role="img" aria-label="Gantt chart of stages, steps and gates" {
                 (ticks)
                 @for (n, s) in m.spans.iter().enumerate() {
@@ -517,12 +526,12 @@ fn readiness(m: &RunModel) -> Markup {
     html! {
         section #readiness {
             h2 { "Readiness" }
-            div.legend {
-                span { i style="background:var(--warn)" {} "in progress" }
-                span { i style="background:var(--ok)" {} "ready" }
-                span { i style="background:var(--bad)" {} "failed" }
-                span { i style="background:var(--skip)" {} "terminating" }
-            }
+            (legend(&[
+                ("background:var(--warn)", "in progress"),
+                ("background:var(--ok)", "ready"),
+                ("background:var(--bad)", "failed"),
+                ("background:var(--skip)", "terminating"),
+            ]))
             @for g in lane_groups { (g) }
         }
     }
