@@ -550,6 +550,23 @@ pub struct WatchSync {
     pub items: u64,
 }
 
+/// The cluster's API server, as the observers first reached it: its address and the version
+/// `/version` reported. Written once per connection (again after the observers reconnect).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ClusterContact {
+    /// The API server's URL.
+    pub url: String,
+    /// `gitVersion`, e.g. "v1.31.4+k3s1".
+    pub git_version: String,
+    /// `major`, e.g. "1".
+    pub major: String,
+    /// `minor`, e.g. "31" (some distributions add a "+").
+    pub minor: String,
+    /// `platform`, e.g. "linux/amd64".
+    pub platform: String,
+}
+
 /// A free-form note: `pipetape mark`, a recorder warning, a fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -695,6 +712,8 @@ bodies! {
     WatchGap(WatchGap) = "watch_gap",
     /// A list lifecycle marker.
     WatchSync(WatchSync) = "watch_sync",
+    /// The cluster the observers reached, and its version.
+    ClusterContact(ClusterContact) = "cluster",
     /// A note.
     Note(Note) = "note",
 }
@@ -986,6 +1005,7 @@ impl Body {
                 if g.relisted { ", re-listed" } else { "" }
             ),
             Body::WatchSync(s) => format!("watch {} {} ({} items)", s.resource, s.phase, s.items),
+            Body::ClusterContact(c) => format!("cluster {} at {}", c.git_version, c.url),
             Body::Note(n) => format!(
                 "{}{}",
                 match n.level {

@@ -37,7 +37,8 @@ use kube::runtime::WatchStreamExt;
 use kube::{Client, Config};
 use pipetape_store::mask::{LineState, Masker};
 use pipetape_store::model::{
-    Action, HelmRelease, KubeEvent, Level, Note, ObjectObserved, ObjectRef, WatchGap, WatchSync,
+    Action, ClusterContact, HelmRelease, KubeEvent, Level, Note, ObjectObserved, ObjectRef,
+    WatchGap, WatchSync,
 };
 use pipetape_store::{Body, LogAppender, Source};
 use serde_json::Value;
@@ -170,7 +171,17 @@ impl Observer {
     }
 }
 
-async fn client_for(opts: &ObserveOptions) -> Result<(Client, String), crate::Error> {
+/// A client for the cluster the options name, its URL, and what its `/version` said.
+async fn client_for(
+    opts: &ObserveOptions,
+) -> Result<
+    (
+        Client,
+        String,
+        k8s_openapi::apimachinery::pkg::version::Info,
+    ),
+    crate::Error,
+> {
     let kc_opts = KubeConfigOptions {
         context: opts.context.clone(),
         ..Default::default()
@@ -205,14 +216,14 @@ async fn client_for(opts: &ObserveOptions) -> Result<(Client, String), crate::Er
         message: e.to_string(),
     })?;
     // The API answers?
-    client
+    let version = client
         .apiserver_version()
         .await
         .map_err(|e| crate::Error::Unreachable {
             url: url.clone(),
             source: Box::new(e),
         })?;
-    Ok((client, url))
+    Ok((client, url, version))
 }
 
 async fn run(
@@ -225,7 +236,7 @@ async fn run(
     // Wait for the API (the pipeline may be creating the cluster).
     let mut waited_note = false;
     let started = Instant::now();
-    let (client, url) = loop {
+    let (client, url, version) = loop {
         match client_for(&opts).await {
             Ok(c) => break c,
             Err(e) => {
@@ -250,6 +261,18 @@ async fn run(
     stats.lock().expect("stats lock").connected = true;
     cluster.set_client(client.clone());
     note(&out, Level::Info, format!("observing the cluster at {url}")).await;
+    let _ = out
+        .append_async(
+            Source::Watch,
+            ClusterContact {
+                url: url.clone(),
+                git_version: version.git_version,
+                major: version.major,
+                minor: version.minor,
+                platform: version.platform,
+            },
+        )
+        .await;
 
     let state = Arc::new(Shared {
         out: out.clone(),

@@ -115,6 +115,6 @@ pub(crate) async fn client(
 ) -> Result<Client, crate::Error> {
     match shared.and_then(Cluster::client) {
         Some(c) => Ok(c),
-        None => client_for(opts).await.map(|(c, _)| c),
+        None => client_for(opts).await.map(|(c, _, _)| c),
     }
 }

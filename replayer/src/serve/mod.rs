@@ -8,6 +8,7 @@
 //! Start at [`Server::bind`]; [`state`] holds what is served, [`table`] the printing, [`select`]
 //! the selectors.
 
+pub mod discovery;
 pub mod select;
 pub mod state;
 pub mod table;
@@ -289,12 +290,21 @@ async fn root() -> AxumResponse {
     ))
 }
 
-async fn version() -> AxumResponse {
-    axum_response(json_response(
-        StatusCode::OK,
-        &json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0+pipetape-replay", "gitCommit": "", "gitTreeState": "clean",
-            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22", "compiler": "gc", "platform": "linux/amd64"}),
-    ))
+/// `/version`: what the recorded cluster's API server said; when the recording does not say
+/// (the observers never reached it, or an older log), the version of the built-in API served.
+async fn version(axum::extract::State(ctx): AppState) -> AxumResponse {
+    let v = match &ctx.state.cluster {
+        Some(c) => json!({"major": c.major, "minor": c.minor, "gitVersion": c.git_version,
+            "gitCommit": "", "gitTreeState": "clean", "buildDate": "", "goVersion": "", "compiler": "gc",
+            "platform": c.platform}),
+        None => {
+            let minor = ctx.state.builtin.minor;
+            json!({"major": "1", "minor": minor.to_string(), "gitVersion": format!("v1.{minor}.0+pipetape-replay"),
+                "gitCommit": "", "gitTreeState": "clean", "buildDate": "", "goVersion": "", "compiler": "gc",
+                "platform": "linux/amd64"})
+        }
+    };
+    axum_response(json_response(StatusCode::OK, &v))
 }
 
 async fn health() -> AxumResponse {
@@ -491,16 +501,39 @@ fn not_found_path(path: &str) -> Response<Body> {
     )
 }
 
-fn group_list_value(ctx: &Ctx) -> Value {
-    let mut groups: Vec<Value> = Vec::new();
-    for r in &ctx.state.resources {
-        let g = &r.resource.info.group;
-        if g.is_empty() || groups.iter().any(|x| x["name"] == g.as_str()) {
-            continue;
-        }
-        let gv = json!({"groupVersion": format!("{g}/{}", r.resource.version), "version": r.resource.version});
-        groups.push(json!({"name": g, "versions": [gv], "preferredVersion": gv}));
+fn group_version(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
     }
+}
+
+/// `/apis`: every group served, each with its versions in the API server's order of
+/// preference (GA, then beta; higher first).
+fn group_list_value(ctx: &Ctx) -> Value {
+    let mut by_group: Vec<(&str, Vec<&str>)> = Vec::new();
+    for a in ctx.state.api.iter().filter(|a| !a.group.is_empty()) {
+        match by_group.iter_mut().find(|(g, _)| *g == a.group) {
+            Some((_, vs)) => {
+                if !vs.contains(&a.version.as_str()) {
+                    vs.push(&a.version);
+                }
+            }
+            None => by_group.push((&a.group, vec![&a.version])),
+        }
+    }
+    let groups: Vec<Value> = by_group
+        .into_iter()
+        .map(|(g, mut vs)| {
+            vs.sort_by_key(|v| discovery::version_priority(v));
+            let versions: Vec<Value> = vs
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                .collect();
+            json!({"name": g, "preferredVersion": versions[0], "versions": versions})
+        })
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -508,32 +541,44 @@ fn group_list(ctx: &Ctx) -> Response<Body> {
     json_response(StatusCode::OK, &group_list_value(ctx))
 }
 
+/// `/api/v1` or `/apis/GROUP/VERSION`: the APIResourceList, subresources as `plural/sub`.
 fn resource_list(ctx: &Ctx, group: &str, version: &str) -> Response<Body> {
     let mut resources = Vec::new();
-    for r in ctx
+    for a in ctx
         .state
-        .resources
+        .api
         .iter()
-        .filter(|r| r.resource.info.group == group && r.resource.version == version)
+        .filter(|a| a.group == group && a.version == version)
     {
-        let i = &r.resource.info;
-        resources.push(json!({"name": i.plural, "singularName": i.singular, "namespaced": i.namespaced, "kind": i.kind,
-            "verbs": ["get", "list", "watch"], "shortNames": i.short_names}));
-        if group.is_empty() && i.kind == "Pod" {
-            resources.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+        let mut r = json!({"name": a.plural, "singularName": a.singular, "namespaced": a.namespaced,
+            "kind": a.kind, "verbs": a.verbs});
+        if !a.short_names.is_empty() {
+            r["shortNames"] = json!(a.short_names);
+        }
+        if !a.categories.is_empty() {
+            r["categories"] = json!(a.categories);
+        }
+        resources.push(r);
+        for sub in &a.subresources {
+            let mut r = json!({"name": format!("{}/{}", a.plural, sub.name), "singularName": "",
+                "namespaced": a.namespaced, "kind": sub.kind, "verbs": sub.verbs});
+            if sub.group != a.group || sub.version != a.version {
+                r["group"] = json!(sub.group);
+                r["version"] = json!(sub.version);
+            }
+            resources.push(r);
         }
     }
     if resources.is_empty() {
-        return status(404, "NotFound", format!("the server could not find the requested resource (group version {group}/{version} is not in this run)"), json!({}));
+        return not_found_path(&if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        });
     }
-    let gv = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
     json_response(
         StatusCode::OK,
-        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version(group, version), "resources": resources}),
     )
 }
 
@@ -584,12 +629,7 @@ fn resource(
             json!({"kind": plural, "group": group}));
     }
     let Some(rs) = ctx.state.find(group, version, plural) else {
-        return status(
-            404,
-            "NotFound",
-            format!("the server could not find the requested resource ({gr} is not in this run)"),
-            json!({}),
-        );
+        return not_found_path(&format!("/{}", rest.join("/")));
     };
     let t = Target {
         rs,

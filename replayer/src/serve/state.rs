@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 
 use crate::analysis::fold::{Lines, LogKey, RunModel};
 use crate::analysis::query::{self, Resource};
+use crate::kinds::ResourceInfo;
+
+use super::discovery::{self, ApiResource, Builtin};
 
 /// One served version of an object.
 #[derive(Debug, Clone)]
@@ -73,6 +76,92 @@ pub struct State {
     /// Every (mono, rv) at which some object changed, in order: turns a moment into the
     /// cluster's resourceVersion.
     pub rv_timeline: Vec<(u64, u64)>,
+    /// The API server the run was recorded from, when the observers said.
+    pub cluster: Option<pipetape_store::model::ClusterContact>,
+    /// The built-in API of the recorded cluster's version (or the nearest shipped one).
+    pub builtin: Builtin,
+    /// What discovery lists: the built-in resources, then recorded resources the built-in API
+    /// lacks (custom resources, removed versions), sorted by group, version and plural.
+    pub api: Vec<ApiResource>,
+    /// Built-in resources nothing was recorded of: served as empty.
+    pub empty: Vec<ResourceState>,
+}
+
+/// The minor version a `/version` answer names ("31", "31+").
+pub fn minor_of(c: &pipetape_store::model::ClusterContact) -> Option<u32> {
+    let digits: String = c.minor.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().or_else(|| {
+        // Fall back to gitVersion: v1.31.4+k3s1.
+        c.git_version
+            .trim_start_matches('v')
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+    })
+}
+
+/// The discovery entry of a recorded resource the built-in API does not describe: a custom
+/// resource answers every verb a CRD's does.
+fn recorded_api(r: &Resource) -> ApiResource {
+    let i = &r.info;
+    ApiResource {
+        group: i.group.clone(),
+        version: r.version.clone(),
+        plural: i.plural.clone(),
+        singular: i.singular.clone(),
+        kind: i.kind.clone(),
+        namespaced: i.namespaced,
+        verbs: [
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
+        .map(String::from)
+        .to_vec(),
+        short_names: i.short_names.clone(),
+        categories: Vec::new(),
+        subresources: Vec::new(),
+    }
+}
+
+/// A CustomResourceDefinition for a recorded custom resource whose own CRD was not recorded:
+/// names, scope and the recorded version, with a schema that keeps every field, Established.
+fn synthetic_crd(r: &Resource, created: &str) -> Value {
+    let i = &r.info;
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": format!("{}.{}", i.plural, i.group),
+            "uid": format!("pipetape-crd-{}.{}", i.plural, i.group),
+            "creationTimestamp": created,
+            "generation": 1,
+            "annotations": {"pipetape.dev/synthesized": "the CustomResourceDefinition was not recorded; rebuilt from the recorded objects"},
+        },
+        "spec": {
+            "group": i.group,
+            "names": {"plural": i.plural, "singular": i.singular, "kind": i.kind,
+                "listKind": format!("{}List", i.kind), "shortNames": i.short_names},
+            "scope": if i.namespaced { "Namespaced" } else { "Cluster" },
+            "versions": [{"name": r.version, "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+            "conversion": {"strategy": "None"},
+        },
+        "status": {
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": created},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": created},
+            ],
+            "acceptedNames": {"plural": i.plural, "singular": i.singular, "kind": i.kind,
+                "listKind": format!("{}List", i.kind), "shortNames": i.short_names},
+            "storedVersions": [r.version],
+        },
+    })
 }
 
 /// Keys whose string values are times (RFC 3339) in Kubernetes objects.
@@ -236,6 +325,60 @@ impl State {
                 .cmp(&(&b.resource.info.group, &b.resource.info.plural))
         });
         rv_timeline.sort_unstable_by_key(|x| x.1);
+        let cluster = m.info.cluster.clone();
+        let builtin = Builtin::load(cluster.as_ref().and_then(minor_of)).unwrap_or_else(|e| {
+            tracing::warn!(
+                "the shipped OpenAPI documents do not decode ({e}): serving recorded kinds only"
+            );
+            Builtin {
+                minor: discovery::pick(None),
+                openapi_v2: Vec::new(),
+                resources: Vec::new(),
+            }
+        });
+        add_synthetic_crds(&mut resources, &builtin, m.info.started_ns);
+        let mut api = builtin.resources.clone();
+        for r in &resources {
+            let (g, v, p) = (
+                &r.resource.info.group,
+                &r.resource.version,
+                &r.resource.info.plural,
+            );
+            if !api
+                .iter()
+                .any(|a| &a.group == g && &a.version == v && &a.plural == p)
+            {
+                api.push(recorded_api(&r.resource));
+            }
+        }
+        api.sort_by(|a, b| {
+            (&a.group, &a.version, &a.plural).cmp(&(&b.group, &b.version, &b.plural))
+        });
+        let empty = builtin
+            .resources
+            .iter()
+            .filter(|a| {
+                !resources
+                    .iter()
+                    .any(|r| r.resource.info.group == a.group && r.resource.info.plural == a.plural)
+            })
+            .map(|a| ResourceState {
+                resource: Resource {
+                    info: ResourceInfo {
+                        group: a.group.clone(),
+                        kind: a.kind.clone(),
+                        plural: a.plural.clone(),
+                        singular: a.singular.clone(),
+                        short_names: a.short_names.clone(),
+                        namespaced: a.namespaced,
+                    },
+                    version: a.version.clone(),
+                },
+                entries: Vec::new(),
+                changes: Vec::new(),
+                printer_columns: None,
+            })
+            .collect();
         let logs = std::mem::take(&mut m.logs);
         State {
             resources,
@@ -243,6 +386,10 @@ impl State {
             started_ns: m.info.started_ns,
             end_ns: m.info.end_ns,
             rv_timeline,
+            cluster,
+            builtin,
+            api,
+            empty,
         }
     }
 
@@ -252,14 +399,116 @@ impl State {
         self.rv_timeline[..i].iter().map(|x| x.1).max().unwrap_or(1)
     }
 
-    /// Finds a resource by group, version and plural.
+    /// Finds a resource by group, version and plural: as recorded; else recorded in another
+    /// version (its objects keep the version they were recorded in); else a built-in resource
+    /// of the served version that nothing was recorded of (empty).
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceState> {
-        self.resources.iter().find(|r| {
-            r.resource.info.group == group
-                && r.resource.info.plural == plural
-                && r.resource.version == version
-        })
+        let same =
+            |r: &&ResourceState| r.resource.info.group == group && r.resource.info.plural == plural;
+        self.resources
+            .iter()
+            .filter(same)
+            .find(|r| r.resource.version == version)
+            .or_else(|| {
+                self.api
+                    .iter()
+                    .any(|a| a.group == group && a.version == version && a.plural == plural)
+                    .then(|| self.resources.iter().find(same))
+                    .flatten()
+            })
+            .or_else(|| {
+                self.empty
+                    .iter()
+                    .find(|r| same(r) && r.resource.version == version)
+            })
     }
+}
+
+/// Serves a CustomResourceDefinition for every recorded custom resource (a group the built-in
+/// API does not have) whose CRD was not itself recorded, present from the run's start.
+fn add_synthetic_crds(resources: &mut Vec<ResourceState>, builtin: &Builtin, started_ns: i64) {
+    let builtin_group = |g: &str| builtin.resources.iter().any(|a| a.group == g);
+    let crd_names: Vec<String> = resources
+        .iter()
+        .filter(|r| r.resource.info.kind == "CustomResourceDefinition")
+        .flat_map(|r| r.entries.iter().map(|e| e.name.clone()))
+        .collect();
+    let wanted: Vec<Resource> = resources
+        .iter()
+        .map(|r| &r.resource)
+        .filter(|r| !r.info.group.is_empty() && !builtin_group(&r.info.group))
+        .filter(|r| !crd_names.contains(&format!("{}.{}", r.info.plural, r.info.group)))
+        .cloned()
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let created = jiff::Timestamp::from_nanosecond(i128::from(started_ns))
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default();
+    let at = match resources.iter().position(|r| {
+        r.resource.info.group == "apiextensions.k8s.io"
+            && r.resource.info.plural == "customresourcedefinitions"
+    }) {
+        Some(i) => i,
+        None => {
+            resources.push(ResourceState {
+                resource: Resource {
+                    info: crate::kinds::info(
+                        "apiextensions.k8s.io",
+                        "CustomResourceDefinition",
+                        None,
+                        true,
+                    ),
+                    version: "v1".into(),
+                },
+                entries: Vec::new(),
+                changes: Vec::new(),
+                printer_columns: None,
+            });
+            resources.sort_by(|a, b| {
+                (&a.resource.info.group, &a.resource.info.plural)
+                    .cmp(&(&b.resource.info.group, &b.resource.info.plural))
+            });
+            resources
+                .iter()
+                .position(|r| r.resource.info.plural == "customresourcedefinitions")
+                .expect("just added")
+        }
+    };
+    let crds = &mut resources[at];
+    for r in wanted {
+        let mut obj = synthetic_crd(&r, &created);
+        // Present before anything was recorded: the cluster's first resourceVersion.
+        obj["metadata"]["resourceVersion"] = json!("1");
+        let ei = crds.entries.len();
+        crds.entries.push(Entry {
+            namespace: String::new(),
+            name: format!("{}.{}", r.info.plural, r.info.group),
+            versions: vec![Served {
+                rv: 1,
+                mono_ns: 0,
+                action: Action::Added,
+                obj: Arc::new(obj),
+            }],
+        });
+        crds.changes.push((1, 0, ei, 0));
+    }
+    crds.entries
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    // Entry indices moved: rebuild the change list.
+    crds.changes = crds
+        .entries
+        .iter()
+        .enumerate()
+        .flat_map(|(ei, e)| {
+            e.versions
+                .iter()
+                .enumerate()
+                .map(move |(vi, v)| (v.rv, v.mono_ns, ei, vi))
+        })
+        .collect();
+    crds.changes.sort_unstable();
 }
 
 fn crd_columns(m: &RunModel, r: &Resource) -> Option<Value> {

@@ -181,6 +181,18 @@ pub(super) fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
             "INFO[0023] Cluster 'ameide-ci' created successfully!",
         ],
     );
+    // The observers reach the new cluster's API (k3d's k3s, as the reference pipeline pins).
+    b.push(
+        25.0,
+        Source::Watch,
+        pipetape_store::model::ClusterContact {
+            url: "https://0.0.0.0:6443/".into(),
+            git_version: "v1.31.5+k3s1".into(),
+            major: "1".into(),
+            minor: "31".into(),
+            platform: "linux/amd64".into(),
+        },
+    );
     for (i, n) in NODES.iter().enumerate() {
         let node = objects::node(n, &uid_for(n), "0", &b.ts(8.0 + i as f64), true);
         b.object(8.0 + i as f64, Action::Added, node);

@@ -262,6 +262,9 @@ impl Fold {
             }
             Body::Artifact(a) => self.m.artifacts.push((t, *a)),
             Body::WatchGap(g) => self.m.gaps.push((t, g)),
+            Body::ClusterContact(c) => {
+                self.m.info.cluster.get_or_insert(c);
+            }
             Body::WatchSync(w) => {
                 self.has_list_markers = true;
                 self.listed.insert(w.resource);

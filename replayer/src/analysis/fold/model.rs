@@ -320,6 +320,9 @@ pub struct RunInfo {
     /// How far the cluster's clock was ahead of the recorder's (negative: behind), ns, as
     /// estimated from objects created during the run ([`Fold::finish`]); 0 within a second.
     pub clock_skew_ns: i64,
+    /// The API server the observers first reached, and its version (None when they never
+    /// reached one, or the log predates the `cluster` record).
+    pub cluster: Option<pipetape_store::model::ClusterContact>,
 }
 
 /// A notable moment: the first warning or first failure.
