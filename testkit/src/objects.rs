@@ -57,8 +57,17 @@ pub fn pod(p: &PodState<'_>) -> Value {
         None if running => json!({"running": {"startedAt": p.now}}),
         None => json!({}),
     };
-    let mut cs = json!({"name": p.container, "image": p.image, "imageID": "", "ready": p.ready,
-        "restartCount": p.restarts, "started": running, "state": state});
+    // The kubelet reports the image's digest once it is pulled, and a container ID once created.
+    let pulled = p.waiting != Some("ContainerCreating") && p.waiting != Some("ImagePullBackOff");
+    let mut cs = json!({"name": p.container, "image": p.image,
+        "imageID": if pulled { format!("{}@sha256:{}", p.image.split(':').next().unwrap_or(p.image), hex64(p.image)) } else { String::new() },
+        "ready": p.ready, "restartCount": p.restarts, "started": running, "state": state, "lastState": {}});
+    if pulled {
+        cs["containerID"] = json!(format!(
+            "containerd://{}",
+            hex64(&format!("{}/{}/{}", p.uid, p.container, p.restarts))
+        ));
+    }
     if let Some((code, reason, started)) = p.last_terminated {
         let started = if started.is_empty() {
             p.created
@@ -69,6 +78,7 @@ pub fn pod(p: &PodState<'_>) -> Value {
     }
     let mut conditions = vec![cond("PodScheduled", p.scheduled)];
     if p.scheduled {
+        conditions.push(cond("PodReadyToStartContainers", pulled));
         conditions.push(cond("Initialized", true));
         conditions.push(cond("ContainersReady", p.ready));
         conditions.push(cond("Ready", p.ready));
@@ -76,6 +86,7 @@ pub fn pod(p: &PodState<'_>) -> Value {
     let mut status = json!({"phase": p.phase, "conditions": conditions, "qosClass": "Burstable"});
     if p.scheduled {
         status["hostIP"] = json!("172.18.0.3");
+        status["hostIPs"] = json!([{"ip": "172.18.0.3"}]);
         status["startTime"] = json!(p.created);
         status["containerStatuses"] = json!([cs]);
         if !p.ip.is_empty() {
@@ -83,15 +94,23 @@ pub fn pod(p: &PodState<'_>) -> Value {
             status["podIPs"] = json!([{"ip": p.ip}]);
         }
     }
-    let mut spec = json!({"serviceAccountName": "default", "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
-        "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler",
+    let token = format!("kube-api-access-{}", &hex64(p.uid)[..5]);
+    let mut spec = json!({"serviceAccountName": "default", "serviceAccount": "default", "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler",
+        "securityContext": {}, "enableServiceLinks": true, "priority": 0, "preemptionPolicy": "PreemptLowerPriority",
+        "volumes": [{"name": token, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}],
         "containers": [{"name": p.container, "image": p.image, "imagePullPolicy": "IfNotPresent",
             "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}],
             "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}, "requests": {"cpu": "50m", "memory": "128Mi"}},
             "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"}, "periodSeconds": 5,
                 "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
+            "volumeMounts": [{"name": token, "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
             "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}],
-        "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]});
+        "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]});
     if p.scheduled {
         spec["nodeName"] = json!(p.node);
     }
@@ -167,23 +186,47 @@ pub fn workload(w: &WorkloadState<'_>) -> Value {
     let mut meta = json!({"name": w.name, "namespace": w.namespace, "uid": w.uid, "resourceVersion": w.resource_version,
         "generation": w.generation, "creationTimestamp": w.created,
         "labels": {"app.kubernetes.io/name": w.name, "app.kubernetes.io/part-of": "ameide"}});
+    meta["annotations"] = json!({});
     if let Some(rel) = w.release {
         meta["labels"]["app.kubernetes.io/managed-by"] = json!("Helm");
         meta["annotations"] = json!({"meta.helm.sh/release-name": rel, "meta.helm.sh/release-namespace": w.namespace});
     }
     let mut spec = json!({"selector": {"matchLabels": {"app.kubernetes.io/name": w.name}},
-        "template": {"metadata": {"labels": {"app.kubernetes.io/name": w.name}},
-            "spec": {"containers": [{"name": "app", "image": w.image, "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]}}});
+        "template": {"metadata": {"creationTimestamp": null, "labels": {"app.kubernetes.io/name": w.name}},
+            "spec": {"containers": [{"name": "app", "image": w.image, "imagePullPolicy": "IfNotPresent",
+                    "ports": [{"containerPort": 8080, "protocol": "TCP"}], "resources": {},
+                    "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}],
+                "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+                "securityContext": {}, "schedulerName": "default-scheduler"}}});
     if w.kind != "DaemonSet" {
         spec["replicas"] = json!(r);
     }
-    if w.kind == "Deployment" {
-        spec["progressDeadlineSeconds"] = json!(600);
-        spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
+    if w.kind != "ReplicaSet" {
+        spec["revisionHistoryLimit"] = json!(10);
     }
-    if w.kind == "StatefulSet" {
-        spec["serviceName"] = json!(w.name);
-        spec["updateStrategy"] = json!({"type": "RollingUpdate"});
+    match w.kind {
+        "Deployment" => {
+            spec["progressDeadlineSeconds"] = json!(600);
+            spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
+            meta["annotations"]["deployment.kubernetes.io/revision"] = json!("1");
+        }
+        "StatefulSet" => {
+            spec["serviceName"] = json!(w.name);
+            spec["podManagementPolicy"] = json!("OrderedReady");
+            spec["updateStrategy"] =
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}});
+            spec["persistentVolumeClaimRetentionPolicy"] =
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"});
+        }
+        "DaemonSet" => {
+            spec["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}});
+        }
+        _ => {
+            meta["annotations"]["deployment.kubernetes.io/revision"] = json!("1");
+            meta["annotations"]["deployment.kubernetes.io/desired-replicas"] = json!(r.to_string());
+            meta["annotations"]["deployment.kubernetes.io/max-replicas"] =
+                json!((r + r.div_ceil(4)).to_string());
+        }
     }
     json!({"apiVersion": "apps/v1", "kind": w.kind, "metadata": meta, "spec": spec, "status": status})
 }
@@ -320,23 +363,68 @@ pub fn namespace(name: &str, uid: &str, resource_version: &str, now: &str) -> Va
         "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
 }
 
-/// A Node, Ready or not.
+/// A Node, Ready or not, as a k3s server or agent reports itself: addresses, capacity,
+/// allocatable, system info with its ids, pressure conditions.
 pub fn node(name: &str, uid: &str, resource_version: &str, now: &str, ready: bool) -> Value {
-    let mut labels = json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"});
+    let mut labels = json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/instance-type": "k3s",
+        "node.kubernetes.io/instance-type": "k3s"});
     if name.contains("server") {
         // k3s labels its servers; agents carry no role label.
         labels["node-role.kubernetes.io/control-plane"] = json!("true");
         labels["node-role.kubernetes.io/master"] = json!("true");
     }
+    let n = name
+        .bytes()
+        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 200
+        + 2;
+    let ip = format!("172.18.0.{n}");
+    let id = hex64(name);
+    let pressure = |ty: &str, reason: &str, msg: &str| {
+        json!({"type": ty, "status": "False", "reason": reason, "message": msg,
+        "lastHeartbeatTime": now, "lastTransitionTime": now})
+    };
+    let resources = |cpu: &str, mem: &str| {
+        json!({"cpu": cpu, "memory": mem, "pods": "110", "ephemeral-storage": "102626232Ki",
+        "hugepages-1Gi": "0", "hugepages-2Mi": "0"})
+    };
     json!({"apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "uid": uid, "resourceVersion": resource_version, "creationTimestamp": now, "labels": labels},
-        "spec": {"podCIDR": "10.42.0.0/24"},
-        "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+        "metadata": {"name": name, "uid": uid, "resourceVersion": resource_version, "creationTimestamp": now, "labels": labels,
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                "k3s.io/internal-ip": ip, "k3s.io/hostname": name}},
+        "spec": {"podCIDR": "10.42.0.0/24", "podCIDRs": ["10.42.0.0/24"], "providerID": format!("k3s://{name}")},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "capacity": resources("2", "8148012Ki"),
+            "allocatable": resources("2", "8148012Ki"),
+            "conditions": [
+                pressure("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                pressure("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                pressure("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                {"type": "Ready", "status": if ready { "True" } else { "False" },
                 "reason": if ready { "KubeletReady" } else { "KubeletNotReady" },
                 "message": if ready { "kubelet is posting ready status" } else { "container runtime network not ready" },
                 "lastHeartbeatTime": now, "lastTransitionTime": now}],
-            "nodeInfo": {"kubeletVersion": "v1.31.5+k3s1", "containerRuntimeVersion": "containerd://1.7.23-k3s2",
-                "osImage": "K3s v1.31.5+k3s1", "operatingSystem": "linux", "architecture": "amd64"}}})
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "images": [],
+            "nodeInfo": {"machineID": &id[..32], "systemUUID": format!("{}-{}-{}-{}-{}", &id[32..40], &id[40..44], &id[44..48], &id[48..52], &id[52..64]),
+                "bootID": format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..32]),
+                "kernelVersion": "6.8.0-1017-azure", "osImage": "K3s v1.31.5+k3s1", "containerRuntimeVersion": "containerd://1.7.23-k3s2",
+                "kubeletVersion": "v1.31.5+k3s1", "kubeProxyVersion": "v1.31.5+k3s1", "operatingSystem": "linux", "architecture": "amd64"}}})
+}
+
+/// 64 hex digits derived from `s` (stands for a digest or an id; stable across runs).
+fn hex64(s: &str) -> String {
+    let mut out = String::with_capacity(64);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for round in 0..4u64 {
+        for b in s.bytes().chain(round.to_le_bytes()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    out
 }
 
 /// A Secret's metadata only (its data is never recorded).

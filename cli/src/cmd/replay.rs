@@ -427,6 +427,12 @@ fn logs(ctx: &Ctx, a: LogsArgs) -> CmdResult {
 fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
     use pipetape_replayer::serve::{Faults, Mode, Options, Server};
     use pipetape_replayer::time::parse_duration;
+    if !a.addr.ip().is_loopback() {
+        ctx.warn(format!(
+            "serving on {}, not a loopback address: anyone who can reach it reads this recording (object names, events, pod logs)",
+            a.addr
+        ));
+    }
     let l = open(ctx, &a.run)?;
     let m = &l.model;
     let mode = if a.live {

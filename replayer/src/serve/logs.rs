@@ -1,6 +1,7 @@
 //! Pod logs as the kubelet serves them: one container instance (the latest, or the one
-//! before with `previous`), `tailLines`, `sinceTime`, `sinceSeconds`, `timestamps`, and `follow`
-//! in live mode.
+//! before with `previous`), `tailLines`, `limitBytes`, `sinceTime`, `sinceSeconds`,
+//! `timestamps`, the kubelet's 400 for a container that has not started, and `follow` in live
+//! mode until the instance ends. (`pipetape replay logs` shows every instance.)
 
 #[allow(unused_imports)]
 use super::*;
@@ -68,6 +69,36 @@ pub(super) fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Bo
             )
         }
     };
+    // The kubelet's checks, in its order (validateContainerLogStatus).
+    let status_of = obj.obj["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()));
+    if obj.obj["spec"]["nodeName"]
+        .as_str()
+        .unwrap_or("")
+        .is_empty()
+    {
+        // Not scheduled: kube-apiserver has no kubelet to ask and answers with nothing.
+        return full(StatusCode::OK, "text/plain", "");
+    }
+    if let Some(cs) = status_of.filter(|_| !p.previous) {
+        let started = cs["state"]["terminated"].is_object()
+            || cs["state"]["running"].is_object()
+            || cs["lastState"]["terminated"].is_object();
+        if let (false, Some(reason)) = (started, cs["state"]["waiting"]["reason"].as_str()) {
+            let why = match reason {
+                "ErrImagePull" => "image can't be pulled".to_string(),
+                "ImagePullBackOff" => "trying and failing to pull image".to_string(),
+                r => r.to_string(),
+            };
+            return status(
+                400,
+                "BadRequest",
+                format!("container \"{container}\" in pod \"{pod}\" is waiting to start: {why}"),
+                json!({}),
+            );
+        }
+    }
     let key = crate::analysis::fold::LogKey {
         namespace: ns.clone(),
         pod: pod.clone(),
@@ -115,13 +146,24 @@ pub(super) fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Bo
     let mut first = since
         .map(|w| lines[..upto].partition_point(|(t, _)| ctx.wall(*t) < w))
         .unwrap_or(0);
-    if p.follow && !p.previous {
-        // Like the kubelet, a follow streams the running instance only (a plain read gives
-        // every recorded instance). sinceTime alone cannot tell instances apart: clients
-        // send it in whole seconds.
+    let mut upto = upto;
+    // Waiting to be restarted: the latest instance has ended.
+    let waiting = status_of.is_some_and(|cs| {
+        cs["state"]["waiting"].is_object() && cs["lastState"]["terminated"].is_object()
+    });
+    if !p.previous {
+        // Like the kubelet, the log of the latest container instance only (`previous` gives
+        // the one before). While the container waits to be restarted (CrashLoopBackOff), the
+        // latest instance is the one that terminated. sinceTime alone cannot tell instances
+        // apart: clients send it in whole seconds.
         let starts = instance_starts(t, &ns, &pod, &container);
-        let current = starts[starts.partition_point(|&s| s <= now).saturating_sub(1)];
-        first = first.max(lines[..upto].partition_point(|(t, _)| *t < current));
+        let mut i = starts.partition_point(|&s| s <= now).saturating_sub(1);
+        if waiting && i > 0 {
+            let end = starts[i];
+            upto = lines[..upto].partition_point(|(t, _)| *t < end);
+            i -= 1;
+        }
+        first = first.max(lines[..upto].partition_point(|(t, _)| *t < starts[i]));
     }
     let skip = p
         .tail
@@ -132,7 +174,18 @@ pub(super) fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Bo
     for (t, l) in &lines[skip..upto] {
         text.push_str(&fmt(ctx, *t, l, p.timestamps));
     }
-    if !(p.follow && matches!(ctx.mode, Mode::Live { .. })) {
+    // limitBytes: the kubelet stops after that many bytes, wherever they end.
+    let mut budget = p.limit_bytes;
+    if let Some(n) = budget {
+        if text.len() >= n {
+            let mut b = text.into_bytes();
+            b.truncate(n);
+            return full(StatusCode::OK, "text/plain", b);
+        }
+        budget = Some(n - text.len());
+    }
+    if !(p.follow && matches!(ctx.mode, Mode::Live { .. })) || waiting || p.previous {
+        // Nothing more will come: a frozen replay, an instance that has ended.
         return full(StatusCode::OK, "text/plain", text);
     }
     let (tx, rx) = mpsc::channel::<Bytes>(64);
@@ -161,16 +214,57 @@ pub(super) fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Bo
         })
         .map(|(t, l)| (*t, l.to_string()))
         .collect();
+    // The instance ends when the pod says it restarted or terminated, or the pod goes, or the
+    // recording does: the follow stays open until then, as the kubelet's does.
+    let terminated = |o: &serde_json::Value| {
+        o["status"]["containerStatuses"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
+            .is_some_and(|c| c["state"]["terminated"].is_object())
+    };
+    let end = entry
+        .and_then(|e| {
+            e.versions
+                .iter()
+                .filter(|v| v.mono_ns > now)
+                .find(|v| {
+                    v.action == pipetape_store::model::Action::Deleted
+                        || restarts(&v.obj) != rc_now
+                        || terminated(&v.obj)
+                })
+                .map(|v| v.mono_ns)
+        })
+        .unwrap_or(ctx.state.end_ns);
     tokio::spawn(async move {
-        if tx.send(Bytes::from(text)).await.is_err() {
+        let mut closing = ctx2.closing.subscribe();
+        let mut budget = budget;
+        let first = cut(&mut budget, text);
+        if tx.send(Bytes::from(first)).await.is_err() {
             return;
         }
         for (t, l) in &rest {
-            if let Some(d) = ctx2.wait_for(*t) {
-                tokio::time::sleep(d).await;
-            }
-            if tx.send(Bytes::from(fmt(&ctx2, *t, l, ts))).await.is_err() {
+            if budget == Some(0) {
                 return;
+            }
+            if let Some(d) = ctx2.wait_for(*t) {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = closing.wait_for(|c| *c) => return,
+                }
+            }
+            let chunk = cut(&mut budget, fmt(&ctx2, *t, l, ts));
+            if tx.send(Bytes::from(chunk)).await.is_err() {
+                return;
+            }
+        }
+        if budget == Some(0) {
+            return;
+        }
+        if let Some(d) = ctx2.wait_for(end) {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = tx.closed() => {}
+                _ = closing.wait_for(|c| *c) => {}
             }
         }
     });
@@ -179,4 +273,14 @@ pub(super) fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Bo
         .header("content-type", "text/plain")
         .body(ChanBody(rx).boxed())
         .expect("valid response")
+}
+
+/// What of `chunk` fits in what is left of limitBytes (all of it without a limit).
+fn cut(budget: &mut Option<usize>, chunk: String) -> Vec<u8> {
+    let mut b = chunk.into_bytes();
+    if let Some(n) = budget.as_mut() {
+        b.truncate(*n);
+        *n -= b.len();
+    }
+    b
 }

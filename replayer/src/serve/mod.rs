@@ -9,6 +9,7 @@
 //! the selectors.
 
 pub mod discovery;
+pub mod openapi;
 pub mod select;
 pub mod state;
 pub mod table;
@@ -98,9 +99,52 @@ struct Ctx {
     faults: Faults,
     bookmark_every: Duration,
     addr: SocketAddr,
+    /// The OpenAPI documents, built at the first request for one.
+    openapi: std::sync::OnceLock<openapi::OpenApi>,
+    /// Set when the server stops: open watches and followed logs end their response.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Ctx {
+    /// The OpenAPI documents of what is served.
+    fn openapi(&self) -> &openapi::OpenApi {
+        self.openapi.get_or_init(|| {
+            let st = &self.state;
+            let builtin_group = |g: &str| st.builtin.resources.iter().any(|a| a.group == g);
+            let served: std::collections::BTreeSet<String> = st
+                .api
+                .iter()
+                .map(|a| {
+                    if a.group.is_empty() {
+                        format!("api/{}", a.version)
+                    } else {
+                        format!("apis/{}/{}", a.group, a.version)
+                    }
+                })
+                .collect();
+            let crds: Vec<&Value> = st
+                .resources
+                .iter()
+                .filter(|r| r.resource.info.plural == "customresourcedefinitions")
+                .flat_map(|r| r.entries.iter().filter_map(|e| e.versions.last()))
+                .map(|v| &*v.obj)
+                .collect();
+            let customs: Vec<openapi::Custom<'_>> = st
+                .api
+                .iter()
+                .filter(|a| !a.group.is_empty() && !builtin_group(&a.group))
+                .map(|a| openapi::Custom {
+                    api: a,
+                    crd: crds.iter().copied().find(|c| {
+                        c["spec"]["group"] == a.group.as_str()
+                            && c["spec"]["names"]["plural"] == a.plural.as_str()
+                    }),
+                })
+                .collect();
+            openapi::build(&st.builtin.openapi_v2, &served, &customs)
+        })
+    }
+
     /// The replay time, ns from the run's start.
     fn now(&self) -> u64 {
         match self.mode {
@@ -157,12 +201,10 @@ type Body = BoxBody<Bytes, Infallible>;
 impl Server {
     /// Builds the served state from `model` and binds (fails if the address is taken).
     pub async fn bind(model: RunModel, opts: Options) -> crate::Result<Server> {
-        let listener = TcpListener::bind(opts.addr)
-            .await
-            .map_err(|e| crate::Error::Io {
-                context: format!("cannot listen on {}", opts.addr),
-                source: e,
-            })?;
+        let listener = listen(opts.addr).map_err(|e| crate::Error::Io {
+            context: format!("cannot listen on {}", opts.addr),
+            source: e,
+        })?;
         let addr = listener.local_addr().map_err(|e| crate::Error::Io {
             context: "cannot read the bound address".into(),
             source: e,
@@ -186,6 +228,8 @@ impl Server {
             faults: opts.faults,
             bookmark_every: opts.bookmark_every,
             addr,
+            openapi: std::sync::OnceLock::new(),
+            closing: tokio::sync::watch::Sender::new(false),
         };
         Ok(Server {
             ctx: Arc::new(ctx),
@@ -203,21 +247,63 @@ impl Server {
         kubeconfig(self.ctx.addr)
     }
 
-    /// Serves until `shutdown` completes. Connections still open then (watches, followed
-    /// logs) are left to end with the runtime, as an API server going away would.
+    /// Serves until `shutdown` completes, then ends every open watch and followed log with
+    /// its final chunk and lets the connections finish (3 s at most). A client has 30 s to
+    /// send a request's headers.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        use tower::Layer;
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        use tower::{Layer, ServiceExt};
         let app = tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash()
-            .layer(router(self.ctx.clone()));
-        let serve = axum::serve(
-            self.listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-        );
-        tokio::select! {
-            _ = shutdown => {}
-            _ = serve => {}
+            .layer(router(self.ctx.clone()))
+            .map_request(|r: http::Request<hyper::body::Incoming>| r.map(axum::body::Body::new));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let stream = match accepted {
+                        Ok((s, _)) => s,
+                        Err(e) => {
+                            // Out of file descriptors, a connection reset before accept: wait
+                            // a moment rather than spin.
+                            tracing::debug!("accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+                    let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!("connection: {e}");
+                        }
+                    });
+                }
+                _ = &mut shutdown => break,
+            }
         }
+        self.ctx.closing.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(3), graceful.shutdown()).await;
     }
+}
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A listening socket on `addr` with a backlog of 1024 (a burst of clients is queued, not
+/// refused).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(1024)
 }
 
 /// The routes of a read-only API server: discovery, then resources under `/api/v1` and
@@ -238,6 +324,9 @@ fn router(ctx: Arc<Ctx>) -> axum::Router {
         .route("/apis/{group}/{version}", get(group_resources))
         .route("/api/v1/{*rest}", get(core_resource))
         .route("/apis/{group}/{version}/{*rest}", get(group_resource))
+        .route("/openapi/v2", get(openapi_v2))
+        .route("/openapi/v3", get(openapi_v3_index))
+        .route("/openapi/v3/{*key}", get(openapi_v3))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), guard))
         .with_state(ctx)
@@ -263,21 +352,89 @@ async fn guard(
     let path = req.uri().path().to_string();
     tracing::debug!(%method, %path, query = ?req.uri().query(), "request");
     if method != Method::GET && method != Method::HEAD {
-        return axum_response(status(
+        let mut r = status(
             405,
             "MethodNotAllowed",
             format!("pipetape replay serve is read-only: {method} is not allowed (this is a recorded cluster)"),
             json!({}),
-        ));
+        );
+        r.headers_mut()
+            .insert("allow", http::HeaderValue::from_static("GET, HEAD"));
+        return axum_response(r);
     }
-    next.run(req).await
+    let gzip = req
+        .headers()
+        .get("accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let resp = next.run(req).await;
+    if gzip {
+        gzipped(resp).await
+    } else {
+        resp
+    }
 }
 
-/// Whether the client asked for a Table (`kubectl get`).
-fn wants_table(h: &http::HeaderMap) -> bool {
-    h.get("accept")
+/// Responses of at least this many bytes are gzipped for a client that accepts it, as
+/// kube-apiserver does.
+const GZIP_THRESHOLD: u64 = 128 * 1024;
+
+/// `resp` gzipped, when its whole body is known and large enough (streams are left alone).
+async fn gzipped(resp: AxumResponse) -> AxumResponse {
+    use http_body::Body as _;
+    let big = resp
+        .body()
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n >= GZIP_THRESHOLD);
+    if !big || resp.headers().contains_key("content-encoding") {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return AxumResponse::from_parts(parts, axum::body::Body::empty());
+    };
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let out = std::io::Write::write_all(&mut enc, &bytes).and_then(|()| enc.finish());
+    match out {
+        Ok(z) => {
+            parts
+                .headers
+                .insert("content-encoding", http::HeaderValue::from_static("gzip"));
+            parts.headers.remove("content-length");
+            AxumResponse::from_parts(parts, axum::body::Body::from(z))
+        }
+        Err(_) => AxumResponse::from_parts(parts, axum::body::Body::from(bytes)),
+    }
+}
+
+/// The form a client asked for, by its first Accept type: a Table (`kubectl get`), metadata
+/// only (`PartialObjectMetadata`, as metadata informers ask), or whole objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Full,
+    Table,
+    Metadata,
+}
+
+fn shape(h: &http::HeaderMap) -> Shape {
+    let first = h
+        .get("accept")
         .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("as=Table"))
+        .and_then(|a| a.split(',').next())
+        .unwrap_or("");
+    if first.contains("as=Table") {
+        Shape::Table
+    } else if first.contains("as=PartialObjectMetadata") {
+        Shape::Metadata
+    } else {
+        Shape::Full
+    }
+}
+
+/// An object as PartialObjectMetadata.
+fn metadata_only(v: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": v["metadata"]})
 }
 
 type AppState = axum::extract::State<Arc<Ctx>>;
@@ -305,6 +462,57 @@ async fn version(axum::extract::State(ctx): AppState) -> AxumResponse {
         }
     };
     axum_response(json_response(StatusCode::OK, &v))
+}
+
+/// `/openapi/v2`: protobuf when the client asks for it first (kubectl and client-go do), JSON
+/// otherwise.
+async fn openapi_v2(axum::extract::State(ctx): AppState, headers: http::HeaderMap) -> AxumResponse {
+    let accept = headers
+        .get("accept")
+        .and_then(|a| a.to_str().ok())
+        .unwrap_or("");
+    let first = accept.split(',').next().unwrap_or("").trim();
+    let o = ctx.openapi();
+    axum_response(if first.contains("protobuf") {
+        full(
+            StatusCode::OK,
+            "application/octet-stream",
+            o.v2_protobuf.clone(),
+        )
+    } else {
+        full(StatusCode::OK, "application/json", o.v2.clone())
+    })
+}
+
+async fn openapi_v3_index(axum::extract::State(ctx): AppState) -> AxumResponse {
+    axum_response(json_response(StatusCode::OK, &ctx.openapi().v3_index()))
+}
+
+/// `/openapi/v3/KEY[?hash=H]`: one document; asked by its current hash, it may be cached for
+/// good, as kube-apiserver says.
+async fn openapi_v3(
+    axum::extract::State(ctx): AppState,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> AxumResponse {
+    let Some((hash, body)) = ctx.openapi().v3.get(key.trim_end_matches('/')) else {
+        return axum_response(not_found_path(&format!("/openapi/v3/{key}")));
+    };
+    let asked = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "hash")
+        .map(|(_, v)| v.into_owned());
+    let mut r = full(StatusCode::OK, "application/json", body.clone());
+    if asked.as_deref() == Some(hash.as_str()) {
+        r.headers_mut().insert(
+            "cache-control",
+            http::HeaderValue::from_static("public, immutable"),
+        );
+    }
+    r.headers_mut().insert(
+        "etag",
+        http::HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a valid header"),
+    );
+    axum_response(r)
 }
 
 async fn health() -> AxumResponse {
@@ -385,7 +593,7 @@ fn under_version(
         version,
         &segs,
         &params(query),
-        wants_table(headers),
+        shape(headers),
     ))
 }
 
@@ -450,11 +658,28 @@ struct Params {
     previous: bool,
     follow: bool,
     tail: Option<usize>,
+    /// limitBytes: the most bytes of log to send.
+    limit_bytes: Option<usize>,
+    /// limit: the most items of a list page.
+    limit: Option<i64>,
+    /// continue: the token of the next page.
+    cont: Option<String>,
+    /// resourceVersionMatch.
+    rv_match: Option<String>,
+    /// A parameter that does not parse, as kube-apiserver words it.
+    invalid: Option<String>,
     /// sinceTime (wall ns) or sinceSeconds, for logs.
     since_time: Option<i64>,
     since_seconds: Option<u64>,
     timestamps: bool,
     include: String,
+}
+
+/// Records the first parameter that does not parse.
+fn bad(p: &mut Params, k: &str, v: &str, e: impl std::fmt::Display) {
+    if p.invalid.is_none() {
+        p.invalid = Some(format!("{k}: Invalid value: \"{v}\": {e}"));
+    }
 }
 
 fn params(q: Option<&str>) -> Params {
@@ -472,11 +697,27 @@ fn params(q: Option<&str>) -> Params {
             "resourceVersion" => p.rv = Some(v),
             "sendInitialEvents" => p.send_initial = yes,
             "allowWatchBookmarks" => p.bookmarks = yes,
-            "timeoutSeconds" => p.timeout = v.parse().ok(),
+            "timeoutSeconds" => match v.parse() {
+                Ok(n) => p.timeout = Some(n),
+                Err(e) => bad(&mut p, &k, &v, e),
+            },
+            "limit" => match v.parse() {
+                Ok(n) => p.limit = Some(n),
+                Err(e) => bad(&mut p, &k, &v, e),
+            },
+            "continue" => p.cont = Some(v),
+            "resourceVersionMatch" => p.rv_match = Some(v),
             "container" => p.container = Some(v),
             "previous" => p.previous = yes,
             "follow" => p.follow = yes,
-            "tailLines" => p.tail = v.parse().ok(),
+            "tailLines" => match v.parse() {
+                Ok(n) => p.tail = Some(n),
+                Err(e) => bad(&mut p, &k, &v, e),
+            },
+            "limitBytes" => match v.parse() {
+                Ok(n) => p.limit_bytes = Some(n),
+                Err(e) => bad(&mut p, &k, &v, e),
+            },
             "sinceTime" => {
                 p.since_time = v
                     .parse::<jiff::Timestamp>()
@@ -596,8 +837,11 @@ fn resource(
     version: &str,
     rest: &[&str],
     p: &Params,
-    table: bool,
+    shape: Shape,
 ) -> Response<Body> {
+    if let Some(e) = &p.invalid {
+        return status(400, "BadRequest", e.clone(), json!({}));
+    }
     let (namespace, plural, name, sub) = match rest {
         ["namespaces", ns] => (None, "namespaces", Some(*ns), None),
         ["namespaces", ns, "status" | "finalize"] => (None, "namespaces", Some(*ns), None),
@@ -639,22 +883,25 @@ fn resource(
     };
     let label = match p.label.as_deref().map(LabelSelector::parse).transpose() {
         Ok(l) => l,
-        Err(e) => {
-            return status(
-                400,
-                "BadRequest",
-                format!("unable to parse requirement: {e}"),
-                json!({}),
-            )
-        }
+        Err(e) => return status(400, "BadRequest", e, json!({})),
     };
-    let field = match p.field.as_deref().map(FieldSelector::parse).transpose() {
+    let field = match p
+        .field
+        .as_deref()
+        .map(|f| {
+            FieldSelector::parse(f).and_then(|s| {
+                s.check(&rs.resource.info.group, &rs.resource.info.plural)
+                    .map(|()| s)
+            })
+        })
+        .transpose()
+    {
         Ok(f) => f,
         Err(e) => return status(400, "BadRequest", e, json!({})),
     };
     match (&t.name, &t.sub) {
         (Some(_), Some(sub)) if sub == "log" && plural == "pods" => pod_log(ctx, &t, p),
-        (Some(_), Some(sub)) if sub == "status" => get(ctx, &t, table, p),
+        (Some(_), Some(sub)) if sub == "status" => get(ctx, &t, shape, p),
         (Some(_), Some(sub)) => status(
             404,
             "NotFound",
@@ -663,7 +910,20 @@ fn resource(
         ),
         (Some(name), None) if !p.watch => {
             let _ = name;
-            get(ctx, &t, table, p)
+            get(ctx, &t, shape, p)
+        }
+        _ if p.watch
+            && p.rv
+                .as_deref()
+                .is_some_and(|r| !r.is_empty() && r.parse::<u64>().is_err()) =>
+        {
+            let r = p.rv.as_deref().unwrap_or("");
+            status(
+                400,
+                "BadRequest",
+                format!("resourceVersion: Invalid value: \"{r}\": invalid syntax"),
+                json!({}),
+            )
         }
         _ if p.watch => watch(
             ctx.clone(),
@@ -675,9 +935,9 @@ fn resource(
             label,
             field,
             p,
-            table,
+            shape,
         ),
-        _ => list(ctx, &t, label.as_ref(), field.as_ref(), table, p),
+        _ => list(ctx, &t, label.as_ref(), field.as_ref(), shape, p),
     }
 }
 
@@ -694,51 +954,209 @@ fn matches(
         && field.is_none_or(|f| f.matches(v))
 }
 
+/// Where a list continues: the resourceVersion it is served at and the key after which it
+/// goes on, in the shape kube-apiserver gives its continue tokens (opaque to clients).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Continue {
+    v: String,
+    rv: u64,
+    start: String,
+}
+
+fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
+    use base64::Engine;
+    let c = Continue {
+        v: "meta.k8s.io/v1".into(),
+        rv,
+        start: format!("{ns}/{name}\u{0}"),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&c).unwrap_or_default())
+}
+
+fn decode_continue(token: &str) -> Result<Continue, String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|e| format!("continue key is not valid: {e}"))?;
+    let c: Continue =
+        serde_json::from_slice(&bytes).map_err(|e| format!("continue key is not valid: {e}"))?;
+    if c.v != "meta.k8s.io/v1" {
+        return Err("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into());
+    }
+    Ok(c)
+}
+
+/// The resourceVersion a list is served at, from `resourceVersion`, `resourceVersionMatch` and
+/// `continue`, with kube-apiserver's answers for what cannot be served.
+/// Where a list is served: its resourceVersion and, for a continued list, the namespace and
+/// name it goes on after.
+struct ListAt {
+    rv: u64,
+    after: Option<(String, String)>,
+}
+
+fn list_rv(ctx: &Ctx, p: &Params) -> Result<ListAt, Box<Response<Body>>> {
+    let current = ctx.state.rv_at(ctx.now());
+    let oldest = ctx.state.rv_timeline.first().map(|x| x.1).unwrap_or(1);
+    if let Some(token) = p.cont.as_deref().filter(|c| !c.is_empty()) {
+        if p.rv.as_deref().is_some_and(|r| !r.is_empty()) {
+            return Err(Box::new(invalid_list_options(
+                "resourceVersion: Forbidden: specifying resource version is not allowed when using continue",
+            )));
+        }
+        let c = decode_continue(token)
+            .map_err(|e| Box::new(status(400, "BadRequest", e, json!({}))))?;
+        let start = c.start.trim_end_matches('\u{0}');
+        let (ns, name) = start.split_once('/').unwrap_or(("", start));
+        return Ok(ListAt {
+            rv: c.rv,
+            after: Some((ns.to_string(), name.to_string())),
+        });
+    }
+    let rv = match p.rv.as_deref().filter(|r| !r.is_empty()) {
+        None => None,
+        Some(r) => Some(r.parse::<u64>().map_err(|e| {
+            Box::new(status(
+                400,
+                "BadRequest",
+                format!("resourceVersion: Invalid value: \"{r}\": {e}"),
+                json!({}),
+            ))
+        })?),
+    };
+    let at = |rv| Ok(ListAt { rv, after: None });
+    let fail = |r| Err(Box::new(r));
+    match (p.rv_match.as_deref().filter(|m| !m.is_empty()), rv) {
+        (Some(m), _) if m != "Exact" && m != "NotOlderThan" => fail(invalid_list_options(&format!(
+            "resourceVersionMatch: Unsupported value: \"{m}\": supported values: \"Exact\", \"NotOlderThan\", \"\""
+        ))),
+        (Some(_), None) => fail(invalid_list_options(
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+        )),
+        (Some("Exact"), Some(0)) => fail(invalid_list_options(
+            "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+        )),
+        (Some("Exact"), Some(r)) if r < oldest => fail(status(
+            410,
+            "Expired",
+            "The resourceVersion for the provided list is too old.".into(),
+            json!({}),
+        )),
+        (Some("Exact"), Some(r)) if r > current => fail(too_large(r, current)),
+        (Some("Exact"), Some(r)) => at(r),
+        (_, Some(r)) if r > current => fail(too_large(r, current)),
+        _ => at(current),
+    }
+}
+
+fn invalid_list_options(message: &str) -> Response<Body> {
+    status(
+        422,
+        "Invalid",
+        format!("ListOptions.meta.k8s.io \"\" is invalid: {message}"),
+        json!({"group": "meta.k8s.io", "kind": "ListOptions"}),
+    )
+}
+
+fn too_large(asked: u64, current: u64) -> Response<Body> {
+    status(
+        504,
+        "Timeout",
+        format!("Too large resource version: {asked}, current: {current}"),
+        json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+    )
+}
+
 fn list(
     ctx: &Ctx,
     t: &Target<'_>,
     label: Option<&LabelSelector>,
     field: Option<&FieldSelector>,
-    table: bool,
+    shape: Shape,
     p: &Params,
 ) -> Response<Body> {
+    let ListAt { rv, after } = match list_rv(ctx, p) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
     let now = ctx.now();
-    let rv = ctx.state.rv_at(now).to_string();
-    let items: Vec<&Value> =
-        t.rs.entries
-            .iter()
-            .filter_map(|e| e.at(now))
-            .map(|v| &*v.obj)
-            .filter(|v| matches(v, t.namespace.as_deref(), None, label, field))
-            .collect();
-    let info = &t.rs.resource.info;
-    if table {
-        let rows: Vec<Value> = items
-            .iter()
-            .map(|o| {
-                table::row(
-                    &info.kind,
-                    &info.group,
-                    t.rs.printer_columns.as_ref(),
-                    o,
-                    ctx.wall(now),
-                    &p.include,
-                )
-            })
-            .collect();
-        return json_response(
-            StatusCode::OK,
-            &json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
-                "columnDefinitions": table::columns(&info.kind, &info.group, t.rs.printer_columns.as_ref()), "rows": rows}),
-        );
+    // Entries are sorted by namespace and name: a continued list starts after its key.
+    let from = after
+        .as_ref()
+        .map(|(ns, name)| {
+            t.rs.entries
+                .partition_point(|e| (e.namespace.as_str(), e.name.as_str()) <= (ns, name))
+        })
+        .unwrap_or(0);
+    let matching = t.rs.entries[from..]
+        .iter()
+        .filter_map(|e| {
+            let i = e.versions.partition_point(|v| v.rv <= rv);
+            e.versions[..i]
+                .last()
+                .filter(|v| v.action != pipetape_store::model::Action::Deleted)
+                .map(|v| (e, &*v.obj))
+        })
+        .filter(|(_, v)| matches(v, t.namespace.as_deref(), None, label, field));
+    let limit = p.limit.filter(|&l| l > 0).map(|l| l as usize);
+    let mut items: Vec<&Value> = Vec::new();
+    let mut last: Option<(&str, &str)> = None;
+    let mut more = 0usize;
+    for (e, v) in matching {
+        if limit.is_some_and(|l| items.len() >= l) {
+            more += 1;
+            continue;
+        }
+        last = Some((&e.namespace, &e.name));
+        items.push(v);
     }
-    json_response(
-        StatusCode::OK,
-        &json!({"kind": format!("{}List", info.kind), "apiVersion": t.rs.resource.api_version(), "metadata": {"resourceVersion": rv}, "items": items}),
-    )
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if more > 0 {
+        if let Some((ns, name)) = last {
+            meta["continue"] = json!(encode_continue(rv, ns, name));
+            if label.is_none() && field.is_none() {
+                meta["remainingItemCount"] = json!(more);
+            }
+        }
+    }
+    let info = &t.rs.resource.info;
+    match shape {
+        Shape::Table => {
+            let rows: Vec<Value> = items
+                .iter()
+                .map(|o| {
+                    table::row(
+                        &info.kind,
+                        &info.group,
+                        t.rs.printer_columns.as_ref(),
+                        o,
+                        ctx.wall(now),
+                        &p.include,
+                    )
+                })
+                .collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+                    "columnDefinitions": table::columns(&info.kind, &info.group, t.rs.printer_columns.as_ref()), "rows": rows}),
+            )
+        }
+        Shape::Metadata => {
+            let items: Vec<Value> = items.iter().map(|o| metadata_only(o)).collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
+            )
+        }
+        Shape::Full => json_response(
+            StatusCode::OK,
+            &json!({"kind": format!("{}List", info.kind), "apiVersion": t.rs.resource.api_version(), "metadata": meta, "items": items}),
+        ),
+    }
 }
 
-fn get(ctx: &Ctx, t: &Target<'_>, table: bool, p: &Params) -> Response<Body> {
+fn get(ctx: &Ctx, t: &Target<'_>, shape: Shape, p: &Params) -> Response<Body> {
     let now = ctx.now();
     let name = t.name.as_deref().unwrap_or("");
     let found =
@@ -748,7 +1166,10 @@ fn get(ctx: &Ctx, t: &Target<'_>, table: bool, p: &Params) -> Response<Body> {
             .find_map(|e| e.at(now));
     let info = &t.rs.resource.info;
     match found {
-        Some(v) if table => json_response(
+        Some(v) if shape == Shape::Metadata => {
+            json_response(StatusCode::OK, &metadata_only(&v.obj))
+        }
+        Some(v) if shape == Shape::Table => json_response(
             StatusCode::OK,
             &json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": v.rv.to_string()},
                 "columnDefinitions": table::columns(&info.kind, &info.group, t.rs.printer_columns.as_ref()),

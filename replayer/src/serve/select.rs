@@ -52,8 +52,76 @@ fn set(s: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// A label key as kube-apiserver accepts it: an optional DNS-subdomain prefix and `/`, then a
+/// name of at most 63 alphanumerics, `-`, `_` or `.`, starting and ending alphanumeric.
+fn check_key(k: &str) -> Result<(), String> {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 63
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && n.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    let prefix_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty()
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            })
+    };
+    if !name_ok(name) {
+        return Err(format!("key: Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"));
+    }
+    if let Some(p) = prefix.filter(|p| !prefix_ok(p)) {
+        return Err(format!("key: Invalid value: \"{k}\": prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (prefix \"{p}\")"));
+    }
+    Ok(())
+}
+
+/// A label value: empty, or at most 63 alphanumerics, `-`, `_` or `.`, starting and ending
+/// alphanumeric.
+fn check_value(k: &str, v: &str) -> Result<(), String> {
+    let ok = v.is_empty()
+        || (v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("values[0][{k}]: Invalid value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"))
+    }
+}
+
+impl Req {
+    fn check(&self) -> Result<(), String> {
+        match self {
+            Req::Eq(k, v) | Req::Ne(k, v) => check_key(k).and_then(|_| check_value(k, v)),
+            Req::In(k, vs) | Req::NotIn(k, vs) => {
+                check_key(k)?;
+                if vs.is_empty() {
+                    return Err(format!("values: Invalid value: \"\": for 'in', 'notin' operators, values set can't be empty (key {k})"));
+                }
+                vs.iter().try_for_each(|v| check_value(k, v))
+            }
+            Req::Exists(k) | Req::NotExists(k) => check_key(k),
+        }
+    }
+}
+
 impl LabelSelector {
-    /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h`.
+    /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h`, validating keys and values as
+    /// kube-apiserver does (`!!` and `a=b=c` are errors).
     pub fn parse(s: &str) -> Result<LabelSelector, String> {
         let mut reqs = Vec::new();
         for part in split_top(s) {
@@ -77,6 +145,7 @@ impl LabelSelector {
             } else {
                 return Err(format!("unable to parse requirement: '{part}'"));
             };
+            r.check()?;
             reqs.push(r);
         }
         Ok(LabelSelector(reqs))
@@ -94,6 +163,57 @@ impl LabelSelector {
             Req::Exists(k) => get(k).is_some(),
             Req::NotExists(k) => get(k).is_none(),
         })
+    }
+}
+
+/// The fields kube-apiserver lets a field selector name, beyond `metadata.name` and
+/// `metadata.namespace` (every resource's): its field label conversion functions.
+pub fn selectable_fields(group: &str, plural: &str) -> &'static [&'static str] {
+    match (group, plural) {
+        ("", "pods") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        ],
+        ("", "events") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        ("events.k8s.io", "events") => &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
+        ],
+        ("", "nodes") => &["spec.unschedulable"],
+        ("", "secrets") => &["type"],
+        ("", "namespaces") => &["status.phase"],
+        ("", "services") => &["spec.clusterIP", "spec.type"],
+        ("", "replicationcontrollers") | ("apps", "replicasets") => &["status.replicas"],
+        ("batch", "jobs") => &["status.successful"],
+        ("certificates.k8s.io", "certificatesigningrequests") => &["spec.signerName"],
+        _ => &[],
     }
 }
 
@@ -120,6 +240,17 @@ impl FieldSelector {
             out.push((k.trim().to_string(), eq, v.trim().to_string()));
         }
         Ok(FieldSelector(out))
+    }
+
+    /// Refuses a field the resource cannot be selected by, as kube-apiserver does.
+    pub fn check(&self, group: &str, plural: &str) -> Result<(), String> {
+        let extra = selectable_fields(group, plural);
+        for (k, _, _) in &self.0 {
+            if k != "metadata.name" && k != "metadata.namespace" && !extra.contains(&k.as_str()) {
+                return Err(format!("field label not supported: {k}"));
+            }
+        }
+        Ok(())
     }
 
     /// True when every field compares as required. A missing field reads as "".
@@ -160,6 +291,24 @@ mod tests {
             assert_eq!(LabelSelector::parse(s).unwrap().matches(&o), want, "{s}");
         }
         assert!(LabelSelector::parse("a b c").is_err());
+        for bad in [
+            "!!",
+            "a=b=c",
+            "app in ()",
+            "-x=1",
+            "a=-b",
+            "UPPER.example/x=1",
+        ] {
+            assert!(LabelSelector::parse(bad).is_err(), "{bad} is refused");
+        }
+        for good in [
+            "app.kubernetes.io/name=api",
+            "a=",
+            "x in (a, b-c)",
+            "!example.com/y",
+        ] {
+            assert!(LabelSelector::parse(good).is_ok(), "{good} is accepted");
+        }
     }
 
     #[test]

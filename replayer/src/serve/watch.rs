@@ -30,7 +30,7 @@ pub(super) fn watch(
     label: Option<LabelSelector>,
     field: Option<FieldSelector>,
     p: &Params,
-    table: bool,
+    shape: Shape,
 ) -> Response<Body> {
     let resume =
         p.rv.as_deref()
@@ -53,6 +53,7 @@ pub(super) fn watch(
         .unwrap_or(Duration::from_secs(1800));
     let include = p.include.clone();
     tokio::spawn(async move {
+        let mut closing = ctx.closing.subscribe();
         let opened = Instant::now();
         let deadline = opened
             + ctx
@@ -66,7 +67,9 @@ pub(super) fn watch(
         let info = rs.resource.info.clone();
         let mut first_table = true;
         let encode = |kind: &str, obj: &Value, now: u64, first: &mut bool| -> Bytes {
-            let object = if table {
+            let object = if shape == Shape::Metadata {
+                metadata_only(obj)
+            } else if shape == Shape::Table {
                 let mut t = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
                     "rows": [table::row(&info.kind, &info.group, rs.printer_columns.as_ref(), obj, ctx.wall(now), &include)]});
                 if *first {
@@ -124,7 +127,7 @@ pub(super) fn watch(
         }
         let mut next_bookmark = Instant::now() + ctx.bookmark_every;
         loop {
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || *closing.borrow() {
                 return;
             }
             let i = rs.changes.partition_point(|c| c.0 <= pos);
@@ -162,7 +165,10 @@ pub(super) fn watch(
                     if let Some(d) = until_change {
                         wake = wake.min(Instant::now() + d);
                     }
-                    tokio::time::sleep_until(wake.into()).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(wake.into()) => {}
+                        _ = closing.wait_for(|c| *c) => return,
+                    }
                     if Instant::now() >= next_bookmark {
                         next_bookmark = Instant::now() + ctx.bookmark_every;
                         if bookmarks {
