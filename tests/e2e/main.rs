@@ -2,6 +2,7 @@
 //! own store directory; logs come from `pipetape bench --out` (a synthetic full-stack run).
 
 mod archive;
+mod clients;
 mod clock;
 mod diff;
 mod observe;

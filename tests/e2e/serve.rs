@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use super::{s, Env};
 
 /// A running `pipetape replay serve`; killed on drop.
-struct Serving {
+pub(super) struct Serving {
     child: Child,
-    kubeconfig: PathBuf,
+    pub(super) kubeconfig: PathBuf,
     stderr: PathBuf,
 }
 
@@ -21,7 +21,7 @@ impl Drop for Serving {
     }
 }
 
-fn serve(e: &Env, log: &Path, extra: &[&str]) -> Serving {
+pub(super) fn serve(e: &Env, log: &Path, extra: &[&str]) -> Serving {
     let kc = e.path(&format!("kc-{}", extra.join("").replace(['-', ' '], "")));
     let stderr = e.path("serve.stderr");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipetape"))
@@ -80,7 +80,7 @@ fn ok(sv: &Serving, args: &[&str]) -> String {
     out
 }
 
-fn red(e: &Env) -> PathBuf {
+pub(super) fn red(e: &Env) -> PathBuf {
     let p = e.path("red.ptape");
     e.run(&["scenario", "write", "full-stack-red", "-o", s(&p)])
         .ok();

@@ -901,13 +901,31 @@ fn resource(
     };
     match (&t.name, &t.sub) {
         (Some(_), Some(sub)) if sub == "log" && plural == "pods" => pod_log(ctx, &t, p),
-        (Some(_), Some(sub)) if sub == "status" => get(ctx, &t, shape, p),
-        (Some(_), Some(sub)) => status(
-            404,
-            "NotFound",
-            format!("subresource {sub} is not served"),
-            json!({}),
-        ),
+        // Subresources whose GET answers the object itself.
+        (Some(_), Some(sub))
+            if matches!(sub.as_str(), "status" | "ephemeralcontainers" | "resize") =>
+        {
+            get(ctx, &t, shape, p)
+        }
+        (Some(_), Some(sub)) if sub == "scale" => scale(ctx, &t),
+        (Some(_), Some(sub)) => {
+            let known = ctx.state.api.iter().any(|a| {
+                a.group == group
+                    && a.plural == plural
+                    && a.subresources.iter().any(|s| &s.name == sub)
+            });
+            if known {
+                // exec, attach, portforward, proxy...: nothing runs behind a recording.
+                status(
+                    400,
+                    "BadRequest",
+                    format!("{plural}/{sub} needs a running cluster: this is a recorded one"),
+                    json!({}),
+                )
+            } else {
+                not_found_path(&format!("/{}", rest.join("/")))
+            }
+        }
         (Some(name), None) if !p.watch => {
             let _ = name;
             get(ctx, &t, shape, p)
@@ -1154,6 +1172,39 @@ fn list(
             &json!({"kind": format!("{}List", info.kind), "apiVersion": t.rs.resource.api_version(), "metadata": meta, "items": items}),
         ),
     }
+}
+
+/// The `scale` subresource of a workload: an autoscaling/v1 Scale made from the object.
+fn scale(ctx: &Ctx, t: &Target<'_>) -> Response<Body> {
+    let now = ctx.now();
+    let name = t.name.as_deref().unwrap_or("");
+    let found =
+        t.rs.entries
+            .iter()
+            .filter(|e| e.name == name && t.namespace.as_deref().is_none_or(|n| e.namespace == n))
+            .find_map(|e| e.at(now));
+    let Some(v) = found else {
+        return get(ctx, t, Shape::Full, &Params::default());
+    };
+    let o = &v.obj;
+    let selector = o["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let m = &o["metadata"];
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+                "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
+            "spec": {"replicas": o["spec"]["replicas"].as_u64().unwrap_or(0)},
+            "status": {"replicas": o["status"]["replicas"].as_u64().unwrap_or(0), "selector": selector}}),
+    )
 }
 
 fn get(ctx: &Ctx, t: &Target<'_>, shape: Shape, p: &Params) -> Response<Body> {
