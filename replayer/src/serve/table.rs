@@ -133,17 +133,22 @@ pub fn columns(kind: &str, group: &str, crd_columns: Option<&Value>) -> Vec<Valu
             col("Age", "string", 0),
             col("IP", "string", 1),
             col("Node", "string", 1),
+            col("Nominated Node", "string", 1),
+            col("Readiness Gates", "string", 1),
         ]),
         ("apps", "Deployment") => c.extend([
             col("Ready", "string", 0),
             col("Up-to-date", "integer", 0),
             col("Available", "integer", 0),
             col("Age", "string", 0),
+            col("Containers", "string", 1),
             col("Images", "string", 1),
+            col("Selector", "string", 1),
         ]),
         ("apps", "StatefulSet") => c.extend([
             col("Ready", "string", 0),
             col("Age", "string", 0),
+            col("Containers", "string", 1),
             col("Images", "string", 1),
         ]),
         ("apps", "DaemonSet") => c.extend([
@@ -154,12 +159,18 @@ pub fn columns(kind: &str, group: &str, crd_columns: Option<&Value>) -> Vec<Valu
             col("Available", "integer", 0),
             col("Node Selector", "string", 0),
             col("Age", "string", 0),
+            col("Containers", "string", 1),
+            col("Images", "string", 1),
+            col("Selector", "string", 1),
         ]),
         ("apps", "ReplicaSet") => c.extend([
             col("Desired", "integer", 0),
             col("Current", "integer", 0),
             col("Ready", "integer", 0),
             col("Age", "string", 0),
+            col("Containers", "string", 1),
+            col("Images", "string", 1),
+            col("Selector", "string", 1),
         ]),
         ("batch", "Job") => c.extend([
             col("Status", "string", 0),
@@ -172,6 +183,11 @@ pub fn columns(kind: &str, group: &str, crd_columns: Option<&Value>) -> Vec<Valu
             col("Roles", "string", 0),
             col("Age", "string", 0),
             col("Version", "string", 0),
+            col("Internal-IP", "string", 1),
+            col("External-IP", "string", 1),
+            col("OS-Image", "string", 1),
+            col("Kernel-Version", "string", 1),
+            col("Container-Runtime", "string", 1),
         ]),
         ("", "Secret") => c.extend([
             col("Type", "string", 0),
@@ -190,7 +206,12 @@ pub fn columns(kind: &str, group: &str, crd_columns: Option<&Value>) -> Vec<Valu
                 col("Type", "string", 0),
                 col("Reason", "string", 0),
                 col("Object", "string", 0),
+                col("Subobject", "string", 1),
+                col("Source", "string", 1),
                 col("Message", "string", 0),
+                col("First Seen", "string", 1),
+                col("Count", "string", 1),
+                col("Name", "string", 1),
             ];
         }
         _ => match crd_columns.and_then(Value::as_array) {
@@ -229,16 +250,43 @@ pub fn cells(
     let name = json!(s(&o["metadata"]["name"]));
     let st = &o["status"];
     let spec = &o["spec"];
-    let images = || {
+    let of_containers = |field: &str| {
         spec["template"]["spec"]["containers"]
             .as_array()
             .map(|cs| {
                 cs.iter()
-                    .map(|c| s(&c["image"]))
+                    .map(|c| s(&c[field]))
                     .collect::<Vec<_>>()
                     .join(",")
             })
             .unwrap_or_default()
+    };
+    let images = || of_containers("image");
+    let containers = || of_containers("name");
+    let selector = || {
+        let sel = &spec["selector"];
+        let mut parts: Vec<String> = sel["matchLabels"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", s(v))).collect())
+            .unwrap_or_default();
+        for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+            let vals: Vec<String> = e["values"]
+                .as_array()
+                .map(|a| a.iter().map(s).collect())
+                .unwrap_or_default();
+            parts.push(match s(&e["operator"]).as_str() {
+                "In" => format!("{} in ({})", s(&e["key"]), vals.join(",")),
+                "NotIn" => format!("{} notin ({})", s(&e["key"]), vals.join(",")),
+                "Exists" => s(&e["key"]),
+                "DoesNotExist" => format!("!{}", s(&e["key"])),
+                _ => String::new(),
+            });
+        }
+        if parts.is_empty() {
+            "<none>".to_string()
+        } else {
+            parts.join(",")
+        }
     };
     match (group, kind) {
         ("", "Pod") => {
@@ -252,14 +300,41 @@ pub fn cells(
                 .unwrap_or(cs.len());
             let ready = cs.iter().filter(|c| c["ready"] == true).count();
             let restarts: i64 = cs.iter().map(|c| i(&c["restartCount"])).sum();
+            // Like kube-apiserver: the restart count, and how long ago the last one ended.
+            let last_restart = cs
+                .iter()
+                .filter_map(|c| c["lastState"]["terminated"]["finishedAt"].as_str())
+                .filter_map(|t| t.parse::<jiff::Timestamp>().ok())
+                .map(|t| t.as_second())
+                .max();
+            let restarts = match last_restart {
+                Some(t) if restarts > 0 => format!(
+                    "{restarts} ({} ago)",
+                    human_age(now_wall_ns / 1_000_000_000 - t)
+                ),
+                _ => restarts.to_string(),
+            };
+            let gates = spec["readinessGates"]
+                .as_array()
+                .filter(|g| !g.is_empty())
+                .map(|g| {
+                    let ok = g
+                        .iter()
+                        .filter(|x| ready_cond(o, &s(&x["conditionType"])).0 == "True")
+                        .count();
+                    format!("{ok}/{}", g.len())
+                })
+                .unwrap_or_else(|| "<none>".into());
             vec![
                 name,
                 json!(format!("{ready}/{total}")),
                 json!(pod_status(o)),
-                json!(restarts.to_string()),
+                json!(restarts),
                 json!(age(o, now_wall_ns)),
                 json!(st["podIP"].as_str().unwrap_or("<none>")),
                 json!(spec["nodeName"].as_str().unwrap_or("<none>")),
+                json!(st["nominatedNodeName"].as_str().unwrap_or("<none>")),
+                json!(gates),
             ]
         }
         ("apps", "Deployment") => vec![
@@ -272,7 +347,9 @@ pub fn cells(
             json!(i(&st["updatedReplicas"])),
             json!(i(&st["availableReplicas"])),
             json!(age(o, now_wall_ns)),
+            json!(containers()),
             json!(images()),
+            json!(selector()),
         ],
         ("apps", "StatefulSet") => vec![
             name,
@@ -282,6 +359,7 @@ pub fn cells(
                 spec["replicas"].as_i64().unwrap_or(1)
             )),
             json!(age(o, now_wall_ns)),
+            json!(containers()),
             json!(images()),
         ],
         ("apps", "DaemonSet") => {
@@ -304,6 +382,9 @@ pub fn cells(
                 json!(i(&st["numberAvailable"])),
                 json!(sel),
                 json!(age(o, now_wall_ns)),
+                json!(containers()),
+                json!(images()),
+                json!(selector()),
             ]
         }
         ("apps", "ReplicaSet") => vec![
@@ -312,6 +393,9 @@ pub fn cells(
             json!(i(&st["replicas"])),
             json!(i(&st["readyReplicas"])),
             json!(age(o, now_wall_ns)),
+            json!(containers()),
+            json!(images()),
+            json!(selector()),
         ],
         ("batch", "Job") => {
             let status = if ready_cond(o, "Complete").0 == "True" {
@@ -353,12 +437,25 @@ pub fn cells(
                 })
                 .filter(|r| !r.is_empty())
                 .unwrap_or_else(|| "<none>".into());
+            let address = |ty: &str| {
+                st["addresses"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["type"] == ty))
+                    .map(|x| s(&x["address"]))
+                    .unwrap_or_else(|| "<none>".into())
+            };
+            let info = &st["nodeInfo"];
             vec![
                 name,
                 json!(ready),
                 json!(roles),
                 json!(age(o, now_wall_ns)),
-                json!(s(&st["nodeInfo"]["kubeletVersion"])),
+                json!(s(&info["kubeletVersion"])),
+                json!(address("InternalIP")),
+                json!(address("ExternalIP")),
+                json!(s(&info["osImage"])),
+                json!(s(&info["kernelVersion"])),
+                json!(s(&info["containerRuntimeVersion"])),
             ]
         }
         ("", "Secret") => vec![
@@ -384,7 +481,17 @@ pub fn cells(
                 .and_then(|c| c.parse::<jiff::Timestamp>().ok())
                 .map(|t| human_age(now_wall_ns / 1_000_000_000 - t.as_second()))
                 .unwrap_or_default();
+            let first = o["firstTimestamp"]
+                .as_str()
+                .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+                .map(|t| human_age(now_wall_ns / 1_000_000_000 - t.as_second()))
+                .unwrap_or_default();
             let io = &o["involvedObject"];
+            let src = &o["source"];
+            let source = match (s(&src["component"]), s(&src["host"])) {
+                (c, h) if h.is_empty() => c,
+                (c, h) => format!("{c}, {h}"),
+            };
             vec![
                 json!(last),
                 json!(s(&o["type"])),
@@ -394,7 +501,12 @@ pub fn cells(
                     s(&io["kind"]).to_lowercase(),
                     s(&io["name"])
                 )),
+                json!(s(&io["fieldPath"])),
+                json!(source),
                 json!(s(&o["message"])),
+                json!(first),
+                json!(o["count"].as_i64().unwrap_or(1).to_string()),
+                json!(s(&o["metadata"]["name"])),
             ]
         }
         _ => match crd_columns.and_then(Value::as_array) {
