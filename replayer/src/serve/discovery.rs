@@ -8,8 +8,6 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use serde_json::Value;
-
 /// The newest shipped document, in full.
 const BASE: (u32, &[u8]) = (36, include_bytes!("../../data/openapi/v1.36.json.zst"));
 
@@ -114,6 +112,18 @@ const NAMES: &[(&str, &str, &[&str], &[&str])] = &[
         &[],
         &["api-extensions"],
     ),
+];
+
+/// The verbs of a resource that supports everything (a custom resource's, a pod's).
+pub const ALL_VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
 ];
 
 /// A subresource (`pods/log`, `deployments/scale`) and what it answers.
@@ -226,10 +236,9 @@ impl Builtin {
     pub fn load(claimed: Option<u32>) -> std::io::Result<Builtin> {
         let minor = pick(claimed);
         let openapi_v2 = openapi_v2(minor)?;
-        let doc: Value = serde_json::from_slice(&openapi_v2)?;
         Ok(Builtin {
             minor,
-            resources: resources(&doc),
+            resources: resources(&openapi_v2),
             openapi_v2,
         })
     }
@@ -319,22 +328,64 @@ fn verb_of(method: &str, action: &str, named: bool) -> Option<&'static str> {
     })
 }
 
-/// Every non-alpha resource the document's paths describe.
-pub fn resources(doc: &Value) -> Vec<ApiResource> {
+/// What discovery needs of an OpenAPI v2 document: the operations of each path, their action
+/// and kind (everything else is skipped while parsing, not held).
+#[derive(serde::Deserialize)]
+struct Doc {
+    paths: BTreeMap<String, PathItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct PathItem {
+    get: Option<Op>,
+    put: Option<Op>,
+    post: Option<Op>,
+    delete: Option<Op>,
+    patch: Option<Op>,
+}
+
+#[derive(serde::Deserialize)]
+struct Op {
+    #[serde(rename = "x-kubernetes-action")]
+    action: Option<String>,
+    #[serde(rename = "x-kubernetes-group-version-kind")]
+    gvk: Option<Gvk>,
+}
+
+#[derive(serde::Deserialize)]
+struct Gvk {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// Every non-alpha resource the paths of an OpenAPI v2 document (JSON) describe.
+pub fn resources(json: &[u8]) -> Vec<ApiResource> {
     let mut by_key: BTreeMap<(String, String, String), ApiResource> = BTreeMap::new();
-    let Some(paths) = doc["paths"].as_object() else {
+    let Ok(doc) = serde_json::from_slice::<Doc>(json) else {
         return Vec::new();
     };
-    for (path, item) in paths {
+    for (path, item) in &doc.paths {
         let Some(pp) = parse_path(path) else { continue };
         if is_alpha(pp.version) {
             continue;
         }
-        for (method, op) in item.as_object().into_iter().flatten() {
-            let (Some(action), Some(gvk)) = (
-                op["x-kubernetes-action"].as_str(),
-                op.get("x-kubernetes-group-version-kind"),
-            ) else {
+        let ops = [
+            ("get", &item.get),
+            ("put", &item.put),
+            ("post", &item.post),
+            ("delete", &item.delete),
+            ("patch", &item.patch),
+        ];
+        for (method, op) in ops {
+            let Some(Op {
+                action: Some(action),
+                gvk: Some(gvk),
+            }) = op
+            else {
                 continue;
             };
             let Some(verb) = verb_of(method, action, pp.named) else {
@@ -357,7 +408,7 @@ pub fn resources(doc: &Value) -> Vec<ApiResource> {
                 categories: Vec::new(),
                 subresources: Vec::new(),
             });
-            let kind = gvk["kind"].as_str().unwrap_or_default();
+            let kind = gvk.kind.as_str();
             match pp.sub {
                 None => {
                     if pp.watch && verb != "watch" {
@@ -380,8 +431,8 @@ pub fn resources(doc: &Value) -> Vec<ApiResource> {
                             r.subresources.push(Subresource {
                                 name: sub.into(),
                                 kind: kind.into(),
-                                group: gvk["group"].as_str().unwrap_or_default().into(),
-                                version: gvk["version"].as_str().unwrap_or_default().into(),
+                                group: gvk.group.clone(),
+                                version: gvk.version.clone(),
                                 verbs: Vec::new(),
                             });
                             r.subresources.last_mut().expect("just pushed")
@@ -447,19 +498,7 @@ mod tests {
             assert!(pods.namespaced);
             assert_eq!(pods.short_names, ["po"]);
             assert_eq!(pods.categories, ["all"]);
-            assert_eq!(
-                pods.verbs,
-                [
-                    "create",
-                    "delete",
-                    "deletecollection",
-                    "get",
-                    "list",
-                    "patch",
-                    "update",
-                    "watch"
-                ]
-            );
+            assert_eq!(pods.verbs, ALL_VERBS);
             let log = pods.subresources.iter().find(|s| s.name == "log").unwrap();
             assert_eq!(log.verbs, ["get"]);
             let nodes = find("", "nodes");

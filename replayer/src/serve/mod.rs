@@ -675,10 +675,18 @@ struct Params {
     include: String,
 }
 
-/// Records the first parameter that does not parse.
-fn bad(p: &mut Params, k: &str, v: &str, e: impl std::fmt::Display) {
-    if p.invalid.is_none() {
-        p.invalid = Some(format!("{k}: Invalid value: \"{v}\": {e}"));
+/// `v` as a number; when it does not parse, None, and the first such parameter is kept in
+/// `invalid` as kube-apiserver words it.
+fn number<T: std::str::FromStr>(invalid: &mut Option<String>, k: &str, v: &str) -> Option<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match v.parse() {
+        Ok(n) => Some(n),
+        Err(e) => {
+            invalid.get_or_insert_with(|| format!("{k}: Invalid value: \"{v}\": {e}"));
+            None
+        }
     }
 }
 
@@ -697,27 +705,15 @@ fn params(q: Option<&str>) -> Params {
             "resourceVersion" => p.rv = Some(v),
             "sendInitialEvents" => p.send_initial = yes,
             "allowWatchBookmarks" => p.bookmarks = yes,
-            "timeoutSeconds" => match v.parse() {
-                Ok(n) => p.timeout = Some(n),
-                Err(e) => bad(&mut p, &k, &v, e),
-            },
-            "limit" => match v.parse() {
-                Ok(n) => p.limit = Some(n),
-                Err(e) => bad(&mut p, &k, &v, e),
-            },
+            "timeoutSeconds" => p.timeout = number(&mut p.invalid, &k, &v),
+            "limit" => p.limit = number(&mut p.invalid, &k, &v),
             "continue" => p.cont = Some(v),
             "resourceVersionMatch" => p.rv_match = Some(v),
             "container" => p.container = Some(v),
             "previous" => p.previous = yes,
             "follow" => p.follow = yes,
-            "tailLines" => match v.parse() {
-                Ok(n) => p.tail = Some(n),
-                Err(e) => bad(&mut p, &k, &v, e),
-            },
-            "limitBytes" => match v.parse() {
-                Ok(n) => p.limit_bytes = Some(n),
-                Err(e) => bad(&mut p, &k, &v, e),
-            },
+            "tailLines" => p.tail = number(&mut p.invalid, &k, &v),
+            "limitBytes" => p.limit_bytes = number(&mut p.invalid, &k, &v),
             "sinceTime" => {
                 p.since_time = v
                     .parse::<jiff::Timestamp>()
@@ -1176,14 +1172,7 @@ fn list(
 
 /// The `scale` subresource of a workload: an autoscaling/v1 Scale made from the object.
 fn scale(ctx: &Ctx, t: &Target<'_>) -> Response<Body> {
-    let now = ctx.now();
-    let name = t.name.as_deref().unwrap_or("");
-    let found =
-        t.rs.entries
-            .iter()
-            .filter(|e| e.name == name && t.namespace.as_deref().is_none_or(|n| e.namespace == n))
-            .find_map(|e| e.at(now));
-    let Some(v) = found else {
+    let Some(v) = named(ctx, t) else {
         return get(ctx, t, Shape::Full, &Params::default());
     };
     let o = &v.obj;
@@ -1207,14 +1196,20 @@ fn scale(ctx: &Ctx, t: &Target<'_>) -> Response<Body> {
     )
 }
 
+/// The version of the object a request names, as served now.
+fn named<'a>(ctx: &Ctx, t: &Target<'a>) -> Option<&'a state::Served> {
+    let now = ctx.now();
+    let name = t.name.as_deref().unwrap_or("");
+    t.rs.entries
+        .iter()
+        .filter(|e| e.name == name && t.namespace.as_deref().is_none_or(|n| e.namespace == n))
+        .find_map(|e| e.at(now))
+}
+
 fn get(ctx: &Ctx, t: &Target<'_>, shape: Shape, p: &Params) -> Response<Body> {
     let now = ctx.now();
     let name = t.name.as_deref().unwrap_or("");
-    let found =
-        t.rs.entries
-            .iter()
-            .filter(|e| e.name == name && t.namespace.as_deref().is_none_or(|n| e.namespace == n))
-            .find_map(|e| e.at(now));
+    let found = named(ctx, t);
     let info = &t.rs.resource.info;
     match found {
         Some(v) if shape == Shape::Metadata => {

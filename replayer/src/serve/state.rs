@@ -111,18 +111,7 @@ fn recorded_api(r: &Resource) -> ApiResource {
         singular: i.singular.clone(),
         kind: i.kind.clone(),
         namespaced: i.namespaced,
-        verbs: [
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
-        .map(String::from)
-        .to_vec(),
+        verbs: discovery::ALL_VERBS.map(String::from).to_vec(),
         short_names: i.short_names.clone(),
         categories: Vec::new(),
         subresources: Vec::new(),
@@ -300,17 +289,7 @@ impl State {
                     });
                 }
             }
-            let mut changes: Vec<(u64, u64, usize, usize)> = entries
-                .iter()
-                .enumerate()
-                .flat_map(|(ei, e)| {
-                    e.versions
-                        .iter()
-                        .enumerate()
-                        .map(move |(vi, v)| (v.rv, v.mono_ns, ei, vi))
-                })
-                .collect();
-            changes.sort_unstable();
+            let changes = changes_of(&entries);
             rv_timeline.extend(changes.iter().map(|c| (c.1, c.0)));
             let printer_columns = crd_columns(&m, &r);
             resources.push(ResourceState {
@@ -424,6 +403,22 @@ impl State {
     }
 }
 
+/// Every change of `entries`: (rv, mono, entry index, version index), in rv order.
+fn changes_of(entries: &[Entry]) -> Vec<(u64, u64, usize, usize)> {
+    let mut changes: Vec<(u64, u64, usize, usize)> = entries
+        .iter()
+        .enumerate()
+        .flat_map(|(ei, e)| {
+            e.versions
+                .iter()
+                .enumerate()
+                .map(move |(vi, v)| (v.rv, v.mono_ns, ei, vi))
+        })
+        .collect();
+    changes.sort_unstable();
+    changes
+}
+
 /// Serves a CustomResourceDefinition for every recorded custom resource (a group the built-in
 /// API does not have) whose CRD was not itself recorded, present from the run's start.
 fn add_synthetic_crds(resources: &mut Vec<ResourceState>, builtin: &Builtin, started_ns: i64) {
@@ -497,18 +492,7 @@ fn add_synthetic_crds(resources: &mut Vec<ResourceState>, builtin: &Builtin, sta
     crds.entries
         .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     // Entry indices moved: rebuild the change list.
-    crds.changes = crds
-        .entries
-        .iter()
-        .enumerate()
-        .flat_map(|(ei, e)| {
-            e.versions
-                .iter()
-                .enumerate()
-                .map(move |(vi, v)| (v.rv, v.mono_ns, ei, vi))
-        })
-        .collect();
-    crds.changes.sort_unstable();
+    crds.changes = changes_of(&crds.entries);
 }
 
 fn crd_columns(m: &RunModel, r: &Resource) -> Option<Value> {
