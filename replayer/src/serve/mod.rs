@@ -1,12 +1,14 @@
-//! `replay serve`: a read-only Kubernetes API over a recorded run. Discovery, get, list (label
-//! and field selectors, Table output for `kubectl get`), watch (initial events, resume from a
-//! resourceVersion, bookmarks), pod logs; writes answer 405 with a Status. `--at T` serves the
-//! cluster as it was at T; live mode starts at the run's beginning and moves forward in scaled
-//! time, so watches see the recorded changes as they happened. Fault options (dropped watches,
-//! 410 on resume, delays, a forbidden resource) let tests exercise clients' recovery.
+//! `replay serve`: a read-only Kubernetes API over a recorded run, answering as kube-apiserver
+//! and the kubelet would. Discovery of every built-in kind of the recorded cluster's version
+//! ([`discovery`], `groups`) and its OpenAPI documents ([`openapi`]); get, list (selectors,
+//! paging, Table and metadata-only shapes: `list`, [`table`], [`select`]), watch (initial
+//! events, resume from a resourceVersion, bookmarks), pod logs as the kubelet serves them;
+//! writes answer 405 with a Status. `--at T` serves the cluster as it was at T; live mode
+//! starts at the run's beginning and moves forward in scaled time, so watches see the recorded
+//! changes as they happened. Fault options (dropped watches, 410 on resume, delays, a
+//! forbidden resource) let tests exercise clients' recovery.
 //!
-//! Start at [`Server::bind`]; [`state`] holds what is served, [`table`] the printing, [`select`]
-//! the selectors.
+//! Start at [`Server::bind`]; [`state`] holds what is served.
 
 pub mod discovery;
 pub mod openapi;
@@ -37,6 +39,12 @@ use watch::*;
 
 mod logs;
 use logs::*;
+
+mod list;
+use list::*;
+
+mod groups;
+use groups::*;
 
 /// Where the replay clock is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,43 +114,9 @@ struct Ctx {
 }
 
 impl Ctx {
-    /// The OpenAPI documents of what is served.
+    /// The OpenAPI documents of what is served (built at the first request for one).
     fn openapi(&self) -> &openapi::OpenApi {
-        self.openapi.get_or_init(|| {
-            let st = &self.state;
-            let builtin_group = |g: &str| st.builtin.resources.iter().any(|a| a.group == g);
-            let served: std::collections::BTreeSet<String> = st
-                .api
-                .iter()
-                .map(|a| {
-                    if a.group.is_empty() {
-                        format!("api/{}", a.version)
-                    } else {
-                        format!("apis/{}/{}", a.group, a.version)
-                    }
-                })
-                .collect();
-            let crds: Vec<&Value> = st
-                .resources
-                .iter()
-                .filter(|r| r.resource.info.plural == "customresourcedefinitions")
-                .flat_map(|r| r.entries.iter().filter_map(|e| e.versions.last()))
-                .map(|v| &*v.obj)
-                .collect();
-            let customs: Vec<openapi::Custom<'_>> = st
-                .api
-                .iter()
-                .filter(|a| !a.group.is_empty() && !builtin_group(&a.group))
-                .map(|a| openapi::Custom {
-                    api: a,
-                    crd: crds.iter().copied().find(|c| {
-                        c["spec"]["group"] == a.group.as_str()
-                            && c["spec"]["names"]["plural"] == a.plural.as_str()
-                    }),
-                })
-                .collect();
-            openapi::build(&st.builtin.openapi_v2, &served, &customs)
-        })
+        self.openapi.get_or_init(|| openapi::of_state(&self.state))
     }
 
     /// The replay time, ns from the run's start.
@@ -738,87 +712,6 @@ fn not_found_path(path: &str) -> Response<Body> {
     )
 }
 
-fn group_version(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    }
-}
-
-/// `/apis`: every group served, each with its versions in the API server's order of
-/// preference (GA, then beta; higher first).
-fn group_list_value(ctx: &Ctx) -> Value {
-    let mut by_group: Vec<(&str, Vec<&str>)> = Vec::new();
-    for a in ctx.state.api.iter().filter(|a| !a.group.is_empty()) {
-        match by_group.iter_mut().find(|(g, _)| *g == a.group) {
-            Some((_, vs)) => {
-                if !vs.contains(&a.version.as_str()) {
-                    vs.push(&a.version);
-                }
-            }
-            None => by_group.push((&a.group, vec![&a.version])),
-        }
-    }
-    let groups: Vec<Value> = by_group
-        .into_iter()
-        .map(|(g, mut vs)| {
-            vs.sort_by_key(|v| discovery::version_priority(v));
-            let versions: Vec<Value> = vs
-                .iter()
-                .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
-                .collect();
-            json!({"name": g, "preferredVersion": versions[0], "versions": versions})
-        })
-        .collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-}
-
-fn group_list(ctx: &Ctx) -> Response<Body> {
-    json_response(StatusCode::OK, &group_list_value(ctx))
-}
-
-/// `/api/v1` or `/apis/GROUP/VERSION`: the APIResourceList, subresources as `plural/sub`.
-fn resource_list(ctx: &Ctx, group: &str, version: &str) -> Response<Body> {
-    let mut resources = Vec::new();
-    for a in ctx
-        .state
-        .api
-        .iter()
-        .filter(|a| a.group == group && a.version == version)
-    {
-        let mut r = json!({"name": a.plural, "singularName": a.singular, "namespaced": a.namespaced,
-            "kind": a.kind, "verbs": a.verbs});
-        if !a.short_names.is_empty() {
-            r["shortNames"] = json!(a.short_names);
-        }
-        if !a.categories.is_empty() {
-            r["categories"] = json!(a.categories);
-        }
-        resources.push(r);
-        for sub in &a.subresources {
-            let mut r = json!({"name": format!("{}/{}", a.plural, sub.name), "singularName": "",
-                "namespaced": a.namespaced, "kind": sub.kind, "verbs": sub.verbs});
-            if sub.group != a.group || sub.version != a.version {
-                r["group"] = json!(sub.group);
-                r["version"] = json!(sub.version);
-            }
-            resources.push(r);
-        }
-    }
-    if resources.is_empty() {
-        return not_found_path(&if group.is_empty() {
-            format!("/api/{version}")
-        } else {
-            format!("/apis/{group}/{version}")
-        });
-    }
-    json_response(
-        StatusCode::OK,
-        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version(group, version), "resources": resources}),
-    )
-}
-
 /// Which objects a request is about.
 struct Target<'a> {
     rs: &'a ResourceState,
@@ -966,208 +859,6 @@ fn matches(
         && name.is_none_or(|n| v["metadata"]["name"] == n)
         && label.is_none_or(|l| l.matches(v))
         && field.is_none_or(|f| f.matches(v))
-}
-
-/// Where a list continues: the resourceVersion it is served at and the key after which it
-/// goes on, in the shape kube-apiserver gives its continue tokens (opaque to clients).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Continue {
-    v: String,
-    rv: u64,
-    start: String,
-}
-
-fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
-    use base64::Engine;
-    let c = Continue {
-        v: "meta.k8s.io/v1".into(),
-        rv,
-        start: format!("{ns}/{name}\u{0}"),
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(&c).unwrap_or_default())
-}
-
-fn decode_continue(token: &str) -> Result<Continue, String> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.trim_end_matches('='))
-        .map_err(|e| format!("continue key is not valid: {e}"))?;
-    let c: Continue =
-        serde_json::from_slice(&bytes).map_err(|e| format!("continue key is not valid: {e}"))?;
-    if c.v != "meta.k8s.io/v1" {
-        return Err("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into());
-    }
-    Ok(c)
-}
-
-/// The resourceVersion a list is served at, from `resourceVersion`, `resourceVersionMatch` and
-/// `continue`, with kube-apiserver's answers for what cannot be served.
-/// Where a list is served: its resourceVersion and, for a continued list, the namespace and
-/// name it goes on after.
-struct ListAt {
-    rv: u64,
-    after: Option<(String, String)>,
-}
-
-fn list_rv(ctx: &Ctx, p: &Params) -> Result<ListAt, Box<Response<Body>>> {
-    let current = ctx.state.rv_at(ctx.now());
-    let oldest = ctx.state.rv_timeline.first().map(|x| x.1).unwrap_or(1);
-    if let Some(token) = p.cont.as_deref().filter(|c| !c.is_empty()) {
-        if p.rv.as_deref().is_some_and(|r| !r.is_empty()) {
-            return Err(Box::new(invalid_list_options(
-                "resourceVersion: Forbidden: specifying resource version is not allowed when using continue",
-            )));
-        }
-        let c = decode_continue(token)
-            .map_err(|e| Box::new(status(400, "BadRequest", e, json!({}))))?;
-        let start = c.start.trim_end_matches('\u{0}');
-        let (ns, name) = start.split_once('/').unwrap_or(("", start));
-        return Ok(ListAt {
-            rv: c.rv,
-            after: Some((ns.to_string(), name.to_string())),
-        });
-    }
-    let rv = match p.rv.as_deref().filter(|r| !r.is_empty()) {
-        None => None,
-        Some(r) => Some(r.parse::<u64>().map_err(|e| {
-            Box::new(status(
-                400,
-                "BadRequest",
-                format!("resourceVersion: Invalid value: \"{r}\": {e}"),
-                json!({}),
-            ))
-        })?),
-    };
-    let at = |rv| Ok(ListAt { rv, after: None });
-    let fail = |r| Err(Box::new(r));
-    match (p.rv_match.as_deref().filter(|m| !m.is_empty()), rv) {
-        (Some(m), _) if m != "Exact" && m != "NotOlderThan" => fail(invalid_list_options(&format!(
-            "resourceVersionMatch: Unsupported value: \"{m}\": supported values: \"Exact\", \"NotOlderThan\", \"\""
-        ))),
-        (Some(_), None) => fail(invalid_list_options(
-            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
-        )),
-        (Some("Exact"), Some(0)) => fail(invalid_list_options(
-            "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
-        )),
-        (Some("Exact"), Some(r)) if r < oldest => fail(status(
-            410,
-            "Expired",
-            "The resourceVersion for the provided list is too old.".into(),
-            json!({}),
-        )),
-        (Some("Exact"), Some(r)) if r > current => fail(too_large(r, current)),
-        (Some("Exact"), Some(r)) => at(r),
-        (_, Some(r)) if r > current => fail(too_large(r, current)),
-        _ => at(current),
-    }
-}
-
-fn invalid_list_options(message: &str) -> Response<Body> {
-    status(
-        422,
-        "Invalid",
-        format!("ListOptions.meta.k8s.io \"\" is invalid: {message}"),
-        json!({"group": "meta.k8s.io", "kind": "ListOptions"}),
-    )
-}
-
-fn too_large(asked: u64, current: u64) -> Response<Body> {
-    status(
-        504,
-        "Timeout",
-        format!("Too large resource version: {asked}, current: {current}"),
-        json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
-    )
-}
-
-fn list(
-    ctx: &Ctx,
-    t: &Target<'_>,
-    label: Option<&LabelSelector>,
-    field: Option<&FieldSelector>,
-    shape: Shape,
-    p: &Params,
-) -> Response<Body> {
-    let ListAt { rv, after } = match list_rv(ctx, p) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let now = ctx.now();
-    // Entries are sorted by namespace and name: a continued list starts after its key.
-    let from = after
-        .as_ref()
-        .map(|(ns, name)| {
-            t.rs.entries
-                .partition_point(|e| (e.namespace.as_str(), e.name.as_str()) <= (ns, name))
-        })
-        .unwrap_or(0);
-    let matching = t.rs.entries[from..]
-        .iter()
-        .filter_map(|e| {
-            let i = e.versions.partition_point(|v| v.rv <= rv);
-            e.versions[..i]
-                .last()
-                .filter(|v| v.action != pipetape_store::model::Action::Deleted)
-                .map(|v| (e, &*v.obj))
-        })
-        .filter(|(_, v)| matches(v, t.namespace.as_deref(), None, label, field));
-    let limit = p.limit.filter(|&l| l > 0).map(|l| l as usize);
-    let mut items: Vec<&Value> = Vec::new();
-    let mut last: Option<(&str, &str)> = None;
-    let mut more = 0usize;
-    for (e, v) in matching {
-        if limit.is_some_and(|l| items.len() >= l) {
-            more += 1;
-            continue;
-        }
-        last = Some((&e.namespace, &e.name));
-        items.push(v);
-    }
-    let mut meta = json!({"resourceVersion": rv.to_string()});
-    if more > 0 {
-        if let Some((ns, name)) = last {
-            meta["continue"] = json!(encode_continue(rv, ns, name));
-            if label.is_none() && field.is_none() {
-                meta["remainingItemCount"] = json!(more);
-            }
-        }
-    }
-    let info = &t.rs.resource.info;
-    match shape {
-        Shape::Table => {
-            let rows: Vec<Value> = items
-                .iter()
-                .map(|o| {
-                    table::row(
-                        &info.kind,
-                        &info.group,
-                        t.rs.printer_columns.as_ref(),
-                        o,
-                        ctx.wall(now),
-                        &p.include,
-                    )
-                })
-                .collect();
-            json_response(
-                StatusCode::OK,
-                &json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-                    "columnDefinitions": table::columns(&info.kind, &info.group, t.rs.printer_columns.as_ref()), "rows": rows}),
-            )
-        }
-        Shape::Metadata => {
-            let items: Vec<Value> = items.iter().map(|o| metadata_only(o)).collect();
-            json_response(
-                StatusCode::OK,
-                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
-            )
-        }
-        Shape::Full => json_response(
-            StatusCode::OK,
-            &json!({"kind": format!("{}List", info.kind), "apiVersion": t.rs.resource.api_version(), "metadata": meta, "items": items}),
-        ),
-    }
 }
 
 /// The `scale` subresource of a workload: an autoscaling/v1 Scale made from the object.

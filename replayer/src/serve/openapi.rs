@@ -178,6 +178,43 @@ fn custom_parts(c: &Custom<'_>) -> (Named, Named) {
     (vec![(name, schema), (list_name, list)], paths)
 }
 
+/// The documents of a served cluster: its built-in API's, plus its custom resources' (with the
+/// schema of their recorded or synthesized CRD).
+pub fn of_state(st: &super::state::State) -> OpenApi {
+    let builtin_group = |g: &str| st.builtin.resources.iter().any(|a| a.group == g);
+    let served: BTreeSet<String> = st
+        .api
+        .iter()
+        .map(|a| {
+            if a.group.is_empty() {
+                format!("api/{}", a.version)
+            } else {
+                format!("apis/{}/{}", a.group, a.version)
+            }
+        })
+        .collect();
+    let crds: Vec<&Value> = st
+        .resources
+        .iter()
+        .filter(|r| r.resource.info.plural == "customresourcedefinitions")
+        .flat_map(|r| r.entries.iter().filter_map(|e| e.versions.last()))
+        .map(|v| &*v.obj)
+        .collect();
+    let customs: Vec<Custom<'_>> = st
+        .api
+        .iter()
+        .filter(|a| !a.group.is_empty() && !builtin_group(&a.group))
+        .map(|a| Custom {
+            api: a,
+            crd: crds.iter().copied().find(|c| {
+                c["spec"]["group"] == a.group.as_str()
+                    && c["spec"]["names"]["plural"] == a.plural.as_str()
+            }),
+        })
+        .collect();
+    build(&st.builtin.openapi_v2, &served, &customs)
+}
+
 /// Builds every document from Kubernetes' v2 document (`v2`, JSON), the served group-versions
 /// (`served`: `api/v1`, `apis/apps/v1`...) and the custom resources.
 pub fn build(v2: &[u8], served: &BTreeSet<String>, customs: &[Custom<'_>]) -> OpenApi {
