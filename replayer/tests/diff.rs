@@ -680,3 +680,72 @@ fn a_finding_timed_inside_a_watch_gap_is_marked_low_confidence() {
     assert!(slower.len() >= 3);
     assert_eq!(slower.last().unwrap().metric, "gate:registry-mirror-ready");
 }
+
+#[test]
+fn github_annotations_stop_at_ten_per_level_and_say_how_many_were_left_out() {
+    let (g, _) = metrics_of(&Variant::green(), "green0000000001");
+    let (run, model) = metrics_of(&Variant::red(), "red00000000002");
+    let mut r = diff::compare(
+        &run,
+        Some(&model),
+        &[BaselineRun {
+            metrics: g,
+            log: None,
+        }],
+        Thresholds::default(),
+    );
+    // Every regression was annotated: nothing for the summary.
+    assert!(render::github_left_out(&r).is_empty());
+    let broke = r
+        .regressions
+        .iter()
+        .find(|f| f.kind == Kind::Broke)
+        .unwrap()
+        .clone();
+    let other = r
+        .regressions
+        .iter()
+        .find(|f| f.kind != Kind::Broke)
+        .unwrap()
+        .clone();
+    let copies = |f: &diff::Finding, label: &str, n: usize| {
+        (0..n)
+            .map(|i| {
+                let mut c = f.clone();
+                c.summary = format!("{label} #{i}");
+                c
+            })
+            .collect::<Vec<_>>()
+    };
+    r.regressions = copies(&broke, "broke", 14);
+    r.regressions.extend(copies(&other, "other", 12));
+    let gh = render::github(&r);
+    assert_eq!(
+        gh.lines().filter(|l| l.starts_with("::error")).count(),
+        10,
+        "{gh}"
+    );
+    assert_eq!(
+        gh.lines().filter(|l| l.starts_with("::warning")).count(),
+        10,
+        "{gh}"
+    );
+    // The first in rank are kept.
+    assert!(gh.contains("broke #9") && !gh.contains("broke #10"), "{gh}");
+    assert!(gh.contains("other #9") && !gh.contains("other #10"), "{gh}");
+    let notice = gh.lines().find(|l| l.starts_with("::notice")).unwrap();
+    assert!(
+        notice.contains("6 more regressions not annotated"),
+        "{notice}"
+    );
+    assert!(notice.contains("4 broken and 2 other"), "{notice}");
+    let md = render::github_left_out(&r);
+    assert!(
+        md.starts_with("### pipetape diff: 6 regressions not annotated"),
+        "{md}"
+    );
+    for left in ["broke #10", "broke #13", "other #10", "other #11"] {
+        assert!(md.contains(left), "{left} in {md}");
+    }
+    assert!(!md.contains("broke #9") && !md.contains("other #9"), "{md}");
+}

@@ -19,7 +19,8 @@ pub enum DiffFormat {
     Json,
     /// JUnit XML, one failed test case per regression, for CI dashboards.
     Junit,
-    /// GitHub Actions workflow commands (annotations).
+    /// GitHub Actions workflow commands: at most 10 error and 10 warning annotations (the
+    /// most likely causes), a notice for the rest, which go to $GITHUB_STEP_SUMMARY when set.
     Github,
 }
 
@@ -117,7 +118,26 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> CmdResult {
             writeln!(out)?;
         }
         DiffFormat::Junit => out.write_all(render::junit(&report).as_bytes())?,
-        DiffFormat::Github => out.write_all(render::github(&report).as_bytes())?,
+        DiffFormat::Github => {
+            out.write_all(render::github(&report).as_bytes())?;
+            // GitHub shows ten annotations of a level per step: the rest go to the job
+            // summary, when the step has one.
+            let rest = render::github_left_out(&report);
+            if let (false, Some(path)) = (rest.is_empty(), std::env::var_os("GITHUB_STEP_SUMMARY"))
+            {
+                let written = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(rest.as_bytes()));
+                if let Err(e) = written {
+                    ctx.warn(format!(
+                        "{}: cannot append to the job summary (GITHUB_STEP_SUMMARY): {e}",
+                        std::path::Path::new(&path).display()
+                    ));
+                }
+            }
+        }
     }
     out.flush()?;
     Ok(if a.fail_on_regression && !report.regressions.is_empty() {

@@ -260,8 +260,28 @@ fn gh_prop(s: &str) -> String {
     gh_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
+/// GitHub shows at most this many annotations of each level (error, warning) per step.
+pub const GITHUB_ANNOTATIONS_PER_LEVEL: usize = 10;
+
+/// The regressions `github` annotates (the first ten errors and the first ten warnings, in
+/// rank order) and those it leaves out, in rank order.
+pub fn github_split(r: &Report) -> (Vec<&Finding>, Vec<&Finding>) {
+    let (mut errors, mut warnings) = (0, 0);
+    r.regressions.iter().partition(|f| {
+        let n = if f.kind == Kind::Broke {
+            &mut errors
+        } else {
+            &mut warnings
+        };
+        *n += 1;
+        *n <= GITHUB_ANNOTATIONS_PER_LEVEL
+    })
+}
+
 /// GitHub workflow commands: an error annotation per broken metric, a warning per other
-/// regression, a notice when there is none.
+/// regression, a notice when there is none. GitHub shows ten of each level per step: past
+/// that, the most likely causes (the first in rank) are kept and one notice says how many
+/// were left out ([`github_left_out`] lists them for the job summary).
 pub fn github(r: &Report) -> String {
     let mut out = String::new();
     if r.regressions.is_empty() {
@@ -272,7 +292,8 @@ pub fn github(r: &Report) -> String {
             gh_data(&format!("against {}", r.baseline_description))
         );
     }
-    for f in &r.regressions {
+    let (shown, left) = github_split(r);
+    for f in shown {
         let level = if f.kind == Kind::Broke {
             "error"
         } else {
@@ -294,5 +315,54 @@ pub fn github(r: &Report) -> String {
             gh_data(&msg)
         );
     }
+    if !left.is_empty() {
+        let errors = left.iter().filter(|f| f.kind == Kind::Broke).count();
+        let _ = writeln!(
+            out,
+            "::notice title={}::{}",
+            gh_prop(&format!(
+                "pipetape diff: {} more regressions not annotated",
+                left.len()
+            )),
+            gh_data(&format!(
+                "{errors} broken and {} other regressions were left out (GitHub shows {GITHUB_ANNOTATIONS_PER_LEVEL} errors and {GITHUB_ANNOTATIONS_PER_LEVEL} warnings per step); they are in the job summary and in `pipetape replay diff`",
+                left.len() - errors
+            ))
+        );
+    }
     out
+}
+
+/// Markdown for the job summary: the regressions `github` left out, with their evidence, or
+/// nothing when every regression was annotated.
+pub fn github_left_out(r: &Report) -> String {
+    let (_, left) = github_split(r);
+    if left.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "### pipetape diff: {} regressions not annotated\n\n",
+        left.len()
+    );
+    for f in left {
+        let _ = writeln!(
+            out,
+            "- **{}** `{}`: {}",
+            kind_name(f.kind),
+            f.metric,
+            md_text(&f.summary)
+        );
+        for e in f.evidence.iter().take(4) {
+            let _ = writeln!(out, "  - {}", md_text(e));
+        }
+    }
+    out
+}
+
+/// Text safe inside a Markdown list item: no raw HTML, no line breaks.
+fn md_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace(['\r', '\n'], " ")
 }
