@@ -749,3 +749,54 @@ fn github_annotations_stop_at_ten_per_level_and_say_how_many_were_left_out() {
     }
     assert!(!md.contains("broke #9") && !md.contains("other #9"), "{md}");
 }
+
+#[test]
+fn codequality_issues_have_gitlab_fields_and_fingerprints_stable_across_runs() {
+    let (g, _) = metrics_of(&Variant::green(), "green0000000001");
+    let report = |id: &str| {
+        let (run, model) = metrics_of(&Variant::red(), id);
+        diff::compare(
+            &run,
+            Some(&model),
+            &[BaselineRun {
+                metrics: g.clone(),
+                log: None,
+            }],
+            Thresholds::default(),
+        )
+    };
+    let (a, b) = (report("red00000000002"), report("red00000000003"));
+    let parse = |r: &Report| -> Vec<serde_json::Value> {
+        serde_json::from_str(&render::codequality(r, "ci/.gitlab-ci.yml")).unwrap()
+    };
+    let (ia, ib) = (parse(&a), parse(&b));
+    assert_eq!(ia.len(), a.regressions.len());
+    assert!(!ia.is_empty());
+    let severities = ["info", "minor", "major", "critical", "blocker"];
+    for (issue, f) in ia.iter().zip(&a.regressions) {
+        for field in ["description", "check_name", "fingerprint", "severity"] {
+            assert!(issue[field].is_string(), "{field} in {issue}");
+        }
+        assert!(severities.contains(&issue["severity"].as_str().unwrap()));
+        assert_eq!(issue["location"]["path"], "ci/.gitlab-ci.yml");
+        assert_eq!(issue["location"]["lines"]["begin"], 1);
+        assert!(issue["description"].as_str().unwrap().contains(&f.summary));
+        if f.kind == Kind::Broke {
+            assert_eq!(issue["severity"], "critical", "{issue}");
+        }
+    }
+    // The same problems in another run: the same fingerprints, each unique.
+    let fp = |v: &[serde_json::Value]| {
+        let mut x: Vec<String> = v
+            .iter()
+            .map(|i| i["fingerprint"].as_str().unwrap().to_string())
+            .collect();
+        x.sort();
+        x
+    };
+    assert_eq!(fp(&ia), fp(&ib));
+    let mut uniq = fp(&ia);
+    uniq.dedup();
+    assert_eq!(uniq.len(), ia.len());
+    assert!(fp(&ia).iter().all(|f| f.len() == 32));
+}

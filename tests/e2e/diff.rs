@@ -65,6 +65,23 @@ fn json_junit_and_github_outputs() {
             .all(|l| l.starts_with("::error ") || l.starts_with("::warning ")),
         "{gh}"
     );
+    let cq: serde_json::Value = serde_json::from_str(
+        &env.run(&[
+            "replay",
+            "diff",
+            "-o",
+            "codequality",
+            "--codequality-path",
+            "ci/nightly.yml",
+        ])
+        .ok(),
+    )
+    .unwrap();
+    let issues = cq.as_array().unwrap();
+    assert_eq!(issues.len(), json["regressions"].as_array().unwrap().len());
+    assert!(issues
+        .iter()
+        .all(|i| i["location"]["path"] == "ci/nightly.yml" && i["fingerprint"].is_string()));
 }
 
 #[test]

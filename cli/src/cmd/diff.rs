@@ -22,6 +22,9 @@ pub enum DiffFormat {
     /// GitHub Actions workflow commands: at most 10 error and 10 warning annotations (the
     /// most likely causes), a notice for the rest, which go to $GITHUB_STEP_SUMMARY when set.
     Github,
+    /// GitLab Code Quality JSON (for `artifacts:reports:codequality`): one issue per
+    /// regression, with a severity and a fingerprint stable across runs.
+    Codequality,
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +60,10 @@ pub struct DiffArgs {
     /// Do not read log lines and step output for evidence (faster on very large runs).
     #[arg(long)]
     no_logs: bool,
+    /// With -o codequality: the file each issue points at (the findings are about the
+    /// pipeline, not a line of code).
+    #[arg(long, value_name = "PATH", default_value = ".gitlab-ci.yml")]
+    codequality_path: String,
 }
 
 fn bad_input(e: impl std::fmt::Display) -> CmdError {
@@ -118,6 +125,9 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> CmdResult {
             writeln!(out)?;
         }
         DiffFormat::Junit => out.write_all(render::junit(&report).as_bytes())?,
+        DiffFormat::Codequality => {
+            out.write_all(render::codequality(&report, &a.codequality_path).as_bytes())?
+        }
         DiffFormat::Github => {
             out.write_all(render::github(&report).as_bytes())?;
             // GitHub shows ten annotations of a level per step: the rest go to the job

@@ -366,3 +366,74 @@ fn md_text(s: &str) -> String {
         .replace('>', "&gt;")
         .replace(['\r', '\n'], " ")
 }
+
+/// GitLab's Code Quality severity of a finding: a broken metric is critical, a flap or new
+/// restarts major, a slowdown major when it more than doubled (minor otherwise), new warnings
+/// minor; a finding whose timing is not to be trusted drops one level.
+fn codequality_severity(f: &Finding) -> &'static str {
+    const LEVELS: [&str; 5] = ["info", "minor", "major", "critical", "blocker"];
+    let mut level: usize = match f.kind {
+        Kind::Broke => 3,
+        Kind::Flapped | Kind::Restarts => 2,
+        Kind::Slower => {
+            let base = f.baseline.as_ref().map(|b| b.median).unwrap_or(0.0);
+            if base > 0.0 && f.delta > base {
+                2
+            } else {
+                1
+            }
+        }
+        Kind::Warnings => 1,
+    };
+    if f.low_confidence.is_some() {
+        level = level.saturating_sub(1);
+    }
+    LEVELS[level]
+}
+
+/// 32 hex digits that stay the same for the same problem in every run: the pipeline, the kind
+/// of finding and the metric (never times or values), so GitLab can tell new problems from
+/// old ones across merge requests.
+fn codequality_fingerprint(pipeline: &str, f: &Finding) -> String {
+    let text = format!("{pipeline}\u{0}{}\u{0}{}", kind_name(f.kind), f.metric);
+    let h = |seed: u64| {
+        text.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    format!(
+        "{:016x}{:016x}",
+        h(0xcbf2_9ce4_8422_2325),
+        h(0x8422_2325_cbf2_9ce4)
+    )
+}
+
+/// GitLab Code Quality JSON (an array of issues: description, check_name, fingerprint,
+/// severity, location) for `artifacts:reports:codequality`, one issue per regression. The
+/// findings are about the pipeline rather than a line of code, so each points at `path`
+/// (the CI configuration by default), line 1.
+pub fn codequality(r: &Report, path: &str) -> String {
+    let issues: Vec<serde_json::Value> = r
+        .regressions
+        .iter()
+        .map(|f| {
+            let mut description = format!("{} {}: {}", kind_name(f.kind), f.metric, f.summary);
+            if let Some(e) = f.evidence.first() {
+                description.push_str(" (");
+                description.push_str(e);
+                description.push(')');
+            }
+            serde_json::json!({
+                "type": "issue",
+                "description": description,
+                "check_name": format!("pipetape/{}", kind_name(f.kind)),
+                "fingerprint": codequality_fingerprint(&r.run.pipeline, f),
+                "severity": codequality_severity(f),
+                "location": {"path": path, "lines": {"begin": 1}},
+            })
+        })
+        .collect();
+    let mut out = serde_json::to_string_pretty(&issues).unwrap_or_else(|_| "[]".into());
+    out.push('\n');
+    out
+}
