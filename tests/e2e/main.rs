@@ -2,6 +2,7 @@
 //! own store directory; logs come from `pipetape bench --out` (a synthetic full-stack run).
 
 mod archive;
+mod ci_files;
 mod clients;
 mod clock;
 mod diff;
