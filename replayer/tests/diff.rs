@@ -800,3 +800,91 @@ fn codequality_issues_have_gitlab_fields_and_fingerprints_stable_across_runs() {
     assert_eq!(uniq.len(), ia.len());
     assert!(fp(&ia).iter().all(|f| f.len() == 32));
 }
+
+/// The red run's summary input: its model, its diff against green, and the green baseline.
+fn red_summary_parts() -> (RunModel, Report, Vec<BaselineRun>) {
+    let (g, _) = metrics_of(&Variant::green(), "green0000000001");
+    let (run, model) = metrics_of(&Variant::red(), "red00000000002");
+    let baselines = vec![BaselineRun {
+        metrics: g,
+        log: None,
+    }];
+    let mut r = diff::compare(&run, Some(&model), &baselines, Thresholds::default());
+    r.baseline_description = "last green run of full-stack-integration on branch main".into();
+    (model, r, baselines)
+}
+
+#[test]
+fn the_job_summary_of_the_red_run() {
+    use pipetape_replayer::render::html::Input;
+    use pipetape_replayer::render::summary;
+    let (model, r, baselines) = red_summary_parts();
+    let input = Input {
+        model: &model,
+        damage: &[],
+        run_ref: "red00000000002",
+        baseline: Some((&r, &baselines)),
+        no_baseline_reason: None,
+    };
+    let md = summary::markdown(&input, summary::BUDGET);
+    insta::assert_snapshot!("red_summary_markdown", md);
+    assert_eq!(summary::buildkite_style(&input), "error");
+}
+
+#[test]
+fn a_huge_run_summary_stays_under_the_cap_and_says_what_it_left_out() {
+    use pipetape_replayer::render::html::Input;
+    use pipetape_replayer::render::summary;
+    let (mut model, mut r, baselines) = red_summary_parts();
+    let first = r.regressions[0].clone();
+    r.regressions = (0..500)
+        .map(|i| {
+            let mut f = first.clone();
+            f.summary = format!("regression number {i} <b>not html</b> | not a cell");
+            f
+        })
+        .collect();
+    let mut xml = String::from("<testsuites><testsuite name=\"integration\">");
+    for i in 0..10_000 {
+        xml.push_str(&format!(
+            "<testcase name=\"case-{i}\" time=\"0.1\"><failure message=\"expected 200, got 503 for request {i}\">trace</failure></testcase>"
+        ));
+    }
+    xml.push_str("</testsuite></testsuites>");
+    model.artifacts.push((
+        1_000_000_000,
+        pipetape_store::model::Artifact {
+            name: "junit".into(),
+            path: "reports/junit.xml".into(),
+            media_type: "application/xml".into(),
+            size: xml.len() as u64,
+            truncated: false,
+            data: xml.into_bytes(),
+        },
+    ));
+    let input = Input {
+        model: &model,
+        damage: &[],
+        run_ref: "red00000000002",
+        baseline: Some((&r, &baselines)),
+        no_baseline_reason: None,
+    };
+    for budget in [summary::BUDGET, 64 * 1024] {
+        let md = summary::markdown(&input, budget);
+        assert!(md.len() <= budget, "{} > {budget}", md.len());
+        assert!(md.len() < summary::SYSTEM_LIMIT);
+        assert!(md.contains("### Regressions (500)"), "{}", &md[..400]);
+        assert!(
+            md.contains("more regressions left out") || md.contains("regressions left out"),
+            "the cut is said"
+        );
+        assert!(md.contains("failed tests left out"), "the cut is said");
+        // Never cut inside markup: every table row is whole, and the closing block is there.
+        for line in md.lines().filter(|l| l.starts_with('|')) {
+            assert!(line.ends_with('|'), "a cut row: {line}");
+        }
+        assert!(md.trim_end().ends_with("```"), "{}", &md[md.len() - 200..]);
+        assert!(!md.contains("<b>"), "no raw HTML reaches the page");
+        assert!(md.contains("\\| not a cell"));
+    }
+}

@@ -239,3 +239,66 @@ fn bad_flags_are_input_errors() {
     assert_eq!(r.code(), 2);
     assert!(r.stderr().contains("soon"), "{}", r.stderr());
 }
+
+#[test]
+fn replay_summary_writes_markdown_and_annotates_buildkite() {
+    let env = Env::new();
+    import(&env, "green", &Variant::green());
+    let r = import(&env, "red", &Variant::red());
+    let md = env.run(&["replay", "summary"]).ok();
+    assert!(
+        md.starts_with("## pipetape: full-stack-integration ❌ failed"),
+        "{md}"
+    );
+    assert!(md.contains("### Regressions (5)"), "{md}");
+    assert!(md.contains(&format!("pipetape replay step {r}")), "{md}");
+    let none = env.run(&["replay", "summary", "--baseline", "none"]).ok();
+    assert!(none.contains("no baseline: not requested"), "{none}");
+    assert!(!none.contains("### Regressions"), "{none}");
+    let err = env
+        .run(&["replay", "summary", "--max-bytes", "2000000"])
+        .fails(2);
+    assert!(err.contains("--max-bytes"), "{err}");
+
+    // Inside a Buildkite job, the annotation goes through buildkite-agent.
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let agent = bin.join("buildkite-agent");
+    let seen = env.path("agent-call");
+    std::fs::write(
+        &agent,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {0}.args\ncat > {0}.stdin\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipetape"))
+        .args(["replay", "summary", "-o", "buildkite"])
+        .env("PIPETAPE_STORE", env.store())
+        .env("BUILDKITE", "true")
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let args = std::fs::read_to_string(format!("{}.args", seen.display())).unwrap();
+    assert_eq!(
+        args.trim(),
+        "annotate --style error --context pipetape-full-stack-integration"
+    );
+    let body = std::fs::read_to_string(format!("{}.stdin", seen.display())).unwrap();
+    assert_eq!(body, md);
+    // Outside Buildkite it prints the Markdown.
+    assert_eq!(env.run(&["replay", "summary", "-o", "buildkite"]).ok(), md);
+}

@@ -603,3 +603,38 @@ fn a_recorded_run_stores_its_metrics_and_diffs_against_the_previous_green_run() 
     assert!(d.stdout().contains("test:api/pays"), "{}", d.stdout());
     assert!(d.stdout().contains("got 500"), "{}", d.stdout());
 }
+
+#[test]
+fn on_github_actions_the_run_writes_its_job_summary() {
+    let e = Env::new();
+    let summary = e.path("step-summary.md");
+    let run = |yaml: &str| {
+        let p = pipeline(&e, yaml);
+        std::process::Command::new(env!("CARGO_BIN_EXE_pipetape"))
+            .args(["run", s(&p), "--no-cluster"])
+            .env("PIPETAPE_STORE", e.store())
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env_remove("PIPETAPE_REMOTE")
+            .output()
+            .unwrap()
+    };
+    let ok = run("name: gh\nstages:\n  - name: build\n    steps:\n      - name: compile\n        run: echo compiled\n");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let first = std::fs::read_to_string(&summary).unwrap();
+    assert!(first.starts_with("## pipetape: gh ✅ passed"), "{first}");
+    assert!(first.contains("no baseline"), "{first}");
+    let bad = run("name: gh\nstages:\n  - name: build\n    steps:\n      - name: compile\n        run: echo broken; exit 3\n");
+    assert_eq!(bad.status.code(), Some(3));
+    let both = std::fs::read_to_string(&summary).unwrap();
+    let second = &both[first.len()..];
+    assert!(second.starts_with("## pipetape: gh ❌ failed"), "{second}");
+    assert!(second.contains("against last green run of gh"), "{second}");
+    assert!(
+        second.contains("**broke** `step:build/compile`"),
+        "{second}"
+    );
+}

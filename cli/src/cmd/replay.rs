@@ -38,6 +38,10 @@ pub enum ReplayCmd {
     Export(super::report::ExportArgs),
     /// Serve the recorded cluster as a read-only Kubernetes API for kubectl.
     Serve(ServeArgs),
+    /// The run on a CI job's page, as Markdown: outcome, stages, steps and gates against the
+    /// baseline, ranked regressions, failed tests, and the commands to open it locally. `-o
+    /// buildkite` annotates the Buildkite build when buildkite-agent is there.
+    Summary(super::report::SummaryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +199,7 @@ pub fn run(ctx: &Ctx, cmd: ReplayCmd) -> CmdResult {
         ReplayCmd::Report(a) => super::report::report(ctx, a),
         ReplayCmd::Export(a) => super::report::export(ctx, a),
         ReplayCmd::Serve(a) => serve(ctx, a),
+        ReplayCmd::Summary(a) => super::report::summary(ctx, a),
     }
 }
 

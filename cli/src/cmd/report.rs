@@ -40,6 +40,35 @@ pub struct ExportArgs {
     baseline: Option<String>,
 }
 
+/// Formats of `replay summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryFormat {
+    /// GitHub-flavoured Markdown (for $GITHUB_STEP_SUMMARY, GitLab, anything that renders it).
+    Markdown,
+    /// The same Markdown as a Buildkite annotation: when buildkite-agent is on PATH inside a
+    /// Buildkite job, pipetape runs `buildkite-agent annotate` itself (style by severity,
+    /// context pipetape-PIPELINE); elsewhere it prints the Markdown.
+    Buildkite,
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// The run: id, id prefix, last, last-green, last-red, or a .ptape path.
+    #[arg(default_value = "last")]
+    run: String,
+    /// Compare with: last-green (default; skipped with a note when there is none), green:N, a
+    /// run id, a .ptape path, or none.
+    #[arg(long, value_name = "B")]
+    baseline: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "markdown")]
+    output: SummaryFormat,
+    /// The most bytes to write (GitHub and Buildkite refuse more than 1 MiB); whole rows and
+    /// items past it are left out, and the summary says how many.
+    #[arg(long, value_name = "N", default_value_t = pipetape_replayer::render::summary::BUDGET)]
+    max_bytes: usize,
+}
+
 fn bad(e: impl std::fmt::Display) -> CmdError {
     CmdError::input(e.to_string())
 }
@@ -149,6 +178,76 @@ pub fn report(ctx: &Ctx, a: ReportArgs) -> CmdResult {
             }
         );
     }
+    Ok(0)
+}
+
+/// The summary of `path` (already loaded as `l`) against `spec`, at most `max` bytes, and its
+/// Buildkite style.
+pub fn summary_of(
+    ctx: &Ctx,
+    l: &Loaded,
+    path: &Path,
+    run_ref: &str,
+    spec: Option<&str>,
+    max: usize,
+) -> Result<(String, &'static str), CmdError> {
+    use pipetape_replayer::render::summary;
+    let base = baseline_for(ctx, l, path, spec)?;
+    let (baseline, why) = match &base {
+        Ok((r, runs)) => (Some((r, runs.as_slice())), None),
+        Err(why) => (None, Some(why.clone())),
+    };
+    let input = Input {
+        model: &l.model,
+        damage: &[],
+        run_ref,
+        baseline,
+        no_baseline_reason: why,
+    };
+    Ok((
+        summary::markdown(&input, max),
+        summary::buildkite_style(&input),
+    ))
+}
+
+pub fn summary(ctx: &Ctx, a: SummaryArgs) -> CmdResult {
+    use std::io::Write;
+    let limit = pipetape_replayer::render::summary::SYSTEM_LIMIT;
+    if a.max_bytes < 4096 || a.max_bytes > limit {
+        return Err(bad(format!(
+            "--max-bytes {}: expected 4096 to {limit} (GitHub and Buildkite refuse more than 1 MiB)",
+            a.max_bytes
+        )));
+    }
+    let (l, run_ref, path) = load(ctx, &a.run)?;
+    let (md, style) = summary_of(ctx, &l, &path, &run_ref, a.baseline.as_deref(), a.max_bytes)?;
+    if a.output == SummaryFormat::Buildkite && std::env::var("BUILDKITE").as_deref() == Ok("true") {
+        let context = format!("pipetape-{}", safe(&l.model.info.pipeline));
+        let spawned = std::process::Command::new("buildkite-agent")
+            .args(["annotate", "--style", style, "--context", &context])
+            .stdin(std::process::Stdio::piped())
+            .spawn();
+        if let Ok(mut child) = spawned {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(md.as_bytes());
+            }
+            let status = child
+                .wait()
+                .map_err(|e| bad(format!("buildkite-agent: {e}")))?;
+            if status.success() {
+                if !ctx.quiet {
+                    eprintln!("pipetape: annotated the build ({style}, context {context})");
+                }
+                return Ok(0);
+            }
+            ctx.warn(format!(
+                "buildkite-agent annotate exited with {status}; the summary follows on stdout"
+            ));
+        }
+    }
+    let mut out = crate::output::Out::new();
+    out.write_all(md.as_bytes())?;
+    out.flush()?;
     Ok(0)
 }
 

@@ -217,6 +217,39 @@ fn store_metrics(ctx: &Ctx, f: &pipetape_recorder::session::Finished) {
     }
 }
 
+/// On GitHub Actions ($GITHUB_STEP_SUMMARY set), the run's summary against its last green run
+/// goes on the job's page. A failure is a warning: the pipeline's exit code stands.
+fn job_summary(ctx: &Ctx, log: &std::path::Path, summary: &std::path::Path) {
+    use std::io::Write;
+    let res = (|| -> Result<(), CmdError> {
+        let l = pipetape_replayer::load(log).map_err(|e| CmdError::input(e.to_string()))?;
+        let id = log
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (md, _) = super::report::summary_of(
+            ctx,
+            &l,
+            log,
+            &id,
+            None,
+            pipetape_replayer::render::summary::BUDGET,
+        )?;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(summary)
+            .and_then(|mut f| f.write_all(md.as_bytes()))
+            .map_err(|e| CmdError::input(format!("{}: {e}", summary.display())))
+    })();
+    if let Err(e) = res {
+        ctx.warn(format!(
+            "could not write the job summary (GITHUB_STEP_SUMMARY): {}",
+            e.message()
+        ));
+    }
+}
+
 pub fn report_end(
     ctx: &Ctx,
     f: &pipetape_recorder::session::Finished,
@@ -249,6 +282,9 @@ pub fn report_end(
         .map(|s| s.to_string_lossy().into_owned())
     {
         super::remote::push_after_run(ctx, &id);
+    }
+    if let (Some(summary), Some(log)) = (std::env::var_os("GITHUB_STEP_SUMMARY"), &f.log_path) {
+        job_summary(ctx, log, std::path::Path::new(&summary));
     }
     if f.recording_failed {
         eprintln!(

@@ -226,7 +226,7 @@ fn summary(input: &Input<'_>, oc: &str) -> Markup {
 }
 
 /// Median of the baselines' values for each step and gate metric.
-fn ghost_durations(baselines: &[BaselineRun]) -> HashMap<MetricKey, f64> {
+pub(crate) fn ghost_durations(baselines: &[BaselineRun]) -> HashMap<MetricKey, f64> {
     let mut vals: HashMap<MetricKey, Vec<f64>> = HashMap::new();
     for b in baselines {
         for (k, v) in &b.metrics.metrics {
@@ -243,7 +243,7 @@ fn ghost_durations(baselines: &[BaselineRun]) -> HashMap<MetricKey, f64> {
         .collect()
 }
 
-fn span_metric(kind: SpanKind, stage: &str, name: &str) -> MetricKey {
+pub(crate) fn span_metric(kind: SpanKind, stage: &str, name: &str) -> MetricKey {
     match kind {
         SpanKind::Gate => MetricKey::Gate { name: name.into() },
         _ => MetricKey::Step {
