@@ -814,18 +814,26 @@ fn red_summary_parts() -> (RunModel, Report, Vec<BaselineRun>) {
     (model, r, baselines)
 }
 
-#[test]
-fn the_job_summary_of_the_red_run() {
-    use pipetape_replayer::render::html::Input;
-    use pipetape_replayer::render::summary;
-    let (model, r, baselines) = red_summary_parts();
-    let input = Input {
-        model: &model,
+/// What the summary is made of, for the red run against green.
+fn summary_input<'a>(
+    model: &'a RunModel,
+    r: &'a Report,
+    baselines: &'a [BaselineRun],
+) -> pipetape_replayer::render::html::Input<'a> {
+    pipetape_replayer::render::html::Input {
+        model,
         damage: &[],
         run_ref: "red00000000002",
-        baseline: Some((&r, &baselines)),
+        baseline: Some((r, baselines)),
         no_baseline_reason: None,
-    };
+    }
+}
+
+#[test]
+fn the_job_summary_of_the_red_run() {
+    use pipetape_replayer::render::summary;
+    let (model, r, baselines) = red_summary_parts();
+    let input = summary_input(&model, &r, &baselines);
     let md = summary::markdown(&input, summary::BUDGET);
     insta::assert_snapshot!("red_summary_markdown", md);
     assert_eq!(summary::buildkite_style(&input), "error");
@@ -833,7 +841,6 @@ fn the_job_summary_of_the_red_run() {
 
 #[test]
 fn a_huge_run_summary_stays_under_the_cap_and_says_what_it_left_out() {
-    use pipetape_replayer::render::html::Input;
     use pipetape_replayer::render::summary;
     let (mut model, mut r, baselines) = red_summary_parts();
     let first = r.regressions[0].clone();
@@ -862,13 +869,7 @@ fn a_huge_run_summary_stays_under_the_cap_and_says_what_it_left_out() {
             data: xml.into_bytes(),
         },
     ));
-    let input = Input {
-        model: &model,
-        damage: &[],
-        run_ref: "red00000000002",
-        baseline: Some((&r, &baselines)),
-        no_baseline_reason: None,
-    };
+    let input = summary_input(&model, &r, &baselines);
     for budget in [summary::BUDGET, 64 * 1024] {
         let md = summary::markdown(&input, budget);
         assert!(md.len() <= budget, "{} > {budget}", md.len());
