@@ -335,19 +335,7 @@ fn every_planted_regression_at_once_is_reported_and_ranked_above_noise() {
 
 #[test]
 fn the_red_scenario_against_green() {
-    let (g, _) = metrics_of(&Variant::green(), "green0000000001");
-    let (run, model) = metrics_of(&Variant::red(), "red00000000002");
-    let r = diff::compare(
-        &run,
-        Some(&model),
-        &[BaselineRun {
-            metrics: g,
-            log: None,
-        }],
-        Thresholds::default(),
-    );
-    let mut r = r;
-    r.baseline_description = "last green run of full-stack-integration on branch main".into();
+    let (_, r, _) = red_against_green();
     insta::assert_snapshot!("red_vs_green_text", render::text(&r));
     insta::assert_snapshot!(
         "red_vs_green_json",
@@ -683,17 +671,7 @@ fn a_finding_timed_inside_a_watch_gap_is_marked_low_confidence() {
 
 #[test]
 fn github_annotations_stop_at_ten_per_level_and_say_how_many_were_left_out() {
-    let (g, _) = metrics_of(&Variant::green(), "green0000000001");
-    let (run, model) = metrics_of(&Variant::red(), "red00000000002");
-    let mut r = diff::compare(
-        &run,
-        Some(&model),
-        &[BaselineRun {
-            metrics: g,
-            log: None,
-        }],
-        Thresholds::default(),
-    );
+    let (_, mut r, _) = red_against_green();
     // Every regression was annotated: nothing for the summary.
     assert!(render::github_left_out(&r).is_empty());
     let broke = r
@@ -801,8 +779,9 @@ fn codequality_issues_have_gitlab_fields_and_fingerprints_stable_across_runs() {
     assert!(fp(&ia).iter().all(|f| f.len() == 32));
 }
 
-/// The red run's summary input: its model, its diff against green, and the green baseline.
-fn red_summary_parts() -> (RunModel, Report, Vec<BaselineRun>) {
+/// The red run against green: its model, its diff (with the description `replay diff` gives
+/// such a baseline), and the green baseline.
+fn red_against_green() -> (RunModel, Report, Vec<BaselineRun>) {
     let (g, _) = metrics_of(&Variant::green(), "green0000000001");
     let (run, model) = metrics_of(&Variant::red(), "red00000000002");
     let baselines = vec![BaselineRun {
@@ -832,7 +811,7 @@ fn summary_input<'a>(
 #[test]
 fn the_job_summary_of_the_red_run() {
     use pipetape_replayer::render::summary;
-    let (model, r, baselines) = red_summary_parts();
+    let (model, r, baselines) = red_against_green();
     let input = summary_input(&model, &r, &baselines);
     let md = summary::markdown(&input, summary::BUDGET);
     insta::assert_snapshot!("red_summary_markdown", md);
@@ -842,7 +821,7 @@ fn the_job_summary_of_the_red_run() {
 #[test]
 fn a_huge_run_summary_stays_under_the_cap_and_says_what_it_left_out() {
     use pipetape_replayer::render::summary;
-    let (mut model, mut r, baselines) = red_summary_parts();
+    let (mut model, mut r, baselines) = red_against_green();
     let first = r.regressions[0].clone();
     r.regressions = (0..500)
         .map(|i| {
