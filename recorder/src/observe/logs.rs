@@ -118,7 +118,7 @@ impl Logs {
             container: Some(container.to_string()),
             follow: !previous,
             previous,
-            since_time: since.and_then(|t| t.parse::<jiff::Timestamp>().ok()),
+            since_time: since.as_deref().and_then(since_time),
             ..Default::default()
         };
         let mut stop = self.stop.clone();
@@ -187,5 +187,31 @@ impl Logs {
             .await;
         }
         true
+    }
+}
+
+/// `sinceTime` for an instance that started at `started` (RFC 3339): floored to the second.
+/// The API takes whole seconds, and kube-rs rounds to the nearest one, which would skip an
+/// instance's first lines when it started in the second half of a second.
+fn since_time(started: &str) -> Option<jiff::Timestamp> {
+    let t = started.parse::<jiff::Timestamp>().ok()?;
+    jiff::Timestamp::from_second(t.as_second() - i64::from(t.subsec_nanosecond() < 0)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::since_time;
+
+    #[test]
+    fn since_time_is_floored_to_the_second() {
+        for (started, want) in [
+            ("2026-12-02T10:00:07.600Z", "2026-12-02T10:00:07Z"),
+            ("2026-12-02T10:00:07.499Z", "2026-12-02T10:00:07Z"),
+            ("2026-12-02T10:00:07Z", "2026-12-02T10:00:07Z"),
+            ("1969-12-31T23:59:59.5Z", "1969-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(since_time(started).unwrap().to_string(), want, "{started}");
+        }
+        assert_eq!(since_time("not a time"), None);
     }
 }
