@@ -179,7 +179,7 @@ pub(crate) async fn run_gate(
     loop {
         attempt += 1;
         let (ok, detail) = match (&g.command, &g.http) {
-            (Some(c), _) => probe_command(c, env, s, opts, deadline).await,
+            (Some(c), _) => probe_command(c, env, (stage, s), opts, deadline).await,
             (_, Some(u)) => probe_http(u, g.insecure, deadline).await,
             _ => (false, "no probe".into()),
         };
@@ -379,7 +379,7 @@ async fn run_object_gate(
 async fn probe_command(
     cmd: &str,
     env: &BTreeMap<String, String>,
-    s: &Step,
+    (stage, s): (&str, &Step),
     opts: &RunOptions,
     deadline: Instant,
 ) -> (bool, String) {
@@ -388,6 +388,12 @@ async fn probe_command(
         .arg(cmd)
         .envs(env)
         .envs(&s.env)
+        .envs(opts.trace.as_ref().map(|t| {
+            (
+                "TRACEPARENT",
+                t.traceparent(pipetape_store::trace::SpanOf::Gate(stage, &s.name)),
+            )
+        }))
         .stdin(Stdio::null())
         .kill_on_drop(true);
     c.process_group(0);

@@ -82,6 +82,12 @@ pub async fn record(
     let abort = Abort::new(abort_tx);
     let mut opts = rec.run.clone();
     opts.cluster = rec.cluster.clone();
+    if !session.run_id.is_empty() {
+        opts.trace = Some(pipetape_store::trace::RunTrace::new(
+            &session.run_id,
+            &rec.info.labels,
+        ));
+    }
     let mut observe = rec.cluster.clone();
     let mut control = None;
     let mut work = work;

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub abort: Option<crate::observe::Abort>,
     /// The observers' client and stores, which gates read instead of watching again.
     pub shared: Option<crate::observe::Cluster>,
+    /// The run's trace: each step's and gate's command gets its span as `TRACEPARENT`.
+    pub trace: Option<pipetape_store::trace::RunTrace>,
 }
 
 /// How a run ended.
@@ -313,6 +315,12 @@ async fn run_command(
         .arg(cmd)
         .envs(env)
         .envs(&s.env)
+        .envs(opts.trace.as_ref().map(|t| {
+            (
+                "TRACEPARENT",
+                t.traceparent(pipetape_store::trace::SpanOf::Step(stage, &s.name, attempt)),
+            )
+        }))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -226,8 +226,9 @@ fn sink_appender(s: &Sink) -> Option<LogAppender> {
     s.appender()
 }
 
-/// Labels from the CI environment and git: `branch`, `commit`, `ci_url`. Explicit `--label`s
-/// override them.
+/// Labels from the CI environment and git: `branch`, `commit`, `ci_url`, and `traceparent`
+/// when pipetape was started with a valid W3C `TRACEPARENT`. Explicit `--label`s override
+/// them.
 pub fn default_labels(
     dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
@@ -277,6 +278,13 @@ pub fn default_labels(
     };
     if let Some(u) = gh.or_else(|| first(&["CI_JOB_URL", "BUILDKITE_BUILD_URL", "BUILD_URL"])) {
         l.insert("ci_url".into(), u);
+    }
+    // Started inside a trace (a CI system that traces its jobs): the run joins it.
+    if let Some(tp) = env("TRACEPARENT")
+        .as_deref()
+        .and_then(pipetape_store::trace::TraceParent::parse)
+    {
+        l.insert(pipetape_store::trace::TRACEPARENT_LABEL.into(), tp.header());
     }
     l
 }

@@ -12,6 +12,7 @@
 
 pub mod analysis;
 pub mod kinds;
+pub mod otlp;
 pub mod render;
 pub mod serve;
 pub mod step;

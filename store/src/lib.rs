@@ -19,6 +19,7 @@ pub mod remote;
 pub mod retention;
 pub mod store;
 pub mod time;
+pub mod trace;
 mod wire;
 pub mod writer;
 

@@ -234,7 +234,7 @@ fn every_kubectl_on_the_machine_runs_what_users_try_first() {
 
 /// The Python interpreter with the official `kubernetes` client: $PIPETAPE_PYTHON, else the
 /// virtual environment `.ci/run` makes in target/py-clients.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("PIPETAPE_PYTHON") {
         return PathBuf::from(p);
     }

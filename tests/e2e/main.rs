@@ -7,6 +7,7 @@ mod clients;
 mod clock;
 mod diff;
 mod observe;
+mod otlp;
 mod remote;
 mod replay;
 mod report;

@@ -33,8 +33,20 @@ pub struct ExportArgs {
     #[arg(default_value = "last")]
     run: String,
     /// The directory to write (created if needed; files in it are replaced).
-    #[arg(short = 'o', long = "output", value_name = "DIR")]
-    output: PathBuf,
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "DIR",
+        required_unless_present = "otlp"
+    )]
+    output: Option<PathBuf>,
+    /// Send the run as an OpenTelemetry trace to this OTLP/HTTP endpoint (a collector's base
+    /// URL such as http://localhost:4318, or a full .../v1/traces URL); with no URL, where
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT says. Timestamps and
+    /// ids are the recorded ones: the spans land at the run's real time, in the trace its
+    /// steps saw as TRACEPARENT.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    otlp: Option<String>,
     /// Baseline of the report.html inside (as for `replay report`).
     #[arg(long, value_name = "B")]
     baseline: Option<String>,
@@ -284,15 +296,41 @@ fn safe_rel(path: &str) -> PathBuf {
 }
 
 pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
-    if a.output.is_file() {
+    if let Some(o) = a.output.as_ref().filter(|o| o.is_file()) {
         return Err(bad(format!(
             "{}: is a file; export writes a directory",
-            a.output.display()
+            o.display()
         )));
     }
+    let target = match &a.otlp {
+        Some(u) => {
+            let env = |k: &str| std::env::var(k).ok();
+            Some(super::run::otlp_target(Some(u), &env).ok_or_else(|| {
+                bad("--otlp without a URL sends where OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT says, and neither is set (or OTEL_SDK_DISABLED=true / OTEL_TRACES_EXPORTER=none)")
+            })?)
+        }
+        None => None,
+    };
     let (l, run_ref, path) = load(ctx, &a.run)?;
+    if let Some(dir) = &a.output {
+        export_files(ctx, (&l, &run_ref, &path), dir, a.baseline.as_deref())?;
+    }
+    if let Some(t) = target {
+        super::run::send_trace(ctx, &l.model, t.as_deref()).map_err(|e| {
+            CmdError::with_code(1, format!("the collector did not take the trace: {e}"))
+        })?;
+    }
+    Ok(0)
+}
+
+/// The files of `replay export -o DIR`.
+fn export_files(
+    ctx: &Ctx,
+    (l, run_ref, path): (&pipetape_replayer::Loaded, &str, &std::path::Path),
+    dir: &std::path::Path,
+    baseline: Option<&str>,
+) -> Result<(), CmdError> {
     let m = &l.model;
-    let dir = &a.output;
     let mut files = 0usize;
 
     // timeline.txt
@@ -422,7 +460,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
     }
 
     // report.html
-    let html = render(ctx, &l, &path, &run_ref, a.baseline.as_deref())?;
+    let html = render(ctx, l, path, run_ref, baseline)?;
     write_file(&dir.join("report.html"), html.as_bytes())?;
     files += 1;
 
@@ -435,5 +473,5 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
             m.artifacts.len()
         );
     }
-    Ok(0)
+    Ok(())
 }

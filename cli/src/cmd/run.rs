@@ -47,6 +47,102 @@ pub struct RunArgs {
     no_default_masks: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+/// Where the run goes as an OpenTelemetry trace when it ends (shared by `run` and `record`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "OpenTelemetry")]
+pub struct TraceArgs {
+    /// When the run ends, send it as a trace to this OTLP/HTTP endpoint (a collector's base URL
+    /// such as http://localhost:4318, or a full .../v1/traces URL). Without it, the standard
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT is used when set
+    /// (with OTEL_EXPORTER_OTLP_HEADERS and _TIMEOUT). A failed export is a warning; the
+    /// pipeline's exit code stands. Steps get TRACEPARENT either way.
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
+}
+
+/// Where a run's trace goes: `Some(Some(url))` for `--otlp URL`, `Some(None)` for the standard
+/// OTEL_EXPORTER_OTLP_* variables, `None` for nowhere (neither set, or OpenTelemetry disabled
+/// with OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none).
+pub fn otlp_target(
+    flag: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Option<String>> {
+    if let Some(u) = flag.filter(|u| !u.trim().is_empty()) {
+        return Some(Some(u.trim().to_string()));
+    }
+    let set = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    if set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        || set("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim().eq_ignore_ascii_case("none"))
+    {
+        return None;
+    }
+    (set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
+        || set("OTEL_EXPORTER_OTLP_ENDPOINT").is_some())
+    .then_some(None)
+}
+
+/// Sends run `m` as a trace to `target` (see [`otlp_target`]); says where it went. Errors are
+/// for the caller to report (a warning after a run, an error for `replay export`).
+pub fn send_trace(
+    ctx: &Ctx,
+    m: &pipetape_replayer::analysis::fold::RunModel,
+    target: Option<&str>,
+) -> Result<(), String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if target.is_none() {
+        let proto = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"));
+        if proto.as_deref().is_some_and(|p| p.trim() == "grpc") {
+            return Err("OTEL_EXPORTER_OTLP_PROTOCOL is grpc, and pipetape sends OTLP over HTTP only: set it to http/protobuf and point the endpoint at the collector's OTLP/HTTP port (4318)".into());
+        }
+    }
+    let where_ = target
+        .map(pipetape_replayer::otlp::traces_url)
+        .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        .or_else(|| {
+            env("OTEL_EXPORTER_OTLP_ENDPOINT").map(|u| pipetape_replayer::otlp::traces_url(&u))
+        })
+        .unwrap_or_default();
+    let trace = pipetape_replayer::otlp::trace(m);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let sent = rt
+        .block_on(pipetape_replayer::otlp::send(
+            trace,
+            target,
+            std::time::Duration::from_secs(30),
+        ))
+        .map_err(|e| format!("{where_}: {e}"))?;
+    if !ctx.quiet {
+        let tid = pipetape_store::trace::RunTrace::new(&m.info.run_id, &m.info.labels).trace_id;
+        eprintln!(
+            "pipetape: run {} sent to {where_} as trace {} ({} spans)",
+            m.info.run_id,
+            pipetape_store::trace::hex(&tid),
+            sent.spans
+        );
+    }
+    Ok(())
+}
+
+/// After a run: its trace to the OTLP endpoint, if one is configured. A warning on failure.
+fn trace_after_run(ctx: &Ctx, log: &std::path::Path, flag: Option<&str>) {
+    let env = |k: &str| std::env::var(k).ok();
+    let Some(target) = otlp_target(flag, &env) else {
+        return;
+    };
+    let res = pipetape_replayer::load(log)
+        .map_err(|e| e.to_string())
+        .and_then(|l| send_trace(ctx, &l.model, target.as_deref()));
+    if let Err(e) = res {
+        ctx.warn(format!("the run was not exported as a trace: {e}"));
+    }
 }
 
 /// Options of the cluster observers (shared by `run` and `record`).
@@ -153,12 +249,24 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         },
         strict: a.strict_recording,
     };
-    record_work(ctx, recording, Work::Pipeline(Box::new(p)), &a.cluster)
+    record_work(
+        ctx,
+        recording,
+        Work::Pipeline(Box::new(p)),
+        &a.cluster,
+        &a.trace,
+    )
 }
 
 /// Records `work` on a runtime of its own, says how it ended, stores its metrics and pushes it
 /// (shared by `run` and `record`).
-pub fn record_work(ctx: &Ctx, rec: Recording, work: Work, cluster: &ClusterArgs) -> CmdResult {
+pub fn record_work(
+    ctx: &Ctx,
+    rec: Recording,
+    work: Work,
+    cluster: &ClusterArgs,
+    trace: &TraceArgs,
+) -> CmdResult {
     let strict = rec.strict;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -178,7 +286,7 @@ pub fn record_work(ctx: &Ctx, rec: Recording, work: Work, cluster: &ClusterArgs)
         }
     }
     let finished = recorded.finished;
-    report_end(ctx, &finished, strict)?;
+    report_end(ctx, &finished, strict, trace.otlp.as_deref())?;
     Ok(finished.exit_code.clamp(0, 255) as u8)
 }
 
@@ -254,6 +362,7 @@ pub fn report_end(
     ctx: &Ctx,
     f: &pipetape_recorder::session::Finished,
     strict: bool,
+    otlp: Option<&str>,
 ) -> Result<(), CmdError> {
     if !ctx.quiet {
         let id = f
@@ -285,6 +394,9 @@ pub fn report_end(
     }
     if let (Some(summary), Some(log)) = (std::env::var_os("GITHUB_STEP_SUMMARY"), &f.log_path) {
         job_summary(ctx, log, std::path::Path::new(&summary));
+    }
+    if let Some(log) = &f.log_path {
+        trace_after_run(ctx, log, otlp);
     }
     if f.recording_failed {
         eprintln!(

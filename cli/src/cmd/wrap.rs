@@ -38,6 +38,8 @@ pub struct RecordArgs {
     no_default_masks: bool,
     #[command(flatten)]
     cluster: super::run::ClusterArgs,
+    #[command(flatten)]
+    trace: super::run::TraceArgs,
     /// The command to record, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -151,7 +153,13 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
         },
         strict: a.strict_recording,
     };
-    super::run::record_work(ctx, recording, Work::Command(Box::new(step)), &a.cluster)
+    super::run::record_work(
+        ctx,
+        recording,
+        Work::Command(Box::new(step)),
+        &a.cluster,
+        &a.trace,
+    )
 }
 
 /// Sends a message; outside a recorder, says so once on stderr.
