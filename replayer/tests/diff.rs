@@ -819,6 +819,15 @@ fn the_job_summary_of_the_red_run() {
 }
 
 #[test]
+fn the_codequality_report_of_the_red_run() {
+    let (_, r, _) = red_against_green();
+    insta::assert_snapshot!(
+        "red_vs_green_codequality",
+        render::codequality(&r, ".gitlab-ci.yml")
+    );
+}
+
+#[test]
 fn a_huge_run_summary_stays_under_the_cap_and_says_what_it_left_out() {
     use pipetape_replayer::render::summary;
     let (mut model, mut r, baselines) = red_against_green();
