@@ -1,6 +1,7 @@
 //! End-to-end tests of the `pipetape` binary: one runner for every command. Each test gets its
 //! own store directory; logs come from `pipetape bench --out` (a synthetic full-stack run).
 
+mod action;
 mod archive;
 mod ci_files;
 mod clients;
