@@ -819,6 +819,29 @@ fn the_job_summary_of_the_red_run() {
 }
 
 #[test]
+fn the_html_report_draws_the_chain_from_its_root() {
+    let (model, r, baselines) = red_against_green();
+    let html = pipetape_replayer::render::html::html(&summary_input(&model, &r, &baselines));
+    let at = html
+        .find("How they connect, from the root cause")
+        .expect("the chains section");
+    let chain = &html[at..];
+    let root = chain
+        .find("ExternalSecret orders/orders-db-credentials")
+        .unwrap();
+    let link = chain.find("is waited on by").unwrap();
+    let gate = chain.find("gate externalsecrets-ready").unwrap();
+    assert!(
+        root < link && link < gate,
+        "{}",
+        &chain[..2000.min(chain.len())]
+    );
+    assert!(chain.contains("class=\"cn finding\""));
+    // Before the ranked list: the reader meets the root first.
+    assert!(at < html.find("<ol class=\"reg\"").unwrap());
+}
+
+#[test]
 fn the_codequality_report_of_the_red_run() {
     let (_, r, _) = red_against_green();
     insta::assert_snapshot!(

@@ -220,3 +220,77 @@ fn replay_defaults_to_the_last_run_in_the_store() {
     let t = e.run(&["replay", "timeline"]).ok();
     assert!(t.contains("full-stack-integration"), "{t}");
 }
+
+#[test]
+fn why_walks_upstream_from_a_gate_an_object_or_a_step() {
+    let e = Env::new();
+    let p = scenario(&e, "full-stack-red");
+    let log = s(&p);
+    // The gate that timed out waited on the ExternalSecret that never synced.
+    let out = e
+        .run(&["replay", "why", "gate/externalsecrets-ready", log])
+        .ok();
+    assert!(out.starts_with("gate externalsecrets-ready at "), "{out}");
+    assert!(out.contains("Chain 1 of 1, from its root cause:"), "{out}");
+    let root = out
+        .find("ExternalSecret orders/orders-db-credentials")
+        .expect(&out);
+    let link = out.find("└ is waited on by").expect(&out);
+    assert!(root < link, "{out}");
+    assert!(
+        out.contains("permission denied"),
+        "the provider's message: {out}"
+    );
+    // The Secret it should have made never existed; the ExternalSecret syncs it.
+    let out = e
+        .run(&[
+            "replay",
+            "why",
+            "secret/orders/orders-db-credentials",
+            log,
+            "-o",
+            "json",
+        ])
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["state"]["health"], "missing", "{v}");
+    assert_eq!(v["state"]["what"], "never existed");
+    assert_eq!(v["chains"][0]["links"], serde_json::json!(["syncs"]));
+    assert_eq!(v["chains"][0]["root"]["kind"], "ExternalSecret");
+    // A healthy object: nothing upstream.
+    let out = e
+        .run(&[
+            "replay",
+            "why",
+            "es/orders/orders-api-keys",
+            log,
+            "--at",
+            "10m",
+        ])
+        .ok();
+    assert!(
+        out.contains("Nothing upstream of it was unhealthy then."),
+        "{out}"
+    );
+    // A step: not in the graph; where the trouble started when it ended.
+    let out = e
+        .run(&["replay", "why", "step/collect-diagnostics", log])
+        .ok();
+    assert!(out.starts_with("step collect-diagnostics at "), "{out}");
+    assert!(out.contains("not linked to objects"), "{out}");
+    assert!(
+        out.contains("ExternalSecret orders/orders-db-credentials"),
+        "{out}"
+    );
+    // Bad names say what was expected.
+    let bad = e.run(&["replay", "why", "gate/nope", log]);
+    assert_eq!(bad.code(), 2);
+    assert!(bad.stderr().contains("its gates: "), "{}", bad.stderr());
+    let bad = e.run(&["replay", "why", "orders-api", log]);
+    assert_eq!(bad.code(), 2);
+    assert!(
+        bad.stderr().contains("expected KIND/NAMESPACE/NAME"),
+        "{}",
+        bad.stderr()
+    );
+}

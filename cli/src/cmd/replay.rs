@@ -42,6 +42,30 @@ pub enum ReplayCmd {
     /// baseline, ranked regressions, failed tests, and the commands to open it locally. `-o
     /// buildkite` annotates the Buildkite build when buildkite-agent is there.
     Summary(super::report::SummaryArgs),
+    /// Why something was in a bad state: walks the run's object graph upstream from it
+    /// (ownership, the Secrets, ConfigMaps, volumes, ServiceAccount and Node a Pod uses, the
+    /// Secret an ExternalSecret syncs or a Certificate issues, Services and TLS Secrets of an
+    /// Ingress, Helm releases, a gate's objects) and prints each chain from its root cause,
+    /// at the moment it was at its worst (or --at).
+    Why(WhyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// What to explain: KIND/NAMESPACE/NAME or KIND/NAME (deploy/orders/orders-api, pod/NAME,
+    /// externalsecret/orders/orders-db-credentials, node/agent-2), gate/NAME, step/NAME, or
+    /// helm/NAMESPACE/RELEASE.
+    what: String,
+    /// The run: id, id prefix, last, last-green, last-red, or a .ptape path.
+    #[arg(default_value = "last")]
+    run: String,
+    /// The moment to explain (default: when it was at its worst: a gate's end, the end of the
+    /// run for something still bad then, else the last moment it was bad).
+    #[arg(long, value_name = "T")]
+    at: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    output: TextOrJson,
 }
 
 #[derive(Debug, Args)]
@@ -200,7 +224,128 @@ pub fn run(ctx: &Ctx, cmd: ReplayCmd) -> CmdResult {
         ReplayCmd::Export(a) => super::report::export(ctx, a),
         ReplayCmd::Serve(a) => serve(ctx, a),
         ReplayCmd::Summary(a) => super::report::summary(ctx, a),
+        ReplayCmd::Why(a) => why(ctx, a),
     }
+}
+
+fn why(ctx: &Ctx, a: WhyArgs) -> CmdResult {
+    use pipetape_replayer::analysis::graph::{self, Graph, Target};
+    let l = open_state(ctx, &a.run, "explaining")?;
+    let m = &l.model;
+    let target = graph::resolve(m, &a.what).map_err(err)?;
+    let g = Graph::build(m);
+    let at = match &a.at {
+        Some(t) => {
+            let at = parse_at(t, |w| m.mono_at_wall(w)).map_err(err)?;
+            query::check_at(m, at, t).map_err(err)?;
+            Some(at)
+        }
+        None => None,
+    };
+    let mut out = Out::new();
+    match target {
+        Target::Node(n) => {
+            let t = at
+                .or_else(|| graph::worst_moment(m, &n))
+                .unwrap_or(m.info.end_ns);
+            let state = graph::health(m, &n, t);
+            let chains = graph::why(m, &g, &n, t);
+            if a.output == TextOrJson::Json {
+                let v = serde_json::json!({
+                    "target": n,
+                    "at_ns": t,
+                    "at": offset(t),
+                    "state": state,
+                    "chains": chains.iter().map(|c| serde_json::json!({
+                        "root": c.nodes[0].0,
+                        "nodes": c.nodes.iter().map(|(n, h)| serde_json::json!({"node": n, "state": h})).collect::<Vec<_>>(),
+                        "links": c.links,
+                    })).collect::<Vec<_>>(),
+                });
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&v).unwrap_or_default()
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{} at {}: {}",
+                    n.display(),
+                    offset(t),
+                    state.describe()
+                )?;
+                if chains.is_empty() {
+                    writeln!(out, "Nothing upstream of it was unhealthy then.")?;
+                }
+                for (i, c) in chains.iter().enumerate() {
+                    writeln!(out)?;
+                    writeln!(
+                        out,
+                        "Chain {} of {}, from its root cause:",
+                        i + 1,
+                        chains.len()
+                    )?;
+                    for (j, (node, h)) in c.nodes.iter().enumerate() {
+                        writeln!(out, "  {}  {}", node.display(), h.describe())?;
+                        if let Some(how) = c.links.get(j) {
+                            writeln!(out, "    └ {how}")?;
+                        }
+                    }
+                }
+            }
+        }
+        Target::Step { stage, name } => {
+            let sp = m
+                .spans
+                .iter()
+                .rev()
+                .find(|s| {
+                    s.kind == pipetape_replayer::analysis::fold::SpanKind::Step
+                        && s.stage == stage
+                        && s.name == name
+                })
+                .expect("resolved");
+            let t = at.or(sp.end_ns).unwrap_or(m.info.end_ns);
+            let roots = graph::roots_at(m, &g, t);
+            if a.output == TextOrJson::Json {
+                let v = serde_json::json!({
+                    "step": {"stage": stage, "name": name, "outcome": sp.outcome},
+                    "at_ns": t,
+                    "at": offset(t),
+                    "unhealthy_roots": roots.iter().map(|(n, h)| serde_json::json!({"node": n, "state": h})).collect::<Vec<_>>(),
+                });
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&v).unwrap_or_default()
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "step {name} at {}: {}",
+                    offset(t),
+                    sp.outcome.replace('_', " ")
+                )?;
+                writeln!(out, "A step is not linked to objects in the run's graph; where the trouble started when it ended:")?;
+                if roots.is_empty() {
+                    writeln!(out, "  nothing was unhealthy.")?;
+                }
+                for (n, h) in &roots {
+                    writeln!(out, "  {}  {}", n.display(), h.describe())?;
+                }
+                if !roots.is_empty() {
+                    writeln!(
+                        out,
+                        "(`pipetape replay why KIND/NAMESPACE/NAME {}` follows each down.)",
+                        a.run
+                    )?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(0)
 }
 
 fn err(e: pipetape_replayer::Error) -> CmdError {
@@ -305,15 +450,22 @@ fn events(ctx: &Ctx, a: EventsArgs) -> CmdResult {
     Ok(0)
 }
 
-fn state(ctx: &Ctx, a: StateArgs) -> CmdResult {
-    let r = ctx.resolve(&a.run)?;
+/// Resolves a run and folds its state lane only (objects, events, spans), warning about
+/// damage: "DOING what was readable".
+fn open_state(ctx: &Ctx, run: &str, doing: &str) -> Result<Loaded, CmdError> {
+    let r = ctx.resolve(run)?;
     let l = pipetape_replayer::load_state(&r.path).map_err(err)?;
     for d in &l.damage {
         ctx.warn(format!(
-            "{}: {d}; showing what was readable",
+            "{}: {d}; {doing} what was readable",
             r.path.display()
         ));
     }
+    Ok(l)
+}
+
+fn state(ctx: &Ctx, a: StateArgs) -> CmdResult {
+    let l = open_state(ctx, &a.run, "showing")?;
     let m = &l.model;
     let at = parse_at(&a.at, |w| m.mono_at_wall(w)).map_err(err)?;
     query::check_at(m, at, &a.at).map_err(err)?;

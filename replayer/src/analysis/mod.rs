@@ -5,6 +5,7 @@
 pub mod baseline;
 pub mod diff;
 pub mod fold;
+pub mod graph;
 pub mod key;
 pub mod metrics;
 pub mod query;

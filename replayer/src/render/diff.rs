@@ -85,6 +85,39 @@ fn finding(out: &mut String, i: usize, f: &Finding) {
     }
 }
 
+/// The regressions the object graph links, each chain from its root cause, the regressions
+/// on it named by rank (`#2`).
+fn chains(out: &mut String, r: &Report) {
+    if r.chains.is_empty() {
+        return;
+    }
+    let rank = |metric: &str| {
+        r.regressions
+            .iter()
+            .position(|f| f.metric == metric)
+            .map(|i| format!("  [#{} {metric}]", i + 1))
+            .unwrap_or_default()
+    };
+    let _ = writeln!(out, "How they connect, from the root cause:\n");
+    for (i, c) in r.chains.iter().enumerate() {
+        for (j, n) in c.nodes.iter().enumerate() {
+            let tag = n.finding.as_deref().map(rank).unwrap_or_default();
+            if j == 0 {
+                let _ = writeln!(out, "{:>3}. {}: {}{tag}", i + 1, n.node, n.state);
+            } else {
+                let _ = writeln!(
+                    out,
+                    "       └ {} {}: {}{tag}",
+                    c.links[j - 1],
+                    n.node,
+                    n.state
+                );
+            }
+        }
+    }
+    out.push('\n');
+}
+
 /// Human-readable report.
 pub fn text(r: &Report) -> String {
     let mut out = String::new();
@@ -126,6 +159,7 @@ pub fn text(r: &Report) -> String {
             r.regressions.len(),
             if r.regressions.len() == 1 { "" } else { "s" }
         );
+        chains(&mut out, r);
         for (i, f) in r.regressions.iter().enumerate() {
             finding(&mut out, i, f);
         }

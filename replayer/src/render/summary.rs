@@ -175,6 +175,42 @@ pub fn markdown(input: &Input<'_>, budget: usize) -> String {
         );
     }
 
+    // How the regressions connect, from their root causes.
+    if let Some((r, _)) = input.baseline {
+        let items: Vec<String> = r
+            .chains
+            .iter()
+            .map(|c| {
+                let mut s = String::from("- ");
+                for (j, n) in c.nodes.iter().enumerate() {
+                    if j > 0 {
+                        let _ = write!(s, " → *{}* → ", md(c.links[j - 1]));
+                    }
+                    let name = md(&n.node);
+                    if n.finding.is_some() {
+                        let _ = write!(s, "**{name}** ({})", md(&n.state));
+                    } else {
+                        let _ = write!(s, "{name} ({})", md(&n.state));
+                    }
+                }
+                s.push('\n');
+                s
+            })
+            .collect();
+        if !items.is_empty() {
+            add(
+                &mut out,
+                Section {
+                    head: "### How they connect, from the root cause\n\n".into(),
+                    items,
+                    tail: "\n".into(),
+                    noun: "chains",
+                },
+                room,
+            );
+        }
+    }
+
     // Regressions, ranked, with their evidence.
     if let Some((r, _)) = input.baseline {
         let items: Vec<String> = r

@@ -32,7 +32,7 @@ mod output;
 pub use output::*;
 
 /// Version of the JSON output's schema.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Floors a change must beat to count.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -222,6 +222,8 @@ pub struct Report {
     pub still_failing: Vec<OneSided>,
     /// Remarks: fallbacks taken, damaged logs.
     pub notes: Vec<String>,
+    /// Regressions the run's object graph links, each chain from its root cause (schema 2).
+    pub chains: Vec<crate::analysis::graph::FindingChain>,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -314,6 +316,7 @@ pub fn compare(
         new: Vec::new(),
         still_failing: Vec::new(),
         notes: Vec::new(),
+        chains: Vec::new(),
     };
     let n_base = baselines.len().max(1);
     for (name, cur) in &run.metrics {
@@ -492,13 +495,20 @@ pub fn compare(
 /// Puts each regression's evidence from the run's fold before what the comparison said
 /// (a watch gap's doubt): conditions, blockers, events, pod logs, the last output lines. Call
 /// once per report, with the model holding whatever log lines and step output the evidence
-/// should quote ([`compare`] does, when given a model).
+/// should quote ([`compare`] does, when given a model). Also links the regressions through the
+/// run's object graph into [`Report::chains`].
 pub fn attach_evidence(report: &mut Report, model: &RunModel) {
     for f in &mut report.regressions {
         let mut ev = evidence(model, &f.metric, &f.current, f.kind);
         ev.append(&mut f.evidence);
         f.evidence = ev;
     }
+    let metrics: Vec<MetricKey> = report
+        .regressions
+        .iter()
+        .map(|f| f.metric.clone())
+        .collect();
+    report.chains = crate::analysis::graph::finding_chains(model, &metrics);
 }
 
 fn new_metric(report: &mut Report, name: &MetricKey, cur: &Metric) {
