@@ -435,6 +435,20 @@ fn containers_waiting(object: &str) -> String {
     out
 }
 
+/// Whether the run recorded any object of `group`/`kind` (a range lookup in the ordered map).
+fn kind_observed(m: &RunModel, group: &str, kind: &str) -> bool {
+    let from = ObjKey {
+        group: group.into(),
+        kind: kind.into(),
+        namespace: String::new(),
+        name: String::new(),
+    };
+    m.objects
+        .range(from..)
+        .next()
+        .is_some_and(|(k, _)| k.group == group && k.kind == kind)
+}
+
 /// How `n` was at `t` (ns from the run's start).
 pub fn health(m: &RunModel, n: &Node, t: u64) -> Health {
     match n {
@@ -461,7 +475,7 @@ pub fn health(m: &RunModel, n: &Node, t: u64) -> Health {
                     what: "deleted".into(),
                 },
             },
-            None if m.objects.keys().any(|o| o.kind == k.kind) => Health::Missing {
+            None if kind_observed(m, &k.group, &k.kind) => Health::Missing {
                 what: "never existed".into(),
             },
             None => Health::Unknown,
