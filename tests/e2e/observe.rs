@@ -12,7 +12,7 @@ use pipetape_replayer::analysis::fold::{ObjKey, RunModel};
 use pipetape_testkit::scenario::Variant;
 use serde_json::Value;
 
-use crate::Env;
+use crate::{s, Env};
 
 const SPEED: f64 = 30.0;
 
@@ -262,6 +262,39 @@ fn record_of_serve_is_the_scenario() {
             );
         }
     }
+    // The object graph of what the observers recorded explains as the scenario's does: the
+    // crash-looping keycloak Pod is why its Deployment is not available, and the stuck
+    // ExternalSecret keeps the provider's message (issue 21).
+    use pipetape_replayer::analysis::graph::{self, Graph, Node};
+    let deploy = Node::Object(ObjKey {
+        group: "apps".into(),
+        kind: "Deployment".into(),
+        namespace: "keycloak".into(),
+        name: "keycloak".into(),
+    });
+    let explain = |m: &RunModel| -> Vec<(Vec<String>, Vec<&'static str>)> {
+        let g = Graph::build(m);
+        let t = graph::worst_moment(m, &deploy).expect("keycloak was never available");
+        graph::why(m, &g, &deploy, t)
+            .into_iter()
+            .map(|c| (c.nodes.iter().map(|(n, _)| n.display()).collect(), c.links))
+            .collect()
+    };
+    let chains = explain(&recorded);
+    assert_eq!(chains, explain(&scenario));
+    assert_eq!(
+        chains[0].0.first().map(String::as_str),
+        Some("Pod keycloak/keycloak-7b9f6c5d8-q2m4n"),
+        "{chains:?}"
+    );
+    let es = Node::Object(ObjKey {
+        group: "external-secrets.io".into(),
+        kind: "ExternalSecret".into(),
+        namespace: "orders".into(),
+        name: "orders-db-credentials".into(),
+    });
+    let state = graph::health(&recorded, &es, recorded.info.end_ns).describe();
+    assert!(state.contains("permission denied"), "{state}");
 }
 
 #[test]
@@ -664,4 +697,98 @@ finally:
     assert!(m.notes.iter().any(|(_, n)| n
         .text
         .starts_with("aborted during stage apps by abort_on crashloop")));
+}
+
+/// Issue 21's first chain, recorded by the real observers and a real gate: the red nightly with
+/// a Deployment whose Pod reads the Secret the stuck ExternalSecret never makes. A pipeline
+/// gate waits on that Deployment and times out; `replay why` on the recorded run walks from the
+/// gate back to the ExternalSecret, through the Secret that never existed and the Pod that
+/// could not start.
+#[test]
+fn a_gate_blocked_by_a_secret_that_never_synced_is_explained_from_the_external_secret() {
+    let env = Env::new();
+    let log = env.path("scenario.ptape");
+    Variant {
+        secret_consumer: true,
+        ..Variant::red()
+    }
+    .write(&log)
+    .unwrap();
+    let scenario = pipetape_replayer::load(&log).unwrap().model;
+    // The gate gives up a few seconds (real time) after the Pod fails to start.
+    let failed_at = scenario
+        .objects
+        .iter()
+        .find(|(k, _)| k.kind == "Pod" && k.name.starts_with("orders-api-"))
+        .and_then(|(_, h)| h.versions.last())
+        .map(|v| v.mono_ns as f64 / 1e9)
+        .expect("the orders-api Pod");
+    let timeout = (failed_at / SPEED + 6.0).ceil();
+    let pipeline = env.path("ci.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name: orders\nstages:\n  - name: deploy\n    steps:\n      - name: orders-api-ready\n        gate:\n          condition:\n            kind: Deployment\n            namespace: orders\n            name: orders-api\n            ready: true\n          timeout: {timeout}s\n"
+        ),
+    )
+    .unwrap();
+    let kc = env.path("kubeconfig");
+    let mut server = serve(&env, &log, &kc, &[]);
+    let r = env.run(&["run", s(&pipeline), "--kubeconfig", s(&kc)]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(r.code(), 1, "the gate fails: {}", r.stderr());
+    let out = env
+        .run(&["replay", "why", "gate/orders-api-ready", "-o", "json"])
+        .ok();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let chain = &v["chains"][0];
+    let names: Vec<String> = chain["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let n = &n["node"];
+            format!(
+                "{} {}",
+                n["kind"].as_str().or(n["type"].as_str()).unwrap(),
+                n["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ExternalSecret orders-db-credentials",
+            "Secret orders-db-credentials",
+            "Pod orders-api-6d4cf56db6-x7k2p",
+            "ReplicaSet orders-api-6d4cf56db6",
+            "Deployment orders-api",
+            "gate orders-api-ready",
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        chain["links"],
+        serde_json::json!([
+            "syncs",
+            "is read by",
+            "is owned by",
+            "is owned by",
+            "is waited on by"
+        ])
+    );
+    let states: Vec<&str> = chain["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["state"]["what"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        states[0].contains("permission denied"),
+        "the provider's message: {out}"
+    );
+    assert_eq!(states[1], "never existed");
+    assert!(states[2].contains("CreateContainerConfigError"), "{out}");
+    assert_eq!(chain["nodes"].as_array().unwrap().len(), 6);
 }

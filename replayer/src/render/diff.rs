@@ -98,16 +98,18 @@ fn chains(out: &mut String, r: &Report) {
             .map(|i| format!("  [#{} {metric}]", i + 1))
             .unwrap_or_default()
     };
-    let _ = writeln!(out, "How they connect, from the root cause:\n");
-    for (i, c) in r.chains.iter().enumerate() {
+    // Not numbered: the numbers belong to the ranked regressions that follow.
+    let _ = writeln!(out, "How they connect, from the root cause:");
+    for c in &r.chains {
+        out.push('\n');
         for (j, n) in c.nodes.iter().enumerate() {
             let tag = n.finding.as_deref().map(rank).unwrap_or_default();
             if j == 0 {
-                let _ = writeln!(out, "{:>3}. {}: {}{tag}", i + 1, n.node, n.state);
+                let _ = writeln!(out, "    {}: {}{tag}", n.node, n.state);
             } else {
                 let _ = writeln!(
                     out,
-                    "       └ {} {}: {}{tag}",
+                    "      └ {} {}: {}{tag}",
                     c.links[j - 1],
                     n.node,
                     n.state

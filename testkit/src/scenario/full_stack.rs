@@ -46,6 +46,10 @@ pub struct Variant {
     /// log, a secret-named env value in its spec, and a password in its last-applied
     /// annotation ([`LEAKY_POD_SECRETS`]).
     pub leaky_pod: bool,
+    /// An `orders/orders-api` Deployment whose Pod reads `orders-db-credentials` from its env:
+    /// in the red run that Secret never exists, so the Pod stays in CreateContainerConfigError
+    /// and the Deployment never becomes available (the causal chain of issue 21).
+    pub secret_consumer: bool,
 }
 
 /// The secrets the `leaky_pod` variant plants (made up, of real formats): in the pod's log, in
@@ -594,6 +598,17 @@ pub(super) fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
         ("postgres", "postgres-superuser"),
     ];
     let es_t = t1 + 97.0;
+    if v.secret_consumer {
+        b.secret_consumer(
+            es_t + 2.0,
+            "orders",
+            "orders-api",
+            "docker.io/ameide/orders-api:1.4.2",
+            "orders-db-credentials",
+            !red,
+            NODES[1],
+        );
+    }
     let mut es_last_ready = es_t;
     // A slow operator reconciles nothing for 90 s more: the secrets keep no status.
     let operator_delay = if v.slow_operator { 90.0 } else { 0.0 };

@@ -595,6 +595,124 @@ impl Builder {
         self.object(t, action, obj)
     }
 
+    /// A Deployment (with its ReplicaSet and one Pod) whose Pod reads `secret` from its env.
+    /// Without the Secret the Pod never starts: the kubelet reports CreateContainerConfigError
+    /// (`secret "NAME" not found`) and a Warning event, and the Deployment stays unavailable;
+    /// with it, the Pod runs and the Deployment becomes available 5 s later.
+    #[allow(clippy::too_many_arguments)]
+    pub fn secret_consumer(
+        &mut self,
+        t: f64,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        secret: &str,
+        secret_exists: bool,
+        node: &str,
+    ) -> &mut Self {
+        self.workload(
+            t,
+            Action::Added,
+            "Deployment",
+            namespace,
+            name,
+            image,
+            1,
+            0,
+            None,
+        );
+        let rs = format!("{name}-6d4cf56db6");
+        let rs_uid = uid_for(&format!("ReplicaSet/{namespace}/{rs}"));
+        let dep_uid = uid_for(&format!("Deployment/{namespace}/{name}"));
+        let rs_obj = |b: &mut Builder, at: f64, ready: u32| {
+            let (created, now) = (b.created(&rs_uid, at), b.ts(at));
+            let mut o = objects::workload(&WorkloadState {
+                kind: "ReplicaSet",
+                namespace,
+                name: &rs,
+                uid: &rs_uid,
+                resource_version: "0",
+                created: &created,
+                now: &now,
+                image,
+                replicas: 1,
+                updated: 1,
+                ready,
+                generation: 1,
+                release: None,
+            });
+            o["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1",
+                "kind": "Deployment", "name": name, "uid": dep_uid, "controller": true,
+                "blockOwnerDeletion": true}]);
+            o
+        };
+        let o = rs_obj(self, t + 0.1, 0);
+        self.object(t + 0.1, Action::Added, o);
+        let pod = format!("{rs}-x7k2p");
+        let pod_uid = uid_for(&format!("Pod/{namespace}/{pod}"));
+        let created = self.created(&pod_uid, t + 0.2);
+        let mk = |b: &Builder, at: f64, phase: &'static str, waiting: Option<&'static str>| {
+            let now = b.ts(at);
+            let mut p = objects::pod(&PodState {
+                namespace,
+                name: &pod,
+                uid: &pod_uid,
+                resource_version: "0",
+                created: &created,
+                now: &now,
+                node,
+                ip: if phase == "Running" { "10.42.1.77" } else { "" },
+                container: "app",
+                image,
+                owner: ("ReplicaSet", &rs, &rs_uid),
+                app: name,
+                phase,
+                scheduled: true,
+                ready: phase == "Running",
+                waiting,
+                restarts: 0,
+                last_terminated: None,
+            });
+            p["spec"]["containers"][0]["env"] = serde_json::json!([{"name": "DB_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}]);
+            if waiting == Some("CreateContainerConfigError") {
+                p["status"]["containerStatuses"][0]["state"]["waiting"]["message"] =
+                    serde_json::json!(format!("secret \"{secret}\" not found"));
+            }
+            p
+        };
+        let p0 = mk(self, t + 0.2, "Pending", Some("ContainerCreating"));
+        self.object(t + 0.2, Action::Added, p0);
+        if secret_exists {
+            let p1 = mk(self, t + 5.0, "Running", None);
+            self.object(t + 5.0, Action::Modified, p1);
+            let o = rs_obj(self, t + 5.05, 1);
+            self.object(t + 5.05, Action::Modified, o);
+            self.workload(
+                t + 5.1,
+                Action::Modified,
+                "Deployment",
+                namespace,
+                name,
+                image,
+                1,
+                1,
+                None,
+            )
+        } else {
+            let p1 = mk(self, t + 2.0, "Pending", Some("CreateContainerConfigError"));
+            self.object(t + 2.0, Action::Modified, p1.clone());
+            self.event(
+                t + 2.0,
+                "Warning",
+                "Failed",
+                &p1,
+                &format!("Error: secret \"{secret}\" not found"),
+                "kubelet",
+            )
+        }
+    }
+
     /// The registry-mirror DaemonSet (3 nodes) with `ready` pods ready, and the custom
     /// `RegistryMirrorReady` condition its operator sets (the one the pipeline's preflight
     /// waits for with `kubectl wait --for=condition=RegistryMirrorReady`).
