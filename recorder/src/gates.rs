@@ -363,10 +363,7 @@ async fn run_object_gate(
                 b.kind, b.namespace, b.name, b.message
             );
             for c in b.conditions.iter().filter(|c| c.status != "True").take(2) {
-                l.push_str(&format!(
-                    " ({}={} {}: {})",
-                    c.type_, c.status, c.reason, c.message
-                ));
+                l.push_str(&format!(" ({c})"));
             }
             l
         })

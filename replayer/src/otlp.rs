@@ -298,7 +298,7 @@ pub fn trace(m: &RunModel) -> Trace {
                     let cond = bl
                         .conditions
                         .iter()
-                        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                        .map(|c| c.to_string())
                         .collect::<Vec<_>>()
                         .join("; ");
                     let last = b.spans.len() - 1;

@@ -385,6 +385,17 @@ pub struct Condition {
     pub message: String,
 }
 
+impl std::fmt::Display for Condition {
+    /// `Ready=False SecretSyncedError: could not get secret data`, as kubectl describes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}={} {}: {}",
+            self.type_, self.status, self.reason, self.message
+        )
+    }
+}
+
 /// A reference to a Kubernetes object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(default)]

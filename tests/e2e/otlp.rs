@@ -254,31 +254,20 @@ fn a_run_is_one_trace_and_its_steps_ran_inside_it() {
     );
 
     // Exported again later: the same trace and span ids (collectors deduplicate), same times.
-    let first: Vec<(String, String, String)> = spans
-        .iter()
-        .map(|s| {
-            (
-                s["spanId"].as_str().unwrap().to_string(),
-                s["startTimeUnixNano"].as_str().unwrap().to_string(),
-                s["endTimeUnixNano"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let ids_and_times = |spans: &[Value]| -> Vec<[String; 3]> {
+        spans
+            .iter()
+            .map(|s| {
+                ["spanId", "startTimeUnixNano", "endTimeUnixNano"]
+                    .map(|k| s[k].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let first = ids_and_times(&spans);
     std::fs::remove_file(&rx.out).unwrap();
     e.run(&["replay", "export", "last", "--otlp", &rx.url()])
         .ok();
-    let again: Vec<(String, String, String)> = rx
-        .spans()
-        .iter()
-        .map(|s| {
-            (
-                s["spanId"].as_str().unwrap().to_string(),
-                s["startTimeUnixNano"].as_str().unwrap().to_string(),
-                s["endTimeUnixNano"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    assert_eq!(first, again);
+    assert_eq!(first, ids_and_times(&rx.spans()));
 }
 
 #[test]

@@ -305,7 +305,7 @@ fn why(ctx: &Ctx, a: WhyArgs) -> CmdResult {
                         && s.stage == stage
                         && s.name == name
                 })
-                .expect("resolved");
+                .ok_or_else(|| CmdError::input(format!("the run has no step '{name}'")))?;
             let t = at.or(sp.end_ns).unwrap_or(m.info.end_ns);
             let roots = graph::roots_at(m, &g, t);
             if a.output == TextOrJson::Json {

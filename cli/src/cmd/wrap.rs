@@ -409,7 +409,7 @@ pub fn wait(ctx: &Ctx, a: WaitArgs) -> CmdResult {
             b.kind, b.namespace, b.name, b.message
         );
         for c in b.conditions.iter().filter(|c| c.status != "True") {
-            eprintln!("    {}={} {}: {}", c.type_, c.status, c.reason, c.message);
+            eprintln!("    {c}");
         }
     }
     Ok(1)

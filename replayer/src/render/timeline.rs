@@ -57,7 +57,7 @@ pub fn write(out: &mut dyn Write, m: &RunModel) -> std::io::Result<()> {
                 let cond = b
                     .conditions
                     .iter()
-                    .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                    .map(|c| c.to_string())
                     .collect::<Vec<_>>()
                     .join("; ");
                 rows.push(vec![

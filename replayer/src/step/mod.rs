@@ -596,10 +596,7 @@ impl<'a> App<'a> {
                         Style::default().fg(Color::Red),
                     )));
                     for c in &b.conditions {
-                        out.push(plain(format!(
-                            "  {}={} {}: {}",
-                            c.type_, c.status, c.reason, c.message
-                        )));
+                        out.push(plain(format!("  {c}")));
                     }
                 }
                 if s.kind == SpanKind::Gate {

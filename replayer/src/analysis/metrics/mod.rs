@@ -288,10 +288,7 @@ fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<MetricKey, Metric>
                         ns_key(&b.kind, &b.namespace, &b.name)
                     ));
                     match cond {
-                        Some(c) => detail.push_str(&format!(
-                            " ({}={} {}: {})",
-                            c.type_, c.status, c.reason, c.message
-                        )),
+                        Some(c) => detail.push_str(&format!(" ({c})")),
                         None if !b.message.is_empty() => {
                             detail.push_str(&format!(" ({})", b.message))
                         }
