@@ -295,12 +295,7 @@ pub fn trace(m: &RunModel) -> Trace {
                 );
                 // What held a failed gate back, when it gave up.
                 for bl in &s.blockers {
-                    let cond = bl
-                        .conditions
-                        .iter()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ");
+                    let cond = bl.conditions_line();
                     let last = b.spans.len() - 1;
                     b.spans[last].events.events.push(Event::new(
                         "pipetape.gate.blocker",

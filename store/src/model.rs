@@ -370,6 +370,17 @@ pub struct Blocker {
     pub message: String,
 }
 
+impl Blocker {
+    /// Its conditions on one line: `Ready=False SecretSyncedError: …; Synced=…`.
+    pub fn conditions_line(&self) -> String {
+        self.conditions
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// A Kubernetes status condition, as recorded for evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]

@@ -262,11 +262,7 @@ fn why(ctx: &Ctx, a: WhyArgs) -> CmdResult {
                         "links": c.links,
                     })).collect::<Vec<_>>(),
                 });
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&v).unwrap_or_default()
-                )?;
+                writeln!(out, "{v:#}")?;
             } else {
                 writeln!(
                     out,
@@ -315,11 +311,7 @@ fn why(ctx: &Ctx, a: WhyArgs) -> CmdResult {
                     "at": offset(t),
                     "unhealthy_roots": roots.iter().map(|(n, h)| serde_json::json!({"node": n, "state": h})).collect::<Vec<_>>(),
                 });
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&v).unwrap_or_default()
-                )?;
+                writeln!(out, "{v:#}")?;
             } else {
                 writeln!(
                     out,

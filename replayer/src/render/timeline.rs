@@ -54,12 +54,7 @@ pub fn write(out: &mut dyn Write, m: &RunModel) -> std::io::Result<()> {
                 what,
             ]);
             for b in &s.blockers {
-                let cond = b
-                    .conditions
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                let cond = b.conditions_line();
                 rows.push(vec![
                     String::new(),
                     String::new(),
