@@ -435,3 +435,152 @@ fn an_unobserved_replicaset_is_passed_through_to_its_deployment() {
     let ok = obj("", "Service", "gateway", "gateway");
     assert!(why(&m, &g, &ok, m.info.end_ns).is_empty());
 }
+
+/// The chains scenario (testkit's `Chains`), folded from its records.
+fn chains_run(red: bool) -> RunModel {
+    let id = if red { "chains-red" } else { "chains-green" };
+    let (recs, start) = pipetape_testkit::scenario::Chains { red }.records(id);
+    let mut f = Fold::new(id.into(), start);
+    for r in recs {
+        f.push(r);
+    }
+    f.finish()
+}
+
+/// `why` at the end of the red chains run, as (nodes, links).
+fn explain(m: &RunModel, n: &Node) -> Vec<(Vec<String>, Vec<&'static str>)> {
+    let g = Graph::build(m);
+    why(m, &g, n, m.info.end_ns)
+        .into_iter()
+        .map(|c| (names(&c), c.links))
+        .collect()
+}
+
+#[test]
+fn the_scenario_chains_lead_from_each_root_to_its_consequence() {
+    let m = chains_run(true);
+    let ingress = explain(
+        &m,
+        &obj("networking.k8s.io", "Ingress", "gateway", "gateway"),
+    );
+    assert_eq!(
+        ingress,
+        [(
+            vec![
+                "CertificateRequest gateway/gateway-tls-1".to_string(),
+                "Certificate gateway/gateway-tls".into(),
+                "Secret gateway/gateway-tls".into(),
+                "Ingress gateway/gateway".into(),
+            ],
+            vec!["is owned by", "issues", "is the TLS secret of"]
+        )]
+    );
+    let sts = explain(&m, &obj("apps", "StatefulSet", "data", "warehouse"));
+    assert_eq!(
+        sts,
+        [(
+            vec![
+                "StorageClass fast-ssd".to_string(),
+                "PersistentVolumeClaim data/data-warehouse-0".into(),
+                "Pod data/warehouse-0".into(),
+                "StatefulSet data/warehouse".into(),
+            ],
+            vec!["is the storage class of", "is claimed by", "is owned by"]
+        )]
+    );
+    let worker = explain(&m, &obj("apps", "Deployment", "reports", "report-worker"));
+    assert_eq!(worker.len(), 1, "{worker:?}");
+    assert_eq!(worker[0].0[0], "Node k3d-chains-agent-1");
+    assert_eq!(worker[0].1, ["runs", "is owned by", "is owned by"]);
+    assert_eq!(
+        worker[0].0.last().unwrap(),
+        "Deployment reports/report-worker"
+    );
+    // The gate that waited on the certificate.
+    let gate = Node::Gate {
+        stage: "smoke".into(),
+        name: "gateway-tls-ready".into(),
+    };
+    assert_eq!(
+        explain(&m, &gate),
+        [(
+            vec![
+                "CertificateRequest gateway/gateway-tls-1".to_string(),
+                "Certificate gateway/gateway-tls".into(),
+                "gate gateway-tls-ready".into(),
+            ],
+            vec!["is owned by", "is waited on by"]
+        )]
+    );
+    // What each root says: the denial, the missing class, the silent kubelet.
+    let g = Graph::build(&m);
+    let t = m.info.end_ns;
+    let root_of = |n: &Node| why(&m, &g, n, t)[0].nodes[0].1.describe();
+    let cr = root_of(&obj("apps", "StatefulSet", "data", "warehouse"));
+    assert_eq!(cr, "never existed");
+    let ing = root_of(&obj("networking.k8s.io", "Ingress", "gateway", "gateway"));
+    assert!(ing.contains("denied by an approval controller"), "{ing}");
+    let node = root_of(&obj("apps", "Deployment", "reports", "report-worker"));
+    assert!(
+        node.contains("Kubelet stopped posting node status"),
+        "{node}"
+    );
+    // Healthy: the gateway Deployment, and everything in the green run.
+    assert!(explain(&m, &obj("apps", "Deployment", "gateway", "gateway")).is_empty());
+    let green = chains_run(false);
+    for n in [
+        obj("networking.k8s.io", "Ingress", "gateway", "gateway"),
+        obj("apps", "StatefulSet", "data", "warehouse"),
+        obj("apps", "Deployment", "reports", "report-worker"),
+    ] {
+        assert!(explain(&green, &n).is_empty(), "{n:?}");
+        assert_eq!(health(&green, &n, green.info.end_ns), Health::Good, "{n:?}");
+    }
+}
+
+/// In the diff, each fault is one chain from its root; the registry mirror, slow for reasons of
+/// its own (and broken later by the lost node, after it was ready), stays its own finding.
+#[test]
+fn the_diff_groups_the_findings_of_each_chain_and_leaves_the_slow_mirror_alone() {
+    use pipetape_replayer::analysis::diff::{self, BaselineRun, Thresholds};
+    use pipetape_replayer::analysis::metrics;
+    let (green, red) = (chains_run(false), chains_run(true));
+    let baselines = vec![BaselineRun {
+        metrics: metrics::extract(&green),
+        log: None,
+    }];
+    let th = Thresholds {
+        abs_s: 1.0,
+        ..Thresholds::default()
+    };
+    let r = diff::compare(&metrics::extract(&red), Some(&red), &baselines, th);
+    let metrics: Vec<String> = r.regressions.iter().map(|f| f.metric.to_string()).collect();
+    let mirror = "ready:DaemonSet/ameide/registry-mirror";
+    assert!(metrics.iter().any(|m| m == mirror), "{metrics:?}");
+    let roots: Vec<&str> = r.chains.iter().map(|c| c.root.as_str()).collect();
+    assert!(
+        roots.contains(&"CertificateRequest gateway/gateway-tls-1")
+            && roots.contains(&"StorageClass fast-ssd")
+            && roots.contains(&"Node k3d-chains-agent-1"),
+        "{roots:?}"
+    );
+    for c in &r.chains {
+        assert!(
+            !c.findings.iter().any(|f| f == mirror),
+            "the mirror was linked: {c:?}"
+        );
+    }
+    let cert = r
+        .chains
+        .iter()
+        .find(|c| c.root.starts_with("CertificateRequest"))
+        .unwrap();
+    assert_eq!(
+        cert.findings,
+        [
+            "ready:CertificateRequest/gateway/gateway-tls-1",
+            "ready:Certificate/gateway/gateway-tls",
+            "gate:gateway-tls-ready"
+        ]
+    );
+}

@@ -809,11 +809,36 @@ pub fn node_of_metric(m: &RunModel, metric: &super::key::MetricKey) -> Option<No
     }
 }
 
+/// The moment a finding is about: the run's end for an object not ready then (never ready, or
+/// ready and broken later); for a readiness time that only got slower (`ready:...`), the last
+/// moment before the object first became ready, which is what held it back; otherwise the
+/// node's worst moment.
+fn finding_moment(m: &RunModel, metric: &super::key::MetricKey, n: &Node) -> Option<u64> {
+    if let (super::key::MetricKey::Ready(_), Node::Object(k)) = (metric, n) {
+        if let Some(h) = m
+            .objects
+            .get(k)
+            .filter(|_| !health(m, n, m.info.end_ns).is_bad())
+        {
+            let first_ready = h
+                .versions
+                .iter()
+                .find(|v| v.action != Action::Deleted && v.status == Status::Current);
+            return Some(match first_ready {
+                Some(v) => v.mono_ns.saturating_sub(1),
+                None => m.info.end_ns,
+            });
+        }
+    }
+    worst_moment(m, n)
+}
+
 /// Groups `findings` (metric names, ranked) that the graph links: for each finding, the
-/// longest chain that explains it at its worst moment; chains that share a root are merged
-/// into the longest, and every finding on it is named. A chain of one node (nothing
-/// unhealthy upstream, nothing linked) is not a chain. Ordered by the best rank among a
-/// chain's findings.
+/// longest chain that explains it at the moment it is about; chains that share a root are
+/// merged into the longest, and every finding on it is named. A chain of one node (nothing
+/// unhealthy upstream, nothing linked) is not a chain, nor is a lone finding held back by its
+/// own Pods (ownership links only: its evidence already names them). Ordered by the best rank
+/// among a chain's findings.
 pub fn finding_chains(m: &RunModel, findings: &[super::key::MetricKey]) -> Vec<FindingChain> {
     let g = Graph::build(m);
     let nodes: Vec<Option<Node>> = findings.iter().map(|f| node_of_metric(m, f)).collect();
@@ -827,7 +852,7 @@ pub fn finding_chains(m: &RunModel, findings: &[super::key::MetricKey]) -> Vec<F
     let mut by_root: Vec<(Node, usize, Chain)> = Vec::new();
     for (rank, n) in nodes.iter().enumerate() {
         let Some(n) = n else { continue };
-        let t = worst_moment(m, n).unwrap_or(m.info.end_ns);
+        let t = finding_moment(m, &findings[rank], n).unwrap_or(m.info.end_ns);
         let Some(c) = why(m, &g, n, t).into_iter().next() else {
             continue;
         };
@@ -862,5 +887,6 @@ pub fn finding_chains(m: &RunModel, findings: &[super::key::MetricKey]) -> Vec<F
                 links: c.links,
             }
         })
+        .filter(|c| c.findings.len() > 1 || c.links.iter().any(|l| *l != "is owned by"))
         .collect()
 }

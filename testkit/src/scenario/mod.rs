@@ -17,7 +17,9 @@ use pipetape_store::writer::{LogWriter, WriterOptions};
 use pipetape_store::{Record, RunId, Source};
 use serde_json::Value;
 
+mod chains;
 mod full_stack;
+pub use chains::{Chains, NODE_LOST_AT};
 pub use full_stack::*;
 
 /// Builds a run. Times are seconds from the run's start.
@@ -962,6 +964,16 @@ pub const BUNDLED: &[Bundled] = &[
         name: "full-stack-red",
         description: "a failing nightly: registry-mirror DaemonSet slow, orders-db-credentials stuck in SecretSyncedError, keycloak crash-looping",
         build: |id| full_stack(id, &Variant::red()),
+    },
+    Bundled {
+        name: "chains-green",
+        description: "a one-minute smoke run on a healthy cluster: gateway Ingress with its certificate, a StatefulSet with its volume, a worker",
+        build: |id| Chains { red: false }.records(id),
+    },
+    Bundled {
+        name: "chains-red",
+        description: "the same run where trouble travels: a denied certificate request, a missing StorageClass, a lost node, and an unrelated slow DaemonSet (try replay why)",
+        build: |id| Chains { red: true }.records(id),
     },
 ];
 
