@@ -792,3 +792,157 @@ fn a_gate_blocked_by_a_secret_that_never_synced_is_explained_from_the_external_s
     assert!(states[2].contains("CreateContainerConfigError"), "{out}");
     assert_eq!(chain["nodes"].as_array().unwrap().len(), 6);
 }
+
+/// Issue 21's other chains, recorded by the real observers: the chains scenario (a denied
+/// certificate request, a missing StorageClass, a lost node, an unrelated slow DaemonSet)
+/// served live, green then red, each recorded by a pipeline that lasts while the cluster
+/// changes. `replay why` on each consequence walks to its root; on a healthy Deployment it
+/// finds nothing; the diff of red against green groups each fault's findings under its root and
+/// leaves the slow DaemonSet alone.
+#[test]
+fn chains_recorded_from_a_served_cluster_lead_back_to_their_roots() {
+    use pipetape_testkit::scenario::{Chains, NODE_LOST_AT};
+    let env = Env::new();
+    // 10× keeps the slow mirror's 17 s (scenario) a 1.7 s slowdown, over `--min-delta 1s`.
+    let speed = 10.0;
+    let pipeline = env.path("smoke.yaml");
+    let sleep = (NODE_LOST_AT + 6.0) / speed;
+    std::fs::write(
+        &pipeline,
+        format!("name: platform-smoke\nstages:\n  - name: smoke\n    steps:\n      - name: settle\n        run: sleep {sleep}\n"),
+    )
+    .unwrap();
+    let mut logs = Vec::new();
+    for red in [false, true] {
+        let log = env.path(if red { "red.ptape" } else { "green.ptape" });
+        Chains { red }.write(&log).unwrap();
+        let kc = env.path("kubeconfig");
+        let _ = std::fs::remove_file(&kc);
+        let mut server = serve_at(&env, &log, &kc, speed, &[]);
+        let r = env.run(&["run", s(&pipeline), "--kubeconfig", s(&kc)]);
+        let _ = server.kill();
+        let _ = server.wait();
+        assert_eq!(r.code(), 0, "{}", r.stderr());
+        let (_, v) = last_run(&env);
+        logs.push(v["log_path"].as_str().unwrap().to_string());
+    }
+    let (green, red) = (&logs[0], &logs[1]);
+    let why = |what: &str| -> Value {
+        serde_json::from_str(&env.run(&["replay", "why", what, red, "-o", "json"]).ok()).unwrap()
+    };
+    let chain_of = |v: &Value| -> (Vec<String>, Value, Vec<String>) {
+        let c = &v["chains"][0];
+        let nodes = c["nodes"].as_array().cloned().unwrap_or_default();
+        let names = nodes
+            .iter()
+            .map(|n| {
+                let n = &n["node"];
+                format!(
+                    "{} {}",
+                    n["kind"].as_str().unwrap_or("?"),
+                    n["name"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        let states = nodes
+            .iter()
+            .map(|n| n["state"]["what"].as_str().unwrap_or("").to_string())
+            .collect();
+        (names, c["links"].clone(), states)
+    };
+    let (names, links, states) = chain_of(&why("ing/gateway/gateway"));
+    assert_eq!(
+        names,
+        [
+            "CertificateRequest gateway-tls-1",
+            "Certificate gateway-tls",
+            "Secret gateway-tls",
+            "Ingress gateway"
+        ]
+    );
+    assert_eq!(
+        links,
+        serde_json::json!(["is owned by", "issues", "is the TLS secret of"])
+    );
+    assert!(
+        states[0].contains("denied by an approval controller"),
+        "{states:?}"
+    );
+    assert_eq!(states[2], "never existed");
+    let (names, links, states) = chain_of(&why("sts/data/warehouse"));
+    assert_eq!(
+        names,
+        [
+            "StorageClass fast-ssd",
+            "PersistentVolumeClaim data-warehouse-0",
+            "Pod warehouse-0",
+            "StatefulSet warehouse"
+        ]
+    );
+    assert_eq!(
+        links,
+        serde_json::json!(["is the storage class of", "is claimed by", "is owned by"])
+    );
+    assert_eq!(states[0], "never existed");
+    assert!(
+        states[2].contains("Unschedulable") || states[2].contains("unbound"),
+        "{states:?}"
+    );
+    let (names, links, states) = chain_of(&why("deploy/reports/report-worker"));
+    assert_eq!(names[0], "Node k3d-chains-agent-1");
+    assert_eq!(names.last().unwrap(), "Deployment report-worker");
+    assert_eq!(links[0], "runs");
+    assert!(
+        states[0].contains("Kubelet stopped posting node status"),
+        "{states:?}"
+    );
+    let healthy = env
+        .run(&["replay", "why", "deploy/gateway/gateway", red])
+        .ok();
+    assert!(
+        healthy.contains("Nothing upstream of it was unhealthy then."),
+        "{healthy}"
+    );
+    // The diff: one chain per root; the slow mirror is a finding of its own.
+    let diff: Value = serde_json::from_str(
+        &env.run(&[
+            "replay",
+            "diff",
+            green,
+            red,
+            "--min-delta",
+            "1s",
+            "-o",
+            "json",
+        ])
+        .ok(),
+    )
+    .unwrap();
+    let mirror = "ready:DaemonSet/ameide/registry-mirror";
+    let regressions: Vec<&str> = diff["regressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["metric"].as_str())
+        .collect();
+    assert!(regressions.contains(&mirror), "{regressions:?}");
+    let chains = diff["chains"].as_array().unwrap();
+    let roots: Vec<&str> = chains.iter().filter_map(|c| c["root"].as_str()).collect();
+    for root in [
+        "CertificateRequest gateway/gateway-tls-1",
+        "StorageClass fast-ssd",
+        "Node k3d-chains-agent-1",
+    ] {
+        assert!(roots.contains(&root), "{root} not in {roots:?}");
+    }
+    for c in chains {
+        assert!(
+            !c["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == mirror),
+            "the mirror was linked: {c}"
+        );
+    }
+}

@@ -7,7 +7,8 @@
 //!   gap is recorded with its duration and cause. A resource the credentials may not read (403)
 //!   is recorded once as a gap and left alone.
 //! - What is watched: Events, Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
-//!   PVCs, Namespaces, Nodes, Secrets (metadata only), and custom resources found by discovery
+//!   PVCs, PVs, StorageClasses, Services, Ingresses, Namespaces, Nodes, Secrets (metadata
+//!   only), and custom resources found by discovery
 //!   (ExternalSecret, SecretStore, ClusterSecretStore, ClusterExternalSecret, PushSecret,
 //!   Certificate, CertificateRequest, Issuer, ClusterIssuer, ACME Order and Challenge, where the
 //!   cluster serves them, and any named in `extra`).
@@ -93,6 +94,8 @@ const DEFAULT_RESOURCES: &[(&str, &str)] = &[
     ("", "events"),
     ("", "pods"),
     ("", "persistentvolumeclaims"),
+    ("", "persistentvolumes"),
+    ("", "services"),
     ("", "namespaces"),
     ("", "nodes"),
     ("", "secrets"),
@@ -101,6 +104,8 @@ const DEFAULT_RESOURCES: &[(&str, &str)] = &[
     ("apps", "statefulsets"),
     ("apps", "daemonsets"),
     ("batch", "jobs"),
+    ("networking.k8s.io", "ingresses"),
+    ("storage.k8s.io", "storageclasses"),
     ("external-secrets.io", "externalsecrets"),
     ("external-secrets.io", "secretstores"),
     ("external-secrets.io", "clustersecretstores"),

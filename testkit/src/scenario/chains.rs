@@ -40,7 +40,7 @@ impl Chains {
 }
 
 /// When the red run's agent-1 stops posting status.
-pub const NODE_LOST_AT: f64 = 50.0;
+pub const NODE_LOST_AT: f64 = 40.0;
 
 fn chains(run_id: &str, red: bool) -> (Vec<Record>, i64) {
     // 2026-03-02T03:00:00Z, a day after the full-stack runs.
@@ -172,7 +172,10 @@ fn chains(run_id: &str, red: bool) -> (Vec<Record>, i64) {
         7.5,
         dur,
         12,
-        Some(("timed out after 45.5s: 1 object not ready", blockers)),
+        Some((
+            &format!("timed out after {dur}s: 1 object not ready"),
+            blockers,
+        )),
     );
     let recs = b.finish(
         run_id,
