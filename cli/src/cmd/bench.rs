@@ -241,6 +241,11 @@ fn write_replay_report(
     )?;
     writeln!(
         out,
+        "  object graph    {:>9.1} ms   {} links (built on demand: replay why, the diff's chains)",
+        r.graph_ms, r.graph_links
+    )?;
+    writeln!(
+        out,
         "  state --at      {:>9.1} ms median, {:.1} ms worst (open, fold lane 0, query)",
         r.state_at_ms, r.state_at_max_ms
     )?;
@@ -265,6 +270,17 @@ fn write_replay_report(
         "fold_ms",
         "<= 1000 ms",
         format!("{:.0}", r.fold_ms),
+    )?;
+    t(
+        out,
+        r.graph_ms <= r.fold_ms * 0.1,
+        "graph_ms",
+        "<= 10% of the fold",
+        format!(
+            "{:.1} ({:.1}%)",
+            r.graph_ms,
+            100.0 * r.graph_ms / r.fold_ms.max(1e-9)
+        ),
     )?;
     t(
         out,

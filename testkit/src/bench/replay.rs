@@ -25,6 +25,10 @@ pub struct ReplayReport {
     pub fold_model_rss_bytes: i64,
     /// Peak resident memory of the process after the fold, bytes.
     pub fold_peak_rss_bytes: u64,
+    /// Time to build the object graph (`replay why`, the diff's chains) from the folded run, ms.
+    pub graph_ms: f64,
+    /// Its links.
+    pub graph_links: usize,
     /// Median time of `replay state --at T` (open, fold lane 0, query) over random T, ms.
     pub state_at_ms: f64,
     /// Worst of those, ms.
@@ -45,6 +49,11 @@ pub fn run(path: &Path, seed: u64) -> Result<ReplayReport> {
     let fold_ms = t.elapsed().as_secs_f64() * 1e3;
     let after = current_rss().unwrap_or(0) as i64;
     let fold_peak_rss_bytes = peak_rss().unwrap_or(0);
+    let t = Instant::now();
+    let graph = pipetape_replayer::analysis::graph::Graph::build(&loaded.model);
+    let graph_ms = t.elapsed().as_secs_f64() * 1e3;
+    let graph_links = graph.links.len();
+    drop(graph);
     let fold_records = loaded.model.records;
     let end = loaded.model.info.end_ns;
     drop(loaded);
@@ -68,6 +77,8 @@ pub fn run(path: &Path, seed: u64) -> Result<ReplayReport> {
         fold_ms,
         fold_model_rss_bytes: after - before,
         fold_peak_rss_bytes,
+        graph_ms,
+        graph_links,
         state_at_ms: lat[lat.len() / 2],
         state_at_max_ms: *lat.last().unwrap_or(&0.0),
         serve_pods,
