@@ -10,7 +10,7 @@ use std::time::Instant;
 use std::sync::Arc;
 
 use pipetape_store::mask::Masker;
-use pipetape_store::model::{Level, Note, Outcome, RunFinished, RunStarted};
+use pipetape_store::model::{Commit, Level, Note, Outcome, RunFinished, RunInputs, RunStarted};
 use pipetape_store::store::{new_run, Store};
 use pipetape_store::writer::{AppenderThread, LogAppender, LogWriter, WriterOptions};
 use pipetape_store::Source;
@@ -58,6 +58,8 @@ pub struct SessionInfo {
     pub labels: BTreeMap<String, String>,
     /// The wrapped command (wrap mode).
     pub command: Vec<String>,
+    /// The pipeline file and the git history, recorded (masked) after the start.
+    pub inputs: RunInputs,
 }
 
 impl Session {
@@ -116,6 +118,22 @@ impl Session {
                 command,
             };
             let _ = a.append(Source::Runner, body);
+            let inputs = &info.inputs;
+            if !inputs.pipeline.is_empty() || !inputs.commits.is_empty() {
+                let body = RunInputs {
+                    pipeline_path: inputs.pipeline_path.clone(),
+                    pipeline: sink.mask(&inputs.pipeline).into_owned(),
+                    commits: inputs
+                        .commits
+                        .iter()
+                        .map(|c| Commit {
+                            id: c.id.clone(),
+                            subject: sink.mask(&c.subject).into_owned(),
+                        })
+                        .collect(),
+                };
+                let _ = a.append(Source::Runner, Box::new(body));
+            }
             sink.flush();
         }
         // Catalog the run while it runs, so `runs list` shows it.
@@ -287,6 +305,34 @@ pub fn default_labels(
         l.insert(pipetape_store::trace::TRACEPARENT_LABEL.into(), tp.header());
     }
     l
+}
+
+/// How many commits of history a run records.
+pub const HISTORY: usize = 50;
+
+/// The first-parent history of the git repository at `dir`, newest first (at most
+/// [`HISTORY`] commits); empty when `dir` is not in a repository or git is missing.
+pub fn git_history(dir: &Path) -> Vec<Commit> {
+    let out = std::process::Command::new("git")
+        .args(["log", "--first-parent", "--no-color", "--format=%H%x1f%s"])
+        .arg(format!("-n{HISTORY}"))
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Some(o) = out.ok().filter(|o| o.status.success()) else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (id, subject) = l.split_once('\u{1f}')?;
+            Some(Commit {
+                id: id.to_string(),
+                subject: subject.to_string(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

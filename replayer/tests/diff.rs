@@ -900,3 +900,105 @@ fn a_huge_run_summary_stays_under_the_cap_and_says_what_it_left_out() {
         assert!(md.contains("\\| not a cell"));
     }
 }
+
+/// Issue 18: "What changed" links an input change to the regression it touches, and says so
+/// when nothing the run was made of changed.
+#[test]
+fn a_new_image_digest_is_linked_to_the_crash_loop_it_brought() {
+    let (g, _) = metrics_of(&Variant::green(), "green0000000001");
+    let v = Variant {
+        new_image_digest: true,
+        ..Variant::red()
+    };
+    let (run, model) = metrics_of(&v, "red00000000002");
+    let baselines = vec![BaselineRun {
+        metrics: g,
+        log: None,
+    }];
+    let r = diff::compare(&run, Some(&model), &baselines, Thresholds::default());
+    let w = r
+        .what_changed
+        .as_ref()
+        .expect("both runs recorded their inputs");
+    let first = &w.changes[0];
+    assert_eq!(first.key, "digest:Deployment/keycloak/keycloak/keycloak");
+    assert_ne!(first.before, first.after);
+    assert!(first.after.as_deref().unwrap().starts_with("sha256:"));
+    assert_eq!(first.findings[0], "ready:Deployment/keycloak/keycloak");
+    // The commits in between, with their subjects, from the recorded history.
+    let commits = w.commits.as_ref().unwrap();
+    assert_eq!(commits.len(), 3);
+    assert!(commits[0].id.starts_with("9f2c1e7d4b"));
+    assert!(commits[1].subject.contains("move db credentials"));
+    let text = render::text(&r);
+    let at = text.find("What changed since baseline run").unwrap();
+    assert!(
+        text[at..].contains("image digest of Deployment/keycloak/keycloak (keycloak): sha256:"),
+        "{text}"
+    );
+    assert!(text[at..].contains("[#1 ready:Deployment/keycloak/keycloak"));
+    // Before the ranked list, after the chains.
+    assert!(at < text.find("  1. ").unwrap());
+}
+
+#[test]
+fn a_chart_bump_is_linked_to_the_release_that_failed() {
+    let (g, _) = metrics_of(&Variant::green(), "green0000000001");
+    let v = Variant {
+        helm_failed: true,
+        chart_bump: true,
+        ..Variant::green()
+    };
+    let (run, model) = metrics_of(&v, "helm0000000003");
+    let baselines = vec![BaselineRun {
+        metrics: g,
+        log: None,
+    }];
+    let r = diff::compare(&run, Some(&model), &baselines, Thresholds::default());
+    let w = r.what_changed.as_ref().unwrap();
+    // The chart (and its app version, which moved with it), linked, lead.
+    let c = w
+        .changes
+        .iter()
+        .position(|c| c.key == "chart:ameide/platform-config")
+        .expect("the chart change");
+    assert!(c < 2, "{w:?}");
+    let c = &w.changes[c];
+    assert_eq!(c.before.as_deref(), Some("platform-config 1.4.0"));
+    assert_eq!(c.after.as_deref(), Some("platform-config 1.4.1"));
+    assert!(
+        c.findings
+            .iter()
+            .any(|f| f == "helm:ameide/platform-config"),
+        "{c:?}"
+    );
+    // Same commit: no commit line; the images of apps the run never deployed are no change.
+    assert_eq!(w.commit.0, w.commit.1);
+    assert!(
+        !w.changes.iter().any(|c| c.key.starts_with("image:")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn infrastructure_noise_comes_with_no_input_change() {
+    let (g, _) = metrics_of(&Variant::green(), "green0000000001");
+    let v = Variant {
+        slow_mirror: true,
+        ..Variant::green()
+    };
+    let (run, model) = metrics_of(&v, "slow0000000004");
+    let baselines = vec![BaselineRun {
+        metrics: g,
+        log: None,
+    }];
+    let r = diff::compare(&run, Some(&model), &baselines, Thresholds::default());
+    assert!(!r.regressions.is_empty(), "the slow mirror is a regression");
+    let w = r.what_changed.as_ref().unwrap();
+    assert!(w.nothing(), "{w:?}");
+    let text = render::text(&r);
+    assert!(
+        text.contains("Nothing the run was made of changed"),
+        "{text}"
+    );
+}

@@ -711,6 +711,12 @@ fn texts_mut(body: &mut Body, f: &mut dyn FnMut(&'static str, &mut String)) {
         Body::PodLog(l) => f("line", &mut l.line),
         Body::WatchGap(g) => f("reason", &mut g.reason),
         Body::Note(n) => f("text", &mut n.text),
+        Body::RunInputs(i) => {
+            f("pipeline", &mut i.pipeline);
+            for c in &mut i.commits {
+                f("commits.subject", &mut c.subject);
+            }
+        }
         _ => {}
     }
 }

@@ -508,6 +508,10 @@ pub struct HelmRelease {
     pub first_deployed: String,
     /// Last deployed, RFC 3339.
     pub last_deployed: String,
+    /// `sha256:` and the hex SHA-256 of the release's user-supplied values as canonical JSON
+    /// (keys sorted), so a change of values shows without the values; empty when it had none
+    /// or the recorder predates it.
+    pub values_digest: String,
 }
 
 /// One line of a container's log.
@@ -543,6 +547,40 @@ pub struct Artifact {
     /// The bytes kept.
     #[serde(with = "serde_bytes_compat")]
     pub data: Vec<u8>,
+}
+
+/// What a run was made of, recorded at its start: the pipeline file as run (masked) and the
+/// git history of the working directory, when it is a repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RunInputs {
+    /// The pipeline file's path, as given.
+    pub pipeline_path: String,
+    /// Its text, with secrets masked as in any record.
+    pub pipeline: String,
+    /// `HEAD` first, then its first-parent ancestors (at most 50).
+    pub commits: Vec<Commit>,
+}
+
+/// One commit of [`RunInputs::commits`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Commit {
+    /// The full hash.
+    pub id: String,
+    /// Its subject line (masked).
+    pub subject: String,
+}
+
+/// The custom resources the API server serves (CRDs and aggregated APIs outside the built-in
+/// `*.k8s.io` groups), recorded when the observers first discover them and whenever the set
+/// changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ApiResources {
+    /// `plural.group` → served versions, e.g. `externalsecrets.external-secrets.io` →
+    /// `["v1", "v1beta1"]`.
+    pub resources: BTreeMap<String, Vec<String>>,
 }
 
 /// A watch lost continuity: a disconnect, a 410 Gone, a forbidden kind.
@@ -738,6 +776,15 @@ bodies! {
     ClusterContact(ClusterContact) = "cluster",
     /// A note.
     Note(Note) = "note",
+    /// The pipeline file and the git history a run started from.
+    RunInputs(Box<RunInputs>) = "run_inputs",
+    /// The custom resources the cluster serves.
+    ApiResources(ApiResources) = "api_resources",
+}
+
+/// The first 12 characters of a commit id.
+pub fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// A record as it is written inside a frame: `[dseq, dmono, dwall, source, kind, body]`.
@@ -1028,6 +1075,24 @@ impl Body {
             ),
             Body::WatchSync(s) => format!("watch {} {} ({} items)", s.resource, s.phase, s.items),
             Body::ClusterContact(c) => format!("cluster {} at {}", c.git_version, c.url),
+            Body::RunInputs(i) => format!(
+                "inputs: pipeline {} ({} bytes){}",
+                if i.pipeline_path.is_empty() {
+                    "-"
+                } else {
+                    &i.pipeline_path
+                },
+                i.pipeline.len(),
+                match i.commits.first() {
+                    Some(c) => format!(
+                        ", commit {} and {} before it",
+                        short_id(&c.id),
+                        i.commits.len() - 1
+                    ),
+                    None => String::new(),
+                }
+            ),
+            Body::ApiResources(a) => format!("{} custom resources served", a.resources.len()),
             Body::Note(n) => format!(
                 "{}{}",
                 match n.level {

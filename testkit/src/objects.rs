@@ -415,7 +415,7 @@ pub fn node(name: &str, uid: &str, resource_version: &str, now: &str, ready: boo
 }
 
 /// 64 hex digits derived from `s` (stands for a digest or an id; stable across runs).
-fn hex64(s: &str) -> String {
+pub(crate) fn hex64(s: &str) -> String {
     let mut out = String::with_capacity(64);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for round in 0..4u64 {

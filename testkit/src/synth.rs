@@ -686,6 +686,7 @@ impl Synth {
                         },
                         first_deployed: self.ts(t),
                         last_deployed: self.ts(t),
+                        values_digest: String::new(),
                     },
                 ));
             }

@@ -10,9 +10,10 @@ use pipetape_recorder::record::{record, Recording, Work};
 use pipetape_recorder::runner::{self, RunOptions};
 
 use crate::console::Terminal;
-use pipetape_recorder::session::{default_labels, SessionInfo};
+use pipetape_recorder::session::{default_labels, git_history, SessionInfo};
 use pipetape_recorder::spec::Pipeline;
 use pipetape_store::mask::{MaskConfig, Masker};
+use pipetape_store::model::RunInputs;
 
 use super::{parse_label, CmdError, CmdResult, Ctx};
 use crate::output;
@@ -238,6 +239,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
             pipeline: p.name.clone(),
             labels,
             command: Vec::new(),
+            inputs: RunInputs {
+                pipeline_path: a.pipeline.display().to_string(),
+                pipeline: std::fs::read_to_string(&a.pipeline).unwrap_or_default(),
+                commits: git_history(&base_dir),
+            },
         },
         masker: masker.clone(),
         cluster: a.cluster.options(&masker),

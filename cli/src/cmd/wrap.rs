@@ -9,11 +9,12 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use pipetape_recorder::record::{Recording, Work};
 use pipetape_recorder::runner::{self, RunOptions};
-use pipetape_recorder::session::{default_labels, SessionInfo};
+use pipetape_recorder::session::{default_labels, git_history, SessionInfo};
 use pipetape_recorder::spec::Step;
 use pipetape_recorder::wrap::{self, Msg, RECORDER_ENV};
 use pipetape_replayer::time::parse_duration;
 use pipetape_store::mask::{MaskConfig, Masker};
+use pipetape_store::model::RunInputs;
 
 use super::run::EXIT_PIPETAPE;
 use super::{parse_label, CmdError, CmdResult, Ctx};
@@ -144,6 +145,10 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
             pipeline: name,
             labels,
             command: a.command.clone(),
+            inputs: RunInputs {
+                commits: git_history(&cwd),
+                ..RunInputs::default()
+            },
         },
         masker: masker.clone(),
         cluster: a.cluster.options(&masker),

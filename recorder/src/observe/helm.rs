@@ -87,7 +87,23 @@ pub fn helm_release(secret: &Value) -> Option<HelmRelease> {
         description: s(&r, "/info/description"),
         first_deployed: s(&r, "/info/first_deployed"),
         last_deployed: s(&r, "/info/last_deployed"),
+        values_digest: values_digest(r.get("config")),
     })
+}
+
+/// `sha256:` and the hex SHA-256 of a release's user-supplied values (`config`) as canonical
+/// JSON (serde_json's maps keep keys sorted); empty when there are none. The values themselves
+/// are dropped with the rest of the release.
+fn values_digest(config: Option<&Value>) -> String {
+    use sha2::{Digest, Sha256};
+    match config {
+        Some(v) if v.as_object().is_some_and(|m| !m.is_empty()) => {
+            let d = Sha256::digest(v.to_string().as_bytes());
+            let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+            format!("sha256:{hex}")
+        }
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +133,26 @@ mod tests {
                          "labels": {"owner": "helm", "name": "keycloak", "status": "deployed", "version": "3"}},
             "data": {"release": data},
         })
+    }
+
+    #[test]
+    fn values_are_kept_as_a_digest_that_changes_with_them() {
+        let a = helm_release(&helm_secret("s3cr3t-Pa55")).unwrap();
+        let b = helm_release(&helm_secret("other")).unwrap();
+        assert!(
+            a.values_digest.starts_with("sha256:"),
+            "{}",
+            a.values_digest
+        );
+        assert_eq!(a.values_digest.len(), 7 + 64);
+        assert_ne!(a.values_digest, b.values_digest);
+        assert_eq!(a, helm_release(&helm_secret("s3cr3t-Pa55")).unwrap());
+        assert!(!format!("{a:?}").contains("s3cr3t"));
+        // Key order does not matter: the same values give the same digest.
+        let x: Value = serde_json::from_str(r#"{"b": 1, "a": {"y": 2, "x": 3}}"#).unwrap();
+        let y: Value = serde_json::from_str(r#"{"a": {"x": 3, "y": 2}, "b": 1}"#).unwrap();
+        assert_eq!(values_digest(Some(&x)), values_digest(Some(&y)));
+        assert_eq!(values_digest(Some(&serde_json::json!({}))), "");
     }
 
     #[test]

@@ -38,8 +38,8 @@ use kube::runtime::WatchStreamExt;
 use kube::{Client, Config};
 use pipetape_store::mask::{LineState, Masker};
 use pipetape_store::model::{
-    Action, ClusterContact, HelmRelease, KubeEvent, Level, Note, ObjectObserved, ObjectRef,
-    WatchGap, WatchSync,
+    Action, ApiResources, ClusterContact, HelmRelease, KubeEvent, Level, Note, ObjectObserved,
+    ObjectRef, WatchGap, WatchSync,
 };
 use pipetape_store::{Body, LogAppender, Source};
 use serde_json::Value;
@@ -304,9 +304,15 @@ async fn run(
     });
     let mut started_res: HashSet<String> = HashSet::new();
     let mut tasks = Vec::new();
+    let mut served = ApiResources::default();
     loop {
         match Discovery::new(client.clone()).run().await {
             Ok(d) => {
+                let now = custom_resources(&d);
+                if now != served {
+                    let _ = out.append_async(Source::Watch, now.clone()).await;
+                    served = now;
+                }
                 for group in d.groups() {
                     for (ar, caps) in group.recommended_resources() {
                         let key = resource_key(&ar);
@@ -359,6 +365,27 @@ async fn run(
             let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
         }
     }
+}
+
+/// The custom resources `d` found: every resource of a group outside the built-in ones
+/// (`""`, unqualified names like `apps`, and `*.k8s.io`), with its served versions.
+fn custom_resources(d: &Discovery) -> ApiResources {
+    let mut out = ApiResources::default();
+    for group in d.groups() {
+        let name = group.name();
+        if !name.contains('.') || name.ends_with(".k8s.io") || name == "k8s.io" {
+            continue;
+        }
+        for v in group.versions() {
+            for (ar, _) in group.versioned_resources(v) {
+                let versions = out.resources.entry(resource_key(&ar)).or_default();
+                if !versions.iter().any(|x| x == v) {
+                    versions.push(v.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn resource_key(ar: &ApiResource) -> String {

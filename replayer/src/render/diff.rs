@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::analysis::diff::{secs, Finding, Kind, OneSided, Report};
+use crate::analysis::diff::{secs, Finding, Kind, OneSided, Report, WhatChanged};
 use crate::analysis::key::Family;
 
 fn names_by_family(items: &[OneSided]) -> String {
@@ -120,6 +120,114 @@ fn chains(out: &mut String, r: &Report) {
     out.push('\n');
 }
 
+/// A value of an input, shortened for a line: digests to 12 hex digits.
+pub fn input_value(v: Option<&str>) -> String {
+    match v {
+        None => "(none)".into(),
+        Some(v) => match v.strip_prefix("sha256:") {
+            Some(hex) if hex.len() > 12 => format!("sha256:{}…", &hex[..12]),
+            _ => v.to_string(),
+        },
+    }
+}
+
+/// The lines of the "What changed" section (without its title), linked changes first, at most
+/// `max` changes: the commit line and its commits, one line per change with the regressions it
+/// touches (by rank), the pipeline file's diff.
+pub fn what_changed_lines(r: &Report, w: &WhatChanged, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    if w.nothing() {
+        out.push(
+            "Nothing the run was made of changed (commit, pipeline file, Helm charts and values, images and their digests, CRD versions, node versions, Kubernetes version): look at the infrastructure, timing or chance."
+                .to_string(),
+        );
+        return out;
+    }
+    let short = |c: &Option<String>| {
+        c.as_deref()
+            .map(|c| pipetape_store::model::short_id(c).to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    if w.commit.0 != w.commit.1 {
+        let n = match &w.commits {
+            Some(c) => format!("{} commit{}", c.len(), if c.len() == 1 { "" } else { "s" }),
+            None => "commits not known".into(),
+        };
+        out.push(format!(
+            "commit {} → {}: {n} ({})",
+            short(&w.commit.0),
+            short(&w.commit.1),
+            w.commits_note
+        ));
+        for c in w.commits.iter().flatten().take(10) {
+            out.push(format!(
+                "    {} {}",
+                pipetape_store::model::short_id(&c.id),
+                c.subject
+            ));
+        }
+        if let Some(more) = w.commits.as_ref().map(|c| c.len().saturating_sub(10)) {
+            if more > 0 {
+                out.push(format!("    … and {more} more"));
+            }
+        }
+    }
+    let rank = |metric: &str| {
+        r.regressions
+            .iter()
+            .position(|f| f.metric == metric)
+            .map(|i| format!("#{} {metric}", i + 1))
+            .unwrap_or_else(|| metric.to_string())
+    };
+    for c in w.changes.iter().take(max) {
+        let tag = if c.findings.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "  [{}]",
+                c.findings
+                    .iter()
+                    .map(|m| rank(m))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let value = if c.key == "pipeline" {
+            "changed".to_string()
+        } else {
+            format!(
+                "{} → {}",
+                input_value(c.before.as_deref()),
+                input_value(c.after.as_deref())
+            )
+        };
+        out.push(format!("{}: {value}{tag}", c.what));
+    }
+    if w.changes.len() > max {
+        out.push(format!(
+            "… and {} more inputs (-o json lists them)",
+            w.changes.len() - max
+        ));
+    }
+    if let Some(d) = &w.pipeline_diff {
+        out.push("pipeline file diff:".into());
+        out.extend(d.lines().map(|l| format!("    {l}")));
+    }
+    out
+}
+
+/// The "What changed" section.
+fn what_changed(out: &mut String, r: &Report) {
+    let Some(w) = &r.what_changed else {
+        return;
+    };
+    let _ = writeln!(out, "What changed since baseline run {}:", w.baseline_run);
+    for l in what_changed_lines(r, w, 20) {
+        let _ = writeln!(out, "    {l}");
+    }
+    out.push('\n');
+}
+
 /// Human-readable report.
 pub fn text(r: &Report) -> String {
     let mut out = String::new();
@@ -154,6 +262,10 @@ pub fn text(r: &Report) -> String {
                 String::new()
             }
         );
+        if r.what_changed.as_ref().is_some_and(|w| !w.nothing()) {
+            out.push('\n');
+            what_changed(&mut out, r);
+        }
     } else {
         let _ = writeln!(
             out,
@@ -162,6 +274,7 @@ pub fn text(r: &Report) -> String {
             if r.regressions.len() == 1 { "" } else { "s" }
         );
         chains(&mut out, r);
+        what_changed(&mut out, r);
         for (i, f) in r.regressions.iter().enumerate() {
             finding(&mut out, i, f);
         }

@@ -50,6 +50,12 @@ pub struct Variant {
     /// in the red run that Secret never exists, so the Pod stays in CreateContainerConfigError
     /// and the Deployment never becomes available (the causal chain of issue 21).
     pub secret_consumer: bool,
+    /// keycloak's image tag was pushed again: its pods resolve a new digest (an input change
+    /// behind the crash-loop).
+    pub new_image_digest: bool,
+    /// The `platform-config` chart moves from 1.4.0 to 1.4.1 (an input change behind a failing
+    /// release, with `helm_failed`).
+    pub chart_bump: bool,
 }
 
 /// The secrets the `leaky_pod` variant plants (made up, of real formats): in the pod's log, in
@@ -145,6 +151,59 @@ pub(super) fn leaky_pod(b: &mut Builder, t: f64) {
     }
 }
 
+/// The pipeline file the full-stack runs were started from.
+pub const PIPELINE_FILE: &str = "name: full-stack-integration
+stages:
+  - name: bootstrap
+    steps:
+      - {name: k3d-cluster-create, run: ./scripts/ci/k3d-cluster-create.sh}
+  - name: preflight
+    steps:
+      - name: registry-mirror-ready
+        gate: {condition: {kind: DaemonSet, namespace: ameide, name: registry-mirror, type: RegistryMirrorReady}, timeout: 5m}
+  - name: infra
+    steps:
+      - {name: helmfile-sync, run: helmfile -e ci sync}
+      - name: externalsecrets-ready
+        gate: {none: {kind: externalsecrets, type: Ready, status: \"False\"}, timeout: 5m}
+  - name: test
+    steps:
+      - {name: pnpm-test-integration, run: pnpm test:integration}
+";
+
+/// The git history of the green run's commit (`4a7e9b0c21…`) and, for the red run, the three
+/// commits after it up to `9f2c1e7d4b…`.
+fn inputs(red: bool) -> RunInputs {
+    let full = |short: &str| format!("{short}{}", &objects::hex64(short)[..30]);
+    let mut commits: Vec<Commit> = [
+        (
+            "9f2c1e7d4b",
+            "keycloak: read the database password from the orders secret path",
+        ),
+        (
+            "5b3e8a1c07",
+            "orders: move db credentials to ameide/orders in Vault",
+        ),
+        ("c71d0f9e52", "ci: bump registry mirror cache to 20Gi"),
+        ("4a7e9b0c21", "catalog: paginate product listing"),
+        ("e09a4d6b38", "gateway: add /healthz route"),
+    ]
+    .iter()
+    .map(|(id, subject)| Commit {
+        id: full(id),
+        subject: subject.to_string(),
+    })
+    .collect();
+    if !red {
+        commits.drain(..3);
+    }
+    RunInputs {
+        pipeline_path: "ci/nightly.pipetape.yaml".into(),
+        pipeline: PIPELINE_FILE.into(),
+        commits,
+    }
+}
+
 /// The full-stack integration run, green, red or a [`Variant`]. All share one shape so they can
 /// be diffed.
 pub(super) fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
@@ -169,6 +228,10 @@ pub(super) fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
     b.label("branch", v.branch.as_deref().unwrap_or("main"))
         .label("commit", if red { "9f2c1e7d4b" } else { "4a7e9b0c21" })
         .label("ci_url", "https://ci.example.com/ameide/nightly");
+    b.push(0.0, Source::Runner, Box::new(inputs(red)));
+    if v.new_image_digest {
+        b.repush("docker.io/ameide/keycloak:24.0", "rebuilt");
+    }
 
     // bootstrap
     b.step(
@@ -315,7 +378,11 @@ pub(super) fn full_stack(run_id: &str, v: &Variant) -> (Vec<Record>, i64) {
         ("vault", "vault", "0.29.1"),
         ("postgres", "postgresql", "16.2.1"),
         ("keycloak", "keycloak", "24.0.4"),
-        ("ameide", "platform-config", "1.4.0"),
+        (
+            "ameide",
+            "platform-config",
+            if v.chart_bump { "1.4.1" } else { "1.4.0" },
+        ),
     ];
     let mut helm_lines = vec![
         "Adding repo bitnami https://charts.bitnami.com/bitnami",

@@ -32,6 +32,8 @@ pub struct Builder {
     rv: u64,
     /// Creation times of objects by uid, scenario seconds.
     created: HashMap<String, f64>,
+    /// Images re-pushed under the same tag: their pods resolve another digest.
+    repushed: HashMap<String, String>,
 }
 
 fn ns_of(t: f64) -> u64 {
@@ -93,7 +95,15 @@ impl Builder {
             order: 0,
             rv: 1000,
             created: HashMap::new(),
+            repushed: HashMap::new(),
         }
+    }
+
+    /// From now on, pods running `image` resolve a digest derived from `salt` (the tag was
+    /// pushed again with other content).
+    pub fn repush(&mut self, image: &str, salt: &str) -> &mut Self {
+        self.repushed.insert(image.into(), salt.into());
+        self
     }
 
     /// The creation time of the object `key` (the first time asked), as RFC 3339.
@@ -258,6 +268,24 @@ impl Builder {
     /// Records an object as observed at `t` (its apiVersion, kind and metadata are read from
     /// the JSON; resourceVersion is assigned).
     pub fn object(&mut self, t: f64, action: Action, mut obj: Value) -> &mut Self {
+        if obj["kind"] == "Pod" && !self.repushed.is_empty() {
+            for c in obj
+                .pointer_mut("/status/containerStatuses")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                let image = c["image"].as_str().unwrap_or("").to_string();
+                let pulled = c["imageID"].as_str().is_some_and(|i| !i.is_empty());
+                if let (Some(salt), true) = (self.repushed.get(&image), pulled) {
+                    let repo = image.rsplit_once(':').map_or(image.as_str(), |(r, _)| r);
+                    c["imageID"] = Value::String(format!(
+                        "{repo}@sha256:{}",
+                        objects::hex64(&format!("{image}{salt}"))
+                    ));
+                }
+            }
+        }
         let rv = self.next_rv();
         obj["metadata"]["resourceVersion"] = Value::String(rv.clone());
         let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
@@ -357,6 +385,10 @@ impl Builder {
                 description: description.into(),
                 first_deployed: ts.clone(),
                 last_deployed: ts,
+                values_digest: format!(
+                    "sha256:{}",
+                    objects::hex64(&format!("values of {namespace}/{name}"))
+                ),
             },
         )
     }

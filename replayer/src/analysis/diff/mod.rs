@@ -31,8 +31,11 @@ use evidence::*;
 mod output;
 pub use output::*;
 
+mod changes;
+pub use changes::*;
+
 /// Version of the JSON output's schema.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Floors a change must beat to count.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -224,6 +227,10 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Regressions the run's object graph links, each chain from its root cause (schema 2).
     pub chains: Vec<crate::analysis::graph::FindingChain>,
+    /// What the run was made of that differs from the newest baseline (schema 3); None when
+    /// the baseline or the run recorded no inputs (an older pipetape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub what_changed: Option<WhatChanged>,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -317,6 +324,7 @@ pub fn compare(
         still_failing: Vec::new(),
         notes: Vec::new(),
         chains: Vec::new(),
+        what_changed: changes::compute(run, baselines),
     };
     let n_base = baselines.len().max(1);
     for (name, cur) in &run.metrics {
@@ -486,6 +494,7 @@ pub fn compare(
     report
         .improvements
         .sort_by(|a, b| a.delta.total_cmp(&b.delta));
+    changes::prune(&mut report);
     if let Some(model) = model {
         attach_evidence(&mut report, model);
     }
@@ -509,6 +518,7 @@ pub fn attach_evidence(report: &mut Report, model: &RunModel) {
         .map(|f| f.metric.clone())
         .collect();
     report.chains = crate::analysis::graph::finding_chains(model, &metrics);
+    changes::refine(report, model);
 }
 
 fn new_metric(report: &mut Report, name: &MetricKey, cur: &Metric) {

@@ -269,6 +269,8 @@ impl Fold {
                 self.has_list_markers = true;
                 self.listed.insert(w.resource);
             }
+            Body::RunInputs(i) => self.m.inputs = *i,
+            Body::ApiResources(a) => self.m.api_resources = a,
             Body::Note(n) => {
                 if n.level != Level::Info {
                     self.warning(t, n.text.clone());

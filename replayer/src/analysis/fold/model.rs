@@ -371,6 +371,10 @@ pub struct RunModel {
     /// changed, so an RFC 3339 time maps to the exact run offset of the records at that time
     /// ([`RunModel::mono_at_wall`]).
     pub clock_marks: Vec<(i64, u64)>,
+    /// The pipeline file and git history the run started from (empty when not recorded).
+    pub inputs: pipetape_store::model::RunInputs,
+    /// The custom resources the cluster served, as last discovered.
+    pub api_resources: pipetape_store::model::ApiResources,
 }
 
 /// Times (ns) at which each instance of a container began, from the pod's versions `(time,

@@ -35,8 +35,11 @@ pub use junit::*;
 mod owners;
 pub use owners::*;
 
+mod inputs;
+pub use inputs::*;
+
 /// Version of the stored metric sets; a set of another version is recomputed from its log.
-pub const METRICS_VERSION: u32 = 2;
+pub const METRICS_VERSION: u32 = 3;
 
 /// What a metric's value counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +115,10 @@ pub struct MetricSet {
     /// is late.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<GapSpan>,
+    /// What the run was made of (commit, charts, images, CRDs, nodes, pipeline file): see
+    /// [`inputs()`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: Inputs,
 }
 
 /// A watch gap of a run: seconds from the run's start, and the resource.
@@ -253,6 +260,7 @@ pub fn extract(m: &RunModel) -> MetricSet {
                 resource: g.resource.clone(),
             })
             .collect(),
+        inputs: inputs(m),
     }
 }
 
