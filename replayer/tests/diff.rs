@@ -939,6 +939,22 @@ fn a_new_image_digest_is_linked_to_the_crash_loop_it_brought() {
     assert!(text[at..].contains("[#1 ready:Deployment/keycloak/keycloak"));
     // Before the ranked list, after the chains.
     assert!(at < text.find("  1. ").unwrap());
+    // The HTML report and the job summary say it too.
+    let input = summary_input(&model, &r, &baselines);
+    let html = pipetape_replayer::render::html::html(&input);
+    let at = html
+        .find("What changed since baseline run")
+        .expect("html section");
+    assert!(html[at..].contains("image digest of Deployment/keycloak/keycloak (keycloak)"));
+    let md = pipetape_replayer::render::summary::markdown(
+        &input,
+        pipetape_replayer::render::summary::BUDGET,
+    );
+    assert!(md.contains("### What changed since baseline run"), "{md}");
+    assert!(
+        md.contains("  - 5b3e8a1c070e orders: move db credentials"),
+        "{md}"
+    );
 }
 
 #[test]

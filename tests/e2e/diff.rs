@@ -311,3 +311,104 @@ fn replay_summary_writes_markdown_and_annotates_buildkite() {
     // Outside Buildkite it prints the Markdown.
     assert_eq!(env.run(&["replay", "summary", "-o", "buildkite"]).ok(), md);
 }
+
+/// Issue 18 end to end: two runs recorded from a git repository, the second after two commits
+/// that change the pipeline file. The diff names the commits with their subjects (from the
+/// history each run recorded) and shows the pipeline file's diff; the secret in the file never
+/// reaches the log.
+#[test]
+fn what_changed_names_the_commits_and_the_pipeline_edit_between_two_recorded_runs() {
+    use std::process::Command;
+    let env = Env::new();
+    let repo = env.path("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(["-c", "user.name=CI", "-c", "user.email=ci@example.com"])
+            .args([
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let token = "ghs_9bT2xQ7mK4vR1nW8cY5zL3pH6jF0dS2aG4eU";
+    let pipeline = |smoke: &str| {
+        format!("name: smoke\n# token for the registry: {token}\nstages:\n  - name: test\n    steps:\n      - name: unit\n        run: true\n      - name: smoke\n        run: {smoke}\n")
+    };
+    let file = repo.join("ci.yaml");
+    std::fs::write(&file, pipeline("true")).unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "smoke pipeline"]);
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_pipetape"))
+            .args(["run", file.to_str().unwrap(), "--no-cluster"])
+            .env("PIPETAPE_STORE", env.store())
+            .env_remove("PIPETAPE_REMOTE")
+            .env_remove("GITHUB_SHA")
+            .env_remove("CI_COMMIT_SHA")
+            .env_remove("BUILDKITE_COMMIT")
+            .env_remove("GIT_COMMIT")
+            .env_remove("GITHUB_HEAD_REF")
+            .env_remove("GITHUB_REF_NAME")
+            .env_remove("CI_COMMIT_REF_NAME")
+            .env_remove("BUILDKITE_BRANCH")
+            .env_remove("BRANCH_NAME")
+            .output()
+            .unwrap()
+    };
+    assert!(run().status.success());
+    std::fs::write(repo.join("README.md"), "smoke tests\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-qm", "docs: say what the smoke tests do"]);
+    std::fs::write(&file, pipeline("exit 3")).unwrap();
+    git(&["commit", "-qam", "ci: call the new smoke entrypoint"]);
+    assert!(!run().status.success());
+
+    let out = env.run(&["replay", "diff", "-o", "json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema_version"], 3);
+    let w = &v["what_changed"];
+    let subjects: Vec<&str> = w["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "ci: call the new smoke entrypoint",
+            "docs: say what the smoke tests do"
+        ]
+    );
+    assert!(w["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["key"] == "pipeline"));
+    let d = w["pipeline_diff"].as_str().unwrap();
+    assert!(
+        d.contains("-        run: true") && d.contains("+        run: exit 3"),
+        "{d}"
+    );
+    let text = env.run(&["replay", "diff"]).ok();
+    assert!(text.contains("What changed since baseline run"), "{text}");
+    assert!(text.contains("ci: call the new smoke entrypoint"), "{text}");
+    assert!(text.contains("pipeline file diff:"), "{text}");
+    // The pipeline file is in the log, masked.
+    let dump = env.run(&["archive", "cat", "last", "-o", "json"]).ok();
+    assert!(dump.contains("run_inputs"), "no inputs record");
+    assert!(!dump.contains(token), "the token reached the log");
+    assert!(!text.contains(token) && !out.contains(token));
+}

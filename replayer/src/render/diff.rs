@@ -132,9 +132,9 @@ pub fn input_value(v: Option<&str>) -> String {
 }
 
 /// The lines of the "What changed" section (without its title), linked changes first, at most
-/// `max` changes: the commit line and its commits, one line per change with the regressions it
-/// touches (by rank), the pipeline file's diff.
-pub fn what_changed_lines(r: &Report, w: &WhatChanged, max: usize) -> Vec<String> {
+/// `max` changes: the commit line and its commits (indented), one line per change with the
+/// regressions it touches (by rank); the pipeline file's diff follows if `with_diff`.
+pub fn what_changed_lines(r: &Report, w: &WhatChanged, max: usize, with_diff: bool) -> Vec<String> {
     let mut out = Vec::new();
     if w.nothing() {
         out.push(
@@ -209,7 +209,7 @@ pub fn what_changed_lines(r: &Report, w: &WhatChanged, max: usize) -> Vec<String
             w.changes.len() - max
         ));
     }
-    if let Some(d) = &w.pipeline_diff {
+    if let Some(d) = w.pipeline_diff.as_ref().filter(|_| with_diff) {
         out.push("pipeline file diff:".into());
         out.extend(d.lines().map(|l| format!("    {l}")));
     }
@@ -222,7 +222,7 @@ fn what_changed(out: &mut String, r: &Report) {
         return;
     };
     let _ = writeln!(out, "What changed since baseline run {}:", w.baseline_run);
-    for l in what_changed_lines(r, w, 20) {
+    for l in what_changed_lines(r, w, 20, true) {
         let _ = writeln!(out, "    {l}");
     }
     out.push('\n');

@@ -622,6 +622,18 @@ fn regressions(r: &Report) -> Markup {
                     }
                 }
             }
+            @if let Some(w) = &r.what_changed {
+                h3 { "What changed since baseline run " (w.baseline_run) }
+                ul.changes {
+                    @for l in crate::render::diff::what_changed_lines(r, w, 50, false) {
+                        li { (l) }
+                    }
+                }
+                @if let Some(d) = &w.pipeline_diff {
+                    p { b { "Pipeline file:" } }
+                    pre { (d) }
+                }
+            }
             @if r.regressions.is_empty() {
                 p { "No regressions." }
             } @else {

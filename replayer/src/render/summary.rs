@@ -211,6 +211,32 @@ pub fn markdown(input: &Input<'_>, budget: usize) -> String {
         }
     }
 
+    // What the run was made of that changed, linked changes first.
+    if let Some((r, _)) = input.baseline {
+        if let Some(w) = &r.what_changed {
+            let mut items: Vec<String> = crate::render::diff::what_changed_lines(r, w, 30, false)
+                .into_iter()
+                .map(|l| match l.strip_prefix("    ") {
+                    Some(commit) => format!("  - {}\n", md(commit)),
+                    None => format!("- {}\n", md(&l)),
+                })
+                .collect();
+            if let Some(d) = &w.pipeline_diff {
+                items.push(format!("\n```diff\n{}```\n", d.replace("```", "ʼʼʼ")));
+            }
+            add(
+                &mut out,
+                Section {
+                    head: format!("### What changed since baseline run {}\n\n", w.baseline_run),
+                    items,
+                    tail: "\n".into(),
+                    noun: "changes",
+                },
+                room,
+            );
+        }
+    }
+
     // Regressions, ranked, with their evidence.
     if let Some((r, _)) = input.baseline {
         let items: Vec<String> = r
