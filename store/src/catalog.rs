@@ -69,6 +69,57 @@ impl RunEntry {
     }
 }
 
+/// One run's value of one metric, as the series keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesPoint {
+    /// The metric's name.
+    pub metric: String,
+    /// Its value (seconds or a count).
+    pub value: f64,
+    /// Its status (passed, failed, ready, not_ready...; empty for counts).
+    pub status: String,
+    /// True when the status is a bad one.
+    pub bad: bool,
+    /// For readiness: it went not ready again after being ready.
+    pub flapped: bool,
+    /// For steps: attempts made (retries + 1).
+    pub attempts: u8,
+}
+
+impl SeriesPoint {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(11 + self.status.len());
+        v.extend_from_slice(&self.value.to_le_bytes());
+        v.push(u8::from(self.bad) | u8::from(self.flapped) << 1);
+        v.push(self.attempts);
+        v.extend_from_slice(self.status.as_bytes());
+        v
+    }
+
+    fn decode(metric: &str, v: &[u8]) -> Option<SeriesPoint> {
+        let value = f64::from_le_bytes(v.get(..8)?.try_into().ok()?);
+        let flags = *v.get(8)?;
+        Some(SeriesPoint {
+            metric: metric.to_string(),
+            value,
+            bad: flags & 1 != 0,
+            flapped: flags & 2 != 0,
+            attempts: *v.get(9)?,
+            status: String::from_utf8_lossy(v.get(10..)?).into_owned(),
+        })
+    }
+}
+
+fn series_key(name: &[u8], started_ns: i64, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 9 + id.len());
+    k.extend_from_slice(name);
+    k.push(0);
+    // Ordered as unsigned: flip the sign bit.
+    k.extend_from_slice(&((started_ns as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
 /// Filters for [`Catalog::list`].
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -181,9 +232,83 @@ impl Catalog {
         self.db.open_tree("metrics").map_err(|x| self.err(x))
     }
 
+    fn tree(&self, name: &str) -> Result<sled::Tree> {
+        self.db.open_tree(name).map_err(|x| self.err(x))
+    }
+
+    /// Replaces run `id`'s points in the metric series: one per metric, keyed by the metric's
+    /// name and the run's start, so [`Catalog::series`] reads one metric over every run in
+    /// order without opening a run's metrics.
+    pub fn put_series(&self, id: &str, started_ns: i64, points: &[SeriesPoint]) -> Result<()> {
+        let (series, runs) = (self.tree("series")?, self.tree("series_runs")?);
+        let mut batch = sled::Batch::default();
+        if let Some(old) = runs.get(id.as_bytes()).map_err(|x| self.err(x))? {
+            for name in old.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+                batch.remove(series_key(name, started_ns, id));
+            }
+        }
+        let mut names = Vec::new();
+        for p in points {
+            batch.insert(series_key(p.metric.as_bytes(), started_ns, id), p.encode());
+            names.extend_from_slice(p.metric.as_bytes());
+            names.push(0);
+        }
+        series.apply_batch(batch).map_err(|x| self.err(x))?;
+        runs.insert(id.as_bytes(), names).map_err(|x| self.err(x))?;
+        self.db.flush().map_err(|x| self.err(x))?;
+        Ok(())
+    }
+
+    /// True when run `id` has its points in the series.
+    pub fn has_series(&self, id: &str) -> Result<bool> {
+        self.tree("series_runs")?
+            .contains_key(id.as_bytes())
+            .map_err(|x| self.err(x))
+    }
+
+    /// Every run's point of `metric`, oldest run first: (run id, start ns, point).
+    pub fn series(&self, metric: &str) -> Result<Vec<(String, i64, SeriesPoint)>> {
+        let mut prefix = metric.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.tree("series")?.scan_prefix(&prefix) {
+            let (k, v) = kv.map_err(|x| self.err(x))?;
+            let rest = &k[prefix.len()..];
+            if rest.len() < 8 {
+                continue;
+            }
+            let started =
+                (u64::from_be_bytes(rest[..8].try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
+            let id = String::from_utf8_lossy(&rest[8..]).into_owned();
+            if let Some(p) = SeriesPoint::decode(metric, &v) {
+                out.push((id, started, p));
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_series(&self, id: &str) -> Result<()> {
+        let (series, runs) = (self.tree("series")?, self.tree("series_runs")?);
+        if let Some(old) = runs.remove(id.as_bytes()).map_err(|x| self.err(x))? {
+            // The start is in the key: find each point by its name and the id.
+            for name in old.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+                let mut prefix = name.to_vec();
+                prefix.push(0);
+                for kv in series.scan_prefix(&prefix) {
+                    let (k, _) = kv.map_err(|x| self.err(x))?;
+                    if k.ends_with(id.as_bytes()) && k.len() == prefix.len() + 8 + id.len() {
+                        series.remove(k).map_err(|x| self.err(x))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Removes an entry.
     pub fn remove(&self, id: &str) -> Result<()> {
         self.db.remove(id.as_bytes()).map_err(|x| self.err(x))?;
+        self.remove_series(id)?;
         self.metrics_tree()?
             .remove(id.as_bytes())
             .map_err(|x| self.err(x))?;
@@ -194,6 +319,8 @@ impl Catalog {
     pub fn clear(&self) -> Result<()> {
         self.db.clear().map_err(|x| self.err(x))?;
         self.metrics_tree()?.clear().map_err(|x| self.err(x))?;
+        self.tree("series")?.clear().map_err(|x| self.err(x))?;
+        self.tree("series_runs")?.clear().map_err(|x| self.err(x))?;
         self.db.flush().map_err(|x| self.err(x))?;
         Ok(())
     }

@@ -412,3 +412,74 @@ fn what_changed_names_the_commits_and_the_pipeline_edit_between_two_recorded_run
     assert!(!dump.contains(token), "the token reached the log");
     assert!(!text.contains(token) && !out.contains(token));
 }
+
+/// Issue 18 on the command line: `runs bisect` finds the first red run of a history and what
+/// changed then; `runs flaky` reports a gate that failed once between green runs; `replay diff`
+/// marks that gate flaky.
+#[test]
+fn runs_bisect_and_flaky_over_an_imported_history() {
+    let env = Env::new();
+    let day = |d: u32, red: bool| Variant {
+        day: d,
+        red,
+        ..Variant::default()
+    };
+    // Green, green, red, green: the gate flipped twice.
+    for (i, (d, red)) in [(0, false), (1, false), (2, true), (4, false)]
+        .iter()
+        .enumerate()
+    {
+        import(&env, &format!("h{i}"), &day(*d, *red));
+    }
+    let flaky = env.run(&["runs", "flaky"]).ok();
+    assert!(
+        flaky.contains("Flaky over the last 4 runs of full-stack-integration"),
+        "{flaky}"
+    );
+    let line = flaky
+        .lines()
+        .find(|l| l.ends_with("gate:externalsecrets-ready"))
+        .unwrap_or_else(|| panic!("{flaky}"));
+    assert!(line.contains("50%"), "{line}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&["runs", "flaky", "-o", "json"]).ok()).unwrap();
+    assert!(!json["flaky"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["metric"] == "step:bootstrap/k3d-cluster-create"));
+    // Then red twice: the gate left its range at run 5 and stayed out.
+    for (i, d) in [5u32, 6].iter().enumerate() {
+        import(&env, &format!("r{i}"), &day(*d, true));
+    }
+    let b = env
+        .run(&["runs", "bisect", "gate:externalsecrets-ready"])
+        .ok();
+    assert!(b.contains("Left it at #5 "), "{b}");
+    assert!(b.contains("stayed out in all 2 runs since"), "{b}");
+    assert!(b.contains("The run before: #4 "), "{b}");
+    assert!(b.contains("Commit 4a7e9b0c21 → 9f2c1e7d4b"), "{b}");
+    let j: serde_json::Value = serde_json::from_str(
+        &env.run(&["runs", "bisect", "gate:externalsecrets-ready", "-o", "json"])
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(j["verdict"], "started");
+    assert_eq!(j["first"]["number"], 5);
+    // The diff of the newest run marks the gate flaky: it flipped before.
+    let d = env.run(&["replay", "diff"]).ok();
+    assert!(
+        d.contains("⚠ flaky: flipped") && d.contains("gate:externalsecrets-ready"),
+        "{d}"
+    );
+    // Bad input: an unknown metric, a malformed name.
+    let r = env.run(&["runs", "bisect", "gate:nope"]);
+    assert_eq!(r.code(), 2);
+    assert!(
+        r.stderr().contains("no run among the 6 runs"),
+        "{}",
+        r.stderr()
+    );
+    let r = env.run(&["runs", "bisect", "nonsense"]);
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+}

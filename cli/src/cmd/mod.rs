@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_remote;
 pub mod demo;
 pub mod diff;
+pub mod history;
 pub mod remote;
 pub mod replay;
 pub mod report;

@@ -27,6 +27,10 @@ pub enum RunsCmd {
     Pull(super::remote::PullArgs),
     /// Remove old runs (from the remote with --remote), never the newest green ones.
     Prune(super::remote::PruneArgs),
+    /// The first run where a metric left its green range and stayed out, and what changed then.
+    Bisect(super::history::BisectArgs),
+    /// Steps, gates, tests and readiness that flip across the last runs, most first.
+    Flaky(super::history::FlakyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +79,8 @@ pub fn run(ctx: &Ctx, cmd: RunsCmd) -> CmdResult {
         RunsCmd::Push(a) => super::remote::push(ctx, a),
         RunsCmd::Pull(a) => super::remote::pull(ctx, a),
         RunsCmd::Prune(a) => super::remote::prune(ctx, a),
+        RunsCmd::Bisect(a) => super::history::bisect(ctx, a),
+        RunsCmd::Flaky(a) => super::history::flaky(ctx, a),
     }
 }
 

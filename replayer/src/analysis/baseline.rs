@@ -429,6 +429,9 @@ pub struct Done {
     pub warnings: Vec<String>,
 }
 
+/// How many recent runs `replay diff` looks at to mark flaky metrics.
+pub const FLAKY_WINDOW: usize = 30;
+
 /// Makes a diff, for `replay diff` and `replay report` alike, in one pass: folds the run's
 /// state lane (metrics and most evidence), chooses the baseline (metrics from the catalog),
 /// compares once, and then, only when a finding needs them, reads the bulk lane alone for the
@@ -485,6 +488,17 @@ pub fn diff(history: History<'_>, req: &Request<'_>) -> Result<Done, BaselineErr
     }
     report.baseline_description = selected.description;
     report.notes.extend(selected.notes);
+    // Flakes: what flips across the pipeline's recent runs is marked, not chased.
+    if let Some(store) = history.store {
+        let scope = crate::analysis::history::Scope {
+            pipeline: Some(report.run.pipeline.clone()),
+            branch: None,
+            last: FLAKY_WINDOW,
+        };
+        if let Ok((n, flaky)) = crate::analysis::history::flaky(store, &scope) {
+            diff::mark_flaky(&mut report, &flaky, n);
+        }
+    }
     if !closed && outcome.is_none() {
         report.notes.push(
             "this run has no end: still being recorded, or the recorder was killed; what it had not reached yet shows as not run".into(),

@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod diff;
 pub mod fold;
 pub mod graph;
+pub mod history;
 pub mod key;
 pub mod metrics;
 pub mod query;

@@ -71,6 +71,9 @@ fn names_by_family(items: &[OneSided]) -> String {
 fn finding(out: &mut String, i: usize, f: &Finding) {
     let _ = writeln!(out, "{:>3}. {:<9} {}", i + 1, f.kind.label(), f.metric);
     let _ = writeln!(out, "     {:<9} {}", "", f.summary);
+    if let Some(x) = &f.flaky {
+        let _ = writeln!(out, "     {:<9} ⚠ flaky: {x}", "");
+    }
     for e in &f.evidence {
         let _ = writeln!(out, "     {:<9} · {e}", "");
     }

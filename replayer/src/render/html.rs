@@ -82,7 +82,7 @@ rect.s-InProgress{fill:var(--warn)}rect.s-Current{fill:var(--ok)}rect.s-Failed{f
 a.bar:hover rect{opacity:.8}table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:3px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:12px;color:var(--mute);font-weight:600}pre{background:#0f172a;color:#e2e8f0;padding:8px 10px;border-radius:6px;overflow:auto;font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;margin:6px 0}
 pre .err{color:#fca5a5}.chain{display:flex;flex-wrap:wrap;align-items:center;gap:4px;margin:6px 0 12px}.chain .cn{border:1px solid #cbd5e1;border-radius:6px;padding:3px 8px;background:#f8fafc}.chain .cn.finding{border-color:#dc2626;background:#fef2f2}.chain .cn small{color:#64748b}.chain .link{color:#64748b;font-size:12px}ol.reg li{margin-bottom:10px}ol.reg .k{font-weight:700;font-size:12px;padding:1px 6px;border-radius:4px;color:#fff;margin-right:6px}
-.k.broke{background:var(--bad)}.k.slower{background:var(--warn)}.k.flapped,.k.warnings,.k.restarts{background:#8b5cf6}ul.ev{margin:4px 0 0 0;color:#374151}
+.flaky{font-size:12px;color:#92400e;background:#fef3c7;border-radius:3px;padding:0 4px}.k.broke{background:var(--bad)}.k.slower{background:var(--warn)}.k.flapped,.k.warnings,.k.restarts{background:#8b5cf6}ul.ev{margin:4px 0 0 0;color:#374151}
 details{border-top:1px solid var(--line);padding:4px 0}summary{cursor:pointer}code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#eef1f5;padding:1px 4px;border-radius:3px}
 .legend span{display:inline-block;margin-right:14px;font-size:12px;color:var(--mute)}.legend i{display:inline-block;width:12px;height:10px;margin-right:4px;vertical-align:-1px}
 "#;
@@ -642,6 +642,7 @@ fn regressions(r: &Report) -> Markup {
                         li {
                             span class={ "k " (format!("{:?}", f.kind).to_lowercase()) } { (f.kind.label()) }
                             code { (f.metric.to_string()) } " — " (f.summary)
+                            @if let Some(x) = &f.flaky { " " span.flaky title=(x) { "flaky: " (x) } }
                             @if !f.evidence.is_empty() || !f.related.is_empty() {
                                 ul.ev {
                                     @for e in &f.evidence { li { (e) } }

@@ -208,18 +208,7 @@ pub(super) fn compute(run: &MetricSet, baselines: &[super::BaselineRun]) -> Opti
         return None;
     }
     let (b, r): (&Inputs, &Inputs) = (&base.metrics.inputs, &run.inputs);
-    let keys: BTreeSet<&String> = b.keys().chain(r.keys()).collect();
-    let changes = keys
-        .into_iter()
-        .filter(|k| compared(k) && b.get(*k) != r.get(*k))
-        .map(|k| Change {
-            key: k.clone(),
-            what: describe(k),
-            before: b.get(k).cloned(),
-            after: r.get(k).cloned(),
-            findings: Vec::new(),
-        })
-        .collect();
+    let changes = input_changes(b, r);
     let commit = (b.get("commit").cloned(), r.get("commit").cloned());
     // The recorded history: the run's ancestors, short ids, newest first.
     let (commits, commits_note) = match (&commit, r.get("history")) {
@@ -261,6 +250,22 @@ pub(super) fn compute(run: &MetricSet, baselines: &[super::BaselineRun]) -> Opti
         pipeline_diff: None,
         baseline_log: base.log.clone(),
     })
+}
+
+/// The inputs that differ between `b` (before) and `r`, in key order (`commit` and `history`
+/// excepted: commits are listed on their own).
+pub fn input_changes(b: &Inputs, r: &Inputs) -> Vec<Change> {
+    let keys: BTreeSet<&String> = b.keys().chain(r.keys()).collect();
+    keys.into_iter()
+        .filter(|k| compared(k) && b.get(*k) != r.get(*k))
+        .map(|k| Change {
+            key: k.clone(),
+            what: describe(k),
+            before: b.get(k).cloned(),
+            after: r.get(k).cloned(),
+            findings: Vec::new(),
+        })
+        .collect()
 }
 
 /// True when two commit ids (full or abbreviated) name the same commit.

@@ -151,6 +151,10 @@ pub struct Finding {
     /// kind.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub low_confidence: Option<String>,
+    /// When the metric flips across the recent runs of the pipeline (`runs flaky`): how often,
+    /// so a person does not chase a flake as a regression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flaky: Option<String>,
 }
 
 /// A metric present on one side only.
@@ -449,6 +453,7 @@ pub fn compare(
                         at_s: 0.0,
                         detail: String::new(),
                         clock: String::new(),
+                        attempts: 0,
                     };
                     if st.median >= th.abs_count && st.median > th.spread_k * st.spread {
                         let kind = if name.family() == Family::Restarts {
@@ -521,6 +526,23 @@ pub fn attach_evidence(report: &mut Report, model: &RunModel) {
     changes::refine(report, model);
 }
 
+/// Marks the regressions whose metric is in `flaky` (from the `runs` most recent runs).
+pub fn mark_flaky(report: &mut Report, flaky: &[crate::analysis::history::Flaky], runs: usize) {
+    for f in &mut report.regressions {
+        let name = f.metric.to_string();
+        if let Some(x) = flaky.iter().find(|x| x.metric == name) {
+            let mut s = format!("flipped {} times in the last {runs} runs", x.flips);
+            if x.same_inputs > 0 {
+                s.push_str(&format!(", {} with the same inputs", x.same_inputs));
+            }
+            if x.retried > 0 {
+                s.push_str(&format!(", passed after a retry {} times", x.retried));
+            }
+            f.flaky = Some(s);
+        }
+    }
+}
+
 fn new_metric(report: &mut Report, name: &MetricKey, cur: &Metric) {
     let fam = name.family();
     if cur.unit == Unit::Count {
@@ -573,6 +595,7 @@ fn push(
         output_diff: None,
         related: Vec::new(),
         low_confidence: None,
+        flaky: None,
     });
 }
 

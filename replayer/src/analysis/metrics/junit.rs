@@ -59,6 +59,7 @@ pub fn junit_cases(xml: &str, at_s: f64) -> Vec<(String, String, Metric)> {
                 at_s,
                 detail: clip(&detail, 400),
                 clock: String::new(),
+                attempts: 0,
             },
         ));
     };

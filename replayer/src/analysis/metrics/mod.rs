@@ -78,6 +78,13 @@ pub struct Metric {
     /// gap can move it).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub clock: String,
+    /// For `step:`: the attempts made (retries + 1); 0 when not a step.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Metric {
@@ -319,6 +326,7 @@ fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<MetricKey, Metric>
                         at_s: secs(e),
                         detail: clip(&detail, 400),
                         clock: String::new(),
+                        attempts: 0,
                     },
                 );
             }
@@ -343,6 +351,7 @@ fn steps_and_gates(m: &RunModel, end: u64, out: &mut BTreeMap<MetricKey, Metric>
                 at_s: secs(stop),
                 detail: detail.join(", "),
                 clock: String::new(),
+                attempts,
             },
         );
     }
@@ -499,6 +508,7 @@ fn ready_metric(
             at_s: secs(at),
             detail: clip(&detail, 400),
             clock: clock.as_str().into(),
+            attempts: 0,
         },
     ))
 }
@@ -560,6 +570,7 @@ fn restarts(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<MetricKey, Met
                 at_s: secs(at),
                 detail: clip(&why, 400),
                 clock: String::new(),
+                attempts: 0,
             },
         );
     }
@@ -613,6 +624,7 @@ fn warnings(m: &RunModel, owners: &Owners<'_>, out: &mut BTreeMap<MetricKey, Met
                 at_s: secs(at),
                 detail: clip(&msg, 400),
                 clock: String::new(),
+                attempts: 0,
             },
         );
     }
@@ -655,6 +667,7 @@ fn helm(m: &RunModel, end: u64, out: &mut BTreeMap<MetricKey, Metric>) {
                 at_s: secs(at),
                 detail: clip(&detail, 400),
                 clock: String::new(),
+                attempts: 0,
             },
         );
     }
@@ -675,10 +688,25 @@ pub fn store_metrics(store: &Store, entry: &RunEntry) -> crate::Result<MetricSet
     Ok(set)
 }
 
-fn save(store: &Store, entry: &RunEntry, set: &MetricSet) -> crate::Result<()> {
+/// Stores `set` as run `entry`'s metrics: the set itself, its headline figures in the entry,
+/// and one point per metric in the catalog's series (what `runs bisect` reads).
+pub fn save(store: &Store, entry: &RunEntry, set: &MetricSet) -> crate::Result<()> {
     let cat = store.catalog()?;
     let bytes = serde_json::to_vec(set).expect("metrics serialise");
     cat.put_metrics(&entry.id, &bytes)?;
+    let points: Vec<pipetape_store::catalog::SeriesPoint> = set
+        .metrics
+        .iter()
+        .map(|(k, m)| pipetape_store::catalog::SeriesPoint {
+            metric: k.to_string(),
+            value: m.value,
+            status: m.status.as_str().to_string(),
+            bad: m.is_bad(),
+            flapped: m.flapped,
+            attempts: m.attempts.min(255) as u8,
+        })
+        .collect();
+    cat.put_series(&entry.id, entry.started_ns, &points)?;
     if let Some(mut e) = cat.get(&entry.id)? {
         e.metrics.extend(set.headline());
         cat.put(&e)?;

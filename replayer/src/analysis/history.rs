@@ -1,0 +1,443 @@
+//! Across runs (issue 18): when a metric left its green range (`runs bisect`) and which steps,
+//! gates, tests and readiness metrics flip from run to run (`runs flaky`). Both read the
+//! catalog only: bisect one metric's series (one point per run, in start order), flaky the
+//! stored metric sets of the last runs; no log is opened.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::analysis::diff::{Change, Thresholds};
+use crate::analysis::metrics::{self, Family, Inputs, MetricKey, MetricSet, Unit};
+use pipetape_store::catalog::{ListFilter, RunEntry, SeriesPoint};
+use pipetape_store::store::Store;
+
+/// Which runs a history question is about.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Only runs of this pipeline.
+    pub pipeline: Option<String>,
+    /// Only runs with this `branch` label.
+    pub branch: Option<String>,
+    /// The newest N runs (0: all).
+    pub last: usize,
+}
+
+/// The runs in scope, oldest first.
+pub fn runs(store: &Store, scope: &Scope) -> crate::Result<Vec<RunEntry>> {
+    let mut f = ListFilter {
+        pipeline: scope.pipeline.clone(),
+        ..Default::default()
+    };
+    if let Some(b) = &scope.branch {
+        f.labels.insert("branch".into(), b.clone());
+    }
+    let mut runs = store.catalog()?.list(&f)?;
+    if scope.last > 0 {
+        runs.truncate(scope.last);
+    }
+    runs.reverse();
+    Ok(runs)
+}
+
+/// One run's point in a bisection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    /// Run id.
+    pub run: String,
+    /// Start, ns since the epoch.
+    pub started_ns: i64,
+    /// Position among the runs in scope, from 1 (oldest).
+    pub number: usize,
+    /// The metric's value (seconds or count).
+    pub value: f64,
+    /// Its status.
+    pub status: String,
+    /// Outside the green range (a bad status, or above it).
+    pub out: bool,
+}
+
+/// What `runs bisect` found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// It left its range at `first` and stayed out in every run since.
+    Started {
+        /// The first run out.
+        first: Point,
+        /// The run before it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        before: Option<Point>,
+    },
+    /// From `first` on it is out in `out` of `of` runs, not in all.
+    Intermittent {
+        /// The first run out.
+        first: Point,
+        /// The run before it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        before: Option<Point>,
+        /// Runs out since.
+        out: usize,
+        /// Runs since (with the metric).
+        of: usize,
+    },
+    /// In range throughout, or out only in isolated runs.
+    InRange {
+        /// The isolated runs out, if any.
+        outliers: Vec<Point>,
+    },
+    /// No run in scope has the metric.
+    NoData,
+}
+
+/// A bisection: the verdict, the green range, and what changed across the first bad run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bisect {
+    /// The metric.
+    pub metric: String,
+    /// Runs in scope.
+    pub runs: usize,
+    /// Of them, the runs that have the metric.
+    pub with_metric: usize,
+    /// The green range's median and upper bound (seconds or count), from the runs in range
+    /// before the first run out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<(f64, f64)>,
+    /// The finding.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// The commits of the run before and of the first run out.
+    pub commit: (Option<String>, Option<String>),
+    /// The inputs that differ between the run before and the first run out (inputs the later
+    /// run lacks, as when it stopped before reaching their objects, are counted, not listed).
+    pub changes: Vec<Change>,
+    /// Inputs of the run before that the first run out lacks.
+    pub not_reached: usize,
+    /// Each run's point, oldest first.
+    pub points: Vec<Point>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The upper bound of the green range over `reference` (values in range so far): the median
+/// plus the diff's floors (+50% and +10 s, or +1 for counts, by default).
+fn bound(reference: &[f64], unit: Unit, th: &Thresholds) -> f64 {
+    let m = median(reference);
+    let abs = match unit {
+        Unit::Seconds => th.abs_s,
+        Unit::Count => th.abs_count,
+    };
+    m + (th.rel * m).max(abs)
+}
+
+/// Classifies a metric's points in run order: a point is out when its status is bad or its
+/// value is above the range of the in-range points before it.
+pub fn classify(points: &mut [Point], unit: Unit, bad: &[bool], th: &Thresholds) {
+    let mut reference: Vec<f64> = Vec::new();
+    for (p, &bad) in points.iter_mut().zip(bad) {
+        p.out = bad || (!reference.is_empty() && p.value > bound(&reference, unit, th));
+        if !p.out {
+            reference.push(p.value);
+        }
+    }
+}
+
+/// Where a classified series left its range: the out point that best splits it into "in"
+/// before and "out" after (the most points on the right side of the split; on a tie, the one
+/// with the larger share out after it, then the earliest),
+/// when that split explains more points than "no change" and at least half the runs after it
+/// are out. Isolated outliers before do not move it; a tail of a few outs does not win over a
+/// longer stretch where most runs are out.
+pub fn verdict(points: &[Point]) -> Verdict {
+    if points.is_empty() {
+        return Verdict::NoData;
+    }
+    let n = points.len();
+    let outs_before: Vec<usize> = points
+        .iter()
+        .scan(0, |acc, p| {
+            let v = *acc;
+            *acc += usize::from(p.out);
+            Some(v)
+        })
+        .collect();
+    let total = points.iter().filter(|p| p.out).count();
+    let no_change = n - total;
+    // (points explained, share out after, m)
+    let mut best: Option<(usize, f64, usize)> = None;
+    for (m, p) in points.iter().enumerate() {
+        if !p.out {
+            continue;
+        }
+        let out_after = total - outs_before[m];
+        let correct = (m - outs_before[m]) + out_after;
+        let share = out_after as f64 / (n - m) as f64;
+        let better = best.is_none_or(|(c, s, _)| correct > c || (correct == c && share > s));
+        if 2 * out_after >= n - m && better {
+            best = Some((correct, share, m));
+        }
+    }
+    match best {
+        Some((correct, _, m)) if correct > no_change => {
+            let out = total - outs_before[m];
+            let before = m.checked_sub(1).map(|i| points[i].clone());
+            if out == n - m {
+                Verdict::Started {
+                    first: points[m].clone(),
+                    before,
+                }
+            } else {
+                Verdict::Intermittent {
+                    first: points[m].clone(),
+                    before,
+                    out,
+                    of: n - m,
+                }
+            }
+        }
+        _ => Verdict::InRange {
+            outliers: points.iter().filter(|p| p.out).cloned().collect(),
+        },
+    }
+}
+
+/// `runs bisect`: the first run where `metric` left its green range and stayed out (or went
+/// in and out), over the runs in scope, from the catalog's series; with the inputs that
+/// changed between that run and the one before.
+pub fn bisect(
+    store: &Store,
+    scope: &Scope,
+    metric: &MetricKey,
+    th: &Thresholds,
+) -> crate::Result<Bisect> {
+    let runs = runs(store, scope)?;
+    // Runs catalogued before the series existed get theirs now (from their stored or
+    // recomputed metrics), once.
+    let missing: Vec<&RunEntry> = {
+        let cat = store.catalog()?;
+        let mut v = Vec::new();
+        for e in &runs {
+            if !cat.has_series(&e.id)? {
+                v.push(e);
+            }
+        }
+        v
+    };
+    for e in missing {
+        let set = metrics::metrics_for(store, e)?;
+        metrics::save(store, e, &set)?;
+    }
+    let name = metric.to_string();
+    let by_run: BTreeMap<String, SeriesPoint> = store
+        .catalog()?
+        .series(&name)?
+        .into_iter()
+        .map(|(id, _, p)| (id, p))
+        .collect();
+    let mut points = Vec::new();
+    let mut bad = Vec::new();
+    for (i, e) in runs.iter().enumerate() {
+        if let Some(p) = by_run.get(&e.id) {
+            points.push(Point {
+                run: e.id.clone(),
+                started_ns: e.started_ns,
+                number: i + 1,
+                value: p.value,
+                status: p.status.clone(),
+                out: false,
+            });
+            bad.push(p.bad);
+        }
+    }
+    let unit = match metric.family() {
+        Family::Restarts | Family::Warnings => Unit::Count,
+        _ => Unit::Seconds,
+    };
+    classify(&mut points, unit, &bad, th);
+    let verdict = verdict(&points);
+    let (first, before) = match &verdict {
+        Verdict::Started { first, before } | Verdict::Intermittent { first, before, .. } => {
+            (Some(first), before.as_ref())
+        }
+        _ => (None, None),
+    };
+    let range = {
+        let upto = first.map_or(points.len(), |f| {
+            points.iter().position(|p| p.run == f.run).unwrap_or(0)
+        });
+        let reference: Vec<f64> = points[..upto]
+            .iter()
+            .filter(|p| !p.out)
+            .map(|p| p.value)
+            .collect();
+        (!reference.is_empty()).then(|| (median(&reference), bound(&reference, unit, th)))
+    };
+    let (mut commit, mut changes, mut not_reached) = ((None, None), Vec::new(), 0);
+    if let (Some(f), Some(b)) = (first, before) {
+        let inputs = |id: &str| -> crate::Result<Inputs> {
+            match runs.iter().find(|e| e.id == id) {
+                Some(e) => Ok(sets_of(store, std::slice::from_ref(e))?
+                    .pop()
+                    .map(|s| s.inputs)
+                    .unwrap_or_default()),
+                None => Ok(Inputs::new()),
+            }
+        };
+        let (bi, fi) = (inputs(&b.run)?, inputs(&f.run)?);
+        commit = (bi.get("commit").cloned(), fi.get("commit").cloned());
+        let all = crate::analysis::diff::input_changes(&bi, &fi);
+        not_reached = all.iter().filter(|c| c.after.is_none()).count();
+        changes = all.into_iter().filter(|c| c.after.is_some()).collect();
+    }
+    Ok(Bisect {
+        metric: name,
+        runs: runs.len(),
+        with_metric: points.len(),
+        range,
+        verdict,
+        commit,
+        changes,
+        not_reached,
+        points,
+    })
+}
+
+/// A metric whose outcome flips across runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Flaky {
+    /// The metric.
+    pub metric: String,
+    /// Runs in scope that have it.
+    pub runs: usize,
+    /// Changes of outcome (good ↔ bad) between consecutive runs.
+    pub flips: usize,
+    /// Of them, flips between runs with the same inputs (same commit, charts, images...).
+    pub same_inputs: usize,
+    /// Runs where a step passed only after a retry.
+    pub retried: usize,
+    /// (flips + retried) / runs.
+    pub rate: f64,
+    /// The runs where it flipped or was retried, oldest first.
+    pub flipped_in: Vec<String>,
+}
+
+/// Keys of inputs that do not make two runs' inputs differ.
+fn comparable(inputs: &Inputs) -> Inputs {
+    inputs
+        .iter()
+        .filter(|(k, _)| k.as_str() != "history")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// `runs flaky` over metric sets in run order (oldest first): steps, gates, tests and
+/// readiness metrics that went bad and came back (at least two flips) or passed only after a
+/// retry, ranked by flip rate.
+pub fn flaky_of(sets: &[MetricSet]) -> Vec<Flaky> {
+    struct Acc {
+        last: Option<(bool, usize)>,
+        runs: usize,
+        flips: usize,
+        same: usize,
+        retried: usize,
+        at: Vec<String>,
+    }
+    let mut by: BTreeMap<&MetricKey, Acc> = BTreeMap::new();
+    let inputs: Vec<Inputs> = sets.iter().map(|s| comparable(&s.inputs)).collect();
+    for (i, s) in sets.iter().enumerate() {
+        for (k, m) in &s.metrics {
+            if !matches!(
+                k.family(),
+                Family::Step | Family::Gate | Family::Test | Family::Ready
+            ) {
+                continue;
+            }
+            let a = by.entry(k).or_insert(Acc {
+                last: None,
+                runs: 0,
+                flips: 0,
+                same: 0,
+                retried: 0,
+                at: Vec::new(),
+            });
+            a.runs += 1;
+            let bad = m.is_bad();
+            let mut noted = false;
+            if let Some((was, j)) = a.last {
+                if was != bad {
+                    a.flips += 1;
+                    if !inputs[i].is_empty() && inputs[i] == inputs[j] {
+                        a.same += 1;
+                    }
+                    a.at.push(s.run_id.clone());
+                    noted = true;
+                }
+            }
+            if !bad && m.attempts > 1 {
+                a.retried += 1;
+                if !noted {
+                    a.at.push(s.run_id.clone());
+                }
+            }
+            a.last = Some((bad, i));
+        }
+    }
+    let mut out: Vec<Flaky> = by
+        .into_iter()
+        .filter(|(_, a)| a.flips >= 2 || a.retried > 0 || a.same > 0)
+        .map(|(k, a)| Flaky {
+            metric: k.to_string(),
+            runs: a.runs,
+            flips: a.flips,
+            same_inputs: a.same,
+            retried: a.retried,
+            rate: (a.flips + a.retried) as f64 / a.runs.max(1) as f64,
+            flipped_in: a.at,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.rate
+            .total_cmp(&a.rate)
+            .then(b.same_inputs.cmp(&a.same_inputs))
+            .then(a.metric.cmp(&b.metric))
+    });
+    out
+}
+
+/// The metric sets of `runs`, read from the catalog opened once; a set missing or of an older
+/// version is computed from its log (and stored).
+pub fn sets_of(store: &Store, runs: &[RunEntry]) -> crate::Result<Vec<MetricSet>> {
+    let mut out: Vec<Option<MetricSet>> = vec![None; runs.len()];
+    {
+        let cat = store.catalog()?;
+        for (slot, e) in out.iter_mut().zip(runs) {
+            if let Some(bytes) = cat.get_metrics(&e.id)? {
+                *slot = serde_json::from_slice::<MetricSet>(&bytes)
+                    .ok()
+                    .filter(|s| s.version == metrics::METRICS_VERSION);
+            }
+        }
+    }
+    out.into_iter()
+        .zip(runs)
+        .map(|(s, e)| match s {
+            Some(s) => Ok(s),
+            None => metrics::metrics_for(store, e),
+        })
+        .collect()
+}
+
+/// `runs flaky`: [`flaky_of`] over the stored metric sets of the runs in scope.
+pub fn flaky(store: &Store, scope: &Scope) -> crate::Result<(usize, Vec<Flaky>)> {
+    let runs = runs(store, scope)?;
+    let sets = sets_of(store, &runs)?;
+    Ok((runs.len(), flaky_of(&sets)))
+}
