@@ -110,6 +110,20 @@ impl SeriesPoint {
     }
 }
 
+/// Metric sets are kept zstd-compressed (they are JSON, ten times smaller so); older catalogs
+/// hold them plain, and read as they are.
+fn compress(bytes: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(bytes, 3).unwrap_or_else(|_| bytes.to_vec())
+}
+
+fn decompress(v: &[u8]) -> std::io::Result<Vec<u8>> {
+    if v.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::stream::decode_all(v)
+    } else {
+        Ok(v.to_vec())
+    }
+}
+
 fn series_key(name: &[u8], started_ns: i64, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(name.len() + 9 + id.len());
     k.extend_from_slice(name);
@@ -215,7 +229,8 @@ impl Catalog {
     /// so baseline queries need not re-read old logs.
     pub fn put_metrics(&self, id: &str, bytes: &[u8]) -> Result<()> {
         let t = self.metrics_tree()?;
-        t.insert(id.as_bytes(), bytes).map_err(|x| self.err(x))?;
+        t.insert(id.as_bytes(), compress(bytes))
+            .map_err(|x| self.err(x))?;
         self.db.flush().map_err(|x| self.err(x))?;
         Ok(())
     }
@@ -223,9 +238,10 @@ impl Catalog {
     /// A run's detailed metrics, if stored.
     pub fn get_metrics(&self, id: &str) -> Result<Option<Vec<u8>>> {
         let t = self.metrics_tree()?;
-        Ok(t.get(id.as_bytes())
-            .map_err(|x| self.err(x))?
-            .map(|v| v.to_vec()))
+        match t.get(id.as_bytes()).map_err(|x| self.err(x))? {
+            Some(v) => Ok(Some(decompress(&v).map_err(|x| self.err(x))?)),
+            None => Ok(None),
+        }
     }
 
     fn metrics_tree(&self) -> Result<sled::Tree> {
@@ -257,6 +273,58 @@ impl Catalog {
         runs.insert(id.as_bytes(), names).map_err(|x| self.err(x))?;
         self.db.flush().map_err(|x| self.err(x))?;
         Ok(())
+    }
+
+    /// Adds a run with its metrics and series points in one go, without waiting for the disk
+    /// (bulk loads: call [`Catalog::flush`] at the end).
+    pub fn put_unsynced(&self, e: &RunEntry, metrics: &[u8], points: &[SeriesPoint]) -> Result<()> {
+        let v = serde_json::to_vec(e).map_err(|x| self.err(x))?;
+        self.db
+            .insert(e.id.as_bytes(), v)
+            .map_err(|x| self.err(x))?;
+        self.metrics_tree()?
+            .insert(e.id.as_bytes(), compress(metrics))
+            .map_err(|x| self.err(x))?;
+        let (series, runs) = (self.tree("series")?, self.tree("series_runs")?);
+        let mut batch = sled::Batch::default();
+        let mut names = Vec::new();
+        for p in points {
+            batch.insert(
+                series_key(p.metric.as_bytes(), e.started_ns, &e.id),
+                p.encode(),
+            );
+            names.extend_from_slice(p.metric.as_bytes());
+            names.push(0);
+        }
+        series.apply_batch(batch).map_err(|x| self.err(x))?;
+        runs.insert(e.id.as_bytes(), names)
+            .map_err(|x| self.err(x))?;
+        Ok(())
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(|x| self.err(x))?;
+        Ok(())
+    }
+
+    /// Stores run `id`'s outcomes (opaque bytes written by the replayer for `runs flaky`).
+    pub fn put_outcomes(&self, id: &str, bytes: &[u8]) -> Result<()> {
+        self.tree("outcomes")?
+            .insert(id.as_bytes(), compress(bytes))
+            .map_err(|x| self.err(x))?;
+        Ok(())
+    }
+
+    /// Run `id`'s outcomes, if stored.
+    pub fn get_outcomes(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree("outcomes")?
+            .get(id.as_bytes())
+            .map_err(|x| self.err(x))?
+            .map(|v| decompress(&v))
+            .transpose()
+            .map_err(|x| self.err(x))?)
     }
 
     /// True when run `id` has its points in the series.
@@ -309,6 +377,9 @@ impl Catalog {
     pub fn remove(&self, id: &str) -> Result<()> {
         self.db.remove(id.as_bytes()).map_err(|x| self.err(x))?;
         self.remove_series(id)?;
+        self.tree("outcomes")?
+            .remove(id.as_bytes())
+            .map_err(|x| self.err(x))?;
         self.metrics_tree()?
             .remove(id.as_bytes())
             .map_err(|x| self.err(x))?;
@@ -321,6 +392,7 @@ impl Catalog {
         self.metrics_tree()?.clear().map_err(|x| self.err(x))?;
         self.tree("series")?.clear().map_err(|x| self.err(x))?;
         self.tree("series_runs")?.clear().map_err(|x| self.err(x))?;
+        self.tree("outcomes")?.clear().map_err(|x| self.err(x))?;
         self.db.flush().map_err(|x| self.err(x))?;
         Ok(())
     }

@@ -48,7 +48,10 @@ pub enum Suite {
     /// 1,000 runs in the remote, last-green and green:10 cold and warm, a diff against green:10,
     /// a push of a --records log, prune over 10,000 index objects. Not part of `all`.
     Remote,
-    /// All of them (but remote).
+    /// Across history: a catalog of 10,000 runs × 200 metrics, then `runs bisect` and
+    /// `runs flaky` over all of them (target ≤ 1 s each). Not part of `all`.
+    History,
+    /// All of them (but remote and history).
     All,
 }
 
@@ -58,6 +61,9 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     }
     if a.suite == Suite::Diff {
         return diff_suite(ctx, &a);
+    }
+    if a.suite == Suite::History {
+        return history_suite(ctx, &a);
     }
     if a.suite == Suite::Observe {
         return observe_suite(ctx, &a);
@@ -441,6 +447,51 @@ fn diff_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
             out,
             "  peak RSS of the process                       {:>8.1} MiB",
             mib(r.peak_rss_bytes as f64)
+        )?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn history_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
+    let quiet = ctx.quiet || a.output == TextOrJson::Json;
+    let runs = 10_000;
+    if !quiet {
+        eprintln!("bench: history (a catalog of {runs} runs × 200 metrics)...");
+    }
+    let dir = std::env::temp_dir().join(format!("pipetape-bench-history-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let r = pipetape_testkit::bench::history::run(&dir, runs, a.seed);
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = r.map_err(|e| super::CmdError::input(e.to_string()))?;
+    let mut out = Out::new();
+    if a.output == TextOrJson::Json {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "history": r }))?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "history: {} runs × {} metrics in the catalog ({} on disk, written in {:.1} s)",
+            r.runs,
+            r.metrics_per_run,
+            output::bytes(r.catalog_bytes),
+            r.build_ms / 1e3
+        )?;
+        let met = |ok: bool| if ok { "MET " } else { "MISS" };
+        writeln!(
+            out,
+            "  {} runs bisect over every run   {:>8.0} ms   (target <= 1000 ms; found run {}, planted {})",
+            met(r.bisect_ms <= 1000.0),
+            r.bisect_ms,
+            r.bisect_found,
+            r.runs * 7 / 10 + 1
+        )?;
+        writeln!(
+            out,
+            "  {} runs flaky over every run    {:>8.0} ms   (target <= 1000 ms; {} flaky, 1 planted)",
+            met(r.flaky_ms <= 1000.0),
+            r.flaky_ms,
+            r.flaky_found
         )?;
     }
     out.flush()?;

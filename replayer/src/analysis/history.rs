@@ -25,6 +25,10 @@ pub struct Scope {
 
 /// The runs in scope, oldest first.
 pub fn runs(store: &Store, scope: &Scope) -> crate::Result<Vec<RunEntry>> {
+    runs_in(&store.catalog()?, scope)
+}
+
+fn runs_in(cat: &pipetape_store::catalog::Catalog, scope: &Scope) -> crate::Result<Vec<RunEntry>> {
     let mut f = ListFilter {
         pipeline: scope.pipeline.clone(),
         ..Default::default()
@@ -32,7 +36,7 @@ pub fn runs(store: &Store, scope: &Scope) -> crate::Result<Vec<RunEntry>> {
     if let Some(b) = &scope.branch {
         f.labels.insert("branch".into(), b.clone());
     }
-    let mut runs = store.catalog()?.list(&f)?;
+    let mut runs = cat.list(&f)?;
     if scope.last > 0 {
         runs.truncate(scope.last);
     }
@@ -138,14 +142,21 @@ fn bound(reference: &[f64], unit: Unit, th: &Thresholds) -> f64 {
     m + (th.rel * m).max(abs)
 }
 
+/// How many of the latest in-range runs make the green range a point is judged against.
+pub const RANGE_RUNS: usize = 30;
+
 /// Classifies a metric's points in run order: a point is out when its status is bad or its
-/// value is above the range of the in-range points before it.
+/// value is above the range of the latest [`RANGE_RUNS`] in-range points before it.
 pub fn classify(points: &mut [Point], unit: Unit, bad: &[bool], th: &Thresholds) {
-    let mut reference: Vec<f64> = Vec::new();
+    let mut reference: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
     for (p, &bad) in points.iter_mut().zip(bad) {
-        p.out = bad || (!reference.is_empty() && p.value > bound(&reference, unit, th));
+        let window: Vec<f64> = reference.iter().copied().collect();
+        p.out = bad || (!window.is_empty() && p.value > bound(&window, unit, th));
         if !p.out {
-            reference.push(p.value);
+            if reference.len() == RANGE_RUNS {
+                reference.pop_front();
+            }
+            reference.push_back(p.value);
         }
     }
 }
@@ -218,30 +229,28 @@ pub fn bisect(
     metric: &MetricKey,
     th: &Thresholds,
 ) -> crate::Result<Bisect> {
-    let runs = runs(store, scope)?;
-    // Runs catalogued before the series existed get theirs now (from their stored or
-    // recomputed metrics), once.
-    let missing: Vec<&RunEntry> = {
-        let cat = store.catalog()?;
-        let mut v = Vec::new();
-        for e in &runs {
-            if !cat.has_series(&e.id)? {
-                v.push(e);
-            }
-        }
-        v
-    };
-    for e in missing {
-        let set = metrics::metrics_for(store, e)?;
-        metrics::save(store, e, &set)?;
-    }
     let name = metric.to_string();
-    let by_run: BTreeMap<String, SeriesPoint> = store
-        .catalog()?
-        .series(&name)?
-        .into_iter()
-        .map(|(id, _, p)| (id, p))
-        .collect();
+    // One catalog read in the usual case; runs catalogued before the series existed get
+    // theirs now (from their stored or recomputed metrics), once.
+    let mut cat = store.catalog()?;
+    let runs = runs_in(&cat, scope)?;
+    let mut missing = Vec::new();
+    for e in &runs {
+        if !cat.has_series(&e.id)? {
+            missing.push(e.clone());
+        }
+    }
+    if !missing.is_empty() {
+        drop(cat);
+        for e in &missing {
+            let set = metrics::metrics_for(store, e)?;
+            metrics::save(store, e, &set)?;
+        }
+        cat = store.catalog()?;
+    }
+    let series = cat.series(&name)?;
+    let by_run: BTreeMap<String, SeriesPoint> =
+        series.into_iter().map(|(id, _, p)| (id, p)).collect();
     let mut points = Vec::new();
     let mut bad = Vec::new();
     for (i, e) in runs.iter().enumerate() {
@@ -273,25 +282,38 @@ pub fn bisect(
         let upto = first.map_or(points.len(), |f| {
             points.iter().position(|p| p.run == f.run).unwrap_or(0)
         });
-        let reference: Vec<f64> = points[..upto]
+        let mut reference: Vec<f64> = points[..upto]
             .iter()
             .filter(|p| !p.out)
             .map(|p| p.value)
             .collect();
+        reference.drain(..reference.len().saturating_sub(RANGE_RUNS));
         (!reference.is_empty()).then(|| (median(&reference), bound(&reference, unit, th)))
     };
     let (mut commit, mut changes, mut not_reached) = ((None, None), Vec::new(), 0);
     if let (Some(f), Some(b)) = (first, before) {
-        let inputs = |id: &str| -> crate::Result<Inputs> {
-            match runs.iter().find(|e| e.id == id) {
-                Some(e) => Ok(sets_of(store, std::slice::from_ref(e))?
-                    .pop()
-                    .map(|s| s.inputs)
-                    .unwrap_or_default()),
-                None => Ok(Inputs::new()),
+        let stored = |id: &str| -> crate::Result<Option<Inputs>> {
+            Ok(cat
+                .get_metrics(id)?
+                .and_then(|b| serde_json::from_slice::<MetricSet>(&b).ok())
+                .filter(|s| s.version == metrics::METRICS_VERSION)
+                .map(|s| s.inputs))
+        };
+        let (bi, fi) = match (stored(&b.run)?, stored(&f.run)?) {
+            (Some(bi), Some(fi)) => (bi, fi),
+            _ => {
+                drop(cat);
+                let pair: Vec<RunEntry> = [&b.run, &f.run]
+                    .iter()
+                    .filter_map(|id| runs.iter().find(|e| &&e.id == id).cloned())
+                    .collect();
+                let mut sets = sets_of(store, &pair)?.into_iter().map(|s| s.inputs);
+                (
+                    sets.next().unwrap_or_default(),
+                    sets.next().unwrap_or_default(),
+                )
             }
         };
-        let (bi, fi) = (inputs(&b.run)?, inputs(&f.run)?);
         commit = (bi.get("commit").cloned(), fi.get("commit").cloned());
         let all = crate::analysis::diff::input_changes(&bi, &fi);
         not_reached = all.iter().filter(|c| c.after.is_none()).count();
@@ -329,19 +351,93 @@ pub struct Flaky {
     pub flipped_in: Vec<String>,
 }
 
-/// Keys of inputs that do not make two runs' inputs differ.
-fn comparable(inputs: &Inputs) -> Inputs {
-    inputs
-        .iter()
-        .filter(|(k, _)| k.as_str() != "history")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+/// What `runs flaky` needs of one run: for each step, gate, test and readiness metric, whether
+/// it was bad and whether it passed only after a retry; and a fingerprint of the run's inputs.
+/// Kept in the catalog beside the metric set, in a compact form that reads without JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcomes {
+    /// The run.
+    pub run_id: String,
+    /// SHA-256 (first 16 bytes) of the inputs but the git history; zero when none recorded.
+    pub inputs: [u8; 16],
+    /// (metric, bad, passed after a retry), in metric order.
+    pub items: Vec<(String, bool, bool)>,
 }
 
-/// `runs flaky` over metric sets in run order (oldest first): steps, gates, tests and
+impl Outcomes {
+    /// The outcomes of a metric set.
+    pub fn of(set: &MetricSet) -> Outcomes {
+        let mut inputs = [0u8; 16];
+        let text: String = set
+            .inputs
+            .iter()
+            .filter(|(k, _)| k.as_str() != "history")
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        if !text.is_empty() {
+            use sha2::{Digest, Sha256};
+            inputs.copy_from_slice(&Sha256::digest(text.as_bytes())[..16]);
+        }
+        let items = set
+            .metrics
+            .iter()
+            .filter(|(k, _)| {
+                matches!(
+                    k.family(),
+                    Family::Step | Family::Gate | Family::Test | Family::Ready
+                )
+            })
+            .map(|(k, m)| (k.to_string(), m.is_bad(), !m.is_bad() && m.attempts > 1))
+            .collect();
+        Outcomes {
+            run_id: set.run_id.clone(),
+            inputs,
+            items,
+        }
+    }
+
+    /// `1`, the inputs fingerprint, then per metric a u16 length, the name, a flags byte.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(17 + self.items.len() * 40);
+        v.push(1);
+        v.extend_from_slice(&self.inputs);
+        for (name, bad, retried) in &self.items {
+            let n = name.len().min(u16::MAX as usize);
+            v.extend_from_slice(&(n as u16).to_le_bytes());
+            v.extend_from_slice(&name.as_bytes()[..n]);
+            v.push(u8::from(*bad) | u8::from(*retried) << 1);
+        }
+        v
+    }
+
+    /// The inverse of [`Outcomes::encode`]; None for bytes of another version or cut short.
+    pub fn decode(run_id: &str, b: &[u8]) -> Option<Outcomes> {
+        if b.first() != Some(&1) || b.len() < 17 {
+            return None;
+        }
+        let mut inputs = [0u8; 16];
+        inputs.copy_from_slice(&b[1..17]);
+        let mut items = Vec::new();
+        let mut i = 17;
+        while i < b.len() {
+            let n = u16::from_le_bytes(b.get(i..i + 2)?.try_into().ok()?) as usize;
+            let name = std::str::from_utf8(b.get(i + 2..i + 2 + n)?).ok()?;
+            let flags = *b.get(i + 2 + n)?;
+            items.push((name.to_string(), flags & 1 != 0, flags & 2 != 0));
+            i += 3 + n;
+        }
+        Some(Outcomes {
+            run_id: run_id.to_string(),
+            inputs,
+            items,
+        })
+    }
+}
+
+/// `runs flaky` over runs' outcomes in run order (oldest first): steps, gates, tests and
 /// readiness metrics that went bad and came back (at least two flips) or passed only after a
 /// retry, ranked by flip rate.
-pub fn flaky_of(sets: &[MetricSet]) -> Vec<Flaky> {
+pub fn flaky_of(runs: &[Outcomes]) -> Vec<Flaky> {
     struct Acc {
         last: Option<(bool, usize)>,
         runs: usize,
@@ -350,16 +446,9 @@ pub fn flaky_of(sets: &[MetricSet]) -> Vec<Flaky> {
         retried: usize,
         at: Vec<String>,
     }
-    let mut by: BTreeMap<&MetricKey, Acc> = BTreeMap::new();
-    let inputs: Vec<Inputs> = sets.iter().map(|s| comparable(&s.inputs)).collect();
-    for (i, s) in sets.iter().enumerate() {
-        for (k, m) in &s.metrics {
-            if !matches!(
-                k.family(),
-                Family::Step | Family::Gate | Family::Test | Family::Ready
-            ) {
-                continue;
-            }
+    let mut by: BTreeMap<&str, Acc> = BTreeMap::new();
+    for (i, r) in runs.iter().enumerate() {
+        for (k, bad, retried) in &r.items {
             let a = by.entry(k).or_insert(Acc {
                 last: None,
                 runs: 0,
@@ -369,25 +458,24 @@ pub fn flaky_of(sets: &[MetricSet]) -> Vec<Flaky> {
                 at: Vec::new(),
             });
             a.runs += 1;
-            let bad = m.is_bad();
             let mut noted = false;
             if let Some((was, j)) = a.last {
-                if was != bad {
+                if was != *bad {
                     a.flips += 1;
-                    if !inputs[i].is_empty() && inputs[i] == inputs[j] {
+                    if r.inputs != [0; 16] && r.inputs == runs[j].inputs {
                         a.same += 1;
                     }
-                    a.at.push(s.run_id.clone());
+                    a.at.push(r.run_id.clone());
                     noted = true;
                 }
             }
-            if !bad && m.attempts > 1 {
+            if *retried {
                 a.retried += 1;
                 if !noted {
-                    a.at.push(s.run_id.clone());
+                    a.at.push(r.run_id.clone());
                 }
             }
-            a.last = Some((bad, i));
+            a.last = Some((*bad, i));
         }
     }
     let mut out: Vec<Flaky> = by
@@ -435,9 +523,37 @@ pub fn sets_of(store: &Store, runs: &[RunEntry]) -> crate::Result<Vec<MetricSet>
         .collect()
 }
 
-/// `runs flaky`: [`flaky_of`] over the stored metric sets of the runs in scope.
+/// `runs flaky`: [`flaky_of`] over the outcomes the catalog keeps for the runs in scope (one
+/// catalog read; a run without them has them made from its metric set, once).
 pub fn flaky(store: &Store, scope: &Scope) -> crate::Result<(usize, Vec<Flaky>)> {
     let runs = runs(store, scope)?;
-    let sets = sets_of(store, &runs)?;
-    Ok((runs.len(), flaky_of(&sets)))
+    let mut out: Vec<Option<Outcomes>> = {
+        let cat = store.catalog()?;
+        let mut v = Vec::with_capacity(runs.len());
+        for e in &runs {
+            v.push(
+                cat.get_outcomes(&e.id)?
+                    .and_then(|b| Outcomes::decode(&e.id, &b)),
+            );
+        }
+        v
+    };
+    let missing: Vec<RunEntry> = runs
+        .iter()
+        .zip(&out)
+        .filter(|(_, o)| o.is_none())
+        .map(|(e, _)| e.clone())
+        .collect();
+    if !missing.is_empty() {
+        let sets = sets_of(store, &missing)?;
+        for (e, set) in missing.iter().zip(&sets) {
+            metrics::save(store, e, set)?;
+        }
+        let mut made = sets.iter().map(Outcomes::of);
+        for o in out.iter_mut().filter(|o| o.is_none()) {
+            *o = made.next();
+        }
+    }
+    let outcomes: Vec<Outcomes> = out.into_iter().flatten().collect();
+    Ok((runs.len(), flaky_of(&outcomes)))
 }

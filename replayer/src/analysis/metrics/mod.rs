@@ -688,14 +688,9 @@ pub fn store_metrics(store: &Store, entry: &RunEntry) -> crate::Result<MetricSet
     Ok(set)
 }
 
-/// Stores `set` as run `entry`'s metrics: the set itself, its headline figures in the entry,
-/// and one point per metric in the catalog's series (what `runs bisect` reads).
-pub fn save(store: &Store, entry: &RunEntry, set: &MetricSet) -> crate::Result<()> {
-    let cat = store.catalog()?;
-    let bytes = serde_json::to_vec(set).expect("metrics serialise");
-    cat.put_metrics(&entry.id, &bytes)?;
-    let points: Vec<pipetape_store::catalog::SeriesPoint> = set
-        .metrics
+/// One series point per metric of `set`, as the catalog keeps them.
+pub fn series_points(set: &MetricSet) -> Vec<pipetape_store::catalog::SeriesPoint> {
+    set.metrics
         .iter()
         .map(|(k, m)| pipetape_store::catalog::SeriesPoint {
             metric: k.to_string(),
@@ -705,8 +700,20 @@ pub fn save(store: &Store, entry: &RunEntry, set: &MetricSet) -> crate::Result<(
             flapped: m.flapped,
             attempts: m.attempts.min(255) as u8,
         })
-        .collect();
-    cat.put_series(&entry.id, entry.started_ns, &points)?;
+        .collect()
+}
+
+/// Stores `set` as run `entry`'s metrics: the set itself, its headline figures in the entry,
+/// and one point per metric in the catalog's series (what `runs bisect` reads).
+pub fn save(store: &Store, entry: &RunEntry, set: &MetricSet) -> crate::Result<()> {
+    let cat = store.catalog()?;
+    let bytes = serde_json::to_vec(set).expect("metrics serialise");
+    cat.put_metrics(&entry.id, &bytes)?;
+    cat.put_outcomes(
+        &entry.id,
+        &crate::analysis::history::Outcomes::of(set).encode(),
+    )?;
+    cat.put_series(&entry.id, entry.started_ns, &series_points(set))?;
     if let Some(mut e) = cat.get(&entry.id)? {
         e.metrics.extend(set.headline());
         cat.put(&e)?;
