@@ -318,13 +318,12 @@ impl Catalog {
 
     /// Run `id`'s outcomes, if stored.
     pub fn get_outcomes(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .tree("outcomes")?
+        self.tree("outcomes")?
             .get(id.as_bytes())
             .map_err(|x| self.err(x))?
             .map(|v| decompress(&v))
             .transpose()
-            .map_err(|x| self.err(x))?)
+            .map_err(|x| self.err(x))
     }
 
     /// True when run `id` has its points in the series.
