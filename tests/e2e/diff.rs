@@ -51,7 +51,7 @@ fn json_junit_and_github_outputs() {
     import(&env, "red", &Variant::red());
     let json: serde_json::Value =
         serde_json::from_str(&env.run(&["replay", "diff", "-o", "json"]).ok()).unwrap();
-    assert_eq!(json["schema_version"], 2);
+    assert_eq!(json["schema_version"], 3);
     assert_eq!(json["regressions"][0]["kind"], "broke");
     // Schema 2: the regressions the object graph links, from the root cause.
     let chains = json["chains"].as_array().unwrap();

@@ -7,6 +7,7 @@ mod ci_files;
 mod clients;
 mod clock;
 mod diff;
+mod history;
 mod observe;
 mod otlp;
 mod remote;

@@ -493,6 +493,13 @@ fn history_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
             r.flaky_ms,
             r.flaky_found
         )?;
+        writeln!(
+            out,
+            "       runs export-metrics          {:>8.0} ms   ({} rows, {} of Parquet)",
+            r.export_ms,
+            r.export_rows,
+            output::bytes(r.export_bytes)
+        )?;
     }
     out.flush()?;
     Ok(0)

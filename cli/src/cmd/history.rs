@@ -314,3 +314,98 @@ pub fn flaky(ctx: &Ctx, a: FlakyArgs) -> CmdResult {
     out.flush()?;
     Ok(0)
 }
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only runs started since: a date (2026-11-01), an RFC 3339 time, or a time ago (30d,
+    /// 12h, 90m).
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Only runs of this pipeline (default: every pipeline).
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// Only runs with this branch label.
+    #[arg(long)]
+    branch: Option<String>,
+    /// The Parquet file to write (replaced whole, never half-written).
+    #[arg(short = 'o', long = "output", value_name = "FILE.parquet")]
+    out: std::path::PathBuf,
+}
+
+/// A time as ns since the epoch, saturating past 2262.
+fn ns_i64(t: jiff::Timestamp) -> i64 {
+    i64::try_from(t.as_nanosecond()).unwrap_or(if t.as_nanosecond() > 0 {
+        i64::MAX
+    } else {
+        i64::MIN
+    })
+}
+
+/// `--since`: ns since the epoch.
+fn since_ns(s: &str) -> Result<i64, CmdError> {
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    if let Some(days) = s.strip_suffix('d').and_then(|d| d.parse::<u64>().ok()) {
+        return Ok(now - (days as i64) * 86_400_000_000_000);
+    }
+    if let Ok(ns) = pipetape_replayer::time::parse_duration(s) {
+        return Ok(now - ns as i64);
+    }
+    if let Ok(d) = s.parse::<jiff::civil::Date>() {
+        if let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC) {
+            return Ok(ns_i64(z.timestamp()));
+        }
+    }
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(ns_i64(t));
+    }
+    Err(CmdError::input(format!(
+        "--since '{s}': expected a date (2026-11-01), an RFC 3339 time, or a time ago (30d, 12h)"
+    )))
+}
+
+pub fn export_metrics(ctx: &Ctx, a: ExportArgs) -> CmdResult {
+    let since = a.since.as_deref().map(since_ns).transpose()?;
+    let scope = Scope {
+        pipeline: a.pipeline.clone(),
+        branch: a.branch.clone(),
+        last: 0,
+    };
+    let store = ctx.store()?;
+    let ierr = |e: pipetape_replayer::Error| CmdError::input(e.to_string());
+    let mut runs = history::runs(&store, &scope).map_err(ierr)?;
+    if let Some(s) = since {
+        runs.retain(|e| e.started_ns >= s);
+    }
+    let sets = history::sets_of(&store, &runs).map_err(ierr)?;
+    // Written beside the target and renamed over it: never a half-written file.
+    let mut partial = a.out.clone().into_os_string();
+    partial.push(format!(".partial-{}", std::process::id()));
+    let partial = std::path::PathBuf::from(partial);
+    let file = std::fs::File::create(&partial)
+        .map_err(|e| CmdError::input(format!("{}: cannot write: {e}", a.out.display())))?;
+    let written = pipetape_replayer::analysis::parquet::write(&file, sets)
+        .map_err(ierr)
+        .and_then(|rows| {
+            file.sync_all()
+                .and_then(|_| std::fs::rename(&partial, &a.out))
+                .map_err(|e| CmdError::input(format!("{}: {e}", a.out.display())))?;
+            Ok(rows)
+        });
+    let rows = match written {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    let bytes = std::fs::metadata(&a.out).map(|m| m.len()).unwrap_or(0);
+    if !ctx.quiet {
+        eprintln!(
+            "Wrote {rows} rows ({} runs × their metrics) to {} ({})",
+            runs.len(),
+            a.out.display(),
+            crate::output::bytes(bytes)
+        );
+    }
+    Ok(0)
+}

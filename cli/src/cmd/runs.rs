@@ -31,6 +31,9 @@ pub enum RunsCmd {
     Bisect(super::history::BisectArgs),
     /// Steps, gates, tests and readiness that flip across the last runs, most first.
     Flaky(super::history::FlakyArgs),
+    /// Every run's metrics as one Parquet file (one row per run and metric, with labels and
+    /// inputs), for DuckDB, Trino/Athena, ClickHouse or Spark.
+    ExportMetrics(super::history::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +84,7 @@ pub fn run(ctx: &Ctx, cmd: RunsCmd) -> CmdResult {
         RunsCmd::Prune(a) => super::remote::prune(ctx, a),
         RunsCmd::Bisect(a) => super::history::bisect(ctx, a),
         RunsCmd::Flaky(a) => super::history::flaky(ctx, a),
+        RunsCmd::ExportMetrics(a) => super::history::export_metrics(ctx, a),
     }
 }
 

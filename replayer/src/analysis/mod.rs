@@ -9,4 +9,5 @@ pub mod graph;
 pub mod history;
 pub mod key;
 pub mod metrics;
+pub mod parquet;
 pub mod query;

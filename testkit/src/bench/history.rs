@@ -34,6 +34,12 @@ pub struct HistoryReport {
     pub flaky_ms: f64,
     /// Flaky metrics reported (one is planted).
     pub flaky_found: usize,
+    /// `runs export-metrics` of every run to Parquet, ms.
+    pub export_ms: f64,
+    /// Rows written.
+    pub export_rows: u64,
+    /// Size of the Parquet file, bytes.
+    pub export_bytes: u64,
 }
 
 fn dir_size(p: &Path) -> u64 {
@@ -210,6 +216,17 @@ pub fn run(dir: &Path, runs: usize, seed: u64) -> Result<HistoryReport> {
     let t = Instant::now();
     let (_, list) = history::flaky(&store, &scope)?;
     let flaky_ms = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let all = history::runs(&store, &scope)?;
+    let sets = history::sets_of(&store, &all)?;
+    let file = dir.join("metrics.parquet");
+    let f = std::fs::File::create(&file).map_err(|e| pipetape_replayer::Error::Io {
+        context: file.display().to_string(),
+        source: e,
+    })?;
+    let export_rows = pipetape_replayer::analysis::parquet::write(&f, sets)?;
+    let export_ms = t.elapsed().as_secs_f64() * 1e3;
+    let export_bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     Ok(HistoryReport {
         runs,
         metrics_per_run: keys.len(),
@@ -219,5 +236,8 @@ pub fn run(dir: &Path, runs: usize, seed: u64) -> Result<HistoryReport> {
         bisect_found,
         flaky_ms,
         flaky_found: list.len(),
+        export_ms,
+        export_rows,
+        export_bytes,
     })
 }
