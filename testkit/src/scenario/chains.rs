@@ -572,31 +572,7 @@ fn replica_set_pod(
     b.workload(t, Action::Added, "Deployment", ns, name, &image, 1, 0, None);
     let rs = format!("{name}-{hash}");
     let rs_uid = uid_for(&format!("ReplicaSet/{ns}/{rs}"));
-    let dep_uid = uid_for(&format!("Deployment/{ns}/{name}"));
-    let rs_obj = |b: &mut Builder, at: f64, ready: u32| {
-        let (created, now) = (b.created(&rs_uid, at), b.ts(at));
-        let mut o = objects::workload(&WorkloadState {
-            kind: "ReplicaSet",
-            namespace: ns,
-            name: &rs,
-            uid: &rs_uid,
-            resource_version: "0",
-            created: &created,
-            now: &now,
-            image: &image,
-            replicas: 1,
-            updated: 1,
-            ready,
-            generation: 1,
-            release: None,
-        });
-        o["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1",
-            "kind": "Deployment", "name": name, "uid": dep_uid, "controller": true,
-            "blockOwnerDeletion": true}]);
-        o
-    };
-    let o = rs_obj(b, t + 0.1, 0);
-    b.object(t + 0.1, Action::Added, o);
+    b.replica_set(t + 0.1, Action::Added, ns, name, &rs, &image, 0);
     let pod = format!("{rs}-{}", &uid_for(&rs)[..5]);
     let pod_uid = uid_for(&format!("Pod/{ns}/{pod}"));
     let created = b.created(&pod_uid, t + 0.2);
@@ -632,8 +608,7 @@ fn replica_set_pod(
             b.object(at - 1.0, Action::Modified, p);
             let p = mk(b, at, "Running", true, true);
             b.object(at, Action::Modified, p);
-            let o = rs_obj(b, at + 0.05, 1);
-            b.object(at + 0.05, Action::Modified, o);
+            b.replica_set(at + 0.05, Action::Modified, ns, name, &rs, &image, 1);
             b.workload(
                 at + 0.1,
                 Action::Modified,

@@ -629,6 +629,43 @@ impl Builder {
         self.object(t, action, obj)
     }
 
+    /// A version of ReplicaSet `rs` of Deployment `deployment` (one replica, `ready` ready),
+    /// owned by it as the Deployment controller makes it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn replica_set(
+        &mut self,
+        t: f64,
+        action: Action,
+        namespace: &str,
+        deployment: &str,
+        rs: &str,
+        image: &str,
+        ready: u32,
+    ) -> &mut Self {
+        let rs_uid = uid_for(&format!("ReplicaSet/{namespace}/{rs}"));
+        let dep_uid = uid_for(&format!("Deployment/{namespace}/{deployment}"));
+        let (created, now) = (self.created(&rs_uid, t), self.ts(t));
+        let mut o = objects::workload(&WorkloadState {
+            kind: "ReplicaSet",
+            namespace,
+            name: rs,
+            uid: &rs_uid,
+            resource_version: "0",
+            created: &created,
+            now: &now,
+            image,
+            replicas: 1,
+            updated: 1,
+            ready,
+            generation: 1,
+            release: None,
+        });
+        o["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1",
+            "kind": "Deployment", "name": deployment, "uid": dep_uid, "controller": true,
+            "blockOwnerDeletion": true}]);
+        self.object(t, action, o)
+    }
+
     /// A Deployment (with its ReplicaSet and one Pod) whose Pod reads `secret` from its env.
     /// Without the Secret the Pod never starts: the kubelet reports CreateContainerConfigError
     /// (`secret "NAME" not found`) and a Warning event, and the Deployment stays unavailable;
@@ -657,31 +694,7 @@ impl Builder {
         );
         let rs = format!("{name}-6d4cf56db6");
         let rs_uid = uid_for(&format!("ReplicaSet/{namespace}/{rs}"));
-        let dep_uid = uid_for(&format!("Deployment/{namespace}/{name}"));
-        let rs_obj = |b: &mut Builder, at: f64, ready: u32| {
-            let (created, now) = (b.created(&rs_uid, at), b.ts(at));
-            let mut o = objects::workload(&WorkloadState {
-                kind: "ReplicaSet",
-                namespace,
-                name: &rs,
-                uid: &rs_uid,
-                resource_version: "0",
-                created: &created,
-                now: &now,
-                image,
-                replicas: 1,
-                updated: 1,
-                ready,
-                generation: 1,
-                release: None,
-            });
-            o["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1",
-                "kind": "Deployment", "name": name, "uid": dep_uid, "controller": true,
-                "blockOwnerDeletion": true}]);
-            o
-        };
-        let o = rs_obj(self, t + 0.1, 0);
-        self.object(t + 0.1, Action::Added, o);
+        self.replica_set(t + 0.1, Action::Added, namespace, name, &rs, image, 0);
         let pod = format!("{rs}-x7k2p");
         let pod_uid = uid_for(&format!("Pod/{namespace}/{pod}"));
         let created = self.created(&pod_uid, t + 0.2);
@@ -720,8 +733,7 @@ impl Builder {
         if secret_exists {
             let p1 = mk(self, t + 5.0, "Running", None);
             self.object(t + 5.0, Action::Modified, p1);
-            let o = rs_obj(self, t + 5.05, 1);
-            self.object(t + 5.05, Action::Modified, o);
+            self.replica_set(t + 5.05, Action::Modified, namespace, name, &rs, image, 1);
             self.workload(
                 t + 5.1,
                 Action::Modified,
