@@ -27,7 +27,12 @@ fn metric(value: f64, status: &str, attempts: u32) -> Metric {
 }
 
 /// Adds a run to the catalog with its metric set.
-fn add(store: &Store, i: usize, metrics: BTreeMap<MetricKey, Metric>, inputs: &[(&str, &str)]) {
+fn add(
+    store: &Store,
+    i: usize,
+    metrics: BTreeMap<MetricKey, Metric>,
+    inputs: &[(&str, &str)],
+) -> (RunEntry, MetricSet) {
     let id = format!("{:016x}", 0xabc0_0000 + i);
     let started_ns = 1_790_000_000_000_000_000 + i as i64 * DAY;
     let bad = metrics.values().any(|m| m.is_bad());
@@ -72,6 +77,7 @@ fn add(store: &Store, i: usize, metrics: BTreeMap<MetricKey, Metric>, inputs: &[
         ..MetricSet::default()
     };
     metrics::save(store, &entry, &set).unwrap();
+    (entry, set)
 }
 
 /// A deterministic ±20% factor for run `i`.
@@ -91,6 +97,12 @@ fn gate() -> MetricKey {
 fn history(out: impl Fn(usize) -> bool) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    history_runs(&store, out);
+    (dir, store)
+}
+
+fn history_runs(store: &Store, out: impl Fn(usize) -> bool) -> Vec<(RunEntry, MetricSet)> {
+    let mut runs = Vec::new();
     for i in 1..=50 {
         let m = if i >= 31 && out(i) {
             metric(300.0, "failed", 0)
@@ -105,8 +117,8 @@ fn history(out: impl Fn(usize) -> bool) -> (tempfile::TempDir, Store) {
             "sha256:aaaa"
         };
         let commit = format!("{:040x}", 0xc0ffee_u64 + i as u64);
-        add(
-            &store,
+        runs.push(add(
+            store,
             i,
             BTreeMap::from([(gate(), m)]),
             &[
@@ -114,9 +126,9 @@ fn history(out: impl Fn(usize) -> bool) -> (tempfile::TempDir, Store) {
                 ("digest:Deployment/vault/vault/vault", digest),
                 ("chart:vault/vault", "vault 0.29.1"),
             ],
-        );
+        ));
     }
-    (dir, store)
+    runs
 }
 
 fn scope() -> Scope {
@@ -130,7 +142,13 @@ fn scope() -> Scope {
 #[test]
 fn bisect_finds_the_run_where_the_gate_started_failing_amid_noise() {
     let (_dir, store) = history(|_| true);
-    let b = history::bisect(&store, &scope(), &gate(), &Thresholds::default()).unwrap();
+    let b = history::bisect(
+        history::Sources::local(&store),
+        &scope(),
+        &gate(),
+        &Thresholds::default(),
+    )
+    .unwrap();
     assert_eq!((b.runs, b.with_metric), (50, 50));
     let Verdict::Started { first, before } = &b.verdict else {
         panic!("{:?}", b.verdict);
@@ -154,7 +172,13 @@ fn bisect_finds_the_run_where_the_gate_started_failing_amid_noise() {
 fn bisect_says_when_the_regression_is_intermittent() {
     // From run 31, two runs out of three.
     let (_dir, store) = history(|i| (i - 31) % 3 != 2);
-    let b = history::bisect(&store, &scope(), &gate(), &Thresholds::default()).unwrap();
+    let b = history::bisect(
+        history::Sources::local(&store),
+        &scope(),
+        &gate(),
+        &Thresholds::default(),
+    )
+    .unwrap();
     let Verdict::Intermittent { first, out, of, .. } = &b.verdict else {
         panic!("{:?}", b.verdict);
     };
@@ -166,7 +190,13 @@ fn bisect_says_when_the_regression_is_intermittent() {
 #[test]
 fn bisect_of_a_steady_metric_reports_it_in_range() {
     let (_dir, store) = history(|_| false);
-    let b = history::bisect(&store, &scope(), &gate(), &Thresholds::default()).unwrap();
+    let b = history::bisect(
+        history::Sources::local(&store),
+        &scope(),
+        &gate(),
+        &Thresholds::default(),
+    )
+    .unwrap();
     let Verdict::InRange { outliers } = &b.verdict else {
         panic!("{:?}", b.verdict);
     };
@@ -176,7 +206,13 @@ fn bisect_of_a_steady_metric_reports_it_in_range() {
     let none = MetricKey::Gate {
         name: "nope".into(),
     };
-    let b = history::bisect(&store, &scope(), &none, &Thresholds::default()).unwrap();
+    let b = history::bisect(
+        history::Sources::local(&store),
+        &scope(),
+        &none,
+        &Thresholds::default(),
+    )
+    .unwrap();
     assert_eq!(b.verdict, Verdict::NoData);
 }
 
@@ -214,7 +250,7 @@ fn flaky_reports_a_gate_failing_once_in_four_with_the_same_inputs_not_a_steady_s
             ],
         );
     }
-    let (n, list) = history::flaky(&store, &scope()).unwrap();
+    let (n, list) = history::flaky(history::Sources::local(&store), &scope()).unwrap();
     assert_eq!(n, 4);
     let names: Vec<&str> = list.iter().map(|f| f.metric.as_str()).collect();
     assert_eq!(names, ["gate:externalsecrets-ready", "step:test/e2e"]);
@@ -222,4 +258,132 @@ fn flaky_reports_a_gate_failing_once_in_four_with_the_same_inputs_not_a_steady_s
     assert_eq!((g.flips, g.same_inputs, g.runs), (2, 2, 4));
     assert_eq!(g.flipped_in.len(), 2);
     assert_eq!(list[1].retried, 1);
+}
+
+/// Shared history: 50 runs pushed to a remote by CI runners (their index objects carry their
+/// metric sets); this machine's catalog holds only the last ten. Bisect, flaky and the metric
+/// sets the Parquet export writes see all 50, read from the index objects, with no log.
+#[test]
+fn history_questions_read_the_remote_index_objects_when_the_catalog_lacks_the_runs() {
+    use pipetape_store::remote::Remote;
+    let ci = tempfile::tempdir().unwrap();
+    let ci_store = Store::open(ci.path()).unwrap();
+    let runs = history_runs(&ci_store, |_| true);
+    let bucket = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", bucket.path().display());
+    let pusher = Remote::open(&url, &ci.path().join("remote")).unwrap();
+    let log = ci.path().join("tiny.ptape");
+    std::fs::write(&log, b"not read: the index objects carry current metrics").unwrap();
+    for (e, set) in &runs {
+        pusher
+            .push(e, &log, Some(serde_json::to_value(set).unwrap()))
+            .unwrap();
+    }
+    // The laptop: the last ten runs catalogued, the rest only in the remote.
+    let here = tempfile::tempdir().unwrap();
+    let store = Store::open(here.path()).unwrap();
+    for (e, set) in &runs[40..] {
+        store.catalog().unwrap().put(e).unwrap();
+        metrics::save(&store, e, set).unwrap();
+    }
+    let remote = Remote::open(&url, &here.path().join("remote")).unwrap();
+    let local = history::Sources::local(&store);
+    let shared = history::Sources {
+        store: &store,
+        remote: Some(&remote),
+    };
+    // Alone, the catalog cannot say when it started.
+    let b = history::bisect(local, &scope(), &gate(), &Thresholds::default()).unwrap();
+    assert_eq!(b.runs, 10);
+    assert!(!matches!(b.verdict, Verdict::Started { ref first, .. } if first.number == 31));
+    // With the remote it can, and says what changed across it.
+    let b = history::bisect(shared, &scope(), &gate(), &Thresholds::default()).unwrap();
+    assert_eq!((b.runs, b.with_metric), (50, 50));
+    let Verdict::Started { first, before } = &b.verdict else {
+        panic!("{:?}", b.verdict);
+    };
+    assert_eq!(
+        (first.number, first.run.as_str()),
+        (31, runs[30].0.id.as_str())
+    );
+    assert_eq!(before.as_ref().unwrap().number, 30);
+    assert_eq!(b.changes.len(), 1, "{:?}", b.changes);
+    assert_eq!(b.changes[0].key, "digest:Deployment/vault/vault/vault");
+    // The newest N counts runs from both.
+    let last5 = Scope { last: 5, ..scope() };
+    let ids: Vec<String> = history::runs(shared, &last5)
+        .unwrap()
+        .iter()
+        .map(|r| r.id().to_string())
+        .collect();
+    let want: Vec<String> = runs[45..].iter().map(|(e, _)| e.id.clone()).collect();
+    assert_eq!(ids, want);
+    // Metric sets for the export: 50, oldest first, local and remote alike.
+    let all = history::runs(shared, &scope()).unwrap();
+    assert_eq!(
+        all.iter()
+            .filter(|r| matches!(r, history::HistoryRun::Remote(_)))
+            .count(),
+        40
+    );
+    let sets = history::sets_of(shared, &all).unwrap();
+    assert_eq!(sets.len(), 50);
+    for (set, (e, _)) in sets.iter().zip(&runs) {
+        assert_eq!(set.run_id, e.id);
+        assert!(set.metrics.contains_key(&gate()));
+    }
+    // Flaky over the last 30: the gate failed from run 31 on and stayed failed (one flip),
+    // which is a regression, not a flake.
+    let (n, list) = history::flaky(
+        shared,
+        &Scope {
+            last: 30,
+            ..scope()
+        },
+    )
+    .unwrap();
+    assert_eq!(n, 30);
+    assert!(list.is_empty(), "{list:?}");
+}
+
+/// The same, with a gate that fails in every other run across the remote's history: flaky.
+#[test]
+fn flaky_reads_outcomes_from_the_remote() {
+    use pipetape_store::remote::Remote;
+    let ci = tempfile::tempdir().unwrap();
+    let ci_store = Store::open(ci.path()).unwrap();
+    let runs = history_runs(&ci_store, |i| i % 2 == 0);
+    let bucket = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", bucket.path().display());
+    let pusher = Remote::open(&url, &ci.path().join("remote")).unwrap();
+    let log = ci.path().join("tiny.ptape");
+    std::fs::write(&log, b"x").unwrap();
+    for (e, set) in &runs {
+        pusher
+            .push(e, &log, Some(serde_json::to_value(set).unwrap()))
+            .unwrap();
+    }
+    let here = tempfile::tempdir().unwrap();
+    let store = Store::open(here.path()).unwrap();
+    let remote = Remote::open(&url, &here.path().join("remote")).unwrap();
+    let shared = history::Sources {
+        store: &store,
+        remote: Some(&remote),
+    };
+    let (n, list) = history::flaky(
+        shared,
+        &Scope {
+            last: 30,
+            ..scope()
+        },
+    )
+    .unwrap();
+    assert_eq!(n, 30);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].metric, "gate:externalsecrets-ready");
+    // Runs 21..=50: it fails in the even runs from 32 on, so flips at each of 32..=50.
+    assert_eq!(list[0].flips, 19);
+    assert_eq!(list[0].flipped_in[0], runs[31].0.id);
+    // Every commit differs: no flip was between identical inputs.
+    assert_eq!(list[0].same_inputs, 0);
 }

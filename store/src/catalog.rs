@@ -256,6 +256,19 @@ impl Catalog {
     /// name and the run's start, so [`Catalog::series`] reads one metric over every run in
     /// order without opening a run's metrics.
     pub fn put_series(&self, id: &str, started_ns: i64, points: &[SeriesPoint]) -> Result<()> {
+        self.put_series_unsynced(id, started_ns, points)?;
+        self.db.flush().map_err(|x| self.err(x))?;
+        Ok(())
+    }
+
+    /// [`Catalog::put_series`] without waiting for the disk (bulk loads: call
+    /// [`Catalog::flush`] at the end). Points a run had before are replaced.
+    pub fn put_series_unsynced(
+        &self,
+        id: &str,
+        started_ns: i64,
+        points: &[SeriesPoint],
+    ) -> Result<()> {
         let (series, runs) = (self.tree("series")?, self.tree("series_runs")?);
         let mut batch = sled::Batch::default();
         if let Some(old) = runs.get(id.as_bytes()).map_err(|x| self.err(x))? {
@@ -271,7 +284,6 @@ impl Catalog {
         }
         series.apply_batch(batch).map_err(|x| self.err(x))?;
         runs.insert(id.as_bytes(), names).map_err(|x| self.err(x))?;
-        self.db.flush().map_err(|x| self.err(x))?;
         Ok(())
     }
 
@@ -285,21 +297,7 @@ impl Catalog {
         self.metrics_tree()?
             .insert(e.id.as_bytes(), compress(metrics))
             .map_err(|x| self.err(x))?;
-        let (series, runs) = (self.tree("series")?, self.tree("series_runs")?);
-        let mut batch = sled::Batch::default();
-        let mut names = Vec::new();
-        for p in points {
-            batch.insert(
-                series_key(p.metric.as_bytes(), e.started_ns, &e.id),
-                p.encode(),
-            );
-            names.extend_from_slice(p.metric.as_bytes());
-            names.push(0);
-        }
-        series.apply_batch(batch).map_err(|x| self.err(x))?;
-        runs.insert(e.id.as_bytes(), names)
-            .map_err(|x| self.err(x))?;
-        Ok(())
+        self.put_series_unsynced(&e.id, e.started_ns, points)
     }
 
     /// Writes everything to disk.

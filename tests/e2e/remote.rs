@@ -852,3 +852,115 @@ fn a_large_log_goes_up_in_parts_and_comes_back_whole() {
     assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&log).unwrap());
     pt(&env.path("fresh"), port, &["archive", "verify", s(&back)]).ok();
 }
+
+/// Issue 18 over shared history: CI runners push their runs to the bucket; a laptop with an
+/// empty store answers `runs bisect`, `runs flaky` and `runs export-metrics` from the remote's
+/// index objects, without fetching a log.
+#[test]
+fn history_questions_on_a_fresh_machine_read_the_buckets_index() {
+    let _load = crate::loads_machine();
+    let env = Env::new();
+    let port = moto().port;
+    let b = bucket();
+    let url = format!("s3://{b}/ci/pipetape");
+    let day = |d: u32, red: bool| Variant {
+        day: d,
+        red,
+        ..Variant::default()
+    };
+    // Green, green, red, green (a flip there and back), then red twice: it started at #5.
+    let runner = env.path("runner");
+    let runs: Vec<(String, Variant)> = [
+        (0, false),
+        (1, false),
+        (2, true),
+        (4, false),
+        (5, true),
+        (6, true),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (d, red))| (format!("h{i}"), day(*d, *red)))
+    .collect();
+    let named: Vec<(&str, Variant)> = runs.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+    import_into(&env, &runner, port, &named);
+    let out = pt(&runner, port, &["--remote", &url, "runs", "push", "--all"]).ok();
+    assert!(out.contains("Pushed 6 runs"), "{out}");
+
+    let laptop = env.path("laptop");
+    let bisect = pt(
+        &laptop,
+        port,
+        &[
+            "--remote",
+            &url,
+            "runs",
+            "bisect",
+            "gate:externalsecrets-ready",
+        ],
+    )
+    .ok();
+    assert!(
+        bisect.contains("over 6 runs of full-stack-integration"),
+        "{bisect}"
+    );
+    assert!(bisect.contains("Left it at #5 "), "{bisect}");
+    assert!(bisect.contains("The run before: #4 "), "{bisect}");
+    // Without the remote, the empty store has nothing to say.
+    let alone = pt(
+        &laptop,
+        port,
+        &["runs", "bisect", "gate:externalsecrets-ready"],
+    );
+    assert_eq!(alone.code(), 2, "{}", alone.stderr());
+
+    let flaky = pt(&laptop, port, &["--remote", &url, "runs", "flaky"]).ok();
+    assert!(
+        flaky.contains("Flaky over the last 6 runs of full-stack-integration"),
+        "{flaky}"
+    );
+    assert!(
+        flaky
+            .lines()
+            .any(|l| l.ends_with("gate:externalsecrets-ready")),
+        "{flaky}"
+    );
+
+    let parquet = env.path("history.parquet");
+    let r = pt(
+        &laptop,
+        port,
+        &[
+            "--remote",
+            &url,
+            "runs",
+            "export-metrics",
+            "-o",
+            s(&parquet),
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(r.stderr().contains("6 runs"), "{}", r.stderr());
+    let bytes = std::fs::read(&parquet).unwrap();
+    assert_eq!(&bytes[..4], b"PAR1");
+    // No log was fetched: the index objects carried every metric set.
+    let logs = laptop.join("remote");
+    let fetched = walk(&logs)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ptape"))
+        .count();
+    assert_eq!(fetched, 0, "logs were fetched into {}", logs.display());
+}
+
+fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -500,6 +500,17 @@ fn history_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
             r.export_rows,
             output::bytes(r.export_bytes)
         )?;
+        writeln!(
+            out,
+            "  shared history: the first {} runs pushed to a file:// remote ({} of index objects), read from an empty catalog:",
+            r.remote_runs,
+            output::bytes(r.remote_index_bytes)
+        )?;
+        writeln!(
+            out,
+            "       runs bisect, first question   {:>8.0} ms   (reads every index object, keeps its series in the catalog)\n       runs bisect, again            {:>8.0} ms\n       runs flaky, after it          {:>8.0} ms",
+            r.remote_bisect_cold_ms, r.remote_bisect_warm_ms, r.remote_flaky_ms
+        )?;
     }
     out.flush()?;
     Ok(0)

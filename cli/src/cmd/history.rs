@@ -1,11 +1,12 @@
-//! `pipetape runs bisect` and `pipetape runs flaky`: questions across the run history, from the
-//! catalog alone.
+//! `pipetape runs bisect`, `runs flaky` and `runs export-metrics`: questions across the run
+//! history, from the catalog and, with a remote configured, the remote's index objects (no log
+//! is read).
 
 use std::io::Write;
 
 use clap::Args;
 use pipetape_replayer::analysis::diff::Thresholds;
-use pipetape_replayer::analysis::history::{self, Point, Scope, Verdict};
+use pipetape_replayer::analysis::history::{self, Point, Scope, Sources, Verdict};
 use pipetape_replayer::analysis::metrics::{MetricKey, Unit};
 use pipetape_store::time::format_duration;
 
@@ -54,15 +55,19 @@ struct ScopeArgs {
 }
 
 impl ScopeArgs {
-    fn scope(&self, ctx: &Ctx, last: usize) -> Result<Scope, CmdError> {
+    fn scope(&self, src: Sources, last: usize) -> Result<Scope, CmdError> {
         let pipeline = match &self.pipeline {
             Some(p) => Some(p.clone()),
-            None => ctx
-                .store()?
-                .catalog()?
-                .list(&Default::default())?
-                .first()
-                .map(|e| e.pipeline.clone()),
+            None => history::runs(
+                src,
+                &Scope {
+                    last: 1,
+                    ..Scope::default()
+                },
+            )
+            .map_err(|e| CmdError::input(e.to_string()))?
+            .last()
+            .map(|r| r.pipeline().to_string()),
         };
         Ok(Scope {
             pipeline,
@@ -112,10 +117,15 @@ pub fn bisect(ctx: &Ctx, a: BisectArgs) -> CmdResult {
         abs_s: min_delta as f64 / 1e9,
         ..Thresholds::default()
     };
-    let scope = a.scope.scope(ctx, 0)?;
     let store = ctx.store()?;
-    let b = history::bisect(&store, &scope, &metric, &th)
-        .map_err(|e| CmdError::input(e.to_string()))?;
+    let remote = ctx.remote(&store)?;
+    let src = Sources {
+        store: &store,
+        remote: remote.as_ref(),
+    };
+    let scope = a.scope.scope(src, 0)?;
+    let b =
+        history::bisect(src, &scope, &metric, &th).map_err(|e| CmdError::input(e.to_string()))?;
     if b.verdict == Verdict::NoData {
         return Err(CmdError::input(format!(
             "no run among the {} has {}; `replay diff -o json` lists a run's metric names",
@@ -258,9 +268,14 @@ pub fn bisect(ctx: &Ctx, a: BisectArgs) -> CmdResult {
 }
 
 pub fn flaky(ctx: &Ctx, a: FlakyArgs) -> CmdResult {
-    let scope = a.scope.scope(ctx, 30)?;
     let store = ctx.store()?;
-    let (n, list) = history::flaky(&store, &scope).map_err(|e| CmdError::input(e.to_string()))?;
+    let remote = ctx.remote(&store)?;
+    let src = Sources {
+        store: &store,
+        remote: remote.as_ref(),
+    };
+    let scope = a.scope.scope(src, 30)?;
+    let (n, list) = history::flaky(src, &scope).map_err(|e| CmdError::input(e.to_string()))?;
     let mut out = Out::new();
     if a.output == TextOrJson::Json {
         serde_json::to_writer_pretty(&mut out, &serde_json::json!({"runs": n, "flaky": list}))?;
@@ -371,12 +386,17 @@ pub fn export_metrics(ctx: &Ctx, a: ExportArgs) -> CmdResult {
         last: 0,
     };
     let store = ctx.store()?;
+    let remote = ctx.remote(&store)?;
+    let src = Sources {
+        store: &store,
+        remote: remote.as_ref(),
+    };
     let ierr = |e: pipetape_replayer::Error| CmdError::input(e.to_string());
-    let mut runs = history::runs(&store, &scope).map_err(ierr)?;
+    let mut runs = history::runs(src, &scope).map_err(ierr)?;
     if let Some(s) = since {
-        runs.retain(|e| e.started_ns >= s);
+        runs.retain(|r| r.started_ns() >= s);
     }
-    let sets = history::sets_of(&store, &runs).map_err(ierr)?;
+    let sets = history::sets_of(src, &runs).map_err(ierr)?;
     // Written beside the target and renamed over it: never a half-written file.
     let mut partial = a.out.clone().into_os_string();
     partial.push(format!(".partial-{}", std::process::id()));

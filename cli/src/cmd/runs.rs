@@ -27,12 +27,14 @@ pub enum RunsCmd {
     Pull(super::remote::PullArgs),
     /// Remove old runs (from the remote with --remote), never the newest green ones.
     Prune(super::remote::PruneArgs),
-    /// The first run where a metric left its green range and stayed out, and what changed then.
+    /// The first run where a metric left its green range and stayed out, and what changed then
+    /// (the catalog's runs and, with a remote, the remote's).
     Bisect(super::history::BisectArgs),
-    /// Steps, gates, tests and readiness that flip across the last runs, most first.
+    /// Steps, gates, tests and readiness that flip across the last runs, most first (the
+    /// catalog's runs and, with a remote, the remote's).
     Flaky(super::history::FlakyArgs),
     /// Every run's metrics as one Parquet file (one row per run and metric, with labels and
-    /// inputs), for DuckDB, Trino/Athena, ClickHouse or Spark.
+    /// inputs), for DuckDB, Trino/Athena, ClickHouse or Spark; with a remote, its runs too.
     ExportMetrics(super::history::ExportArgs),
 }
 

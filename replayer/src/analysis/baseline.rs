@@ -106,26 +106,6 @@ impl Candidate {
     }
 }
 
-/// The metrics of a remote baseline: from its index object when they are current, else
-/// computed from its log (fetched and cached).
-fn remote_metrics(remote: &Remote, runs: &[&RemoteRun]) -> Result<Vec<MetricSet>, BaselineError> {
-    let objs = remote.index_objects(runs)?;
-    let mut out = Vec::new();
-    for (r, o) in runs.iter().zip(objs) {
-        let from_index = o
-            .and_then(|o| o.metrics)
-            .and_then(|m| serde_json::from_value::<MetricSet>(m).ok())
-            .filter(|m| m.version == crate::analysis::metrics::METRICS_VERSION);
-        let mut m = match from_index {
-            Some(m) => m,
-            None => metrics_of_log(&remote.fetch_log(r.id())?)?,
-        };
-        m.outcome = r.outcome.as_str().to_string();
-        out.push(m);
-    }
-    Ok(out)
-}
-
 /// Why no baseline could be chosen.
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
@@ -326,7 +306,9 @@ pub fn select(
                 })
                 .collect();
             let mut remote_sets = match (history.remote, remote_chosen.is_empty()) {
-                (Some(remote), false) => remote_metrics(remote, &remote_chosen)?,
+                (Some(remote), false) => {
+                    crate::analysis::metrics::remote_metrics(remote, &remote_chosen)?
+                }
                 _ => Vec::new(),
             }
             .into_iter();
@@ -495,7 +477,11 @@ pub fn diff(history: History<'_>, req: &Request<'_>) -> Result<Done, BaselineErr
             branch: None,
             last: FLAKY_WINDOW,
         };
-        if let Ok((n, flaky)) = crate::analysis::history::flaky(store, &scope) {
+        let sources = crate::analysis::history::Sources {
+            store,
+            remote: history.remote,
+        };
+        if let Ok((n, flaky)) = crate::analysis::history::flaky(sources, &scope) {
             diff::mark_flaky(&mut report, &flaky, n);
         }
     }

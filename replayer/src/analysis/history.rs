@@ -1,15 +1,17 @@
 //! Across runs (issue 18): when a metric left its green range (`runs bisect`) and which steps,
-//! gates, tests and readiness metrics flip from run to run (`runs flaky`). Both read the
-//! catalog only: bisect one metric's series (one point per run, in start order), flaky the
-//! stored metric sets of the last runs; no log is opened.
+//! gates, tests and readiness metrics flip from run to run (`runs flaky`). Both read metrics
+//! only, never a log: the catalog's series and outcomes for its runs, and for runs only a
+//! configured remote holds, their index objects' metric sets (kept in the catalog's series
+//! and outcomes after the first read, so a second question costs what a local one does).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
 use crate::analysis::diff::{Change, Thresholds};
 use crate::analysis::metrics::{self, Family, Inputs, MetricKey, MetricSet, Unit};
-use pipetape_store::catalog::{ListFilter, RunEntry, SeriesPoint};
+use pipetape_store::catalog::{Catalog, ListFilter, RunEntry, SeriesPoint};
+use pipetape_store::remote::{Remote, RemoteRun, RemoteScope};
 use pipetape_store::store::Store;
 
 /// Which runs a history question is about.
@@ -23,12 +25,72 @@ pub struct Scope {
     pub last: usize,
 }
 
-/// The runs in scope, oldest first.
-pub fn runs(store: &Store, scope: &Scope) -> crate::Result<Vec<RunEntry>> {
-    runs_in(&store.catalog()?, scope)
+/// Where the history is: the local store's catalog and, when shared history is configured, the
+/// remote's index objects. A run in both is read from the catalog.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    /// The local store.
+    pub store: &'a Store,
+    /// The shared remote.
+    pub remote: Option<&'a Remote>,
 }
 
-fn runs_in(cat: &pipetape_store::catalog::Catalog, scope: &Scope) -> crate::Result<Vec<RunEntry>> {
+impl<'a> Sources<'a> {
+    /// The local store alone.
+    pub fn local(store: &'a Store) -> Self {
+        Sources {
+            store,
+            remote: None,
+        }
+    }
+}
+
+/// A run a history question covers: catalogued here, or known only from the remote's index.
+#[derive(Debug, Clone)]
+pub enum HistoryRun {
+    /// In the local catalog.
+    Local(RunEntry),
+    /// Only in the remote.
+    Remote(RemoteRun),
+}
+
+impl HistoryRun {
+    /// Run id.
+    pub fn id(&self) -> &str {
+        match self {
+            HistoryRun::Local(e) => &e.id,
+            HistoryRun::Remote(r) => r.id(),
+        }
+    }
+
+    /// Start, ns since the epoch.
+    pub fn started_ns(&self) -> i64 {
+        match self {
+            HistoryRun::Local(e) => e.started_ns,
+            HistoryRun::Remote(r) => r.key.started_ns,
+        }
+    }
+
+    /// Pipeline.
+    pub fn pipeline(&self) -> &str {
+        match self {
+            HistoryRun::Local(e) => &e.pipeline,
+            HistoryRun::Remote(r) => &r.key.pipeline,
+        }
+    }
+}
+
+/// The runs in scope, oldest first: the catalog's and, with a remote, the remote's that the
+/// catalog lacks (one listing, incremental and cached; no object read).
+pub fn runs(src: Sources, scope: &Scope) -> crate::Result<Vec<HistoryRun>> {
+    runs_in(&src.store.catalog()?, src.remote, scope)
+}
+
+fn runs_in(
+    cat: &Catalog,
+    remote: Option<&Remote>,
+    scope: &Scope,
+) -> crate::Result<Vec<HistoryRun>> {
     let mut f = ListFilter {
         pipeline: scope.pipeline.clone(),
         ..Default::default()
@@ -36,7 +98,26 @@ fn runs_in(cat: &pipetape_store::catalog::Catalog, scope: &Scope) -> crate::Resu
     if let Some(b) = &scope.branch {
         f.labels.insert("branch".into(), b.clone());
     }
-    let mut runs = cat.list(&f)?;
+    let mut runs: Vec<HistoryRun> = cat.list(&f)?.into_iter().map(HistoryRun::Local).collect();
+    if let Some(remote) = remote {
+        let local: HashSet<String> = runs.iter().map(|r| r.id().to_string()).collect();
+        let theirs = remote.runs(&RemoteScope {
+            pipeline: scope.pipeline.clone(),
+            branch: scope.branch.clone(),
+        })?;
+        runs.extend(
+            theirs
+                .into_iter()
+                .filter(|r| !local.contains(r.id()))
+                .map(HistoryRun::Remote),
+        );
+    }
+    // Newest first, as the catalog lists, to keep the newest N.
+    runs.sort_by(|a, b| {
+        b.started_ns()
+            .cmp(&a.started_ns())
+            .then_with(|| b.id().cmp(a.id()))
+    });
     if scope.last > 0 {
         runs.truncate(scope.last);
     }
@@ -224,20 +305,23 @@ pub fn verdict(points: &[Point]) -> Verdict {
 /// in and out), over the runs in scope, from the catalog's series; with the inputs that
 /// changed between that run and the one before.
 pub fn bisect(
-    store: &Store,
+    src: Sources,
     scope: &Scope,
     metric: &MetricKey,
     th: &Thresholds,
 ) -> crate::Result<Bisect> {
     let name = metric.to_string();
+    let store = src.store;
     // One catalog read in the usual case; runs catalogued before the series existed get
     // theirs now (from their stored or recomputed metrics), once.
     let mut cat = store.catalog()?;
-    let runs = runs_in(&cat, scope)?;
+    let runs = runs_in(&cat, src.remote, scope)?;
     let mut missing = Vec::new();
-    for e in &runs {
-        if !cat.has_series(&e.id)? {
-            missing.push(e.clone());
+    for r in &runs {
+        if let HistoryRun::Local(e) = r {
+            if !cat.has_series(&e.id)? {
+                missing.push(e.clone());
+            }
         }
     }
     if !missing.is_empty() {
@@ -248,16 +332,19 @@ pub fn bisect(
         }
         cat = store.catalog()?;
     }
-    let series = cat.series(&name)?;
-    let by_run: BTreeMap<String, SeriesPoint> =
-        series.into_iter().map(|(id, _, p)| (id, p)).collect();
+    cache_remote(src, &cat, &runs)?;
+    let by_run: BTreeMap<String, SeriesPoint> = cat
+        .series(&name)?
+        .into_iter()
+        .map(|(id, _, p)| (id, p))
+        .collect();
     let mut points = Vec::new();
     let mut bad = Vec::new();
-    for (i, e) in runs.iter().enumerate() {
-        if let Some(p) = by_run.get(&e.id) {
+    for (i, r) in runs.iter().enumerate() {
+        if let Some(p) = by_run.get(r.id()) {
             points.push(Point {
-                run: e.id.clone(),
-                started_ns: e.started_ns,
+                run: r.id().to_string(),
+                started_ns: r.started_ns(),
                 number: i + 1,
                 value: p.value,
                 status: p.status.clone(),
@@ -303,11 +390,11 @@ pub fn bisect(
             (Some(bi), Some(fi)) => (bi, fi),
             _ => {
                 drop(cat);
-                let pair: Vec<RunEntry> = [&b.run, &f.run]
+                let pair: Vec<HistoryRun> = [&b.run, &f.run]
                     .iter()
-                    .filter_map(|id| runs.iter().find(|e| &&e.id == id).cloned())
+                    .filter_map(|id| runs.iter().find(|r| r.id() == id.as_str()).cloned())
                     .collect();
-                let mut sets = sets_of(store, &pair)?.into_iter().map(|s| s.inputs);
+                let mut sets = sets_of(src, &pair)?.into_iter().map(|s| s.inputs);
                 (
                     sets.next().unwrap_or_default(),
                     sets.next().unwrap_or_default(),
@@ -500,54 +587,77 @@ pub fn flaky_of(runs: &[Outcomes]) -> Vec<Flaky> {
     out
 }
 
-/// The metric sets of `runs`, read from the catalog opened once; a set missing or of an older
-/// version is computed from its log (and stored).
-pub fn sets_of(store: &Store, runs: &[RunEntry]) -> crate::Result<Vec<MetricSet>> {
+/// The metric sets of `runs`, in order: local ones from the catalog opened once (a set missing
+/// or of an older version is computed from its log and stored), remote ones from their index
+/// objects ([`metrics::remote_metrics`]).
+pub fn sets_of(src: Sources, runs: &[HistoryRun]) -> crate::Result<Vec<MetricSet>> {
     let mut out: Vec<Option<MetricSet>> = vec![None; runs.len()];
     {
-        let cat = store.catalog()?;
-        for (slot, e) in out.iter_mut().zip(runs) {
-            if let Some(bytes) = cat.get_metrics(&e.id)? {
-                *slot = serde_json::from_slice::<MetricSet>(&bytes)
-                    .ok()
-                    .filter(|s| s.version == metrics::METRICS_VERSION);
+        let cat = src.store.catalog()?;
+        for (slot, r) in out.iter_mut().zip(runs) {
+            if let HistoryRun::Local(e) = r {
+                if let Some(bytes) = cat.get_metrics(&e.id)? {
+                    *slot = serde_json::from_slice::<MetricSet>(&bytes)
+                        .ok()
+                        .filter(|s| s.version == metrics::METRICS_VERSION);
+                }
             }
         }
     }
+    let remote_runs: Vec<&RemoteRun> = runs
+        .iter()
+        .filter_map(|r| match r {
+            HistoryRun::Remote(r) => Some(r),
+            HistoryRun::Local(_) => None,
+        })
+        .collect();
+    let mut remote_sets = match (src.remote, remote_runs.is_empty()) {
+        (Some(remote), false) => metrics::remote_metrics(remote, &remote_runs)?,
+        _ => Vec::new(),
+    }
+    .into_iter();
     out.into_iter()
         .zip(runs)
-        .map(|(s, e)| match s {
-            Some(s) => Ok(s),
-            None => metrics::metrics_for(store, e),
+        .map(|(s, r)| match (s, r) {
+            (Some(s), _) => Ok(s),
+            (None, HistoryRun::Local(e)) => metrics::metrics_for(src.store, e),
+            (None, HistoryRun::Remote(r)) => remote_sets.next().ok_or_else(|| {
+                crate::Error::NotFound(format!("run {}: no metrics in the remote", r.id()))
+            }),
         })
         .collect()
 }
 
-/// `runs flaky`: [`flaky_of`] over the outcomes the catalog keeps for the runs in scope (one
-/// catalog read; a run without them has them made from its metric set, once).
-pub fn flaky(store: &Store, scope: &Scope) -> crate::Result<(usize, Vec<Flaky>)> {
-    let runs = runs(store, scope)?;
-    let mut out: Vec<Option<Outcomes>> = {
-        let cat = store.catalog()?;
-        let mut v = Vec::with_capacity(runs.len());
-        for e in &runs {
-            v.push(
-                cat.get_outcomes(&e.id)?
-                    .and_then(|b| Outcomes::decode(&e.id, &b)),
+/// `runs flaky`: [`flaky_of`] over the outcomes of the runs in scope: the catalog keeps them
+/// for its runs (one read; a run without them has them made from its metric set, once), and a
+/// run only the remote has gets them from its index object's metric set.
+pub fn flaky(src: Sources, scope: &Scope) -> crate::Result<(usize, Vec<Flaky>)> {
+    let mut out: Vec<Option<Outcomes>>;
+    let runs;
+    {
+        let cat = src.store.catalog()?;
+        runs = runs_in(&cat, src.remote, scope)?;
+        cache_remote(src, &cat, &runs)?;
+        out = Vec::with_capacity(runs.len());
+        for r in &runs {
+            out.push(
+                cat.get_outcomes(r.id())?
+                    .and_then(|b| Outcomes::decode(r.id(), &b)),
             );
         }
-        v
-    };
-    let missing: Vec<RunEntry> = runs
+    }
+    let missing: Vec<HistoryRun> = runs
         .iter()
         .zip(&out)
         .filter(|(_, o)| o.is_none())
-        .map(|(e, _)| e.clone())
+        .map(|(r, _)| r.clone())
         .collect();
     if !missing.is_empty() {
-        let sets = sets_of(store, &missing)?;
-        for (e, set) in missing.iter().zip(&sets) {
-            metrics::save(store, e, set)?;
+        let sets = sets_of(src, &missing)?;
+        for (r, set) in missing.iter().zip(&sets) {
+            if let HistoryRun::Local(e) = r {
+                metrics::save(src.store, e, set)?;
+            }
         }
         let mut made = sets.iter().map(Outcomes::of);
         for o in out.iter_mut().filter(|o| o.is_none()) {
@@ -556,4 +666,33 @@ pub fn flaky(store: &Store, scope: &Scope) -> crate::Result<(usize, Vec<Flaky>)>
     }
     let outcomes: Vec<Outcomes> = out.into_iter().flatten().collect();
     Ok((runs.len(), flaky_of(&outcomes)))
+}
+
+/// Runs only the remote has, whose series points and outcomes the catalog lacks, get them from
+/// their index objects' metric sets, once: history questions then read them from the catalog
+/// as fast as local runs'. (They are not catalogued as runs: `runs list` is unchanged.)
+fn cache_remote(src: Sources, cat: &Catalog, runs: &[HistoryRun]) -> crate::Result<()> {
+    let Some(remote) = src.remote else {
+        return Ok(());
+    };
+    let mut missing = Vec::new();
+    for r in runs {
+        if let HistoryRun::Remote(r) = r {
+            if !cat.has_series(r.id())? {
+                missing.push(r);
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for chunk in missing.chunks(256) {
+        let sets = metrics::remote_metrics(remote, chunk)?;
+        for (r, set) in chunk.iter().zip(&sets) {
+            cat.put_outcomes(r.id(), &Outcomes::of(set).encode())?;
+            cat.put_series_unsynced(r.id(), r.key.started_ns, &metrics::series_points(set))?;
+        }
+    }
+    cat.flush()?;
+    Ok(())
 }

@@ -40,6 +40,16 @@ pub struct HistoryReport {
     pub export_rows: u64,
     /// Size of the Parquet file, bytes.
     pub export_bytes: u64,
+    /// Runs pushed to a `file://` remote for the shared-history figures (the first N).
+    pub remote_runs: usize,
+    /// Size of those runs' index objects (what a laptop reads once), bytes.
+    pub remote_index_bytes: u64,
+    /// `runs bisect` from an empty catalog over the remote, index objects not yet cached, ms.
+    pub remote_bisect_cold_ms: f64,
+    /// The same again, index objects cached, ms.
+    pub remote_bisect_warm_ms: f64,
+    /// `runs flaky` over the remote (cached), ms.
+    pub remote_flaky_ms: f64,
 }
 
 fn dir_size(p: &Path) -> u64 {
@@ -207,27 +217,40 @@ pub fn run(dir: &Path, runs: usize, seed: u64) -> Result<HistoryReport> {
         last: 0,
     };
     let t = Instant::now();
-    let b = history::bisect(&store, &scope, &regressed, &Thresholds::default())?;
+    let b = history::bisect(
+        history::Sources::local(&store),
+        &scope,
+        &regressed,
+        &Thresholds::default(),
+    )?;
     let bisect_ms = t.elapsed().as_secs_f64() * 1e3;
     let bisect_found = match b.verdict {
         Verdict::Started { first, .. } | Verdict::Intermittent { first, .. } => first.number,
         _ => 0,
     };
     let t = Instant::now();
-    let (_, list) = history::flaky(&store, &scope)?;
+    let (_, list) = history::flaky(history::Sources::local(&store), &scope)?;
     let flaky_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    let all = history::runs(&store, &scope)?;
-    let sets = history::sets_of(&store, &all)?;
+    let all = history::runs(history::Sources::local(&store), &scope)?;
+    let sets = history::sets_of(history::Sources::local(&store), &all)?;
     let file = dir.join("metrics.parquet");
     let f = std::fs::File::create(&file).map_err(|e| pipetape_replayer::Error::Io {
         context: file.display().to_string(),
         source: e,
     })?;
     let export_rows = pipetape_replayer::analysis::parquet::write(&f, sets)?;
+    drop(f);
     let export_ms = t.elapsed().as_secs_f64() * 1e3;
     let export_bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let remote_runs = runs.min(REMOTE_RUNS);
+    let r = remote(dir, &store, &all[..remote_runs], &scope, &regressed)?;
     Ok(HistoryReport {
+        remote_runs,
+        remote_index_bytes: r.0,
+        remote_bisect_cold_ms: r.1,
+        remote_bisect_warm_ms: r.2,
+        remote_flaky_ms: r.3,
         runs,
         metrics_per_run: keys.len(),
         build_ms,
@@ -240,4 +263,66 @@ pub fn run(dir: &Path, runs: usize, seed: u64) -> Result<HistoryReport> {
         export_rows,
         export_bytes,
     })
+}
+
+/// How many runs the shared-history figures push to the remote.
+pub const REMOTE_RUNS: usize = 1_000;
+
+/// Pushes `runs` (with their metric sets) to a `file://` remote under `dir`, then from an empty
+/// store beside it: bisect cold (every index object read), bisect warm, flaky.
+/// Returns (index bytes, cold ms, warm ms, flaky ms).
+fn remote(
+    dir: &Path,
+    store: &Store,
+    runs: &[history::HistoryRun],
+    scope: &Scope,
+    metric: &MetricKey,
+) -> Result<(u64, f64, f64, f64)> {
+    use pipetape_store::remote::Remote;
+    let bucket = dir.join("bucket");
+    let url = format!("file://{}", bucket.display());
+    std::fs::create_dir_all(&bucket).map_err(|e| pipetape_replayer::Error::Io {
+        context: bucket.display().to_string(),
+        source: e,
+    })?;
+    let log = dir.join("stand-in.ptape");
+    std::fs::write(
+        &log,
+        b"the index objects carry current metrics; no log is read",
+    )
+    .map_err(|e| pipetape_replayer::Error::Io {
+        context: log.display().to_string(),
+        source: e,
+    })?;
+    {
+        let pusher = Remote::open(&url, &dir.join("pusher-cache"))?;
+        let cat = store.catalog()?;
+        for r in runs {
+            let history::HistoryRun::Local(e) = r else {
+                continue;
+            };
+            let set = cat
+                .get_metrics(&e.id)?
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            pusher.push(e, &log, set)?;
+        }
+    }
+    let index_bytes = dir_size(&bucket.join("index"));
+    let laptop = dir.join("laptop");
+    let empty = Store::open(&laptop)?;
+    let remote = Remote::open(&url, &laptop.join("remote"))?;
+    let src = history::Sources {
+        store: &empty,
+        remote: Some(&remote),
+    };
+    let t = Instant::now();
+    history::bisect(src, scope, metric, &Thresholds::default())?;
+    let cold = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    history::bisect(src, scope, metric, &Thresholds::default())?;
+    let warm = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    history::flaky(src, scope)?;
+    let flaky = t.elapsed().as_secs_f64() * 1e3;
+    Ok((index_bytes, cold, warm, flaky))
 }

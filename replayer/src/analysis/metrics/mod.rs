@@ -737,6 +737,30 @@ pub fn metrics_for(store: &Store, entry: &RunEntry) -> crate::Result<MetricSet> 
     Ok(set)
 }
 
+/// The metric sets of runs that live in a remote: from their index objects when those carry
+/// current ones (one read each, cached for good), else computed from their logs (fetched and
+/// cached). Each set's outcome is the run's after marks.
+pub fn remote_metrics(
+    remote: &pipetape_store::remote::Remote,
+    runs: &[&pipetape_store::remote::RemoteRun],
+) -> crate::Result<Vec<MetricSet>> {
+    let objs = remote.index_objects(runs)?;
+    let mut out = Vec::with_capacity(runs.len());
+    for (r, o) in runs.iter().zip(objs) {
+        let from_index = o
+            .and_then(|o| o.metrics)
+            .and_then(|m| serde_json::from_value::<MetricSet>(m).ok())
+            .filter(|m| m.version == METRICS_VERSION);
+        let mut m = match from_index {
+            Some(m) => m,
+            None => metrics_of_log(&remote.fetch_log(r.id())?)?,
+        };
+        m.outcome = r.outcome.as_str().to_string();
+        out.push(m);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
