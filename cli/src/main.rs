@@ -85,6 +85,9 @@ enum Command {
     /// Export, import, verify and print run logs (.ptape files).
     #[command(subcommand)]
     Archive(cmd::archive::ArchiveCmd),
+    /// Make a run from other tools' files: Kubernetes audit logs, Event dumps, object lists,
+    /// watch streams. Every replay command reads it.
+    Import(cmd::import::ImportArgs),
     /// Read a recorded run with no cluster: timeline, events, state at a moment, logs.
     #[command(subcommand)]
     Replay(cmd::replay::ReplayCmd),
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         Command::Wait(a) => cmd::wrap::wait(&ctx, a),
         Command::Runs(c) => cmd::runs::run(&ctx, c),
         Command::Archive(c) => cmd::archive::run(&ctx, c),
+        Command::Import(a) => cmd::import::run(&ctx, a),
         Command::Replay(c) => cmd::replay::run(&ctx, c),
         Command::Scenario(c) => cmd::scenario::run(&ctx, c),
         Command::Bench(a) => cmd::bench::run(&ctx, a),

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod error;
 pub mod format;
 pub mod index;
+pub mod k8s;
 pub mod mask;
 pub mod model;
 pub mod reader;

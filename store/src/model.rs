@@ -48,6 +48,8 @@ pub enum Source {
     Wrap,
     /// Generated data: synthetic workloads and bundled scenarios.
     Synthetic,
+    /// `pipetape import`: another tool's files (audit logs, event dumps, snapshots).
+    Import,
     /// A source name this version does not know (written by a newer pipetape).
     Other(String),
 }
@@ -64,6 +66,7 @@ impl Source {
             Source::Logs => "logs",
             Source::Wrap => "wrap",
             Source::Synthetic => "synthetic",
+            Source::Import => "import",
             Source::Other(s) => s,
         }
     }
@@ -78,6 +81,7 @@ impl Source {
             "logs" => Source::Logs,
             "wrap" => Source::Wrap,
             "synthetic" => Source::Synthetic,
+            "import" => Source::Import,
             other => Source::Other(other.to_owned()),
         }
     }

@@ -8,6 +8,7 @@ mod clients;
 mod clock;
 mod diff;
 mod history;
+mod import;
 mod observe;
 mod otlp;
 mod remote;

@@ -7,6 +7,7 @@ pub mod bench_remote;
 pub mod demo;
 pub mod diff;
 pub mod history;
+pub mod import;
 pub mod remote;
 pub mod replay;
 pub mod report;

@@ -1,0 +1,165 @@
+//! `pipetape import [FORMAT] PATH...`: another tool's files about a cluster (audit logs, Event
+//! dumps, object lists, watch streams) become one run, in the store or as a `.ptape` file.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use pipetape_import::{self as import, Format, ImportOptions};
+use pipetape_store::model::Outcome;
+
+use super::{exit, parse_label, CmdError, CmdResult, Ctx};
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// [FORMAT] PATH...: the format (audit, events; detected from each file's first bytes when
+    /// not given), then the files, merged into one run on one clock. `audit`: Kubernetes
+    /// audit logs (audit.k8s.io/v1 and v1beta1 JSON lines or EventLists, plain or gzip).
+    /// `events`: Kubernetes objects as JSON or YAML: `kubectl get events -o json|yaml`, any
+    /// List, watch streams (`kubectl get -w -o json`, with or without
+    /// --output-watch-events), KWOK snapshots.
+    #[arg(required = true, value_name = "[FORMAT] PATH")]
+    args: Vec<String>,
+    /// Pipeline name of the run (default: imported).
+    #[arg(long)]
+    name: Option<String>,
+    /// A label for the run (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Write the run to this .ptape file (it must not exist) instead of into the store.
+    #[arg(short = 'o', long = "output", value_name = "FILE.ptape")]
+    out: Option<PathBuf>,
+    /// Skip what cannot be read (each skip is printed and noted in the run) instead of
+    /// stopping at the first problem.
+    #[arg(long)]
+    tolerant: bool,
+    /// The run's outcome: the sources do not say whether the pipeline passed.
+    #[arg(long, default_value = "failed", value_parser = ["passed", "failed", "cancelled"])]
+    outcome: String,
+}
+
+pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult {
+    let mut args = a.args.iter().peekable();
+    let format = match args.peek() {
+        Some(first) if !std::path::Path::new(first.as_str()).exists() => {
+            match Format::parse(first) {
+                Some(f) => {
+                    args.next();
+                    Some(f)
+                }
+                None => {
+                    let names: Vec<&str> = Format::ALL.iter().map(|(_, n, _)| *n).collect();
+                    return Err(CmdError::input(format!(
+                        "{first}: no such file, and not a format (formats: {})",
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+        _ => None,
+    };
+    let paths: Vec<PathBuf> = args.map(PathBuf::from).collect();
+    if paths.is_empty() {
+        return Err(CmdError::input(
+            "no file to import: give one or more PATHs after the format",
+        ));
+    }
+    for p in &paths {
+        if !p.exists() {
+            return Err(CmdError::input(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
+        }
+    }
+    let inputs: Vec<(Option<Format>, PathBuf)> = paths.into_iter().map(|p| (format, p)).collect();
+    let opts = ImportOptions {
+        name: a.name.clone(),
+        labels: a.labels.iter().cloned().collect(),
+        tolerant: a.tolerant,
+        outcome: Outcome::parse(&a.outcome).unwrap_or(Outcome::Failed),
+    };
+    let ierr = |e: import::ImportError| CmdError::input(e.to_string());
+    let c = import::collect(&inputs, a.tolerant).map_err(ierr)?;
+    for p in &c.problems {
+        ctx.warn(format!("skipped: {p}"));
+    }
+    let (dest, store) = match &a.out {
+        Some(out) => {
+            if out.exists() {
+                return Err(CmdError::input(format!(
+                    "{}: already exists; choose another -o or remove it",
+                    out.display()
+                )));
+            }
+            (out.clone(), None)
+        }
+        None => {
+            let store = ctx.store()?;
+            let tmp = store
+                .root()
+                .join(format!(".import-{}.ptape", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            (tmp, Some(store))
+        }
+    };
+    let done = import::write(c, &opts, &dest);
+    let done = match done {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(&dest);
+            return Err(ierr(e));
+        }
+    };
+    let where_ = match store {
+        Some(store) => {
+            let rep = store.import(&dest);
+            let _ = std::fs::remove_file(&dest);
+            let rep = rep?;
+            if let Err(e) = pipetape_replayer::analysis::metrics::store_metrics(&store, &rep.entry)
+            {
+                ctx.warn(format!("could not compute the run's metrics: {e}"));
+            }
+            "into the store".to_string()
+        }
+        None => format!("to {}", dest.display()),
+    };
+    if !ctx.quiet {
+        let fmt_t = |ns: i64| {
+            jiff::Timestamp::from_nanosecond(i128::from(ns))
+                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default()
+        };
+        for s in &done.sources {
+            eprintln!(
+                "  {} ({}): {} entries, {} object versions, {} events{}",
+                s.path.display(),
+                s.format,
+                s.entries,
+                s.objects,
+                s.events,
+                s.remarks
+                    .iter()
+                    .map(|r| format!("\n    {r}"))
+                    .collect::<String>()
+            );
+        }
+        crate::say!(
+            "Imported run {} {where_}: {} records, {} to {}{}{}",
+            done.run_id,
+            done.records,
+            fmt_t(done.span.0),
+            fmt_t(done.span.1),
+            if done.duplicates > 0 {
+                format!(", {} duplicates dropped", done.duplicates)
+            } else {
+                String::new()
+            },
+            if done.problems.is_empty() {
+                String::new()
+            } else {
+                format!(", {} problems skipped", done.problems.len())
+            }
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,696 @@
+//! pipetape-import, behind `pipetape import`: files other tools wrote about a cluster become a run that every replay
+//! command reads. Each format module parses its files into observations (objects, Events,
+//! Helm release states, notes) with the times the source gives; [`Collector`] cleans them as
+//! the observers do (no Secret data, no last-applied annotation, Helm releases decoded to their
+//! status, secret-named env values and token shapes masked), drops duplicates across sources,
+//! and [`write`] lays them on one clock, earliest first, as a closed `.ptape` log.
+//!
+//! Formats so far: Kubernetes audit logs ([`audit`]) and Kubernetes objects as JSON or YAML —
+//! Event dumps, any List, single objects, `kubectl get -w -o json` watch streams with and
+//! without `--output-watch-events`, `kwokctl snapshot save` output ([`objects`]).
+
+pub mod audit;
+pub mod objects;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use pipetape_store::mask::{MaskConfig, Masker};
+use pipetape_store::model::{
+    Action, Body, KubeEvent, Level, Note, ObjectObserved, ObjectRef, Outcome, RunFinished,
+    RunStarted,
+};
+use pipetape_store::writer::{LogWriter, WriterOptions};
+use pipetape_store::RunId;
+use pipetape_store::Source;
+use serde_json::Value;
+
+use pipetape_store::k8s::{helm_release, strip_secret};
+
+/// A format `pipetape import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Format {
+    /// Kubernetes audit logs: `audit.k8s.io/v1` and `v1beta1` Events as JSON lines (log
+    /// backend) or `EventList`s (webhook backend); also `admission.k8s.io/v1` AdmissionReviews
+    /// as an admission-webhook logger writes them.
+    Audit,
+    /// Kubernetes objects as JSON or YAML: Event dumps (`kubectl get events -o json|yaml`,
+    /// `events.k8s.io/v1`), any List, single objects, watch streams, KWOK snapshots.
+    Objects,
+}
+
+impl Format {
+    /// Every format, with its name and the names it is also known by.
+    pub const ALL: &'static [(Format, &'static str, &'static [&'static str])] = &[
+        (Format::Audit, "audit", &["audit-log"]),
+        (
+            Format::Objects,
+            "events",
+            &["objects", "watch", "list", "kwok", "kwok-snapshot"],
+        ),
+    ];
+
+    /// The format's name on the command line.
+    pub fn name(self) -> &'static str {
+        Format::ALL
+            .iter()
+            .find(|(f, _, _)| *f == self)
+            .map_or("?", |(_, n, _)| n)
+    }
+
+    /// The format a name (or alias) means.
+    pub fn parse(s: &str) -> Option<Format> {
+        Format::ALL
+            .iter()
+            .find(|(_, n, a)| *n == s || a.contains(&s))
+            .map(|(f, _, _)| *f)
+    }
+}
+
+/// Where in an input something went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    /// Byte offset, when known and no line is.
+    pub byte: Option<u64>,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        } else if let Some(b) = self.byte {
+            write!(f, ": byte {b}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The input is not what its format says (strict mode), or no format fits it.
+    #[error("{0}")]
+    Input(Problem),
+    /// Writing the log failed.
+    #[error(transparent)]
+    Store(#[from] pipetape_store::Error),
+}
+
+impl ImportError {
+    pub(crate) fn at(file: &Path, line: Option<u64>, message: impl Into<String>) -> ImportError {
+        ImportError::Input(Problem {
+            file: file.to_path_buf(),
+            line,
+            byte: None,
+            message: message.into(),
+        })
+    }
+}
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Pipeline name of the run (default: `imported`).
+    pub name: Option<String>,
+    /// Labels of the run.
+    pub labels: BTreeMap<String, String>,
+    /// Skip what cannot be read (each skip is reported and noted in the run) instead of
+    /// stopping at the first problem.
+    pub tolerant: bool,
+    /// The run's outcome: the sources do not say whether the pipeline passed.
+    pub outcome: Outcome,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            name: None,
+            labels: BTreeMap::new(),
+            tolerant: false,
+            outcome: Outcome::Failed,
+        }
+    }
+}
+
+/// One observation, with the time the source gives it.
+#[derive(Debug, Clone)]
+struct Obs {
+    wall_ns: i64,
+    /// Order of arrival, to keep the sources' order among equal times.
+    n: u64,
+    source: Source,
+    body: Body,
+}
+
+/// What one input contributed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceSummary {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: &'static str,
+    /// Entries read (audit events, objects, list items, watch events).
+    pub entries: u64,
+    /// Object versions it gave.
+    pub objects: u64,
+    /// Kubernetes Events it gave.
+    pub events: u64,
+    /// Entries that said nothing recordable (reads, intermediate stages, failed requests).
+    pub skipped: u64,
+    /// What the run should say about it (e.g. "Metadata level: no object bodies").
+    pub remarks: Vec<String>,
+}
+
+/// Gathers observations from every input, cleaned and without duplicates.
+pub struct Collector {
+    obs: Vec<Obs>,
+    masker: &'static Masker,
+    seen: HashSet<(String, String, u8)>,
+    seen_events: HashSet<String>,
+    tolerant: bool,
+    /// Problems skipped in tolerant mode.
+    pub problems: Vec<Problem>,
+    /// Per input.
+    pub sources: Vec<SourceSummary>,
+    /// Duplicates dropped (the same object version or Event from two sources or stages).
+    pub duplicates: u64,
+}
+
+impl Collector {
+    /// An empty collector.
+    pub fn new(tolerant: bool) -> Collector {
+        Collector {
+            obs: Vec::new(),
+            masker: default_masker(),
+            seen: HashSet::new(),
+            seen_events: HashSet::new(),
+            tolerant,
+            problems: Vec::new(),
+            sources: Vec::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// Observations so far.
+    pub fn len(&self) -> usize {
+        self.obs.len()
+    }
+
+    /// True when nothing was observed.
+    pub fn is_empty(&self) -> bool {
+        self.obs.is_empty()
+    }
+
+    /// A problem: an error in strict mode, noted and skipped in tolerant mode.
+    pub(crate) fn problem(&mut self, p: Problem) -> Result<(), ImportError> {
+        if self.tolerant {
+            self.problems.push(p);
+            Ok(())
+        } else {
+            Err(ImportError::Input(p))
+        }
+    }
+
+    fn push(&mut self, wall_ns: i64, source: Source, body: impl Into<Body>) {
+        let n = self.obs.len() as u64;
+        self.obs.push(Obs {
+            wall_ns,
+            n,
+            source,
+            body: body.into(),
+        });
+    }
+
+    /// A note at a time.
+    pub(crate) fn note(&mut self, wall_ns: i64, level: Level, text: String) {
+        self.push(wall_ns, Source::Import, Note { level, text });
+    }
+
+    /// An object version seen at `wall_ns`: Events become Event records; Secrets lose their
+    /// data (Helm release Secrets give their status); the rest is masked as the observers mask.
+    /// Returns true when it was recorded (not a duplicate, has a kind and a name).
+    pub(crate) fn object(&mut self, wall_ns: i64, action: Action, mut v: Value) -> bool {
+        let Some(o) = v.as_object_mut() else {
+            return false;
+        };
+        let s = |o: &serde_json::Map<String, Value>, k: &str| {
+            o.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+        };
+        let api_version = s(o, "apiVersion");
+        let kind = s(o, "kind");
+        if kind == "Event" && (api_version == "v1" || api_version.starts_with("events.k8s.io/")) {
+            if action == Action::Deleted {
+                return false;
+            }
+            let Some(e) = event_of(&v) else {
+                return false;
+            };
+            return self.event(wall_ns, e);
+        }
+        let md = o.get("metadata").cloned().unwrap_or(Value::Null);
+        let m = |k: &str| md.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (namespace, name, uid, rv) =
+            (m("namespace"), m("name"), m("uid"), m("resourceVersion"));
+        if kind.is_empty() || name.is_empty() {
+            return false;
+        }
+        let identity = if uid.is_empty() {
+            format!("{api_version}/{kind}/{namespace}/{name}")
+        } else {
+            uid.clone()
+        };
+        // The same version from two sources (an audit log and a dump) or two stages: once.
+        if !rv.is_empty() && !self.seen.insert((identity, rv.clone(), action as u8)) {
+            self.duplicates += 1;
+            return false;
+        }
+        if let Some(md) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+            md.remove("managedFields");
+        }
+        if api_version == "v1" && kind == "Secret" {
+            if let Some(h) = helm_release(&v) {
+                if action != Action::Deleted {
+                    self.push(wall_ns, Source::Helm, h);
+                }
+            }
+            strip_secret(&mut v);
+        }
+        if api_version == "v1"
+            && kind == "ConfigMap"
+            && v.pointer("/metadata/labels/owner").and_then(Value::as_str) == Some("helm")
+        {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("data");
+                o.remove("binaryData");
+            }
+        }
+        self.masker.mask_object(&mut v);
+        let text = v.to_string();
+        let object = self.masker.mask(&text).into_owned();
+        self.push(
+            wall_ns,
+            Source::Import,
+            ObjectObserved {
+                action,
+                api_version,
+                kind,
+                namespace,
+                name,
+                uid,
+                resource_version: rv,
+                object,
+            },
+        );
+        true
+    }
+
+    /// An Event, once (by uid, or namespace/name, with its count and last time).
+    pub(crate) fn event(&mut self, wall_ns: i64, mut e: KubeEvent) -> bool {
+        let key = format!(
+            "{}|{}/{}|{}|{}",
+            e.uid, e.namespace, e.name, e.count, e.last_timestamp
+        );
+        if !self.seen_events.insert(key) {
+            self.duplicates += 1;
+            return false;
+        }
+        e.message = self.masker.mask(&e.message).into_owned();
+        self.push(wall_ns, Source::Import, e);
+        true
+    }
+}
+
+/// The masker the recorder uses by default: token shapes, Kubernetes object rules, and the
+/// values of this process's environment variables whose names say they are secret. Built once
+/// (its rules compile to a few regexes).
+fn default_masker() -> &'static Masker {
+    static MASKER: std::sync::OnceLock<Masker> = std::sync::OnceLock::new();
+    MASKER.get_or_init(|| {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let cfg = MaskConfig::with_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Masker::new(&cfg).unwrap_or_default()
+    })
+}
+
+/// An RFC 3339 time as ns since the epoch.
+pub(crate) fn parse_time(s: &str) -> Option<i64> {
+    let t: jiff::Timestamp = s.trim().parse().ok()?;
+    i64::try_from(t.as_nanosecond()).ok()
+}
+
+/// A Kubernetes Event (core/v1 or events.k8s.io/v1) flattened, with its times falling back as
+/// kubectl does: lastTimestamp, then eventTime, then series.lastObservedTime (and the object's
+/// creation). None when it names no object.
+pub fn event_of(v: &Value) -> Option<KubeEvent> {
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let first_of = |ps: &[&str]| {
+        ps.iter()
+            .map(|p| s(p))
+            .find(|x| !x.is_empty())
+            .unwrap_or_default()
+    };
+    let core = v.get("involvedObject").is_some();
+    let obj = if core {
+        "/involvedObject"
+    } else {
+        "/regarding"
+    };
+    let involved = ObjectRef {
+        api_version: s(&format!("{obj}/apiVersion")),
+        kind: s(&format!("{obj}/kind")),
+        namespace: s(&format!("{obj}/namespace")),
+        name: s(&format!("{obj}/name")),
+        uid: s(&format!("{obj}/uid")),
+        field_path: s(&format!("{obj}/fieldPath")),
+    };
+    if involved.kind.is_empty() && involved.name.is_empty() {
+        return None;
+    }
+    let last = first_of(&[
+        "/lastTimestamp",
+        "/deprecatedLastTimestamp",
+        "/series/lastObservedTime",
+        "/eventTime",
+        "/firstTimestamp",
+        "/deprecatedFirstTimestamp",
+        "/metadata/creationTimestamp",
+    ]);
+    let first = first_of(&[
+        "/firstTimestamp",
+        "/deprecatedFirstTimestamp",
+        "/eventTime",
+        "/metadata/creationTimestamp",
+    ]);
+    let count = ["/count", "/deprecatedCount", "/series/count"]
+        .iter()
+        .find_map(|p| v.pointer(p).and_then(Value::as_u64))
+        .unwrap_or(1)
+        .max(1) as u32;
+    Some(KubeEvent {
+        namespace: s("/metadata/namespace"),
+        name: s("/metadata/name"),
+        uid: s("/metadata/uid"),
+        resource_version: s("/metadata/resourceVersion"),
+        type_: s("/type"),
+        reason: s("/reason"),
+        message: first_of(&["/message", "/note"]),
+        involved,
+        count,
+        first_timestamp: if first.is_empty() {
+            last.clone()
+        } else {
+            first
+        },
+        last_timestamp: last,
+        source_component: first_of(&[
+            "/source/component",
+            "/reportingComponent",
+            "/reportingController",
+            "/deprecatedSource/component",
+        ]),
+        source_host: first_of(&[
+            "/source/host",
+            "/deprecatedSource/host",
+            "/reportingInstance",
+        ]),
+    })
+}
+
+/// The latest time an object names (creation, deletion, condition transitions, container
+/// starts and ends, managed-field writes): the last moment the source shows it as it is. Used
+/// for objects a source gives without an observation time (dumps, snapshots, watch streams).
+pub fn latest_time(v: &Value) -> Option<i64> {
+    fn walk(v: &Value, key: &str, best: &mut Option<i64>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    walk(x, k, best);
+                }
+            }
+            Value::Array(a) => {
+                for x in a {
+                    walk(x, key, best);
+                }
+            }
+            Value::String(s) => {
+                let timeish = key.ends_with("Timestamp")
+                    || key.ends_with("Time")
+                    || key.ends_with("At")
+                    || key == "time";
+                if timeish && s.len() >= 20 {
+                    if let Some(t) = parse_time(s) {
+                        *best = Some(best.map_or(t, |b: i64| b.max(t)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut best = None;
+    walk(v, "", &mut best);
+    best
+}
+
+/// Opens a file, gunzipping it when it starts with gzip's magic bytes.
+pub(crate) fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>, ImportError> {
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| ImportError::at(path, None, format!("cannot read: {e}")))?;
+    let mut magic = [0u8; 2];
+    let n = f
+        .read(&mut magic)
+        .map_err(|e| ImportError::at(path, None, format!("cannot read: {e}")))?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| ImportError::at(path, None, format!("cannot read: {e}")))?;
+    let r = std::io::BufReader::with_capacity(1 << 20, f);
+    Ok(if n == 2 && magic == [0x1f, 0x8b] {
+        Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            flate2::read::MultiGzDecoder::new(r),
+        ))
+    } else {
+        Box::new(r)
+    })
+}
+
+/// Reads the first bytes of a file (gunzipped) to tell its format.
+fn head(path: &Path, n: usize) -> Result<Vec<u8>, ImportError> {
+    let mut r = open_maybe_gz(path)?;
+    let mut buf = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) => {
+                return Err(ImportError::at(
+                    path,
+                    None,
+                    format!("cannot read (a damaged gzip stream?): {e}"),
+                ))
+            }
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// Tells a file's format from its first bytes; directories are not known layouts yet.
+pub fn detect(path: &Path) -> Result<Format, ImportError> {
+    if path.is_dir() {
+        return Err(ImportError::at(
+            path,
+            None,
+            "a directory in no layout pipetape knows; give the files inside it (audit logs, event dumps, object lists, watch streams) with their format, e.g. `pipetape import audit DIR/audit.log`",
+        ));
+    }
+    let h = head(path, 64 << 10)?;
+    let text = String::from_utf8_lossy(&h);
+    if text.contains("\"auditID\"")
+        || text.contains("audit.k8s.io/")
+        || text.contains("admission.k8s.io/")
+        || text.contains("auditID:")
+    {
+        return Ok(Format::Audit);
+    }
+    let t = text.trim_start();
+    if t.starts_with('{')
+        || t.starts_with('[')
+        || t.starts_with("---")
+        || t.starts_with("apiVersion:")
+        || t.starts_with("kind:")
+        || t.starts_with("items:")
+        || t.starts_with('#')
+    {
+        return Ok(Format::Objects);
+    }
+    Err(ImportError::at(
+        path,
+        None,
+        "not a format pipetape can import: expected a Kubernetes audit log (JSON lines or an EventList), or Kubernetes objects as JSON or YAML (an Event dump, a List, a watch stream)",
+    ))
+}
+
+/// The result of an import.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The run id.
+    pub run_id: RunId,
+    /// Records written.
+    pub records: u64,
+    /// First and last observation, ns since the epoch.
+    pub span: (i64, i64),
+    /// What each input gave.
+    pub sources: Vec<SourceSummary>,
+    /// Problems skipped (tolerant mode).
+    pub problems: Vec<Problem>,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+}
+
+/// Reads every input into one collector.
+pub fn collect(
+    inputs: &[(Option<Format>, PathBuf)],
+    tolerant: bool,
+) -> Result<Collector, ImportError> {
+    let mut c = Collector::new(tolerant);
+    for (format, path) in inputs {
+        let format = match format {
+            Some(f) => *f,
+            None => detect(path)?,
+        };
+        let summary = match format {
+            Format::Audit => audit::read(&mut c, path)?,
+            Format::Objects => objects::read(&mut c, path)?,
+        };
+        c.sources.push(summary);
+    }
+    Ok(c)
+}
+
+/// Writes what was collected as a closed run log at `out` (which must not exist): a run
+/// starting at the earliest observation, notes saying where it came from, every observation
+/// in time order, and the end at the last one.
+pub fn write(c: Collector, opts: &ImportOptions, out: &Path) -> Result<Imported, ImportError> {
+    let Collector {
+        mut obs,
+        problems,
+        sources,
+        duplicates,
+        ..
+    } = c;
+    if obs.is_empty() {
+        let names: Vec<String> = sources
+            .iter()
+            .map(|s| s.path.display().to_string())
+            .collect();
+        return Err(ImportError::at(
+            Path::new(&names.join(", ")),
+            None,
+            "nothing to import: no object, Event or request with a time was found",
+        ));
+    }
+    obs.sort_by_key(|o| (o.wall_ns, o.n));
+    let start = obs[0].wall_ns;
+    let end = obs[obs.len() - 1].wall_ns;
+    let run_id = RunId::random();
+    let mut labels = opts.labels.clone();
+    let mut formats: Vec<&str> = sources.iter().map(|s| s.format).collect();
+    formats.sort_unstable();
+    formats.dedup();
+    labels
+        .entry("imported_from".into())
+        .or_insert_with(|| formats.join(","));
+    let mut w = LogWriter::create_at(out, run_id, start, WriterOptions::default())?;
+    let mono = |t: i64| t.saturating_sub(start).max(0) as u64;
+    let mut records = 0u64;
+    let mut put = |w: &mut LogWriter, wall: i64, source: Source, body: Body| {
+        records += 1;
+        w.append(wall, mono(wall), source, body).map(|_| ())
+    };
+    put(
+        &mut w,
+        start,
+        Source::Import,
+        Body::RunStarted(Box::new(RunStarted {
+            run_id: run_id.to_string(),
+            pipeline: opts.name.clone().unwrap_or_else(|| "imported".into()),
+            labels,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            host: String::new(),
+            command: Vec::new(),
+        })),
+    )?;
+    for s in &sources {
+        let mut text = format!(
+            "imported from {} ({}): {} entries, {} object versions, {} events",
+            s.path.display(),
+            s.format,
+            s.entries,
+            s.objects,
+            s.events
+        );
+        for r in &s.remarks {
+            text.push_str("; ");
+            text.push_str(r);
+        }
+        put(
+            &mut w,
+            start,
+            Source::Import,
+            Body::Note(Note {
+                level: Level::Info,
+                text,
+            }),
+        )?;
+    }
+    for p in &problems {
+        put(
+            &mut w,
+            start,
+            Source::Import,
+            Body::Note(Note {
+                level: Level::Warning,
+                text: format!("skipped (--tolerant): {p}"),
+            }),
+        )?;
+    }
+    for o in obs {
+        put(&mut w, o.wall_ns, o.source, o.body)?;
+    }
+    put(
+        &mut w,
+        end,
+        Source::Import,
+        Body::RunFinished(RunFinished {
+            outcome: opts.outcome,
+            exit_code: None,
+            reason: Some(format!(
+                "imported from {}: the sources do not say how the pipeline ended (--outcome)",
+                formats.join(", ")
+            )),
+        }),
+    )?;
+    w.close()?;
+    Ok(Imported {
+        run_id,
+        records,
+        span: (start, end),
+        sources,
+        problems,
+        duplicates,
+    })
+}
