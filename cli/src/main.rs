@@ -86,7 +86,7 @@ enum Command {
     #[command(subcommand)]
     Archive(cmd::archive::ArchiveCmd),
     /// Make a run from other tools' files: Kubernetes audit logs, Event dumps, object lists,
-    /// watch streams. Every replay command reads it.
+    /// watch streams, must-gather and cluster-info dump trees. Every replay command reads it.
     Import(cmd::import::ImportArgs),
     /// Read a recorded run with no cluster: timeline, events, state at a moment, logs.
     #[command(subcommand)]

@@ -5,12 +5,15 @@
 //! status, secret-named env values and token shapes masked), drops duplicates across sources,
 //! and [`write`] lays them on one clock, earliest first, as a closed `.ptape` log.
 //!
-//! Formats so far: Kubernetes audit logs ([`audit`]) and Kubernetes objects as JSON or YAML —
+//! Formats so far: Kubernetes audit logs ([`audit`]); Kubernetes objects as JSON or YAML —
 //! Event dumps, any List, single objects, `kubectl get -w -o json` watch streams with and
-//! without `--output-watch-events`, `kwokctl snapshot save` output ([`objects`]).
+//! without `--output-watch-events`, `kwokctl snapshot save` output ([`objects`]); snapshot
+//! trees with their container logs — must-gather, crust-gather, `kubectl cluster-info dump`
+//! ([`tree`]).
 
 pub mod audit;
 pub mod objects;
+pub mod tree;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -19,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use pipetape_store::mask::{MaskConfig, Masker};
 use pipetape_store::model::{
-    Action, Body, KubeEvent, Level, Note, ObjectObserved, ObjectRef, Outcome, RunFinished,
+    Action, Body, KubeEvent, Level, Note, ObjectObserved, ObjectRef, Outcome, PodLog, RunFinished,
     RunStarted,
 };
 use pipetape_store::writer::{LogWriter, WriterOptions};
@@ -39,6 +42,8 @@ pub enum Format {
     /// Kubernetes objects as JSON or YAML: Event dumps (`kubectl get events -o json|yaml`,
     /// `events.k8s.io/v1`), any List, single objects, watch streams, KWOK snapshots.
     Objects,
+    /// Snapshot trees: must-gather, crust-gather, `kubectl cluster-info dump`.
+    Tree,
 }
 
 impl Format {
@@ -49,6 +54,11 @@ impl Format {
             Format::Objects,
             "events",
             &["objects", "watch", "list", "kwok", "kwok-snapshot"],
+        ),
+        (
+            Format::Tree,
+            "must-gather",
+            &["crust-gather", "cluster-info", "cluster-info-dump", "tree"],
         ),
     ];
 
@@ -313,6 +323,17 @@ impl Collector {
         true
     }
 
+    /// A container log line, masked as the log followers mask.
+    pub(crate) fn pod_log(&mut self, wall_ns: i64, mut l: PodLog) {
+        l.line = self.masker.mask(&l.line).into_owned();
+        self.push(wall_ns, Source::Import, l);
+    }
+
+    /// The latest time observed so far.
+    pub(crate) fn latest(&self) -> Option<i64> {
+        self.obs.iter().map(|o| o.wall_ns).max()
+    }
+
     /// An Event, once (by uid, or namespace/name, with its count and last time).
     pub(crate) fn event(&mut self, wall_ns: i64, mut e: KubeEvent) -> bool {
         let key = format!(
@@ -510,11 +531,14 @@ fn head(path: &Path, n: usize) -> Result<Vec<u8>, ImportError> {
 
 /// Tells a file's format from its first bytes; directories are not known layouts yet.
 pub fn detect(path: &Path) -> Result<Format, ImportError> {
+    if path.is_dir() && tree::is_tree(path) {
+        return Ok(Format::Tree);
+    }
     if path.is_dir() {
         return Err(ImportError::at(
             path,
             None,
-            "a directory in no layout pipetape knows; give the files inside it (audit logs, event dumps, object lists, watch streams) with their format, e.g. `pipetape import audit DIR/audit.log`",
+            "a directory in no layout pipetape knows (a must-gather, crust-gather or cluster-info dump tree has namespaces/, cluster-scoped-resources/, cluster/ or nodes.json); give the files inside it with their format, e.g. `pipetape import audit DIR/audit.log`",
         ));
     }
     let h = head(path, 64 << 10)?;
@@ -575,6 +599,7 @@ pub fn collect(
         let summary = match format {
             Format::Audit => audit::read(&mut c, path)?,
             Format::Objects => objects::read(&mut c, path)?,
+            Format::Tree => tree::read(&mut c, path)?,
         };
         c.sources.push(summary);
     }

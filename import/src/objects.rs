@@ -288,6 +288,10 @@ fn value(
             return Ok(());
         }
     }
+    // An empty list as kubectl and must-gather write it: `items: null` or no items.
+    if kind.ends_with("List") && v.get("items").is_none_or(Value::is_null) {
+        return Ok(());
+    }
     if kind.is_empty()
         || v.get("apiVersion")
             .and_then(Value::as_str)

@@ -662,3 +662,144 @@ fn an_import_into_the_store_is_a_run_like_any_other() {
     let ev = env.run(&["replay", "events", "last"]).ok();
     assert!(ev.contains("BackOff"), "{ev}");
 }
+
+const MG_AWS: &str = "must-gather/must-gather-aws";
+const MG_AZURE: &str = "must-gather/must-gather-azure";
+
+/// A must-gather tree (detected from its layout, one level below where it was unpacked): the
+/// Nodes, ClusterOperators, the namespace's objects and Events, container logs dated by their
+/// own timestamps, Secrets without their values; the run says it is a snapshot.
+#[test]
+fn a_must_gather_tree_imports_objects_events_and_container_logs() {
+    let env = Env::new();
+    let recs = import(&env, "mg-aws", &[s(&fixture(MG_AWS))]);
+    let k = kinds(&recs);
+    assert_eq!(k.get("Node"), Some(&6), "{k:?}");
+    assert_eq!(k.get("ClusterOperator"), Some(&31), "{k:?}");
+    assert_eq!(k.get("Pod"), Some(&12), "{k:?}");
+    assert_eq!(of_kind(&recs, "event").len(), 98);
+    let logs = of_kind(&recs, "pod_log");
+    assert_eq!(logs.len(), 54);
+    assert!(logs
+        .iter()
+        .all(|l| !l["body"]["previous"].as_bool().unwrap()));
+    // The --timestamps prefix is the line's time, not part of it.
+    let l = logs
+        .iter()
+        .find(|l| {
+            l["body"]["line"]
+                .as_str()
+                .unwrap()
+                .contains("Starting TCP socket on :9154")
+        })
+        .unwrap();
+    assert!(l["time"]
+        .as_str()
+        .unwrap()
+        .starts_with("2021-08-03T09:20:37.890307"));
+    assert_eq!(l["body"]["container"], "kube-rbac-proxy");
+    assert_eq!(l["body"]["namespace"], "openshift-dns");
+    for o in of_kind(&recs, "object") {
+        if o["body"]["kind"] == "Secret" {
+            assert!(o["body"]["object"].get("data").is_none(), "{o:#}");
+        }
+    }
+    let note = of_kind(&recs, "note")[0]["body"]["text"].as_str().unwrap();
+    assert!(
+        note.contains("(must-gather)") && note.contains("a snapshot gathered 2021-08-03"),
+        "{note}"
+    );
+    // Replay reads it: the logs of a container, the Nodes' readiness.
+    let out = env.path("mg-aws.ptape");
+    let pods: Vec<String> = logs
+        .iter()
+        .map(|l| l["body"]["pod"].as_str().unwrap().to_string())
+        .collect();
+    let got = env
+        .run(&[
+            "replay",
+            "logs",
+            s(&out),
+            &format!("openshift-dns/{}", pods[0]),
+            "-c",
+            logs[0]["body"]["container"].as_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        got.contains(logs[0]["body"]["line"].as_str().unwrap()),
+        "{got}"
+    );
+    // The Azure tree: a container's previous log too, and its namespace's 250 Events.
+    let recs = import(&env, "mg-azure", &["must-gather", s(&fixture(MG_AZURE))]);
+    assert_eq!(of_kind(&recs, "event").len(), 250);
+    let logs = of_kind(&recs, "pod_log");
+    assert!(logs
+        .iter()
+        .any(|l| l["body"]["previous"].as_bool().unwrap()));
+    assert!(logs
+        .iter()
+        .any(|l| !l["body"]["previous"].as_bool().unwrap()));
+}
+
+/// `kubectl cluster-info dump --output-directory` as its source lays it out (nodes.json, per
+/// namespace events.json and pods.json Lists, <ns>/<pod>/logs.txt without timestamps).
+#[test]
+fn a_cluster_info_dump_directory_imports() {
+    let env = Env::new();
+    let dir = env.path("dump");
+    std::fs::create_dir_all(dir.join("shop/web-0")).unwrap();
+    std::fs::write(
+        dir.join("nodes.json"),
+        serde_json::json!({"kind": "NodeList", "apiVersion": "v1", "items": [
+            {"metadata": {"name": "agent-0", "uid": "n1", "creationTimestamp": "2026-11-19T09:00:00Z"},
+             "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-19T09:01:00Z"}]}}]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("shop/pods.json"),
+        serde_json::json!({"kind": "PodList", "apiVersion": "v1", "items": [
+            {"metadata": {"name": "web-0", "namespace": "shop", "uid": "p1", "creationTimestamp": "2026-11-19T10:00:00Z"},
+             "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-19T10:00:30Z"}]}}]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("shop/events.json"),
+        serde_json::json!({"kind": "EventList", "apiVersion": "v1", "items": [
+            {"metadata": {"name": "web-0.1", "namespace": "shop", "uid": "e1"},
+             "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-0"},
+             "reason": "Unhealthy", "message": "Readiness probe failed", "type": "Warning", "count": 3,
+             "firstTimestamp": "2026-11-19T10:00:10Z", "lastTimestamp": "2026-11-19T10:00:40Z"}]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("shop/web-0/logs.txt"),
+        "listening on :8080\nupstream timed out\n",
+    )
+    .unwrap();
+    let recs = import(&env, "dump", &[s(&dir)]);
+    assert_eq!(
+        kinds(&recs),
+        BTreeMap::from([("Node".to_string(), 1), ("Pod".to_string(), 1)])
+    );
+    assert_eq!(of_kind(&recs, "event").len(), 1);
+    let logs = of_kind(&recs, "pod_log");
+    assert_eq!(logs.len(), 2);
+    assert_eq!(logs[1]["body"]["line"], "upstream timed out");
+    // The Pod is not ready at the end: by name.
+    let out = env.path("dump.ptape");
+    let st = env
+        .run(&[
+            "replay",
+            "state",
+            s(&out),
+            "--at",
+            "2026-11-19T10:00:40Z",
+            "pods",
+        ])
+        .ok();
+    assert!(st.contains("web-0") && !st.contains("Current"), "{st}");
+}

@@ -16,7 +16,8 @@ pub struct ImportArgs {
     /// audit logs (audit.k8s.io/v1 and v1beta1 JSON lines or EventLists, plain or gzip).
     /// `events`: Kubernetes objects as JSON or YAML: `kubectl get events -o json|yaml`, any
     /// List, watch streams (`kubectl get -w -o json`, with or without
-    /// --output-watch-events), KWOK snapshots.
+    /// --output-watch-events), KWOK snapshots. `must-gather`: a snapshot tree (must-gather,
+    /// crust-gather, `kubectl cluster-info dump` directories) with its container logs.
     #[arg(required = true, value_name = "[FORMAT] PATH")]
     args: Vec<String>,
     /// Pipeline name of the run (default: imported).
