@@ -260,25 +260,40 @@ fn flaky_reports_a_gate_failing_once_in_four_with_the_same_inputs_not_a_steady_s
     assert_eq!(list[1].retried, 1);
 }
 
-/// Shared history: 50 runs pushed to a remote by CI runners (their index objects carry their
-/// metric sets); this machine's catalog holds only the last ten. Bisect, flaky and the metric
-/// sets the Parquet export writes see all 50, read from the index objects, with no log.
-#[test]
-fn history_questions_read_the_remote_index_objects_when_the_catalog_lacks_the_runs() {
-    use pipetape_store::remote::Remote;
+/// [`history_runs`] recorded by a CI runner and pushed to a `file://` remote with their
+/// metric sets (the log pushed beside each is a stand-in: the index objects carry current
+/// metrics, so it is never read). Gives the runner's and the bucket's directories and the runs.
+fn pushed_history(
+    out: impl Fn(usize) -> bool,
+) -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    Vec<(RunEntry, MetricSet)>,
+) {
     let ci = tempfile::tempdir().unwrap();
     let ci_store = Store::open(ci.path()).unwrap();
-    let runs = history_runs(&ci_store, |_| true);
+    let runs = history_runs(&ci_store, out);
     let bucket = tempfile::tempdir().unwrap();
     let url = format!("file://{}", bucket.path().display());
-    let pusher = Remote::open(&url, &ci.path().join("remote")).unwrap();
-    let log = ci.path().join("tiny.ptape");
+    let pusher = pipetape_store::remote::Remote::open(&url, &ci.path().join("remote")).unwrap();
+    let log = ci.path().join("stand-in.ptape");
     std::fs::write(&log, b"not read: the index objects carry current metrics").unwrap();
     for (e, set) in &runs {
         pusher
             .push(e, &log, Some(serde_json::to_value(set).unwrap()))
             .unwrap();
     }
+    (ci, bucket, runs)
+}
+
+/// Shared history: 50 runs pushed to a remote by CI runners (their index objects carry their
+/// metric sets); this machine's catalog holds only the last ten. Bisect, flaky and the metric
+/// sets the Parquet export writes see all 50, read from the index objects, with no log.
+#[test]
+fn history_questions_read_the_remote_index_objects_when_the_catalog_lacks_the_runs() {
+    use pipetape_store::remote::Remote;
+    let (_ci, bucket, runs) = pushed_history(|_| true);
+    let url = format!("file://{}", bucket.path().display());
     // The laptop: the last ten runs catalogued, the rest only in the remote.
     let here = tempfile::tempdir().unwrap();
     let store = Store::open(here.path()).unwrap();
@@ -350,19 +365,8 @@ fn history_questions_read_the_remote_index_objects_when_the_catalog_lacks_the_ru
 #[test]
 fn flaky_reads_outcomes_from_the_remote() {
     use pipetape_store::remote::Remote;
-    let ci = tempfile::tempdir().unwrap();
-    let ci_store = Store::open(ci.path()).unwrap();
-    let runs = history_runs(&ci_store, |i| i % 2 == 0);
-    let bucket = tempfile::tempdir().unwrap();
+    let (_ci, bucket, runs) = pushed_history(|i| i % 2 == 0);
     let url = format!("file://{}", bucket.path().display());
-    let pusher = Remote::open(&url, &ci.path().join("remote")).unwrap();
-    let log = ci.path().join("tiny.ptape");
-    std::fs::write(&log, b"x").unwrap();
-    for (e, set) in &runs {
-        pusher
-            .push(e, &log, Some(serde_json::to_value(set).unwrap()))
-            .unwrap();
-    }
     let here = tempfile::tempdir().unwrap();
     let store = Store::open(here.path()).unwrap();
     let remote = Remote::open(&url, &here.path().join("remote")).unwrap();

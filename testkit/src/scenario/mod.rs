@@ -4,7 +4,7 @@
 //! [`BUNDLED`] holds the scenarios shipped with pipetape, modelled on a full-stack integration
 //! run, which `pipetape scenario write` turns into `.ptape` files and tests serve as a cluster.
 //!
-//! Over 800 lines because [`Builder`] is one authoring API (objects, pods' lives, gates, Helm,
+//! Over 1,000 lines because [`Builder`] is one authoring API (objects, pods' lives, gates, Helm,
 //! events, logs) whose methods share its clock and object registry, with its tests beside it; the
 //! full-stack run itself is in `full_stack.rs`.
 
