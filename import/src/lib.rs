@@ -133,9 +133,6 @@ pub struct ImportOptions {
     pub name: Option<String>,
     /// Labels of the run.
     pub labels: BTreeMap<String, String>,
-    /// Skip what cannot be read (each skip is reported and noted in the run) instead of
-    /// stopping at the first problem.
-    pub tolerant: bool,
     /// The run's outcome: the sources do not say whether the pipeline passed.
     pub outcome: Outcome,
 }
@@ -145,7 +142,6 @@ impl Default for ImportOptions {
         ImportOptions {
             name: None,
             labels: BTreeMap::new(),
-            tolerant: false,
             outcome: Outcome::Failed,
         }
     }

@@ -76,7 +76,6 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult {
     let opts = ImportOptions {
         name: a.name.clone(),
         labels: a.labels.iter().cloned().collect(),
-        tolerant: a.tolerant,
         outcome: Outcome::parse(&a.outcome).unwrap_or(Outcome::Failed),
     };
     let ierr = |e: import::ImportError| CmdError::input(e.to_string());
