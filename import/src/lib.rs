@@ -11,10 +11,13 @@
 //! trees with their container logs — must-gather, crust-gather, `kubectl cluster-info dump`
 //! ([`tree`]).
 
+pub mod age;
 pub mod audit;
+pub mod k8shark;
 pub mod objects;
 pub mod tree;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io::Read;
@@ -22,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use pipetape_store::mask::{MaskConfig, Masker};
 use pipetape_store::model::{
-    Action, Body, KubeEvent, Level, Note, ObjectObserved, ObjectRef, Outcome, PodLog, RunFinished,
-    RunStarted,
+    Action, Artifact, Body, KubeEvent, Level, Note, ObjectObserved, ObjectRef, Outcome, PodLog,
+    RunFinished, RunStarted,
 };
 use pipetape_store::writer::{LogWriter, WriterOptions};
 use pipetape_store::RunId;
@@ -42,8 +45,11 @@ pub enum Format {
     /// Kubernetes objects as JSON or YAML: Event dumps (`kubectl get events -o json|yaml`,
     /// `events.k8s.io/v1`), any List, single objects, watch streams, KWOK snapshots.
     Objects,
-    /// Snapshot trees: must-gather, crust-gather, `kubectl cluster-info dump`.
+    /// Snapshot trees, as directories or tarballs: must-gather, crust-gather, `kubectl
+    /// cluster-info dump`, troubleshoot support bundles, sonobuoy results.
     Tree,
+    /// k8shark captures (`.kshrk`), plain or age-encrypted to a passphrase.
+    K8shark,
 }
 
 impl Format {
@@ -58,8 +64,17 @@ impl Format {
         (
             Format::Tree,
             "must-gather",
-            &["crust-gather", "cluster-info", "cluster-info-dump", "tree"],
+            &[
+                "crust-gather",
+                "cluster-info",
+                "cluster-info-dump",
+                "tree",
+                "support-bundle",
+                "troubleshoot",
+                "sonobuoy",
+            ],
         ),
+        (Format::K8shark, "k8shark", &["kshrk"]),
     ];
 
     /// The format's name on the command line.
@@ -172,6 +187,9 @@ pub struct SourceSummary {
     pub events: u64,
     /// Entries that said nothing recordable (reads, intermediate stages, failed requests).
     pub skipped: u64,
+    /// Documents skipped because they were not Kubernetes objects (in trees, where a layout
+    /// keeps objects next to other files).
+    pub not_objects: u64,
     /// What the run should say about it (e.g. "Metadata level: no object bodies").
     pub remarks: Vec<String>,
 }
@@ -319,6 +337,61 @@ impl Collector {
         true
     }
 
+    /// A captured file (a JUnit report), masked when it is text.
+    pub(crate) fn artifact(&mut self, wall_ns: i64, mut a: Artifact) {
+        if let Ok(text) = std::str::from_utf8(&a.data) {
+            if let Cow::Owned(m) = self.masker.mask(text) {
+                a.data = m.into_bytes();
+            }
+        }
+        self.push(wall_ns, Source::Import, a);
+    }
+
+    /// A container log's text, line by line: each line dated by its own time (a
+    /// `--timestamps` prefix, which is dropped, a logrus `time="..."`, a klog header), else the
+    /// time of the line before it, else `fallback`. Lines before any time are left out. Returns
+    /// the lines kept.
+    pub(crate) fn log_text(
+        &mut self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+        text: &str,
+        fallback: Option<i64>,
+    ) -> u64 {
+        let mut last = None;
+        let mut n = 0;
+        for line in text.lines() {
+            let (t, rest) = match line.split_once(' ') {
+                Some((head, rest)) => match parse_time(head) {
+                    Some(t) => (Some(t), rest),
+                    None => (None, line),
+                },
+                None => (parse_time(line), ""),
+            };
+            let t = t
+                .or_else(|| logrus_time(rest))
+                .or_else(|| klog_time(rest, last.or(fallback)));
+            let Some(wall) = t.or(last).or(fallback) else {
+                continue;
+            };
+            last = Some(wall);
+            self.pod_log(
+                wall,
+                PodLog {
+                    namespace: ns.into(),
+                    pod: pod.into(),
+                    container: container.into(),
+                    line: rest.to_string(),
+                    previous,
+                },
+            );
+            n += 1;
+        }
+        n
+    }
+
     /// A container log line, masked as the log followers mask.
     pub(crate) fn pod_log(&mut self, wall_ns: i64, mut l: PodLog) {
         l.line = self.masker.mask(&l.line).into_owned();
@@ -362,6 +435,27 @@ fn default_masker() -> &'static Masker {
 pub(crate) fn parse_time(s: &str) -> Option<i64> {
     let t: jiff::Timestamp = s.trim().parse().ok()?;
     i64::try_from(t.as_nanosecond()).ok()
+}
+
+/// A logrus text line's time: `time="2019-07-31T20:56:27Z" level=info msg=...`.
+pub(crate) fn logrus_time(l: &str) -> Option<i64> {
+    let rest = l.strip_prefix("time=\"")?;
+    parse_time(&rest[..rest.find('"')?])
+}
+
+/// A klog header's time (`I1213 17:06:54.244456 6 e2e.go:383] ...`), with the year of `near`.
+pub(crate) fn klog_time(l: &str, near: Option<i64>) -> Option<i64> {
+    let b = l.as_bytes();
+    if b.len() < 21 || !matches!(b[0], b'I' | b'W' | b'E' | b'F') || b[5] != b' ' {
+        return None;
+    }
+    let year = jiff::Timestamp::from_nanosecond(i128::from(near?))
+        .ok()?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .year();
+    let (mm, dd) = (l.get(1..3)?, l.get(3..5)?);
+    let clock = l.get(6..21)?;
+    parse_time(&format!("{year}-{mm}-{dd}T{clock}Z"))
 }
 
 /// A Kubernetes Event (core/v1 or events.k8s.io/v1) flattened, with its times falling back as
@@ -538,6 +632,19 @@ pub fn detect(path: &Path) -> Result<Format, ImportError> {
         ));
     }
     let h = head(path, 64 << 10)?;
+    if k8shark::looks_like(&h) {
+        return Ok(Format::K8shark);
+    }
+    if tree::is_tar(&h) {
+        if tree::tar_is_tree(path)? {
+            return Ok(Format::Tree);
+        }
+        return Err(ImportError::at(
+            path,
+            None,
+            "a tar archive in no layout pipetape knows: expected a support bundle (cluster-resources/), sonobuoy results (resources/ with plugins/ or podlogs/) or a must-gather tree",
+        ));
+    }
     let text = String::from_utf8_lossy(&h);
     if text.contains("\"auditID\"")
         || text.contains("audit.k8s.io/")
@@ -596,6 +703,7 @@ pub fn collect(
             Format::Audit => audit::read(&mut c, path)?,
             Format::Objects => objects::read(&mut c, path)?,
             Format::Tree => tree::read(&mut c, path)?,
+            Format::K8shark => k8shark::read(&mut c, path)?,
         };
         c.sources.push(summary);
     }

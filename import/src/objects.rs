@@ -42,8 +42,22 @@ struct At {
     line: u64,
 }
 
+/// What a tree's layout says about a file it reads as objects.
+#[derive(Debug, Clone, Default)]
+pub struct Hints {
+    /// Skip documents that are not Kubernetes objects (a bundle's API discovery dumps, error
+    /// lists, its own metadata) instead of calling them problems.
+    pub lenient: bool,
+    /// (apiVersion, kind) for items that carry neither (sonobuoy's older per-kind arrays);
+    /// an item's `metadata.selfLink` gives its apiVersion first.
+    pub kind: Option<(String, String)>,
+}
+
 #[derive(Default)]
 struct St {
+    hints: Hints,
+    /// Documents skipped as not objects (lenient).
+    not_objects: u64,
     /// The last time given to a streamed (non-list) entry.
     stream_wall: Option<i64>,
     lists: u64,
@@ -58,12 +72,25 @@ pub fn read_bytes(
     path: &Path,
     bytes: &[u8],
 ) -> Result<SourceSummary, ImportError> {
+    read_bytes_with(c, path, bytes, Hints::default())
+}
+
+/// [`read_bytes`] with what a tree's layout says about the file.
+pub fn read_bytes_with(
+    c: &mut Collector,
+    path: &Path,
+    bytes: &[u8],
+    hints: Hints,
+) -> Result<SourceSummary, ImportError> {
     let mut sum = SourceSummary {
         path: path.to_path_buf(),
         format: "events",
         ..Default::default()
     };
-    let mut st = St::default();
+    let mut st = St {
+        hints,
+        ..St::default()
+    };
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match first {
         None => {}
@@ -143,7 +170,39 @@ pub fn read_bytes(
             st.undated
         ));
     }
+    sum.skipped += st.not_objects;
+    sum.not_objects = st.not_objects;
     Ok(sum)
+}
+
+/// Gives an item without kind or apiVersion what the layout says it is: the apiVersion from
+/// its `metadata.selfLink` (`/api/v1/...`, `/apis/GROUP/VERSION/...`), else the hint's.
+fn fill(st: &St, item: &mut Value) {
+    let Some(o) = item.as_object_mut() else {
+        return;
+    };
+    let Some((api, kind)) = &st.hints.kind else {
+        return;
+    };
+    if !o.contains_key("kind") {
+        o.insert("kind".into(), Value::String(kind.clone()));
+    }
+    if !o.contains_key("apiVersion") {
+        let link = o
+            .get("metadata")
+            .and_then(|m| m.get("selfLink"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let from_link = match link.split('/').collect::<Vec<_>>().as_slice() {
+            ["", "api", v, ..] => Some(v.to_string()),
+            ["", "apis", g, v, ..] => Some(format!("{g}/{v}")),
+            _ => None,
+        };
+        o.insert(
+            "apiVersion".into(),
+            Value::String(from_link.unwrap_or_else(|| api.clone())),
+        );
+    }
 }
 
 fn leading_ws(b: &[u8]) -> usize {
@@ -205,7 +264,8 @@ fn value(
     let mut v = match v {
         Value::Array(items) => {
             st.lists += 1;
-            for item in items {
+            for mut item in items {
+                fill(st, &mut item);
                 if item.get("kind").and_then(Value::as_str) != Some("Event") {
                     st.snapshot_objects += 1;
                 }
@@ -214,6 +274,10 @@ fn value(
             return Ok(());
         }
         Value::Object(o) => o,
+        _ if st.hints.lenient => {
+            st.not_objects += 1;
+            return Ok(());
+        }
         other => {
             return problem(
                 c,
@@ -302,6 +366,10 @@ fn value(
             .and_then(Value::as_str)
             .is_none()
     {
+        if st.hints.lenient {
+            st.not_objects += 1;
+            return Ok(());
+        }
         return problem(
             c,
             "not a Kubernetes object: expected apiVersion, kind and metadata.name (or a List, or a watch event {type, object})".into(),

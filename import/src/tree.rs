@@ -1,64 +1,203 @@
-//! Snapshot trees: OpenShift must-gather (`namespaces/<ns>/<group>/<plural>.yaml`,
-//! `cluster-scoped-resources/`, pod logs under `namespaces/<ns>/pods/<pod>/<container>/
-//! <container>/logs/current.log` and `previous.log`), crust-gather (`cluster/` and
-//! `namespaces/<ns>/<apiVersion>/<kind>/<name>.yaml`) and `kubectl cluster-info dump
-//! --output-directory` (`nodes.json`, `<ns>/pods.json`, `<ns>/<pod>/logs.txt`).
+//! Snapshot trees, as directories or tarballs (`.tar`, `.tar.gz`, `.tgz`):
+//! - OpenShift must-gather (`namespaces/<ns>/<group>/<plural>.yaml`, `cluster-scoped-resources/`,
+//!   pod logs under `namespaces/<ns>/pods/<pod>/<container>/<container>/logs/current.log` and
+//!   `previous.log`), crust-gather (`cluster/` and `namespaces/<ns>/<apiVersion>/<kind>/<name>.yaml`)
+//!   and `kubectl cluster-info dump --output-directory` (`nodes.json`, `<ns>/pods.json`,
+//!   `<ns>/<pod>/logs.txt`);
+//! - Replicated troubleshoot support bundles (`cluster-resources/<kind>/<ns>.json` Lists,
+//!   `cluster-resources/<kind>.json`, `cluster-resources/custom-resources/<crd>/<ns>.yaml`,
+//!   container logs `cluster-resources/pods/logs/<ns>/<pod>/<container>[-previous].log`);
+//! - sonobuoy results (`resources/ns/<ns>/<Kind>.json` arrays in the older layout,
+//!   `resources/ns/<ns>/<group>_<version>_<plural>.json` in the newer, `resources/cluster/`,
+//!   `resources/non-ns/`, container logs `podlogs/<ns>/<pod>/logs/<container>.txt`, and each
+//!   plugin's JUnit reports under `plugins/<plugin>/results/`, which become artifacts and so
+//!   `test:` metrics).
 //!
-//! Every YAML and JSON file in the tree is read as Kubernetes objects ([`super::objects`]);
-//! container logs become pod log lines, dated by the timestamps `kubectl logs --timestamps`
-//! puts before each line (a line without one takes the time before it, or the gather time).
-//! A tree is one moment: the run says so.
+//! Every YAML and JSON file where a layout keeps objects is read as Kubernetes objects
+//! ([`super::objects`]); documents there that are not objects (API discovery dumps, error
+//! lists, a bundle's own metadata) are skipped and counted. Container logs become pod log
+//! lines, dated by a `--timestamps` prefix, a logrus `time="..."` or a klog header (a line
+//! without one takes the time before it, or the gather time). A tree is one moment: the run
+//! says so.
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use pipetape_store::model::PodLog;
+use pipetape_store::model::Artifact;
 
-use super::{objects, parse_time, Collector, ImportError, SourceSummary};
+use super::objects::{self, Hints};
+use super::{open_maybe_gz, parse_time, Collector, ImportError, SourceSummary};
 
-/// True when `dir` looks like a snapshot tree (at its root or up to two levels down, where
-/// must-gather puts it: `must-gather.local.N/<image>/`).
-pub fn is_tree(dir: &Path) -> bool {
-    root_of(dir).is_some()
+/// A tree's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// must-gather, crust-gather, cluster-info dump.
+    MustGather,
+    SupportBundle,
+    Sonobuoy,
 }
 
-/// The folder holding the tree's layout, if any.
-fn root_of(dir: &Path) -> Option<PathBuf> {
-    let marks = |d: &Path| {
-        d.join("namespaces").is_dir()
-            || d.join("cluster-scoped-resources").is_dir()
-            || d.join("cluster").is_dir()
-            || d.join("nodes.json").is_file()
-    };
-    if marks(dir) {
-        return Some(dir.to_path_buf());
-    }
-    for sub in subdirs(dir) {
-        if marks(&sub) {
-            return Some(dir.to_path_buf());
+impl Layout {
+    fn name(self, rels: &BTreeSet<String>) -> &'static str {
+        match self {
+            Layout::SupportBundle => "support-bundle",
+            Layout::Sonobuoy => "sonobuoy",
+            Layout::MustGather if rels.contains("cluster") => "crust-gather",
+            Layout::MustGather if rels.contains("nodes.json") => "cluster-info-dump",
+            Layout::MustGather => "must-gather",
         }
-        for sub2 in subdirs(&sub) {
-            if marks(&sub2) {
-                return Some(dir.to_path_buf());
+    }
+}
+
+/// One file of a tree: on disk, or a tarball member held in memory.
+struct TFile {
+    /// Path components below the input.
+    rel: Vec<String>,
+    /// How messages name it.
+    shown: PathBuf,
+    disk: Option<PathBuf>,
+    mem: Vec<u8>,
+}
+
+impl TFile {
+    fn bytes(&self) -> Result<Cow<'_, [u8]>, ImportError> {
+        match &self.disk {
+            Some(p) => std::fs::read(p)
+                .map(Cow::Owned)
+                .map_err(|e| ImportError::at(p, None, format!("cannot read: {e}"))),
+            None => Ok(Cow::Borrowed(&self.mem)),
+        }
+    }
+}
+
+/// A directory's or a tarball's files.
+struct Tree {
+    files: Vec<TFile>,
+}
+
+impl Tree {
+    fn from_dir(dir: &Path) -> Tree {
+        let mut paths = Vec::new();
+        walk(dir, &mut paths);
+        let files = paths
+            .into_iter()
+            .map(|p| TFile {
+                rel: p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .iter()
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .collect(),
+                shown: p.clone(),
+                disk: Some(p),
+                mem: Vec::new(),
+            })
+            .collect();
+        Tree { files }
+    }
+
+    /// A tarball's regular files (gzip or not), read into memory; macOS `._*` resource forks
+    /// and links are left out (support bundles link `all-logs/` to the logs they hold).
+    fn from_tar(path: &Path) -> Result<Tree, ImportError> {
+        let damaged = |e: std::io::Error| {
+            ImportError::at(
+                path,
+                None,
+                format!("not a readable tar archive (truncated or damaged?): {e}"),
+            )
+        };
+        let mut ar = tar::Archive::new(open_maybe_gz(path)?);
+        let mut files = Vec::new();
+        for entry in ar.entries().map_err(damaged)? {
+            let mut entry = entry.map_err(damaged)?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = entry
+                .path()
+                .map_err(damaged)?
+                .to_string_lossy()
+                .into_owned();
+            let rel = member_rel(&name);
+            if rel.last().is_none_or(|n| n.starts_with("._")) || rel.iter().any(|c| c == "..") {
+                continue;
+            }
+            let mut mem = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut mem).map_err(damaged)?;
+            files.push(TFile {
+                shown: PathBuf::from(format!("{}:{}", path.display(), rel.join("/"))),
+                rel,
+                disk: None,
+                mem,
+            });
+        }
+        files.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(Tree { files })
+    }
+
+    /// Where the layout sits (path components below the input) and which it is: at the
+    /// input or up to two levels down (must-gather puts it in `must-gather.local.N/<image>/`,
+    /// tarballs in one top folder).
+    fn layout(&self) -> Option<(Vec<String>, Layout)> {
+        layout_of(self.files.iter().map(|f| f.rel.as_slice()))
+    }
+}
+
+/// Where a layout sits among these files (path components) and which it is.
+fn layout_of<'a>(rels: impl Iterator<Item = &'a [String]>) -> Option<(Vec<String>, Layout)> {
+    let mut dirs: BTreeSet<Vec<String>> = BTreeSet::new();
+    let mut entries: BTreeSet<String> = BTreeSet::new();
+    for rel in rels {
+        for i in 0..rel.len() {
+            dirs.insert(rel[..i].to_vec());
+            entries.insert(rel[..=i].join("/"));
+        }
+    }
+    let has = |p: &[String], name: &str| {
+        let mut k = p.join("/");
+        if !k.is_empty() {
+            k.push('/');
+        }
+        k.push_str(name);
+        entries.contains(&k)
+    };
+    for depth in 0..=2 {
+        for p in dirs.iter().filter(|d| d.len() == depth) {
+            if has(p, "resources")
+                && [
+                    "plugins",
+                    "podlogs",
+                    "serverversion.json",
+                    "serverversion",
+                    "meta",
+                    "hosts",
+                ]
+                .iter()
+                .any(|m| has(p, m))
+            {
+                return Some((p.clone(), Layout::Sonobuoy));
+            }
+            if has(p, "cluster-resources") {
+                return Some((p.clone(), Layout::SupportBundle));
+            }
+            if [
+                "namespaces",
+                "cluster-scoped-resources",
+                "cluster",
+                "nodes.json",
+            ]
+            .iter()
+            .any(|m| has(p, m))
+            {
+                return Some((p.clone(), Layout::MustGather));
             }
         }
     }
     None
 }
 
-fn subdirs(d: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(d)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    v.sort();
-    v
-}
-
-/// Every file below `d`, sorted.
-fn files(d: &Path, out: &mut Vec<PathBuf>) {
+fn walk(d: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(d)
         .into_iter()
         .flatten()
@@ -68,17 +207,121 @@ fn files(d: &Path, out: &mut Vec<PathBuf>) {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            files(&p, out);
-        } else {
+            walk(&p, out);
+        } else if p.is_file() && !p.is_symlink() {
             out.push(p);
         }
     }
 }
 
-/// Where a container log file belongs: (namespace, pod, container, previous).
-fn log_of(rel: &[&str]) -> Option<(String, String, String, bool)> {
+/// True when `dir` is a snapshot tree (a directory).
+pub fn is_tree(dir: &Path) -> bool {
+    Tree::from_dir(dir).layout().is_some()
+}
+
+/// True when the first bytes (gunzipped) are a tar header.
+pub fn is_tar(head: &[u8]) -> bool {
+    head.len() >= 262 && &head[257..262] == b"ustar"
+}
+
+/// What a file of a layout is.
+enum Role {
+    Objects(Hints),
+    /// (namespace, pod, container, previous)
+    Log(String, String, String, bool),
+    /// A JUnit report of a plugin.
+    Junit(String),
+    Other,
+}
+
+fn role(layout: Layout, r: &[&str]) -> Role {
+    let name = r.last().copied().unwrap_or("");
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+    let objects = matches!(ext, "yaml" | "yml" | "json");
+    let lenient = Hints {
+        lenient: true,
+        kind: None,
+    };
+    match layout {
+        Layout::MustGather => match must_gather_log(r) {
+            Some((ns, pod, c, prev)) => Role::Log(ns, pod, c, prev),
+            None if objects => Role::Objects(lenient),
+            None => Role::Other,
+        },
+        Layout::SupportBundle => match r {
+            ["cluster-resources", "pods", "logs", ns, pod, file] if ext == "log" => {
+                let stem = file.strip_suffix(".log").unwrap_or(file);
+                let (c, prev) = match stem.strip_suffix("-previous") {
+                    Some(c) => (c, true),
+                    None => (stem, false),
+                };
+                Role::Log(ns.to_string(), pod.to_string(), c.to_string(), prev)
+            }
+            ["cluster-resources", ..] if objects => Role::Objects(lenient),
+            _ => Role::Other,
+        },
+        Layout::Sonobuoy => match r {
+            ["podlogs", ns, pod, "logs", file] => {
+                let c = file.strip_suffix(".txt").unwrap_or(file);
+                Role::Log(ns.to_string(), pod.to_string(), c.to_string(), false)
+            }
+            ["resources", .., file] if ext == "json" => Role::Objects(Hints {
+                lenient: true,
+                kind: sonobuoy_kind(file.strip_suffix(".json").unwrap_or(file)),
+            }),
+            ["plugins", plugin, "results", ..] if ext == "xml" => Role::Junit(plugin.to_string()),
+            _ => Role::Other,
+        },
+    }
+}
+
+/// (apiVersion, kind) a sonobuoy resource file's name gives: `Pods` (older layout) or
+/// `core_v1_pods`, `apps_v1_deployments` (newer).
+fn sonobuoy_kind(stem: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = stem.split('_').collect();
+    let (api, plural) = match parts.as_slice() {
+        [group, version, plural] => {
+            let api = if *group == "core" {
+                version.to_string()
+            } else {
+                format!("{group}/{version}")
+            };
+            (api, plural.to_string())
+        }
+        [plural] if *plural != "results" => {
+            let kind = super::audit::kind_of(&plural.to_ascii_lowercase());
+            return Some((group_of_kind(&kind).to_string(), kind));
+        }
+        _ => return None,
+    };
+    Some((api, super::audit::kind_of(&plural)))
+}
+
+/// The apiVersion of a built-in kind, for items that carry no selfLink.
+fn group_of_kind(kind: &str) -> &'static str {
+    match kind {
+        "Deployment" | "DaemonSet" | "ReplicaSet" | "StatefulSet" | "ControllerRevision" => {
+            "apps/v1"
+        }
+        "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => {
+            "rbac.authorization.k8s.io/v1"
+        }
+        "StorageClass" => "storage.k8s.io/v1",
+        "CertificateSigningRequest" => "certificates.k8s.io/v1",
+        "Job" | "CronJob" => "batch/v1",
+        "Ingress" | "NetworkPolicy" => "networking.k8s.io/v1",
+        "PodDisruptionBudget" => "policy/v1",
+        "Lease" => "coordination.k8s.io/v1",
+        "CustomResourceDefinition" => "apiextensions.k8s.io/v1",
+        "HorizontalPodAutoscaler" => "autoscaling/v2",
+        _ => "v1",
+    }
+}
+
+/// must-gather: namespaces/<ns>/pods/<pod>/<container>/<container>/logs/<which>.log;
+/// cluster-info dump: <ns>/<pod>/logs.txt (one container per file; named by the pod).
+fn must_gather_log(rel: &[&str]) -> Option<(String, String, String, bool)> {
     let name = *rel.last()?;
-    // must-gather: namespaces/<ns>/pods/<pod>/<container>/<container>/logs/<which>.log
     if let Some(i) = rel.iter().position(|c| *c == "namespaces") {
         let r = &rel[i..];
         if r.len() == 8 && r[2] == "pods" && r[6] == "logs" {
@@ -91,7 +334,6 @@ fn log_of(rel: &[&str]) -> Option<(String, String, String, bool)> {
             return Some((r[1].into(), r[3].into(), r[4].into(), previous));
         }
     }
-    // cluster-info dump: <ns>/<pod>/logs.txt (one container per file; named by the pod).
     if name == "logs.txt" && rel.len() >= 3 {
         let n = rel.len();
         return Some((rel[n - 3].into(), rel[n - 2].into(), String::new(), false));
@@ -99,16 +341,32 @@ fn log_of(rel: &[&str]) -> Option<(String, String, String, bool)> {
     None
 }
 
-/// The gather time a must-gather `timestamp` file gives (its last line), ns since the epoch.
-fn gather_time(root: &Path) -> Option<i64> {
-    let mut all = Vec::new();
-    files(root, &mut all);
-    all.iter()
-        .filter(|p| p.file_name().is_some_and(|n| n == "timestamp"))
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .flat_map(|t| t.lines().map(str::to_string).collect::<Vec<_>>())
-        .filter_map(|l| go_time(&l))
-        .max()
+/// The gather time: must-gather's `timestamp` files (Go time, last line), else the last
+/// logrus time in sonobuoy's `meta/run.log`. Ns since the epoch.
+fn gather_time(tree: &Tree, root: &[String]) -> Option<i64> {
+    let mut best: Option<i64> = None;
+    for f in tree.files.iter().filter(|f| f.rel.starts_with(root)) {
+        let r: Vec<&str> = f.rel[root.len()..].iter().map(String::as_str).collect();
+        let go = r.last() == Some(&"timestamp");
+        let run_log = r == ["meta", "run.log"];
+        if !go && !run_log {
+            continue;
+        }
+        let Ok(b) = f.bytes() else { continue };
+        let text = String::from_utf8_lossy(&b);
+        let t = text
+            .lines()
+            .filter_map(|l| {
+                if go {
+                    go_time(l)
+                } else {
+                    super::logrus_time(l)
+                }
+            })
+            .max();
+        best = best.max(t);
+    }
+    best
 }
 
 /// A time as Go's `time.Time.String()` prints it: `2021-08-03 12:11:56.91501602 +0200 CEST
@@ -123,104 +381,154 @@ fn go_time(l: &str) -> Option<i64> {
     parse_time(&rfc)
 }
 
-/// Reads a tree into the collector.
-pub fn read(c: &mut Collector, dir: &Path) -> Result<SourceSummary, ImportError> {
-    let Some(root) = root_of(dir) else {
+/// Reads a tree (a directory or a tarball) into the collector.
+pub fn read(c: &mut Collector, input: &Path) -> Result<SourceSummary, ImportError> {
+    let tree = if input.is_dir() {
+        Tree::from_dir(input)
+    } else {
+        Tree::from_tar(input)?
+    };
+    let Some((root, layout)) = tree.layout() else {
         return Err(ImportError::at(
-            dir,
+            input,
             None,
-            "not a snapshot tree: expected a must-gather (namespaces/, cluster-scoped-resources/), a crust-gather (cluster/, namespaces/) or a `kubectl cluster-info dump` (nodes.json) directory",
+            "not a snapshot tree: expected a must-gather (namespaces/, cluster-scoped-resources/), a crust-gather (cluster/, namespaces/), a `kubectl cluster-info dump` (nodes.json), a support bundle (cluster-resources/) or sonobuoy results (resources/ with plugins/ or podlogs/)",
         ));
     };
+    let tops: BTreeSet<String> = tree
+        .files
+        .iter()
+        .filter(|f| f.rel.starts_with(&root) && f.rel.len() > root.len())
+        .map(|f| f.rel[root.len()].clone())
+        .collect();
     let mut sum = SourceSummary {
-        path: dir.to_path_buf(),
-        format: "must-gather",
+        path: input.to_path_buf(),
+        format: layout.name(&tops),
         ..Default::default()
     };
-    let gathered = gather_time(&root);
-    let mut all = Vec::new();
-    files(&root, &mut all);
-    let mut logs = 0u64;
+    let gathered = gather_time(&tree, &root);
     let mut log_files = Vec::new();
-    for p in &all {
-        let rel: Vec<&str> = p
-            .strip_prefix(&root)
-            .unwrap_or(p)
-            .iter()
-            .filter_map(|c| c.to_str())
-            .collect();
-        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if let Some(which) = log_of(&rel) {
-            log_files.push((p, which));
-            continue;
+    let mut junit = Vec::new();
+    let mut not_objects = 0;
+    for f in tree.files.iter().filter(|f| f.rel.starts_with(&root)) {
+        let r: Vec<&str> = f.rel[root.len()..].iter().map(String::as_str).collect();
+        match role(layout, &r) {
+            Role::Objects(hints) => {
+                let bytes = f.bytes()?;
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let s = objects::read_bytes_with(c, &f.shown, &bytes, hints)?;
+                sum.entries += s.entries;
+                sum.objects += s.objects;
+                sum.events += s.events;
+                sum.skipped += s.skipped;
+                not_objects += s.not_objects;
+            }
+            Role::Log(ns, pod, container, prev) => log_files.push((f, ns, pod, container, prev)),
+            Role::Junit(plugin) => junit.push((f, plugin)),
+            Role::Other => {}
         }
-        if !matches!(ext, "yaml" | "yml" | "json") {
-            continue;
-        }
-        let bytes =
-            std::fs::read(p).map_err(|e| ImportError::at(p, None, format!("cannot read: {e}")))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let s = objects::read_bytes(c, p, &bytes)?;
-        sum.entries += s.entries;
-        sum.objects += s.objects;
-        sum.events += s.events;
-        sum.skipped += s.skipped;
     }
     // Lines without a time of their own: at the gather time, else the latest object's.
     let fallback = gathered.or_else(|| c.latest());
-    for (p, (ns, pod, container, previous)) in log_files {
-        logs += pod_log(c, p, &ns, &pod, &container, previous, fallback)?;
+    let mut logs = 0u64;
+    for (f, ns, pod, container, previous) in log_files {
+        logs += pod_log(c, f, &ns, &pod, &container, previous, fallback)?;
+    }
+    let mut tests = 0;
+    let at = gathered.or_else(|| c.latest());
+    for (f, plugin) in junit {
+        let bytes = f.bytes()?;
+        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
+        if !head.contains("<testsuite") {
+            continue;
+        }
+        let Some(at) = at else { continue };
+        let name = f.rel.last().cloned().unwrap_or_default();
+        c.artifact(
+            at,
+            Artifact {
+                name: format!("{plugin}/{name}"),
+                path: f.rel[root.len()..].join("/"),
+                media_type: "application/xml".into(),
+                size: bytes.len() as u64,
+                truncated: false,
+                data: bytes.into_owned(),
+            },
+        );
+        tests += 1;
     }
     let when = gathered
         .and_then(|ns| jiff::Timestamp::from_nanosecond(i128::from(ns)).ok())
         .map(|t| format!(" gathered {}", t.strftime("%Y-%m-%d %H:%M:%S UTC")))
         .unwrap_or_default();
-    sum.remarks.push(format!(
-        "a snapshot{when}: one moment per object, each placed at the latest time it names; its history before that is not in the source ({logs} container log lines)"
-    ));
+    let mut remark = format!(
+        "a snapshot{when}: one moment per object, each placed at the latest time it names; its history before that is not in the source ({logs} container log lines"
+    );
+    if tests > 0 {
+        remark.push_str(&format!(", {tests} JUnit reports"));
+    }
+    remark.push(')');
+    sum.remarks.push(remark);
+    if not_objects > 0 {
+        sum.remarks.push(format!(
+            "{not_objects} documents where objects are kept were not Kubernetes objects (API discovery, error lists, the tool's own metadata) and were skipped"
+        ));
+    }
     Ok(sum)
 }
 
-/// One container log file: each line dated by its `--timestamps` prefix.
+/// One container log file.
 fn pod_log(
     c: &mut Collector,
-    p: &Path,
+    f: &TFile,
     ns: &str,
     pod: &str,
     container: &str,
     previous: bool,
     gathered: Option<i64>,
 ) -> Result<u64, ImportError> {
-    let bytes =
-        std::fs::read(p).map_err(|e| ImportError::at(p, None, format!("cannot read: {e}")))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let mut last = None;
-    let mut n = 0;
-    for line in text.lines() {
-        let (t, rest) = match line.split_once(' ') {
-            Some((head, rest)) => match parse_time(head) {
-                Some(t) => (Some(t), rest),
-                None => (None, line),
-            },
-            None => (parse_time(line), ""),
-        };
-        let Some(wall) = t.or(last).or(gathered) else {
-            continue;
-        };
-        last = Some(wall);
-        c.pod_log(
-            wall,
-            PodLog {
-                namespace: ns.into(),
-                pod: pod.into(),
-                container: container.into(),
-                line: rest.to_string(),
-                previous,
-            },
-        );
-        n += 1;
+    let bytes = f.bytes()?;
+    Ok(c.log_text(
+        ns,
+        pod,
+        container,
+        previous,
+        &String::from_utf8_lossy(&bytes),
+        gathered,
+    ))
+}
+
+/// Whether a tarball holds a known layout, from its member names (no member is read).
+pub fn tar_is_tree(path: &Path) -> Result<bool, ImportError> {
+    let damaged = |e: std::io::Error| {
+        ImportError::at(
+            path,
+            None,
+            format!("not a readable tar archive (truncated or damaged?): {e}"),
+        )
+    };
+    let mut ar = tar::Archive::new(open_maybe_gz(path)?);
+    let mut rels = Vec::new();
+    for entry in ar.entries().map_err(damaged)? {
+        let entry = entry.map_err(damaged)?;
+        if entry.header().entry_type().is_file() {
+            let name = entry
+                .path()
+                .map_err(damaged)?
+                .to_string_lossy()
+                .into_owned();
+            rels.push(member_rel(&name));
+        }
     }
-    Ok(n)
+    Ok(layout_of(rels.iter().map(Vec::as_slice)).is_some())
+}
+
+/// A tar member's path as components (`./` and empty parts dropped).
+fn member_rel(name: &str) -> Vec<String> {
+    name.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect()
 }
