@@ -15,7 +15,7 @@
 //! that repeat the end of the previous poll of the same log are not repeated. Table,
 //! discovery and OpenAPI responses are the capture's own plumbing and are skipped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Cursor, Read};
 use std::path::Path;
 
@@ -349,6 +349,8 @@ pub fn read(c: &mut Collector, path: &Path) -> Result<SourceSummary, ImportError
     // Per log: the lines of its last poll.
     let mut last_log: HashMap<String, Vec<String>> = HashMap::new();
     let mut refused: BTreeMap<(String, u64), i64> = BTreeMap::new();
+    // Objects seen so far: a poll's later versions of them are modifications.
+    let mut known: HashSet<String> = HashSet::new();
     let mut logs = 0u64;
     for r in resps {
         sum.entries += 1;
@@ -374,12 +376,14 @@ pub fn read(c: &mut Collector, path: &Path) -> Result<SourceSummary, ImportError
             PathKind::Resource => {
                 if let Some(action) = r.watch {
                     if r.body.is_object() {
+                        known.insert(identity(&r.body));
                         let object = r.body.get("kind").and_then(Value::as_str) != Some("Event");
                         count(&mut sum, c.object(r.wall, action, r.body), object);
                     }
                     continue;
                 }
-                resource(c, &mut sum, &r, watch.contains_key(&r.path), &mut last_poll);
+                let watched = watch.contains_key(&r.path);
+                resource(c, &mut sum, &r, watched, &mut last_poll, &mut known);
             }
         }
     }
@@ -460,6 +464,7 @@ fn resource(
     r: &Resp,
     watched: bool,
     last_poll: &mut HashMap<String, BTreeMap<String, Value>>,
+    known: &mut HashSet<String>,
 ) {
     let Some(o) = r.body.as_object() else { return };
     let kind = o.get("kind").and_then(Value::as_str).unwrap_or("");
@@ -467,11 +472,12 @@ fn resource(
     let Some(items) = o.get("items").and_then(Value::as_array) else {
         if o.get("metadata").and_then(|m| m.get("name")).is_some() && !kind.is_empty() {
             let is_event = kind == "Event";
-            count(
-                sum,
-                c.object(r.wall, Action::Added, r.body.clone()),
-                !is_event,
-            );
+            let action = if known.insert(identity(&r.body)) {
+                Action::Added
+            } else {
+                Action::Modified
+            };
+            count(sum, c.object(r.wall, action, r.body.clone()), !is_event);
         }
         return;
     };
@@ -489,11 +495,12 @@ fn resource(
         }
         let is_event = item.get("kind").and_then(Value::as_str) == Some("Event");
         let id = identity(&item);
-        count(
-            sum,
-            c.object(r.wall, Action::Added, item.clone()),
-            !is_event,
-        );
+        let action = if known.insert(id.clone()) {
+            Action::Added
+        } else {
+            Action::Modified
+        };
+        count(sum, c.object(r.wall, action, item.clone()), !is_event);
         if !is_event {
             now.insert(id, item);
         }

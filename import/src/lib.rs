@@ -293,7 +293,10 @@ impl Collector {
             uid.clone()
         };
         // The same version from two sources (an audit log and a dump) or two stages: once.
-        if !rv.is_empty() && !self.seen.insert((identity, rv.clone(), action as u8)) {
+        // An addition and a modification at one resourceVersion are one version (a poll that
+        // sees it again, a watch that saw it first); a deletion is its own observation.
+        let class = u8::from(action == Action::Deleted);
+        if !rv.is_empty() && !self.seen.insert((identity, rv.clone(), class)) {
             self.duplicates += 1;
             return false;
         }

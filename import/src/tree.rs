@@ -289,12 +289,33 @@ fn sonobuoy_kind(stem: &str) -> Option<(String, String)> {
             (api, plural.to_string())
         }
         [plural] if *plural != "results" => {
-            let kind = super::audit::kind_of(&plural.to_ascii_lowercase());
+            let kind = camel_singular(plural);
             return Some((group_of_kind(&kind).to_string(), kind));
         }
         _ => return None,
     };
     Some((api, super::audit::kind_of(&plural)))
+}
+
+/// `CertificateSigningRequests` → `CertificateSigningRequest`, `Endpoints` stays: the known
+/// kinds by their plural, else the singular with the capitals kept.
+fn camel_singular(plural: &str) -> String {
+    let known = super::audit::kind_of(&plural.to_ascii_lowercase());
+    if known.chars().skip(1).any(char::is_uppercase) || known == "Endpoints" {
+        return known;
+    }
+    let singular = if let Some(x) = plural.strip_suffix("ies") {
+        format!("{x}y")
+    } else if let Some(x) = plural.strip_suffix("sses").or(plural.strip_suffix("uses")) {
+        format!("{x}{}", &plural[x.len()..plural.len() - 2])
+    } else {
+        plural.strip_suffix('s').unwrap_or(plural).to_string()
+    };
+    let mut ch = singular.chars();
+    match ch.next() {
+        Some(f) => f.to_uppercase().chain(ch).collect(),
+        None => String::new(),
+    }
 }
 
 /// The apiVersion of a built-in kind, for items that carry no selfLink.
@@ -531,4 +552,63 @@ fn member_rel(name: &str) -> Vec<String> {
         .filter(|c| !c.is_empty() && *c != ".")
         .map(str::to_string)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sonobuoy_file_names_give_kinds() {
+        let k = |s: &str| sonobuoy_kind(s).unwrap();
+        assert_eq!(k("Pods"), ("v1".into(), "Pod".into()));
+        assert_eq!(k("Endpoints"), ("v1".into(), "Endpoints".into()));
+        assert_eq!(
+            k("CertificateSigningRequests"),
+            (
+                "certificates.k8s.io/v1".into(),
+                "CertificateSigningRequest".into()
+            )
+        );
+        assert_eq!(
+            k("ComponentStatuses"),
+            ("v1".into(), "ComponentStatus".into())
+        );
+        assert_eq!(
+            k("StorageClasses"),
+            ("storage.k8s.io/v1".into(), "StorageClass".into())
+        );
+        assert_eq!(
+            k("ControllerRevisions"),
+            ("apps/v1".into(), "ControllerRevision".into())
+        );
+        assert_eq!(k("core_v1_pods"), ("v1".into(), "Pod".into()));
+        assert_eq!(
+            k("rbac.authorization.k8s.io_v1_clusterroles"),
+            ("rbac.authorization.k8s.io/v1".into(), "ClusterRole".into())
+        );
+        assert_eq!(sonobuoy_kind("results"), None);
+    }
+
+    #[test]
+    fn log_lines_carry_their_own_times() {
+        let t = |s: &str| parse_time(s).unwrap();
+        assert_eq!(
+            super::super::logrus_time("time=\"2019-07-31T20:56:27Z\" level=info msg=x"),
+            Some(t("2019-07-31T20:56:27Z"))
+        );
+        let near = Some(t("2017-12-13T17:00:00Z"));
+        assert_eq!(
+            super::super::klog_time("I1213 17:06:54.244456       6 e2e.go:383] Starting", near),
+            Some(t("2017-12-13T17:06:54.244456Z"))
+        );
+        assert_eq!(
+            super::super::klog_time("Info: not a klog line at all", near),
+            None
+        );
+        assert_eq!(
+            go_time("2021-08-03 12:11:56.91501602 +0200 CEST m=+1.65"),
+            Some(t("2021-08-03T10:11:56.91501602Z"))
+        );
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::{s, Env};
 
-fn fixture(rel: &str) -> PathBuf {
+pub(crate) fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures/import")
         .join(rel)
@@ -22,7 +22,7 @@ const BUNDLE_EVENTS: &str =
     "events/troubleshoot/support-bundle/cluster-resources/events/default.json";
 
 /// Imports into a file; gives its records as JSON.
-fn import(env: &Env, name: &str, args: &[&str]) -> Vec<Value> {
+pub(crate) fn import(env: &Env, name: &str, args: &[&str]) -> Vec<Value> {
     let out = env.path(&format!("{name}.ptape"));
     let mut a = vec!["import"];
     a.extend_from_slice(args);
@@ -31,7 +31,7 @@ fn import(env: &Env, name: &str, args: &[&str]) -> Vec<Value> {
     records(env, &out)
 }
 
-fn records(env: &Env, p: &Path) -> Vec<Value> {
+pub(crate) fn records(env: &Env, p: &Path) -> Vec<Value> {
     env.run(&["archive", "cat", s(p), "-o", "json"])
         .ok()
         .lines()
@@ -39,12 +39,12 @@ fn records(env: &Env, p: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn of_kind<'a>(recs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub(crate) fn of_kind<'a>(recs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     recs.iter().filter(|r| r["kind"] == kind).collect()
 }
 
 /// Object records by kind.
-fn kinds(recs: &[Value]) -> BTreeMap<String, usize> {
+pub(crate) fn kinds(recs: &[Value]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for r in of_kind(recs, "object") {
         *m.entry(r["body"]["kind"].as_str().unwrap().to_string())
@@ -53,7 +53,7 @@ fn kinds(recs: &[Value]) -> BTreeMap<String, usize> {
     m
 }
 
-fn times(recs: &[Value]) -> Vec<String> {
+pub(crate) fn times(recs: &[Value]) -> Vec<String> {
     recs.iter()
         .map(|r| r["time"].as_str().unwrap().to_string())
         .collect()

@@ -9,6 +9,7 @@ mod clock;
 mod diff;
 mod history;
 mod import;
+mod import_archives;
 mod observe;
 mod otlp;
 mod remote;
@@ -44,11 +45,19 @@ impl Env {
 
     /// Runs pipetape with this env's store.
     pub(crate) fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    /// Runs pipetape with this env's store and these environment variables.
+    pub(crate) fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_pipetape"))
             .args(args)
             .env("PIPETAPE_STORE", self.store())
             .env_remove("PIPETAPE_LOG")
             .env_remove("PIPETAPE_REMOTE")
+            .env_remove("PIPETAPE_IMPORT_PASSPHRASE")
+            .env_remove("KSHRK_DECRYPT_PASSPHRASE")
+            .envs(vars.iter().copied())
             .output()
             .unwrap();
         Run(out)
