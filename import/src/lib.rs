@@ -15,6 +15,7 @@ pub mod age;
 pub mod audit;
 pub mod k8shark;
 pub mod objects;
+mod smp;
 pub mod tree;
 
 use std::borrow::Cow;
@@ -459,6 +460,17 @@ pub(crate) fn klog_time(l: &str, near: Option<i64>) -> Option<i64> {
     let (mm, dd) = (l.get(1..3)?, l.get(3..5)?);
     let clock = l.get(6..21)?;
     parse_time(&format!("{year}-{mm}-{dd}T{clock}Z"))
+}
+
+/// The time and kind of change crust-gather's record mode notes on an object (its
+/// `crust-gather.io/added`, `updated` or `deleted` annotation: when it synced that state).
+pub(crate) fn crust_sync(v: &Value) -> Option<(i64, Action)> {
+    let a = v.pointer("/metadata/annotations")?;
+    let t = |k: &str| a.get(k).and_then(Value::as_str).and_then(parse_time);
+    t("crust-gather.io/deleted")
+        .map(|w| (w, Action::Deleted))
+        .or_else(|| t("crust-gather.io/updated").map(|w| (w, Action::Modified)))
+        .or_else(|| t("crust-gather.io/added").map(|w| (w, Action::Added)))
 }
 
 /// A Kubernetes Event (core/v1 or events.k8s.io/v1) flattened, with its times falling back as

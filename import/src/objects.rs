@@ -13,8 +13,10 @@
 use std::path::Path;
 
 use pipetape_store::model::Action;
+use std::collections::HashMap;
+
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{
     event_of, latest_time, open_maybe_gz, parse_time, Collector, ImportError, Problem,
@@ -53,9 +55,31 @@ pub struct Hints {
     pub kind: Option<(String, String)>,
 }
 
+/// A `kwokctl snapshot record` file: its snapshot objects, then ResourcePatch documents
+/// with offsets from the first change, laid out once the file is read.
+#[derive(Default)]
+struct Kwok {
+    /// The objects as the recording has made them so far, by (group, kind, namespace, name).
+    tracked: HashMap<(String, String, String, String), Value>,
+    /// (offset ns, action, object as it became).
+    pending: Vec<(i64, Action, Value)>,
+}
+
+fn track_key(group: &str, kind: &str, ns: &str, name: &str) -> (String, String, String, String) {
+    (
+        group.into(),
+        kind.to_ascii_lowercase(),
+        ns.into(),
+        name.into(),
+    )
+}
+
 #[derive(Default)]
 struct St {
     hints: Hints,
+    kwok: Kwok,
+    /// The latest time given to any object of the file.
+    max_wall: Option<i64>,
     /// Documents skipped as not objects (lenient).
     not_objects: u64,
     /// The last time given to a streamed (non-list) entry.
@@ -170,9 +194,144 @@ pub fn read_bytes_with(
             st.undated
         ));
     }
+    if !st.kwok.pending.is_empty() {
+        kwok_layout(c, &mut st, &mut sum);
+    }
     sum.skipped += st.not_objects;
     sum.not_objects = st.not_objects;
     Ok(sum)
+}
+
+/// Places a KWOK recording's changes: the recording keeps offsets from its first change, not
+/// times, so its start is the earliest moment consistent with every time the objects name
+/// (none of them can be later than its change) and with the snapshot before it.
+fn kwok_layout(c: &mut Collector, st: &mut St, sum: &mut SourceSummary) {
+    let pending = std::mem::take(&mut st.kwok.pending);
+    let base = pending
+        .iter()
+        .filter_map(|(off, _, v)| latest_time(v).map(|t| t - off))
+        .chain(st.max_wall)
+        .max();
+    let Some(base) = base else {
+        st.undated += pending.len() as u64;
+        return;
+    };
+    let span = pending.iter().map(|(o, _, _)| *o).max().unwrap_or(0);
+    let n = pending.len();
+    for (off, action, v) in pending {
+        let is_event = v.get("kind").and_then(Value::as_str) == Some("Event");
+        let recorded = c.object(base + off, action, v);
+        match (recorded, is_event) {
+            (true, true) => sum.events += 1,
+            (true, false) => sum.objects += 1,
+            (false, _) => sum.skipped += 1,
+        }
+    }
+    sum.remarks.push(format!(
+        "a KWOK recording: {n} changes over {:.1}s; the recording holds offsets, not times, so its first change is placed at the latest time its objects name",
+        span as f64 / 1e9
+    ));
+}
+
+/// One `ResourcePatch` document (kwok.x-k8s.io/internal, and the newer form with `resource`,
+/// `method` and `template`).
+fn kwok_patch(
+    c: &mut Collector,
+    st: &mut St,
+    path: &Path,
+    at: At,
+    v: &Map<String, Value>,
+) -> Result<(), ImportError> {
+    let g = |p: &str| {
+        Value::Object(v.clone())
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (group, version, resource) = if v.contains_key("resource") {
+        (
+            g("/resource/group"),
+            g("/resource/version"),
+            g("/resource/resource"),
+        )
+    } else {
+        (
+            g("/target/type/group"),
+            g("/target/type/version"),
+            g("/target/type/resource"),
+        )
+    };
+    let (name, ns) = (g("/target/name"), g("/target/namespace"));
+    let off = v
+        .get("durationNanosecond")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let method = match v.get("method").and_then(Value::as_str) {
+        Some(m) => m.to_ascii_lowercase(),
+        None if flag("delete") => "delete".into(),
+        None if flag("create") => "create".into(),
+        None => "patch".into(),
+    };
+    let body = v
+        .get("patch")
+        .or(v.get("template"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let kind = super::audit::kind_of(&resource);
+    let key = track_key(&group, &kind, &ns, &name);
+    let api = if group.is_empty() {
+        version.clone()
+    } else {
+        format!("{group}/{version}")
+    };
+    let problem = |c: &mut Collector, message: String| {
+        c.problem(Problem {
+            file: path.to_path_buf(),
+            line: Some(at.line),
+            byte: None,
+            message,
+        })
+    };
+    if name.is_empty() || resource.is_empty() {
+        return problem(c, "a ResourcePatch without target name or resource".into());
+    }
+    match method.as_str() {
+        "create" => {
+            let Value::Object(mut o) = body else {
+                return problem(c, "a ResourcePatch create without the object".into());
+            };
+            o.entry("apiVersion").or_insert(Value::String(api));
+            o.entry("kind").or_insert(Value::String(kind));
+            let o = Value::Object(o);
+            st.kwok.tracked.insert(key, o.clone());
+            st.kwok.pending.push((off, Action::Added, o));
+        }
+        "delete" => {
+            let o = st.kwok.tracked.remove(&key).unwrap_or_else(|| {
+                serde_json::json!({"apiVersion": api, "kind": kind,
+                    "metadata": {"name": name, "namespace": ns}})
+            });
+            st.kwok.pending.push((off, Action::Deleted, o));
+        }
+        _ => {
+            let Some(cur) = st.kwok.tracked.get_mut(&key) else {
+                return problem(
+                    c,
+                    format!("a ResourcePatch of {resource} {ns}/{name}, which neither the snapshot nor the recording created"),
+                );
+            };
+            super::smp::apply(cur, &body);
+            // kwok records versions without their resourceVersion: the patched state is a
+            // new version of its own.
+            if let Some(md) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
+                md.remove("resourceVersion");
+            }
+            st.kwok.pending.push((off, Action::Modified, cur.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// Gives an item without kind or apiVersion what the layout says it is: the apiVersion from
@@ -318,6 +477,14 @@ fn value(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
+    if kind == "ResourcePatch"
+        && v.get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a.contains("kwok.x-k8s.io"))
+    {
+        sum.entries += 1;
+        return kwok_patch(c, st, path, at, &v);
+    }
     if let Some(Value::Array(_)) = v.get("items") {
         if kind.is_empty() || kind.ends_with("List") {
             st.lists += 1;
@@ -401,7 +568,10 @@ fn object(
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
     let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let is_event = kind == "Event" && (api == "v1" || api.starts_with("events.k8s.io/"));
-    let wall = if is_event {
+    let crust = super::crust_sync(&v);
+    let wall = if let Some((t, _)) = crust {
+        Some(t)
+    } else if is_event {
         event_of(&v).and_then(|e| parse_time(&e.last_timestamp))
     } else if action == Action::Deleted {
         v.pointer("/metadata/deletionTimestamp")
@@ -423,6 +593,13 @@ fn object(
     };
     if streamed {
         st.stream_wall = Some(wall);
+    }
+    st.max_wall = st.max_wall.max(Some(wall));
+    if !is_event && action != Action::Deleted {
+        let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("");
+        let group = api.split_once('/').map_or("", |(g, _)| g);
+        let key = track_key(group, kind, s("/metadata/namespace"), s("/metadata/name"));
+        st.kwok.tracked.insert(key, v.clone());
     }
     if c.object(wall, action, v) {
         if is_event {

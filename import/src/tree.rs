@@ -26,8 +26,10 @@ use std::path::{Path, PathBuf};
 
 use pipetape_store::model::Artifact;
 
+use serde_json::Value;
+
 use super::objects::{self, Hints};
-use super::{open_maybe_gz, parse_time, Collector, ImportError, SourceSummary};
+use super::{open_maybe_gz, parse_time, Collector, ImportError, Problem, SourceSummary};
 
 /// A tree's layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +233,9 @@ enum Role {
     Log(String, String, String, bool),
     /// A JUnit report of a plugin.
     Junit(String),
+    /// crust-gather's record of an object's changes: JSON Patch lines against the object file
+    /// beside it.
+    Patch,
     Other,
 }
 
@@ -245,6 +250,7 @@ fn role(layout: Layout, r: &[&str]) -> Role {
     match layout {
         Layout::MustGather => match must_gather_log(r) {
             Some((ns, pod, c, prev)) => Role::Log(ns, pod, c, prev),
+            None if ext == "patch" => Role::Patch,
             None if objects => Role::Objects(lenient),
             None => Role::Other,
         },
@@ -354,6 +360,16 @@ fn must_gather_log(rel: &[&str]) -> Option<(String, String, String, bool)> {
             };
             return Some((r[1].into(), r[3].into(), r[4].into(), previous));
         }
+        // crust-gather: namespaces/<ns>/.../<pod>/<container>/current.log
+        if r.len() >= 5 && matches!(name, "current.log" | "previous.log") {
+            let n = rel.len();
+            return Some((
+                r[1].into(),
+                rel[n - 3].into(),
+                rel[n - 2].into(),
+                name == "previous.log",
+            ));
+        }
     }
     if name == "logs.txt" && rel.len() >= 3 {
         let n = rel.len();
@@ -430,6 +446,7 @@ pub fn read(c: &mut Collector, input: &Path) -> Result<SourceSummary, ImportErro
     let gathered = gather_time(&tree, &root);
     let mut log_files = Vec::new();
     let mut junit = Vec::new();
+    let mut patches = Vec::new();
     let mut not_objects = 0;
     for f in tree.files.iter().filter(|f| f.rel.starts_with(&root)) {
         let r: Vec<&str> = f.rel[root.len()..].iter().map(String::as_str).collect();
@@ -448,8 +465,19 @@ pub fn read(c: &mut Collector, input: &Path) -> Result<SourceSummary, ImportErro
             }
             Role::Log(ns, pod, container, prev) => log_files.push((f, ns, pod, container, prev)),
             Role::Junit(plugin) => junit.push((f, plugin)),
+            Role::Patch => patches.push(f),
             Role::Other => {}
         }
+    }
+    let mut changes = 0;
+    for p in patches {
+        changes += crust_patches(c, &tree, p)?;
+    }
+    if changes > 0 {
+        sum.objects += changes;
+        sum.remarks.push(format!(
+            "{changes} changes recorded after the snapshot (crust-gather record), at their sync times"
+        ));
     }
     // Lines without a time of their own: at the gather time, else the latest object's.
     let fallback = gathered.or_else(|| c.latest());
@@ -498,6 +526,78 @@ pub fn read(c: &mut Collector, input: &Path) -> Result<SourceSummary, ImportErro
         ));
     }
     Ok(sum)
+}
+
+/// A crust-gather `.patch` file: each line a JSON Patch (RFC 6902) from the object's state
+/// before to its state after a change the recorder saw; the object file beside it holds the
+/// first state. Each state is dated by the sync time crust-gather writes in its annotations.
+fn crust_patches(c: &mut Collector, tree: &Tree, p: &TFile) -> Result<u64, ImportError> {
+    let stem = p.rel.last().map_or("", |n| n.trim_end_matches(".patch"));
+    let dir = &p.rel[..p.rel.len() - 1];
+    let base = tree.files.iter().find(|f| {
+        f.rel.len() == p.rel.len()
+            && f.rel.starts_with(dir)
+            && ["yaml", "yml", "json"]
+                .iter()
+                .any(|e| f.rel.last().is_some_and(|n| *n == format!("{stem}.{e}")))
+    });
+    let problem = |line: Option<u64>, message: String| Problem {
+        file: p.shown.clone(),
+        line,
+        byte: None,
+        message,
+    };
+    let Some(base) = base else {
+        c.problem(problem(
+            None,
+            format!("no {stem}.yaml beside it: the patches have no object to apply to"),
+        ))?;
+        return Ok(0);
+    };
+    let bytes = base.bytes()?;
+    let mut obj: Value = match serde_norway::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            c.problem(problem(
+                None,
+                format!("{}: not one object: {e}", base.shown.display()),
+            ))?;
+            return Ok(0);
+        }
+    };
+    let text = p.bytes()?;
+    let mut n = 0;
+    for (i, line) in String::from_utf8_lossy(&text).lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = Some(i as u64 + 1);
+        let patch: json_patch::Patch = match serde_json::from_str(line) {
+            Ok(p) => p,
+            Err(e) => {
+                c.problem(problem(at, format!("not a JSON Patch (RFC 6902): {e}")))?;
+                continue;
+            }
+        };
+        if let Err(e) = json_patch::patch(&mut obj, &patch) {
+            c.problem(problem(
+                at,
+                format!("the patch does not apply to the object as recorded so far: {e}"),
+            ))?;
+            continue;
+        }
+        let (wall, action) = match super::crust_sync(&obj) {
+            Some(s) => s,
+            None => match super::latest_time(&obj) {
+                Some(t) => (t, pipetape_store::model::Action::Modified),
+                None => continue,
+            },
+        };
+        if c.object(wall, action, obj.clone()) {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// One container log file.

@@ -397,3 +397,198 @@ fn bad_archives_are_named() {
     let recs = records(&env, &env.path("t.ptape"));
     assert!(kinds(&recs).contains_key("Deployment"));
 }
+
+/// A `kwokctl snapshot record` file as kwok writes it: the snapshot, then ResourcePatch
+/// documents (kwok.x-k8s.io/internal) with offsets from the first change, here written after
+/// the real KWOK snapshot: a strategic merge patch turning a Pod unready, a create, a delete.
+#[test]
+fn a_kwok_recording_replays_its_patches_after_the_snapshot() {
+    let env = Env::new();
+    let snapshot = std::fs::read_to_string(fixture(
+        "kwok/snapshot-k8s-k8s-snapshot-cluster-kind-1-26-3",
+    ))
+    .unwrap();
+    let rec = env.path("recording.yaml");
+    let patches = r#"
+---
+apiVersion: kwok.x-k8s.io/internal
+kind: ResourcePatch
+target:
+  type: {version: v1, resource: pods}
+  name: fake-pod-bd6899c7d-vcs5t
+  namespace: default
+durationNanosecond: 0
+patch:
+  status:
+    $setElementOrder/conditions: [{type: Initialized}, {type: Ready}, {type: ContainersReady}, {type: PodScheduled}]
+    conditions:
+    - type: Ready
+      status: "False"
+      reason: ContainersNotReady
+---
+apiVersion: kwok.x-k8s.io/internal
+kind: ResourcePatch
+target:
+  type: {version: v1, resource: pods}
+  name: late-pod
+  namespace: default
+durationNanosecond: 2500000000
+create: true
+patch:
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: late-pod, namespace: default, uid: late-1, creationTimestamp: "2023-04-02T20:55:00Z"}
+  spec: {containers: [{name: app, image: app:1}]}
+---
+apiVersion: kwok.x-k8s.io/internal
+kind: ResourcePatch
+target:
+  type: {group: apps, version: v1, resource: deployments}
+  name: fake-pod
+  namespace: default
+durationNanosecond: 4000000000
+delete: true
+"#;
+    std::fs::write(&rec, format!("{snapshot}{patches}")).unwrap();
+    let recs = import(&env, "kwok", &["kwok", s(&rec)]);
+    let changed: Vec<&Value> = of_kind(&recs, "object")
+        .into_iter()
+        .filter(|o| o["body"]["action"] != "added" || o["body"]["name"] == "late-pod")
+        .collect();
+    assert_eq!(changed.len(), 3, "{changed:#?}");
+    // The patch merged into the Pod: Ready False, the other conditions kept.
+    let pod = &changed[0]["body"];
+    assert_eq!(pod["name"], "fake-pod-bd6899c7d-vcs5t");
+    let obj = &pod["object"];
+    let conds = obj["status"]["conditions"].as_array().unwrap();
+    assert_eq!(conds.len(), 4, "{conds:#?}");
+    assert!(conds
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "False"));
+    assert_eq!(obj["spec"]["containers"][0]["name"], "fake-pod");
+    // Offsets from the first change, which sits at the latest time the snapshot names.
+    let snap = fixture("kwok/snapshot-k8s-k8s-snapshot-cluster-kind-1-26-3");
+    let alone = import(&env, "snap", &["kwok", s(&snap)]);
+    let snap_end = alone.last().unwrap()["time"].as_str().unwrap().to_string();
+    let t = |r: &Value| r["time"].as_str().unwrap().to_string();
+    assert_eq!(t(changed[0]), snap_end);
+    let ns = |x: &str| x.parse::<jiff::Timestamp>().unwrap().as_nanosecond();
+    assert_eq!(ns(&t(changed[1])) - ns(&t(changed[0])), 2_500_000_000);
+    assert_eq!(ns(&t(changed[2])) - ns(&t(changed[0])), 4_000_000_000);
+    assert_eq!(changed[2]["body"]["action"], "deleted");
+    assert_eq!(changed[2]["body"]["kind"], "Deployment");
+    let out = env.path("kwok.ptape");
+    let state = env
+        .run(&["replay", "state", "--at", &t(changed[2]), s(&out), "Pod"])
+        .ok();
+    assert!(state.contains("late-pod"), "{state}");
+    let line = state
+        .lines()
+        .find(|l| l.contains("fake-pod-bd6899c7d-vcs5t"))
+        .unwrap();
+    assert!(!line.contains("Current"), "{line}");
+    // A patch of an object nobody created is named with its line.
+    let bad = env.path("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: kwok.x-k8s.io/internal\nkind: ResourcePatch\ntarget:\n  type: {version: v1, resource: pods}\n  name: ghost\n  namespace: x\ndurationNanosecond: 1\npatch: {status: {phase: Running}}\n",
+    )
+    .unwrap();
+    let err = env
+        .run(&["import", "kwok", s(&bad), "-o", s(&env.path("b.ptape"))])
+        .fails(2);
+    assert!(
+        err.contains("bad.yaml:1:") && err.contains("ghost"),
+        "{err}"
+    );
+}
+
+/// crust-gather's record mode as its writer lays it out: each object's first state in
+/// `<name>.yaml` (with its `crust-gather.io/added` sync time), then one JSON Patch per line in
+/// `<name>.patch` for each change it synced (`updated` / `deleted` times), and container logs
+/// under the pod's folder.
+#[test]
+fn a_crust_gather_recording_gives_each_change_at_its_sync_time() {
+    let env = Env::new();
+    let root = env.path("crust-gather");
+    let pods = root.join("namespaces/shop/v1/pod");
+    std::fs::create_dir_all(pods.join("web-0/app")).unwrap();
+    std::fs::create_dir_all(root.join("cluster/v1/node")).unwrap();
+    std::fs::write(
+        root.join("cluster/v1/node/agent-0.yaml"),
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: agent-0\n  uid: n1\n  annotations:\n    crust-gather.io/added: \"2026-11-20T10:00:00Z\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pods.join("web-0.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-0\n  namespace: shop\n  uid: p1\n  annotations:\n    crust-gather.io/added: \"2026-11-20T10:00:01Z\"\nstatus:\n  phase: Pending\n",
+    )
+    .unwrap();
+    let lines = [
+        r#"[{"op":"replace","path":"/status/phase","value":"Running"},{"op":"add","path":"/metadata/annotations/crust-gather.io~1updated","value":"2026-11-20T10:00:07Z"}]"#,
+        r#"[{"op":"add","path":"/metadata/annotations/crust-gather.io~1deleted","value":"2026-11-20T10:01:00Z"}]"#,
+    ];
+    std::fs::write(pods.join("web-0.patch"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        pods.join("web-0/app/current.log"),
+        "2026-11-20T10:00:08.000000000Z listening on :8080\n",
+    )
+    .unwrap();
+    let recs = import(&env, "cg", &[s(&root)]);
+    let pod: Vec<&Value> = of_kind(&recs, "object")
+        .into_iter()
+        .filter(|o| o["body"]["kind"] == "Pod")
+        .collect();
+    let got: Vec<(String, String)> = pod
+        .iter()
+        .map(|o| {
+            (
+                o["time"].as_str().unwrap()[..19].to_string(),
+                o["body"]["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2026-11-20T10:00:01".into(), "added".into()),
+            ("2026-11-20T10:00:07".into(), "modified".into()),
+            ("2026-11-20T10:01:00".into(), "deleted".into()),
+        ]
+    );
+    let obj = &pod[1]["body"]["object"];
+    assert_eq!(obj["status"]["phase"], "Running");
+    let l = of_kind(&recs, "pod_log");
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0]["body"]["pod"], "web-0");
+    assert_eq!(l[0]["body"]["container"], "app");
+    assert!(
+        notes(&recs)[0].contains("(crust-gather)"),
+        "{:?}",
+        notes(&recs)
+    );
+    // A patch line that does not apply: named with its line; --tolerant keeps the rest.
+    std::fs::write(
+        pods.join("web-0.patch"),
+        format!(
+            "{}\n[{{\"op\":\"remove\",\"path\":\"/spec/nothing\"}}]\n",
+            lines[0]
+        ),
+    )
+    .unwrap();
+    let err = env
+        .run(&["import", s(&root), "-o", s(&env.path("x.ptape"))])
+        .fails(2);
+    assert!(
+        err.contains("web-0.patch:2: the patch does not apply"),
+        "{err}"
+    );
+    let r = env.run(&[
+        "import",
+        s(&root),
+        "--tolerant",
+        "-o",
+        s(&env.path("t.ptape")),
+    ]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+}
