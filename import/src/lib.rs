@@ -16,6 +16,7 @@ pub mod audit;
 pub mod k8shark;
 pub mod objects;
 mod smp;
+mod spill;
 pub mod tree;
 
 use std::borrow::Cow;
@@ -163,16 +164,6 @@ impl Default for ImportOptions {
     }
 }
 
-/// One observation, with the time the source gives it.
-#[derive(Debug, Clone)]
-struct Obs {
-    wall_ns: i64,
-    /// Order of arrival, to keep the sources' order among equal times.
-    n: u64,
-    source: Source,
-    body: Body,
-}
-
 /// What one input contributed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceSummary {
@@ -197,10 +188,13 @@ pub struct SourceSummary {
 
 /// Gathers observations from every input, cleaned and without duplicates.
 pub struct Collector {
-    obs: Vec<Obs>,
+    held: spill::Held,
     masker: &'static Masker,
-    seen: HashSet<(String, String, u8)>,
-    seen_events: HashSet<String>,
+    /// Object versions seen: a hash of (identity, resourceVersion, deleted), so the set stays
+    /// small however large the input.
+    seen: HashSet<u64>,
+    /// Events seen: a hash of (uid, namespace/name, count, last time).
+    seen_events: HashSet<u64>,
     tolerant: bool,
     /// Problems skipped in tolerant mode.
     pub problems: Vec<Problem>,
@@ -214,7 +208,7 @@ impl Collector {
     /// An empty collector.
     pub fn new(tolerant: bool) -> Collector {
         Collector {
-            obs: Vec::new(),
+            held: spill::Held::default(),
             masker: default_masker(),
             seen: HashSet::new(),
             seen_events: HashSet::new(),
@@ -227,12 +221,12 @@ impl Collector {
 
     /// Observations so far.
     pub fn len(&self) -> usize {
-        self.obs.len()
+        self.held.len() as usize
     }
 
     /// True when nothing was observed.
     pub fn is_empty(&self) -> bool {
-        self.obs.is_empty()
+        self.held.len() == 0
     }
 
     /// A problem: an error in strict mode, noted and skipped in tolerant mode.
@@ -246,13 +240,7 @@ impl Collector {
     }
 
     fn push(&mut self, wall_ns: i64, source: Source, body: impl Into<Body>) {
-        let n = self.obs.len() as u64;
-        self.obs.push(Obs {
-            wall_ns,
-            n,
-            source,
-            body: body.into(),
-        });
+        self.held.push(wall_ns, source, body.into());
     }
 
     /// A note at a time.
@@ -297,7 +285,7 @@ impl Collector {
         // An addition and a modification at one resourceVersion are one version (a poll that
         // sees it again, a watch that saw it first); a deletion is its own observation.
         let class = u8::from(action == Action::Deleted);
-        if !rv.is_empty() && !self.seen.insert((identity, rv.clone(), class)) {
+        if !rv.is_empty() && !self.seen.insert(hash_of(&(identity, &rv, class))) {
             self.duplicates += 1;
             return false;
         }
@@ -404,7 +392,7 @@ impl Collector {
 
     /// The latest time observed so far.
     pub(crate) fn latest(&self) -> Option<i64> {
-        self.obs.iter().map(|o| o.wall_ns).max()
+        self.held.max()
     }
 
     /// An Event, once (by uid, or namespace/name, with its count and last time).
@@ -413,7 +401,7 @@ impl Collector {
             "{}|{}/{}|{}|{}",
             e.uid, e.namespace, e.name, e.count, e.last_timestamp
         );
-        if !self.seen_events.insert(key) {
+        if !self.seen_events.insert(hash_of(&key)) {
             self.duplicates += 1;
             return false;
         }
@@ -421,6 +409,14 @@ impl Collector {
         self.push(wall_ns, Source::Import, e);
         true
     }
+}
+
+/// A 64-bit hash for the duplicate sets (SipHash with fixed keys: the same in every run).
+pub(crate) fn hash_of(v: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
 }
 
 /// The masker the recorder uses by default: token shapes, Kubernetes object rules, and the
@@ -701,6 +697,8 @@ pub struct Imported {
     pub problems: Vec<Problem>,
     /// Duplicates dropped.
     pub duplicates: u64,
+    /// Temporary chunks the observations were sorted through (0: all fit in memory).
+    pub spilled_chunks: usize,
 }
 
 /// Reads every input into one collector.
@@ -730,13 +728,13 @@ pub fn collect(
 /// in time order, and the end at the last one.
 pub fn write(c: Collector, opts: &ImportOptions, out: &Path) -> Result<Imported, ImportError> {
     let Collector {
-        mut obs,
+        held,
         problems,
         sources,
         duplicates,
         ..
     } = c;
-    if obs.is_empty() {
+    let (Some(start), Some(end)) = (held.min(), held.max()) else {
         let names: Vec<String> = sources
             .iter()
             .map(|s| s.path.display().to_string())
@@ -746,10 +744,7 @@ pub fn write(c: Collector, opts: &ImportOptions, out: &Path) -> Result<Imported,
             None,
             "nothing to import: no object, Event or request with a time was found",
         ));
-    }
-    obs.sort_by_key(|o| (o.wall_ns, o.n));
-    let start = obs[0].wall_ns;
-    let end = obs[obs.len() - 1].wall_ns;
+    };
     let run_id = RunId::random();
     let mut labels = opts.labels.clone();
     let mut formats: Vec<&str> = sources.iter().map(|s| s.format).collect();
@@ -812,9 +807,19 @@ pub fn write(c: Collector, opts: &ImportOptions, out: &Path) -> Result<Imported,
             }),
         )?;
     }
-    for o in obs {
-        put(&mut w, o.wall_ns, o.source, o.body)?;
+    if let Some(e) = &held.spill_error {
+        put(
+            &mut w,
+            start,
+            Source::Import,
+            Body::Note(Note {
+                level: Level::Warning,
+                text: format!("the import held its observations in memory: {e}"),
+            }),
+        )?;
     }
+    let spilled_chunks = held.chunks();
+    held.drain_sorted(|wall, source, body| put(&mut w, wall, source, body))?;
     put(
         &mut w,
         end,
@@ -836,5 +841,6 @@ pub fn write(c: Collector, opts: &ImportOptions, out: &Path) -> Result<Imported,
         sources,
         problems,
         duplicates,
+        spilled_chunks,
     })
 }

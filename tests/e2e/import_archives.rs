@@ -592,3 +592,60 @@ fn a_crust_gather_recording_gives_each_change_at_its_sync_time() {
     ]);
     assert_eq!(r.code(), 0, "{}", r.stderr());
 }
+
+/// Observations past the memory budget are sorted into temporary chunks and merged: the log
+/// is the same, record for record, as one sorted in memory.
+#[test]
+fn an_import_larger_than_its_memory_budget_writes_the_same_log() {
+    let env = Env::new();
+    let (sb, ru) = (
+        fixture("support-bundle/support-bundle.tar.gz"),
+        fixture("k8shark/rolling-update/capture.kshrk"),
+    );
+    let inputs = [s(&sb), s(&ru)];
+    let whole = env.path("whole.ptape");
+    let mut a = vec!["import"];
+    a.extend_from_slice(&inputs);
+    a.extend_from_slice(&["-o", s(&whole)]);
+    env.run(&a).ok();
+    let spilled = env.path("spilled.ptape");
+    let tmp = env.path("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut b = vec!["import"];
+    b.extend_from_slice(&inputs);
+    b.extend_from_slice(&["-o", s(&spilled)]);
+    // A 16 KiB budget: hundreds of chunks for these 6,500 observations.
+    let r = env.run_with(
+        &b,
+        &[
+            ("PIPETAPE_IMPORT_SPILL_BYTES", "16384"),
+            ("TMPDIR", s(&tmp)),
+        ],
+    );
+    let said = format!("{}{}", r.stdout(), r.stderr());
+    let chunks: usize = said
+        .split(", sorted through ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(chunks > 50, "{said}");
+    let strip = |recs: Vec<Value>| -> Vec<Value> {
+        recs.into_iter()
+            .filter(|r| r["kind"] != "run_started")
+            .map(|mut r| {
+                r.as_object_mut().unwrap().remove("seq");
+                r
+            })
+            .collect()
+    };
+    let x = strip(records(&env, &whole));
+    let y = strip(records(&env, &spilled));
+    assert!(x.len() > 6000, "{}", x.len());
+    assert_eq!(x.len(), y.len());
+    for (i, (p, q)) in x.iter().zip(&y).enumerate() {
+        assert_eq!(p, q, "record {i} differs");
+    }
+    // The chunks are gone.
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}

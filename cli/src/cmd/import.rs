@@ -144,7 +144,7 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult {
             );
         }
         crate::say!(
-            "Imported run {} {where_}: {} records, {} to {}{}{}",
+            "Imported run {} {where_}: {} records, {} to {}{}{}{}",
             done.run_id,
             done.records,
             fmt_t(done.span.0),
@@ -158,6 +158,14 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult {
                 String::new()
             } else {
                 format!(", {} problems skipped", done.problems.len())
+            },
+            if done.spilled_chunks > 0 {
+                format!(
+                    ", sorted through {} temporary chunks on disk",
+                    done.spilled_chunks
+                )
+            } else {
+                String::new()
             }
         );
     }
