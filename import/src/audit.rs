@@ -151,7 +151,8 @@ fn trim(b: &[u8]) -> &[u8] {
 
 #[derive(Default)]
 struct State {
-    audit_ids: HashSet<String>,
+    /// Audit IDs seen (as 64-bit hashes: the set stays small however long the log).
+    audit_ids: HashSet<u64>,
     metadata_only: u64,
     with_bodies: u64,
 }
@@ -233,7 +234,7 @@ fn event(c: &mut Collector, st: &mut State, v: &Value) -> Option<Entry> {
         return Some(Entry::Skipped);
     }
     let id = s(v, "/auditID");
-    if !id.is_empty() && !st.audit_ids.insert(id.to_string()) {
+    if !id.is_empty() && !st.audit_ids.insert(super::hash_of(&id)) {
         c.duplicates += 1;
         return Some(Entry::Skipped);
     }

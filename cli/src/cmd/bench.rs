@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Which measurements: the log format, the replayer (fold, state --at, serve), or both.
     #[arg(long, value_enum, default_value = "all")]
     suite: Suite,
+    /// Size of the audit log the import suite generates, MiB.
+    #[arg(long, default_value_t = 1024)]
+    import_mb: u64,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     output: TextOrJson,
@@ -51,7 +54,11 @@ pub enum Suite {
     /// Across history: a catalog of 10,000 runs × 200 metrics, then `runs bisect` and
     /// `runs flaky` over all of them (target ≤ 1 s each). Not part of `all`.
     History,
-    /// All of them (but remote and history).
+    /// `pipetape import` of an audit log of --import-mb MiB (real samples repeated and shifted):
+    /// records/s, MB/s, peak RSS against a tenth of the input, .ptape size against gzip. Not
+    /// part of `all`.
+    Import,
+    /// All of them (but remote, history and import).
     All,
 }
 
@@ -61,6 +68,9 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     }
     if a.suite == Suite::Diff {
         return diff_suite(ctx, &a);
+    }
+    if a.suite == Suite::Import {
+        return super::bench_import::run(ctx, a.import_mb, a.output == TextOrJson::Json);
     }
     if a.suite == Suite::History {
         return history_suite(ctx, &a);
