@@ -42,13 +42,15 @@ pub struct ImportReport {
 /// creation and managed-field times).
 fn shift_times(v: &mut Value, shift: i64) {
     match v {
-        Value::String(s) => {
-            if s.len() >= 20 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b'T' {
-                if let Ok(t) = s.parse::<jiff::Timestamp>() {
-                    if let Ok(t2) = t.checked_add(jiff::SignedDuration::from_secs(shift)) {
-                        *s = t2.to_string();
-                    }
-                }
+        Value::String(s)
+            if s.len() >= 20 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b'T' =>
+        {
+            let shifted = s
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .and_then(|t| t.checked_add(jiff::SignedDuration::from_secs(shift)).ok());
+            if let Some(t) = shifted {
+                *s = t.to_string();
             }
         }
         Value::Array(a) => a.iter_mut().for_each(|x| shift_times(x, shift)),
