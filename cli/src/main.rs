@@ -86,7 +86,9 @@ enum Command {
     #[command(subcommand)]
     Archive(cmd::archive::ArchiveCmd),
     /// Make a run from other tools' files: Kubernetes audit logs, Event dumps, object lists,
-    /// watch streams, must-gather and cluster-info dump trees. Every replay command reads it.
+    /// watch streams, KWOK snapshots and recordings, must-gather / crust-gather / cluster-info
+    /// dump trees, support bundles, sonobuoy results, k8shark captures. Every replay command
+    /// reads it.
     Import(cmd::import::ImportArgs),
     /// Read a recorded run with no cluster: timeline, events, state at a moment, logs.
     #[command(subcommand)]

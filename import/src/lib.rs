@@ -5,11 +5,13 @@
 //! status, secret-named env values and token shapes masked), drops duplicates across sources,
 //! and [`write`] lays them on one clock, earliest first, as a closed `.ptape` log.
 //!
-//! Formats so far: Kubernetes audit logs ([`audit`]); Kubernetes objects as JSON or YAML —
-//! Event dumps, any List, single objects, `kubectl get -w -o json` watch streams with and
-//! without `--output-watch-events`, `kwokctl snapshot save` output ([`objects`]); snapshot
-//! trees with their container logs — must-gather, crust-gather, `kubectl cluster-info dump`
-//! ([`tree`]).
+//! Formats: Kubernetes audit logs ([`audit`]); Kubernetes objects as JSON or YAML — Event
+//! dumps, any List, single objects, `kubectl get -w -o json` watch streams with and without
+//! `--output-watch-events`, `kwokctl snapshot save` and `snapshot record` output ([`objects`],
+//! strategic merge patches in `smp`); snapshot trees as directories or tarballs, with their
+//! container logs — must-gather, crust-gather (record mode too), `kubectl cluster-info dump`,
+//! troubleshoot support bundles, sonobuoy results ([`tree`]); k8shark captures, plain or
+//! age-encrypted ([`k8shark`], [`age`]). Observations are sorted in bounded memory (`spill`).
 
 pub mod age;
 pub mod audit;
@@ -639,7 +641,7 @@ pub fn detect(path: &Path) -> Result<Format, ImportError> {
         return Err(ImportError::at(
             path,
             None,
-            "a directory in no layout pipetape knows (a must-gather, crust-gather or cluster-info dump tree has namespaces/, cluster-scoped-resources/, cluster/ or nodes.json); give the files inside it with their format, e.g. `pipetape import audit DIR/audit.log`",
+            "a directory in no layout pipetape knows (a must-gather, crust-gather or cluster-info dump tree has namespaces/, cluster-scoped-resources/, cluster/ or nodes.json; a support bundle cluster-resources/; sonobuoy results resources/ with plugins/ or podlogs/); give the files inside it with their format, e.g. `pipetape import audit DIR/audit.log`",
         ));
     }
     let h = head(path, 64 << 10)?;

@@ -1,5 +1,6 @@
 //! `pipetape import [FORMAT] PATH...`: another tool's files about a cluster (audit logs, Event
-//! dumps, object lists, watch streams) become one run, in the store or as a `.ptape` file.
+//! dumps, object lists, watch streams, snapshot trees and tarballs, k8shark captures) become
+//! one run, in the store or as a `.ptape` file.
 
 use std::path::PathBuf;
 
@@ -11,13 +12,18 @@ use super::{exit, parse_label, CmdError, CmdResult, Ctx};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// [FORMAT] PATH...: the format (audit, events; detected from each file's first bytes when
-    /// not given), then the files, merged into one run on one clock. `audit`: Kubernetes
-    /// audit logs (audit.k8s.io/v1 and v1beta1 JSON lines or EventLists, plain or gzip).
-    /// `events`: Kubernetes objects as JSON or YAML: `kubectl get events -o json|yaml`, any
-    /// List, watch streams (`kubectl get -w -o json`, with or without
-    /// --output-watch-events), KWOK snapshots. `must-gather`: a snapshot tree (must-gather,
-    /// crust-gather, `kubectl cluster-info dump` directories) with its container logs.
+    /// [FORMAT] PATH...: the format (detected from each file's first bytes, or a tree's
+    /// layout, when not given), then the files, merged into one run on one clock. `audit`:
+    /// Kubernetes audit logs (audit.k8s.io/v1 and v1beta1 JSON lines or EventLists, plain or
+    /// gzip). `events` (also kwok): Kubernetes objects as JSON or YAML: `kubectl get events -o
+    /// json|yaml`, any List, watch streams (`kubectl get -w -o json`, with or without
+    /// --output-watch-events), `kwokctl snapshot save` and `snapshot record` files.
+    /// `must-gather` (also crust-gather, cluster-info, support-bundle, sonobuoy): a snapshot
+    /// tree, a directory or a tarball: must-gather, crust-gather (record-mode .patch files
+    /// too), `kubectl cluster-info dump`, troubleshoot support bundles, sonobuoy results (JUnit
+    /// reports become the run's tests), with container logs. `k8shark`: .kshrk captures; an
+    /// age-encrypted one reads its passphrase from PIPETAPE_IMPORT_PASSPHRASE (or
+    /// KSHRK_DECRYPT_PASSPHRASE).
     #[arg(required = true, value_name = "[FORMAT] PATH")]
     args: Vec<String>,
     /// Pipeline name of the run (default: imported).
