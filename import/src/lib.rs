@@ -798,27 +798,20 @@ pub fn write(c: Collector, opts: &ImportOptions, out: &Path) -> Result<Imported,
             }),
         )?;
     }
-    for p in &problems {
-        put(
-            &mut w,
-            start,
-            Source::Import,
-            Body::Note(Note {
-                level: Level::Warning,
-                text: format!("skipped (--tolerant): {p}"),
-            }),
-        )?;
-    }
-    if let Some(e) = &held.spill_error {
-        put(
-            &mut w,
-            start,
-            Source::Import,
-            Body::Note(Note {
-                level: Level::Warning,
-                text: format!("the import held its observations in memory: {e}"),
-            }),
-        )?;
+    let warnings = problems
+        .iter()
+        .map(|p| format!("skipped (--tolerant): {p}"))
+        .chain(
+            held.spill_error
+                .iter()
+                .map(|e| format!("the import held its observations in memory: {e}")),
+        );
+    for text in warnings {
+        let note = Note {
+            level: Level::Warning,
+            text,
+        };
+        put(&mut w, start, Source::Import, Body::Note(note))?;
     }
     let spilled_chunks = held.chunks();
     held.drain_sorted(|wall, source, body| put(&mut w, wall, source, body))?;

@@ -286,14 +286,7 @@ fn kwok_patch(
     } else {
         format!("{group}/{version}")
     };
-    let problem = |c: &mut Collector, message: String| {
-        c.problem(Problem {
-            file: path.to_path_buf(),
-            line: Some(at.line),
-            byte: None,
-            message,
-        })
-    };
+    let problem = |c: &mut Collector, message: String| problem_at(c, path, at, message);
     if name.is_empty() || resource.is_empty() {
         return problem(c, "a ResourcePatch without target name or resource".into());
     }
@@ -412,14 +405,7 @@ fn value(
     v: Value,
     top: bool,
 ) -> Result<(), ImportError> {
-    let problem = |c: &mut Collector, message: String| {
-        c.problem(Problem {
-            file: path.to_path_buf(),
-            line: Some(at.line),
-            byte: None,
-            message,
-        })
-    };
+    let problem = |c: &mut Collector, message: String| problem_at(c, path, at, message);
     let mut v = match v {
         Value::Array(items) => {
             st.lists += 1;
@@ -544,6 +530,16 @@ fn value(
     }
     sum.entries += 1;
     object(c, st, sum, Action::Added, Value::Object(v), top)
+}
+
+/// A problem at a value's line: an error in strict mode, noted in tolerant mode.
+fn problem_at(c: &mut Collector, path: &Path, at: At, message: String) -> Result<(), ImportError> {
+    c.problem(Problem {
+        file: path.to_path_buf(),
+        line: Some(at.line),
+        byte: None,
+        message,
+    })
 }
 
 fn type_name(v: &Value) -> &'static str {

@@ -102,13 +102,7 @@ impl Tree {
     /// A tarball's regular files (gzip or not), read into memory; macOS `._*` resource forks
     /// and links are left out (support bundles link `all-logs/` to the logs they hold).
     fn from_tar(path: &Path) -> Result<Tree, ImportError> {
-        let damaged = |e: std::io::Error| {
-            ImportError::at(
-                path,
-                None,
-                format!("not a readable tar archive (truncated or damaged?): {e}"),
-            )
-        };
+        let damaged = damaged(path);
         let mut ar = tar::Archive::new(open_maybe_gz(path)?);
         let mut files = Vec::new();
         for entry in ar.entries().map_err(damaged)? {
@@ -621,15 +615,20 @@ fn pod_log(
     ))
 }
 
-/// Whether a tarball holds a known layout, from its member names (no member is read).
-pub fn tar_is_tree(path: &Path) -> Result<bool, ImportError> {
-    let damaged = |e: std::io::Error| {
+/// The error of a tarball the tar reader cannot read.
+fn damaged(path: &Path) -> impl Fn(std::io::Error) -> ImportError + Copy + '_ {
+    move |e| {
         ImportError::at(
             path,
             None,
             format!("not a readable tar archive (truncated or damaged?): {e}"),
         )
-    };
+    }
+}
+
+/// Whether a tarball holds a known layout, from its member names (no member is read).
+pub fn tar_is_tree(path: &Path) -> Result<bool, ImportError> {
+    let damaged = damaged(path);
     let mut ar = tar::Archive::new(open_maybe_gz(path)?);
     let mut rels = Vec::new();
     for entry in ar.entries().map_err(damaged)? {
