@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use pipetape_store::mask::LineState;
 use pipetape_store::model::*;
+use pipetape_store::writer::Stamped;
 use pipetape_store::Source;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
@@ -511,6 +512,8 @@ async fn pump(
     // Bytes at the head of the reader's buffer known to hold nothing to mask: one pass over
     // each chunk read, so most lines skip the masker.
     let mut clean = 0usize;
+    // Lines read from one buffer fill go to the writer as one batch, each stamped when read.
+    let mut batch: Vec<Stamped> = Vec::with_capacity(256);
     loop {
         buf.clear();
         if clean == 0 {
@@ -520,6 +523,7 @@ async fn pump(
         }
         match r.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => {
+                sink.record_stamped(batch).await;
                 sink.print_lines(&label, &pending, stream == Stream::Stderr);
                 return;
             }
@@ -538,17 +542,25 @@ async fn pump(
                 if echo {
                     pending.push(line.clone());
                 }
-                sink.record(
-                    Source::Step,
-                    StepOutput {
+                let (wall_ns, mono_ns) = sink.now();
+                batch.push(Stamped {
+                    wall_ns,
+                    mono_ns,
+                    source: Source::Step,
+                    body: StepOutput {
                         stage: stage.clone(),
                         step: step.clone(),
                         stream,
                         line,
-                    },
-                )
-                .await;
-                if r.buffer().is_empty() || pending.len() >= 1024 {
+                    }
+                    .into(),
+                });
+                let drained = r.buffer().is_empty();
+                if drained || batch.len() >= 256 {
+                    sink.record_stamped(std::mem::replace(&mut batch, Vec::with_capacity(256)))
+                        .await;
+                }
+                if drained || pending.len() >= 1024 {
                     sink.print_lines(&label, &pending, stream == Stream::Stderr);
                     pending.clear();
                 }

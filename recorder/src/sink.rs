@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use pipetape_store::mask::Masker;
 use pipetape_store::model::*;
-use pipetape_store::writer::LogAppender;
+use pipetape_store::writer::{LogAppender, Stamped};
 use pipetape_store::Source;
 
 use crate::console::Console;
@@ -65,6 +65,25 @@ impl Sink {
             self.warn_once("the log writer has stopped");
         }
         // The flag is lock-free; the details are read only once something failed.
+        if a.has_failed() {
+            if let Some(e) = a.health().first_error {
+                self.warn_once(&e);
+            }
+        }
+    }
+
+    /// The times a record made now gets (wall ns, mono ns); (0, 0) when not recording.
+    pub(crate) fn now(&self) -> (i64, u64) {
+        self.appender.as_ref().map_or((0, 0), LogAppender::now)
+    }
+
+    /// Records bodies stamped earlier with [`Sink::now`], already masked (step output is
+    /// masked line by line as it is read), as one message to the writer.
+    pub(crate) async fn record_stamped(&self, records: Vec<Stamped>) {
+        let Some(a) = &self.appender else { return };
+        if a.append_batch_async(records).await.is_err() {
+            self.warn_once("the log writer has stopped");
+        }
         if a.has_failed() {
             if let Some(e) = a.health().first_error {
                 self.warn_once(&e);

@@ -610,7 +610,22 @@ enum Msg {
         source: Source,
         body: Body,
     },
+    /// Records stamped when they happened, sent at once (a step's output lines).
+    Batch(Vec<Stamped>),
     Flush(flume::Sender<Result<(), String>>),
+}
+
+/// A record stamped with [`LogAppender::now`], for [`LogAppender::append_batch_async`].
+#[derive(Debug)]
+pub struct Stamped {
+    /// Wall-clock time, ns since the epoch.
+    pub wall_ns: i64,
+    /// Monotonic offset from the run's start, ns.
+    pub mono_ns: u64,
+    /// Which part of pipetape produced it.
+    pub source: Source,
+    /// What happened.
+    pub body: Body,
 }
 
 /// Health of a [`LogAppender`]: the first error the writer thread hit, if any.
@@ -672,14 +687,32 @@ impl LogAppender {
     }
 
     fn stamp(&self, source: Source, body: Body) -> Msg {
-        // One clock read: wall time is the start's wall time plus the monotonic offset.
-        let mono_ns = self.start.elapsed().as_nanos() as u64;
+        let (wall_ns, mono_ns) = self.now();
         Msg::Record {
-            wall_ns: self.start_wall_ns.wrapping_add(mono_ns as i64),
+            wall_ns,
             mono_ns,
             source,
             body,
         }
+    }
+
+    /// The times a record appended now gets: (wall ns since the epoch, mono ns since the
+    /// start), from one clock read (wall is the start's wall time plus the monotonic offset).
+    pub fn now(&self) -> (i64, u64) {
+        let mono_ns = self.start.elapsed().as_nanos() as u64;
+        (self.start_wall_ns.wrapping_add(mono_ns as i64), mono_ns)
+    }
+
+    /// Appends records stamped earlier (with [`LogAppender::now`]) as one message: one queue
+    /// slot and one wake of the writer for many records. Waits, without blocking, for room.
+    pub async fn append_batch_async(&self, records: Vec<Stamped>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send_async(Msg::Batch(records))
+            .await
+            .map_err(|_| Error::Usage("the log writer has stopped".into()))
     }
 
     /// Appends a record from synchronous code. Fails only when the writer thread is gone.
@@ -774,6 +807,13 @@ fn writer_loop<F: LogFile>(
             }) => {
                 if let Err(e) = w.append(wall_ns, mono_ns, source, body) {
                     note(&w, &e);
+                }
+            }
+            Some(Msg::Batch(records)) => {
+                for r in records {
+                    if let Err(e) = w.append(r.wall_ns, r.mono_ns, r.source, r.body) {
+                        note(&w, &e);
+                    }
                 }
             }
             Some(Msg::Flush(reply)) => {
