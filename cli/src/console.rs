@@ -126,7 +126,7 @@ impl TerminalConsole {
 }
 
 impl Console for TerminalConsole {
-    fn step_lines(&self, prefix: &str, lines: &[String], stderr: bool) {
+    fn step_lines(&self, prefix: &str, lines: &[&str], stderr: bool) {
         if !self.term.echo || lines.is_empty() {
             return;
         }

@@ -6,7 +6,7 @@
 pub trait Console: Send + Sync {
     /// Lines of a step's output (already masked), shown under `[prefix]`; `stderr` when the
     /// step wrote them to its stderr.
-    fn step_lines(&self, prefix: &str, lines: &[String], stderr: bool);
+    fn step_lines(&self, prefix: &str, lines: &[&str], stderr: bool);
     /// A line about the run: a step or gate starting, passing, failing.
     fn banner(&self, text: &str);
     /// A step's output starts (`Some(label)`) or ends (`None`); GitHub Actions folds it.
@@ -27,7 +27,7 @@ pub trait Console: Send + Sync {
 pub struct Silent;
 
 impl Console for Silent {
-    fn step_lines(&self, _: &str, _: &[String], _: bool) {}
+    fn step_lines(&self, _: &str, _: &[&str], _: bool) {}
     fn banner(&self, _: &str) {}
     fn group(&self, _: Option<&str>) {}
     fn running(&self, _: &str, _: bool) {}

@@ -507,7 +507,6 @@ async fn pump(
     let echo = sink.console.echoes();
     let mut r = BufReader::with_capacity(64 << 10, r);
     let mut buf = Vec::with_capacity(256);
-    let mut pending: Vec<String> = Vec::new();
     let mut mask_state = LineState::default();
     // Bytes at the head of the reader's buffer known to hold nothing to mask: one pass over
     // each chunk read, so most lines skip the masker.
@@ -523,8 +522,10 @@ async fn pump(
         }
         match r.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => {
+                if echo {
+                    sink.print_lines(&label, &lines_of(&batch), stream == Stream::Stderr);
+                }
                 sink.record_stamped(batch).await;
-                sink.print_lines(&label, &pending, stream == Stream::Stderr);
                 return;
             }
             Ok(_) => {
@@ -539,9 +540,6 @@ async fn pump(
                     sink.masker.mask_line(&text, &mut mask_state).into_owned()
                 };
                 clean = clean.saturating_sub(read);
-                if echo {
-                    pending.push(line.clone());
-                }
                 let (wall_ns, mono_ns) = sink.now();
                 batch.push(Stamped {
                     wall_ns,
@@ -555,18 +553,29 @@ async fn pump(
                     }
                     .into(),
                 });
-                let drained = r.buffer().is_empty();
-                if drained || batch.len() >= 256 {
+                // Shown and recorded together: when the reader has no more buffered (the step
+                // is between writes) or the batch is full.
+                if r.buffer().is_empty() || batch.len() >= 256 {
+                    if echo {
+                        sink.print_lines(&label, &lines_of(&batch), stream == Stream::Stderr);
+                    }
                     sink.record_stamped(std::mem::replace(&mut batch, Vec::with_capacity(256)))
                         .await;
-                }
-                if drained || pending.len() >= 1024 {
-                    sink.print_lines(&label, &pending, stream == Stream::Stderr);
-                    pending.clear();
                 }
             }
         }
     }
+}
+
+/// The lines of a batch of step output, to show them without copying them.
+fn lines_of(batch: &[Stamped]) -> Vec<&str> {
+    batch
+        .iter()
+        .filter_map(|s| match &s.body {
+            Body::StepOutput(o) => Some(o.line.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 async fn capture_artifacts(p: &Pipeline, opts: &RunOptions, sink: &Sink) {

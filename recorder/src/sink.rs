@@ -133,7 +133,7 @@ impl Sink {
     }
 
     /// Shows several lines of one step (masked already).
-    pub(crate) fn print_lines(&self, prefix: &str, lines: &[String], stderr: bool) {
+    pub(crate) fn print_lines(&self, prefix: &str, lines: &[&str], stderr: bool) {
         if !lines.is_empty() {
             self.console.step_lines(prefix, lines, stderr);
         }
@@ -141,7 +141,7 @@ impl Sink {
 
     /// Shows one line of a step.
     pub(crate) fn print(&self, prefix: &str, line: &str, stderr: bool) {
-        self.console.step_lines(prefix, &[line.to_string()], stderr);
+        self.console.step_lines(prefix, &[line], stderr);
     }
 
     /// Shows a line about the run.
