@@ -483,8 +483,5 @@ pub fn kind_of(resource: &str) -> String {
 /// or tolerant: the entry point of the `import_audit` fuzz target. Never panics; errors name
 /// the line.
 pub fn parse_bytes(bytes: &[u8], tolerant: bool) -> Result<Collector, ImportError> {
-    let mut c = Collector::new(tolerant);
-    let sum = read_from(&mut c, Path::new("<input>"), bytes)?;
-    c.sources.push(sum);
-    Ok(c)
+    super::parse_with(tolerant, |c, p| read_from(c, p, bytes))
 }

@@ -376,9 +376,9 @@ pub fn read(c: &mut Collector, path: &Path) -> Result<SourceSummary, ImportError
             PathKind::Resource => {
                 if let Some(action) = r.watch {
                     if r.body.is_object() {
-                        known.insert(identity(&r.body));
+                        known.insert(super::identity_of(&r.body));
                         let object = r.body.get("kind").and_then(Value::as_str) != Some("Event");
-                        count(&mut sum, c.object(r.wall, action, r.body), object);
+                        sum.count(c.object(r.wall, action, r.body), !object);
                     }
                     continue;
                 }
@@ -448,14 +448,6 @@ pub fn read(c: &mut Collector, path: &Path) -> Result<SourceSummary, ImportError
     Ok(sum)
 }
 
-fn count(sum: &mut SourceSummary, recorded: bool, object: bool) {
-    match (recorded, object) {
-        (true, true) => sum.objects += 1,
-        (true, false) => sum.events += 1,
-        (false, _) => sum.skipped += 1,
-    }
-}
-
 /// A polled resource response: a list (each item, and what left since the last poll) or one
 /// object.
 fn resource(
@@ -472,12 +464,12 @@ fn resource(
     let Some(items) = o.get("items").and_then(Value::as_array) else {
         if o.get("metadata").and_then(|m| m.get("name")).is_some() && !kind.is_empty() {
             let is_event = kind == "Event";
-            let action = if known.insert(identity(&r.body)) {
+            let action = if known.insert(super::identity_of(&r.body)) {
                 Action::Added
             } else {
                 Action::Modified
             };
-            count(sum, c.object(r.wall, action, r.body.clone()), !is_event);
+            sum.count(c.object(r.wall, action, r.body.clone()), is_event);
         }
         return;
     };
@@ -494,13 +486,13 @@ fn resource(
             }
         }
         let is_event = item.get("kind").and_then(Value::as_str) == Some("Event");
-        let id = identity(&item);
+        let id = super::identity_of(&item);
         let action = if known.insert(id.clone()) {
             Action::Added
         } else {
             Action::Modified
         };
-        count(sum, c.object(r.wall, action, item.clone()), !is_event);
+        sum.count(c.object(r.wall, action, item.clone()), is_event);
         if !is_event {
             now.insert(id, item);
         }
@@ -512,24 +504,9 @@ fn resource(
     if let (Some(before), Some(now)) = (before, last_poll.get(&r.path)) {
         for (id, gone) in before {
             if !now.contains_key(&id) {
-                count(sum, c.object(r.wall, Action::Deleted, gone), true);
+                sum.count(c.object(r.wall, Action::Deleted, gone), false);
             }
         }
-    }
-}
-
-fn identity(v: &Value) -> String {
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("");
-    let uid = s("/metadata/uid");
-    if uid.is_empty() {
-        format!(
-            "{}/{}/{}",
-            s("/kind"),
-            s("/metadata/namespace"),
-            s("/metadata/name")
-        )
-    } else {
-        uid.to_string()
     }
 }
 

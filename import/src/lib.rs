@@ -188,6 +188,47 @@ pub struct SourceSummary {
     pub remarks: Vec<String>,
 }
 
+impl SourceSummary {
+    /// Counts one entry by what became of it: an object version, an Event, or skipped (a
+    /// duplicate, nothing recordable).
+    pub(crate) fn count(&mut self, recorded: bool, is_event: bool) {
+        match (recorded, is_event) {
+            (true, true) => self.events += 1,
+            (true, false) => self.objects += 1,
+            (false, _) => self.skipped += 1,
+        }
+    }
+}
+
+/// An object's identity across its versions: its uid, else apiVersion/kind/namespace/name.
+pub(crate) fn identity_of(v: &Value) -> String {
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let uid = s("/metadata/uid");
+    if uid.is_empty() {
+        format!(
+            "{}/{}/{}/{}",
+            s("/apiVersion"),
+            s("/kind"),
+            s("/metadata/namespace"),
+            s("/metadata/name")
+        )
+    } else {
+        uid.to_string()
+    }
+}
+
+/// Parses `bytes` with one format's reader into a fresh collector, strict or tolerant: the
+/// entry point of the fuzz targets. Never panics; errors name the line.
+pub(crate) fn parse_with(
+    tolerant: bool,
+    read: impl FnOnce(&mut Collector, &Path) -> Result<SourceSummary, ImportError>,
+) -> Result<Collector, ImportError> {
+    let mut c = Collector::new(tolerant);
+    let sum = read(&mut c, Path::new("<input>"))?;
+    c.sources.push(sum);
+    Ok(c)
+}
+
 /// Gathers observations from every input, cleaned and without duplicates.
 pub struct Collector {
     held: spill::Held,
@@ -254,14 +295,17 @@ impl Collector {
     /// data (Helm release Secrets give their status); the rest is masked as the observers mask.
     /// Returns true when it was recorded (not a duplicate, has a kind and a name).
     pub(crate) fn object(&mut self, wall_ns: i64, action: Action, mut v: Value) -> bool {
-        let Some(o) = v.as_object_mut() else {
+        if !v.is_object() {
             return false;
+        }
+        let s = |p: &str| {
+            v.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
         };
-        let s = |o: &serde_json::Map<String, Value>, k: &str| {
-            o.get(k).and_then(Value::as_str).unwrap_or("").to_string()
-        };
-        let api_version = s(o, "apiVersion");
-        let kind = s(o, "kind");
+        let api_version = s("/apiVersion");
+        let kind = s("/kind");
         if kind == "Event" && (api_version == "v1" || api_version.starts_with("events.k8s.io/")) {
             if action == Action::Deleted {
                 return false;
@@ -271,18 +315,16 @@ impl Collector {
             };
             return self.event(wall_ns, e);
         }
-        let md = o.get("metadata").cloned().unwrap_or(Value::Null);
-        let m = |k: &str| md.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let (namespace, name, uid, rv) =
-            (m("namespace"), m("name"), m("uid"), m("resourceVersion"));
+        let (namespace, name, uid, rv) = (
+            s("/metadata/namespace"),
+            s("/metadata/name"),
+            s("/metadata/uid"),
+            s("/metadata/resourceVersion"),
+        );
         if kind.is_empty() || name.is_empty() {
             return false;
         }
-        let identity = if uid.is_empty() {
-            format!("{api_version}/{kind}/{namespace}/{name}")
-        } else {
-            uid.clone()
-        };
+        let identity = identity_of(&v);
         // The same version from two sources (an audit log and a dump) or two stages: once.
         // An addition and a modification at one resourceVersion are one version (a poll that
         // sees it again, a watch that saw it first); a deletion is its own observation.
@@ -291,7 +333,7 @@ impl Collector {
             self.duplicates += 1;
             return false;
         }
-        if let Some(md) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
             md.remove("managedFields");
         }
         if api_version == "v1" && kind == "Secret" {

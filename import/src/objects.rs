@@ -59,6 +59,8 @@ pub struct Hints {
 /// with offsets from the first change, laid out once the file is read.
 #[derive(Default)]
 struct Kwok {
+    /// The file holds ResourcePatch documents: only then are its objects kept for them.
+    recording: bool,
     /// The objects as the recording has made them so far, by (group, kind, namespace, name).
     tracked: HashMap<(String, String, String, String), Value>,
     /// (offset ns, action, object as it became).
@@ -115,6 +117,7 @@ pub fn read_bytes_with(
         hints,
         ..St::default()
     };
+    st.kwok.recording = bytes.windows(13).any(|w| w == b"ResourcePatch");
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match first {
         None => {}
@@ -220,12 +223,7 @@ fn kwok_layout(c: &mut Collector, st: &mut St, sum: &mut SourceSummary) {
     let n = pending.len();
     for (off, action, v) in pending {
         let is_event = v.get("kind").and_then(Value::as_str) == Some("Event");
-        let recorded = c.object(base + off, action, v);
-        match (recorded, is_event) {
-            (true, true) => sum.events += 1,
-            (true, false) => sum.objects += 1,
-            (false, _) => sum.skipped += 1,
-        }
+        sum.count(c.object(base + off, action, v), is_event);
     }
     sum.remarks.push(format!(
         "a KWOK recording: {n} changes over {:.1}s; the recording holds offsets, not times, so its first change is placed at the latest time its objects name",
@@ -591,21 +589,13 @@ fn object(
         st.stream_wall = Some(wall);
     }
     st.max_wall = st.max_wall.max(Some(wall));
-    if !is_event && action != Action::Deleted {
+    if st.kwok.recording && !is_event && action != Action::Deleted {
         let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("");
         let group = api.split_once('/').map_or("", |(g, _)| g);
         let key = track_key(group, kind, s("/metadata/namespace"), s("/metadata/name"));
         st.kwok.tracked.insert(key, v.clone());
     }
-    if c.object(wall, action, v) {
-        if is_event {
-            sum.events += 1;
-        } else {
-            sum.objects += 1;
-        }
-    } else {
-        sum.skipped += 1;
-    }
+    sum.count(c.object(wall, action, v), is_event);
     Ok(())
 }
 
@@ -613,8 +603,5 @@ fn object(
 /// strict or tolerant: the entry point of the `import_watch` fuzz target. Never panics;
 /// errors name the line.
 pub fn parse_bytes(bytes: &[u8], tolerant: bool) -> Result<Collector, ImportError> {
-    let mut c = Collector::new(tolerant);
-    let sum = read_bytes(&mut c, Path::new("<input>"), bytes)?;
-    c.sources.push(sum);
-    Ok(c)
+    super::parse_with(tolerant, |c, p| read_bytes(c, p, bytes))
 }

@@ -31,6 +31,15 @@ pub(crate) fn import(env: &Env, name: &str, args: &[&str]) -> Vec<Value> {
     records(env, &out)
 }
 
+/// Runs `pipetape import ARGS -o FILE` (a new file), which must fail with exit 2; its stderr.
+pub(crate) fn refused(env: &Env, args: &[&str]) -> String {
+    let out = env.path("refused.ptape");
+    let mut a = vec!["import"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["-o", s(&out)]);
+    env.run(&a).fails(2)
+}
+
 pub(crate) fn records(env: &Env, p: &Path) -> Vec<Value> {
     env.run(&["archive", "cat", s(p), "-o", "json"])
         .ok()
@@ -589,9 +598,7 @@ fn bad_input_names_the_file_and_line_and_tolerant_keeps_the_rest() {
     let f = env.path("truncated.log");
     let cut = &lines[5][..lines[5].len() / 2];
     std::fs::write(&f, format!("{}\n{}\n{cut}", lines[0], lines[1])).unwrap();
-    let err = env
-        .run(&["import", "audit", s(&f), "-o", s(&env.path("x.ptape"))])
-        .fails(2);
+    let err = refused(&env, &["audit", s(&f)]);
     assert!(err.contains("truncated.log:3: truncated"), "{err}");
     // An unknown apiVersion.
     let f = env.path("v2.log");
@@ -600,9 +607,7 @@ fn bad_input_names_the_file_and_line_and_tolerant_keeps_the_rest() {
         r#"{"kind":"Event","apiVersion":"audit.k8s.io/v2","auditID":"x","verb":"get"}"#,
     )
     .unwrap();
-    let err = env
-        .run(&["import", "audit", s(&f), "-o", s(&env.path("y.ptape"))])
-        .fails(2);
+    let err = refused(&env, &["audit", s(&f)]);
     assert!(
         err.contains("v2.log:1: unknown apiVersion 'audit.k8s.io/v2'"),
         "{err}"
@@ -610,9 +615,7 @@ fn bad_input_names_the_file_and_line_and_tolerant_keeps_the_rest() {
     // A YAML document that is not an object.
     let f = env.path("list.yaml");
     std::fs::write(&f, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: d, creationTimestamp: '2026-11-19T10:00:00Z'}\n---\n- just\n- a list\n").unwrap();
-    let err = env
-        .run(&["import", "events", s(&f), "-o", s(&env.path("z.ptape"))])
-        .fails(2);
+    let err = refused(&env, &["events", s(&f)]);
     assert!(
         err.contains("list.yaml:5: a string where a Kubernetes object was expected"),
         "{err}"
@@ -620,18 +623,14 @@ fn bad_input_names_the_file_and_line_and_tolerant_keeps_the_rest() {
     // A directory in no known layout, and a file in no known format.
     let dir = env.path("somedir");
     std::fs::create_dir_all(&dir).unwrap();
-    let err = env
-        .run(&["import", s(&dir), "-o", s(&env.path("d.ptape"))])
-        .fails(2);
+    let err = refused(&env, &[s(&dir)]);
     assert!(
         err.contains("a directory in no layout pipetape knows"),
         "{err}"
     );
     let f = env.path("notes.txt");
     std::fs::write(&f, "hello\n").unwrap();
-    let err = env
-        .run(&["import", s(&f), "-o", s(&env.path("n.ptape"))])
-        .fails(2);
+    let err = refused(&env, &[s(&f)]);
     assert!(
         err.contains("notes.txt: not a format pipetape can import"),
         "{err}"

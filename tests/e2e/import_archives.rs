@@ -7,7 +7,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use crate::import::{fixture, import, kinds, of_kind, records};
+use crate::import::{fixture, import, kinds, of_kind, records, refused};
 use crate::{s, Env};
 
 /// Pod log lines by (container, previous).
@@ -308,9 +308,7 @@ fn bad_archives_are_named() {
         }
     }
     w.finish().unwrap();
-    let err = env
-        .run(&["import", s(&cut), "-o", s(&env.path("x.ptape"))])
-        .fails(2);
+    let err = refused(&env, &[s(&cut)]);
     assert!(
         err.contains("no-index.kshrk")
             && err.contains("has no index (k8shark-capture/index.json.zst)"),
@@ -360,9 +358,7 @@ fn bad_archives_are_named() {
         .status()
         .unwrap();
     assert!(st.success());
-    let err = env
-        .run(&["import", s(&tgz), "-o", s(&env.path("x.ptape"))])
-        .fails(2);
+    let err = refused(&env, &[s(&tgz)]);
     assert!(
         err.contains("junk.tar.gz: a tar archive in no layout"),
         "{err}"
@@ -382,9 +378,7 @@ fn bad_archives_are_named() {
     let pods = unpacked.join("support-bundle/cluster-resources/pods/default.json");
     let text = std::fs::read_to_string(&pods).unwrap();
     std::fs::write(&pods, format!("{}\n]]", &text[..text.len() / 3])).unwrap();
-    let err = env
-        .run(&["import", s(&unpacked), "-o", s(&env.path("x.ptape"))])
-        .fails(2);
+    let err = refused(&env, &[s(&unpacked)]);
     assert!(err.contains("pods/default.json:"), "{err}");
     let r = env.run(&[
         "import",
@@ -494,9 +488,7 @@ delete: true
         "apiVersion: kwok.x-k8s.io/internal\nkind: ResourcePatch\ntarget:\n  type: {version: v1, resource: pods}\n  name: ghost\n  namespace: x\ndurationNanosecond: 1\npatch: {status: {phase: Running}}\n",
     )
     .unwrap();
-    let err = env
-        .run(&["import", "kwok", s(&bad), "-o", s(&env.path("b.ptape"))])
-        .fails(2);
+    let err = refused(&env, &["kwok", s(&bad)]);
     assert!(
         err.contains("bad.yaml:1:") && err.contains("ghost"),
         "{err}"
@@ -576,9 +568,7 @@ fn a_crust_gather_recording_gives_each_change_at_its_sync_time() {
         ),
     )
     .unwrap();
-    let err = env
-        .run(&["import", s(&root), "-o", s(&env.path("x.ptape"))])
-        .fails(2);
+    let err = refused(&env, &[s(&root)]);
     assert!(
         err.contains("web-0.patch:2: the patch does not apply"),
         "{err}"
