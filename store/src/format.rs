@@ -52,6 +52,8 @@ pub const FRAME_HEADER_LEN: usize = 64;
 pub const TRAILER_LEN: usize = 24;
 /// Largest payload a reader accepts (a sanity bound against a corrupt length).
 pub const MAX_PAYLOAD: u32 = 64 << 20;
+/// Largest zstd window a lane's stream may use (2^27 = 128 MiB; zstd's default decoder limit).
+pub const MAX_WINDOW_LOG: u32 = 27;
 
 /// Format versions. A reader refuses a version newer than [`FormatVersion::CURRENT`]; new
 /// record kinds, new fields in a record body and new frame kinds do not change the version

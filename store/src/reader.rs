@@ -237,6 +237,43 @@ impl LogReader {
         Ok(())
     }
 
+    /// Calls `f` for every records frame, in order, with its index entry, the decompressed
+    /// bytes of each lane's section and each lane's record count. Any damage is an error:
+    /// this is for copying a whole log (compaction), which must not paper over a hole.
+    pub(crate) fn for_each_frame_plain(
+        &self,
+        mut f: impl FnMut(&IndexEntry, [&[u8]; LANES], [u32; LANES]) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(d) = self.damage.first() {
+            return Err(Error::corruption(
+                &self.path,
+                d.offset,
+                format!("{}: {}", d.kind.as_str(), d.what),
+            ));
+        }
+        let mut lanes: Vec<LaneIter<'_>> = (0..LANES as u8)
+            .map(|l| LaneIter::new(self, l, 0))
+            .collect();
+        for i in 0..self.frames.len() {
+            let mut counts = [0u32; LANES];
+            for (l, lane) in lanes.iter_mut().enumerate() {
+                match lane.load(i) {
+                    Ok(true) => counts[l] = lane.loaded_count,
+                    Ok(false) => lane.plain.clear(),
+                    Err(d) => {
+                        return Err(Error::corruption(
+                            &self.path,
+                            d.offset,
+                            format!("{}: {}", d.kind.as_str(), d.what),
+                        ))
+                    }
+                }
+            }
+            f(&self.frames[i], [&lanes[0].plain, &lanes[1].plain], counts)?;
+        }
+        Ok(())
+    }
+
     /// Reads every record; tolerant of damage unless the reader is strict.
     pub fn read_all(&self) -> Result<ReadAll> {
         let mut it = self.records();
@@ -589,7 +626,13 @@ impl<'a> LaneIter<'a> {
             next_frame: start,
             emit_from: target,
             min_mono,
-            dctx: DCtx::create(),
+            dctx: {
+                let mut d = DCtx::create();
+                let _ = d.set_parameter(zstd_safe::DParameter::WindowLogMax(
+                    crate::format::MAX_WINDOW_LOG,
+                ));
+                d
+            },
             context_ok: false,
             expected_seq: None,
             payload: Vec::new(),

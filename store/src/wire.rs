@@ -189,6 +189,22 @@ impl<'a> Cursor<'a> {
         self.pos >= self.b.len()
     }
 
+    /// Walks one record of any kind without decoding its body: its element count, `dseq`,
+    /// `dmono`, and the byte position where its third element (`dwall`) begins.
+    pub(crate) fn envelope(&mut self) -> R<(usize, u64, u64, usize)> {
+        let n = self.array_len()?;
+        if n < 6 {
+            return Err(format!("a record has {n} elements, expected 6"));
+        }
+        let dseq = self.uint()?;
+        let dmono = self.uint()?;
+        let rest = self.pos;
+        for _ in 2..n {
+            self.skip()?;
+        }
+        Ok((n, dseq, dmono, rest))
+    }
+
     /// Decodes one record `[dseq, dmono, dwall, source, kind, body, ...]`.
     pub(crate) fn record(&mut self) -> R<WireIn> {
         let n = self.array_len()?;
@@ -279,6 +295,37 @@ impl<'a> Cursor<'a> {
             line: line.ok_or("step_output without line")?,
         }
         .into())
+    }
+}
+
+/// Appends a MessagePack array header for `n` elements (the smallest form).
+pub(crate) fn put_array_len(out: &mut Vec<u8>, n: usize) {
+    if n < 16 {
+        out.push(0x90 | n as u8);
+    } else if let Ok(n) = u16::try_from(n) {
+        out.push(0xdc);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        out.push(0xdd);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    }
+}
+
+/// Appends a MessagePack unsigned integer (the smallest form, as rmp-serde writes it).
+pub(crate) fn put_uint(out: &mut Vec<u8>, v: u64) {
+    if v < 0x80 {
+        out.push(v as u8);
+    } else if let Ok(v) = u8::try_from(v) {
+        out.extend_from_slice(&[0xcc, v]);
+    } else if let Ok(v) = u16::try_from(v) {
+        out.push(0xcd);
+        out.extend_from_slice(&v.to_be_bytes());
+    } else if let Ok(v) = u32::try_from(v) {
+        out.push(0xce);
+        out.extend_from_slice(&v.to_be_bytes());
+    } else {
+        out.push(0xcf);
+        out.extend_from_slice(&v.to_be_bytes());
     }
 }
 

@@ -69,6 +69,9 @@ pub struct WriterOptions {
     pub stream_bytes: usize,
     /// zstd level.
     pub level: i32,
+    /// zstd window, as a power of two (0: the level's own). Above 23 long-distance matching is
+    /// turned on too; readers accept windows up to 2^27 (FORMAT.md).
+    pub window_log: u32,
     /// When to fsync.
     pub sync: SyncPolicy,
     /// While the file refuses writes, keep at most this many bytes of records to retry;
@@ -83,6 +86,7 @@ impl Default for WriterOptions {
             flush_interval: Duration::from_millis(250),
             stream_bytes: 4 << 20,
             level: 1,
+            window_log: 0,
             sync: SyncPolicy::Interval,
             retry_buffer_bytes: 8 << 20,
         }
@@ -148,8 +152,21 @@ struct Lane {
 impl Lane {
     fn new(opts: &WriterOptions) -> Result<Lane> {
         let mut cctx = CCtx::create();
-        cctx.set_parameter(CParameter::CompressionLevel(opts.level))
-            .map_err(|c| Error::Encode(zstd_safe::get_error_name(c).to_owned()))?;
+        let set = |cctx: &mut CCtx<'static>, p: CParameter| {
+            cctx.set_parameter(p)
+                .map(|_| ())
+                .map_err(|c| Error::Encode(zstd_safe::get_error_name(c).to_owned()))
+        };
+        set(&mut cctx, CParameter::CompressionLevel(opts.level))?;
+        if opts.window_log > 0 {
+            set(
+                &mut cctx,
+                CParameter::WindowLog(opts.window_log.min(crate::format::MAX_WINDOW_LOG)),
+            )?;
+            if opts.window_log > 23 {
+                set(&mut cctx, CParameter::EnableLongDistanceMatching(true))?;
+            }
+        }
         Ok(Lane {
             cctx,
             pending: Vec::with_capacity(opts.frame_bytes + 4096),
@@ -349,6 +366,96 @@ impl<F: LogFile> LogWriter<F> {
         if self.appends_since_clock >= 64 {
             self.appends_since_clock = 0;
             self.flush_if_due()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the records of one frame of another log as they are (compaction):
+    /// `plain[l]` is the decompressed section of lane `l`, holding `counts[l]` records, and
+    /// `f` the frame's index entry. Frames must come in order, with no seq gap. Records keep
+    /// their bytes; only the first record of each section has its `dseq`/`dmono` re-based on
+    /// what precedes it in the frame being filled, so several frames can become one.
+    pub(crate) fn append_frame_plain(
+        &mut self,
+        f: &IndexEntry,
+        plain: [&[u8]; LANES],
+        counts: [u32; LANES],
+    ) -> Result<()> {
+        if self.closed {
+            return Err(Error::Usage("append after close".into()));
+        }
+        if f.first_seq != self.next_seq || f.min_mono_ns < self.last_mono {
+            return Err(Error::Usage(format!(
+                "frame at seq {} (mono {}) does not follow seq {} (mono {})",
+                f.first_seq, f.min_mono_ns, self.next_seq, self.last_mono
+            )));
+        }
+        if counts.iter().map(|c| u64::from(*c)).sum::<u64>() != u64::from(f.record_count) {
+            return Err(Error::Usage(format!(
+                "frame at seq {} holds {} records, its lanes {counts:?}",
+                f.first_seq, f.record_count
+            )));
+        }
+        if self.frame_count == 0 {
+            self.frame_first_seq = f.first_seq;
+            self.frame_min_mono = f.min_mono_ns;
+        }
+        for (l, lane) in self.lanes.iter_mut().enumerate() {
+            if counts[l] == 0 {
+                continue;
+            }
+            let before = lane.pending.len();
+            let (mut seq, mut mono) = (f.first_seq, f.min_mono_ns);
+            let mut c = crate::wire::Cursor::at(plain[l], 0);
+            for k in 0..counts[l] {
+                let start = c.pos();
+                let walked = c.envelope();
+                let (n, dseq, dmono, rest) = match walked {
+                    Ok(e) => e,
+                    Err(e) => {
+                        lane.pending.truncate(before);
+                        return Err(Error::Encode(format!(
+                            "record {} of the frame at seq {} does not decode: {e}",
+                            k + 1,
+                            f.first_seq
+                        )));
+                    }
+                };
+                seq = seq.wrapping_add(dseq);
+                mono = mono.wrapping_add(dmono);
+                if k == 0 {
+                    let (prev_seq, prev_mono) = if lane.count == 0 {
+                        (self.frame_first_seq, self.frame_min_mono)
+                    } else {
+                        (lane.last_seq, lane.last_mono)
+                    };
+                    crate::wire::put_array_len(&mut lane.pending, n);
+                    crate::wire::put_uint(&mut lane.pending, seq.wrapping_sub(prev_seq));
+                    crate::wire::put_uint(&mut lane.pending, mono.wrapping_sub(prev_mono));
+                    lane.pending.extend_from_slice(&plain[l][rest..c.pos()]);
+                } else {
+                    lane.pending.extend_from_slice(&plain[l][start..c.pos()]);
+                }
+            }
+            if c.pos() != plain[l].len() {
+                lane.pending.truncate(before);
+                return Err(Error::Encode(format!(
+                    "the frame at seq {} has bytes after its {} records",
+                    f.first_seq, counts[l]
+                )));
+            }
+            lane.count += counts[l];
+            lane.last_seq = seq;
+            lane.last_mono = mono;
+            self.stats.input_bytes += (lane.pending.len() - before) as u64;
+        }
+        self.frame_count += f.record_count;
+        self.frame_max_mono = self.frame_max_mono.max(f.max_mono_ns);
+        self.last_mono = f.max_mono_ns;
+        self.next_seq = f.first_seq + u64::from(f.record_count);
+        self.stats.records += u64::from(f.record_count);
+        if self.pending_bytes() >= self.opts.frame_bytes {
+            self.cut_frame()?;
         }
         Ok(())
     }

@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// secret env values. For the rare false positive prefer `masks.allow`.
     #[arg(long)]
     no_default_masks: bool,
+    /// Keep the log as it was recorded (zstd level 1, 64 KiB frames) instead of compacting it
+    /// when the run ends (`archive compact`: the same records in a smaller file).
+    #[arg(long)]
+    pub no_compact: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
@@ -261,6 +265,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
         Work::Pipeline(Box::new(p)),
         &a.cluster,
         &a.trace,
+        !a.no_compact,
     )
 }
 
@@ -272,6 +277,7 @@ pub fn record_work(
     work: Work,
     cluster: &ClusterArgs,
     trace: &TraceArgs,
+    compact: bool,
 ) -> CmdResult {
     let strict = rec.strict;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -292,6 +298,11 @@ pub fn record_work(
         }
     }
     let finished = recorded.finished;
+    if compact && !finished.recording_failed {
+        if let Some(log) = &finished.log_path {
+            compact_after_run(ctx, log, finished.elapsed);
+        }
+    }
     report_end(ctx, &finished, strict, trace.otlp.as_deref())?;
     Ok(finished.exit_code.clamp(0, 255) as u8)
 }
@@ -311,6 +322,63 @@ pub fn terminal(ctx: &Ctx) -> Terminal {
 
 /// Says how the run ended and whether it was fully recorded; 125 for a recording failure
 /// under --strict-recording.
+/// Rewrites the finished log in its archive form and keeps the catalog's size right, with the
+/// best zstd level expected to take at most 5% of the run (at least 1 s): the recorder must not
+/// make a fast run slow at its end. A log too big for that is kept as recorded (and says so).
+/// A failure leaves the log as it was recorded (compaction replaces it only once the copy is
+/// whole): warn.
+fn compact_after_run(ctx: &Ctx, log: &std::path::Path, elapsed: std::time::Duration) {
+    use pipetape_store::compact::CompactOptions;
+    let input = match pipetape_store::compact::records_bytes(log) {
+        Ok(n) => n,
+        Err(e) => {
+            ctx.warn(format!(
+                "could not compact the log (it is kept as recorded): {e}"
+            ));
+            return;
+        }
+    };
+    let budget = (elapsed / 20).max(std::time::Duration::from_secs(1));
+    let Some(opts) = CompactOptions::within(input, budget) else {
+        if !ctx.quiet {
+            eprintln!(
+                "pipetape: the log ({} of records) is kept as recorded: compacting it would take longer than {}; `pipetape archive compact` makes it smaller",
+                output::bytes(input),
+                output::duration(budget.as_nanos() as u64)
+            );
+        }
+        return;
+    };
+    let res = pipetape_store::compact::compact(log, &opts);
+    match res {
+        Ok(c) => {
+            let id = log
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Ok(store) = ctx.store() {
+                if let Some(mut e) = store.catalog().ok().and_then(|c| c.get(&id).ok().flatten()) {
+                    e.bytes = c.bytes_after;
+                    if let Err(err) = store.catalog().and_then(|cat| cat.put(&e)) {
+                        ctx.warn(format!(
+                            "could not update the catalog after compaction: {err}"
+                        ));
+                    }
+                }
+            }
+            tracing::debug!(
+                before = c.bytes_before,
+                after = c.bytes_after,
+                millis = c.millis,
+                "compacted the run's log"
+            );
+        }
+        Err(e) => ctx.warn(format!(
+            "could not compact the log (it is kept as recorded): {e}"
+        )),
+    }
+}
+
 /// Stores the run's metrics in the catalog so later diffs need not re-read this log. A failure
 /// here costs only speed later (the metrics are computed from the log when needed): warn.
 fn store_metrics(ctx: &Ctx, f: &pipetape_recorder::session::Finished) {

@@ -37,6 +37,9 @@ pub struct RecordArgs {
     /// secrets, token shapes or Kubernetes objects' secret env values.
     #[arg(long)]
     no_default_masks: bool,
+    /// Keep the log as it was recorded instead of compacting it when the command ends.
+    #[arg(long)]
+    no_compact: bool,
     #[command(flatten)]
     cluster: super::run::ClusterArgs,
     #[command(flatten)]
@@ -164,6 +167,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> CmdResult {
         Work::Command(Box::new(step)),
         &a.cluster,
         &a.trace,
+        !a.no_compact,
     )
 }
 
