@@ -169,3 +169,169 @@ fn sync_dir(path: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::RunId;
+    use crate::index::IndexEntry;
+    use crate::model::{Note, Record, Source};
+    use serde::Serialize;
+
+    /// A record a newer writer might produce, as raw MessagePack: `[dseq, dmono, dwall,
+    /// source, kind, body]`.
+    fn raw(dseq: u64, dmono: u64, kind: &str, body: &[(&str, u32)]) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Wire<'a>(u64, u64, i64, &'a str, &'a str, Vec<(&'a str, u32)>);
+        let mut buf = Vec::new();
+        let w = Wire(dseq, dmono, 0, "watch", kind, body.to_vec());
+        w.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
+            .unwrap();
+        buf
+    }
+
+    fn note(seq: u64, mono: u64) -> Record {
+        Record::new(
+            seq,
+            1_700_000_000_000_000_000 + mono as i64,
+            mono,
+            Source::Runner,
+            Note {
+                level: Default::default(),
+                text: format!("note {seq}"),
+            },
+        )
+    }
+
+    /// Frames of known notes with, in every third frame, a record of a kind this version
+    /// does not know: compaction keeps them all, byte for byte.
+    #[test]
+    fn records_of_unknown_kinds_survive_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.ptape");
+        let mut w = LogWriter::create_at(
+            &live,
+            RunId([1; 8]),
+            1_700_000_000_000_000_000,
+            WriterOptions {
+                frame_bytes: 1,
+                ..WriterOptions::default()
+            },
+        )
+        .unwrap();
+        let mut seq = 0;
+        for i in 0..30u64 {
+            if i % 3 == 0 {
+                let plain = raw(0, 0, "pod_metrics", &[("cpu", i as u32)]);
+                let f = IndexEntry {
+                    offset: 0,
+                    flags: 0,
+                    first_seq: seq,
+                    record_count: 1,
+                    min_mono_ns: i * 1000,
+                    max_mono_ns: i * 1000,
+                };
+                w.append_frame_plain(&f, [&plain, &[]], [1, 0]).unwrap();
+            } else {
+                w.append_record(&note(seq, i * 1000)).unwrap();
+            }
+            seq += 1;
+        }
+        w.close().unwrap();
+        let out = dir.path().join("out.ptape");
+        let c = compact_to(&live, &out, &CompactOptions::default()).unwrap();
+        assert_eq!((c.records, c.frames_before, c.frames_after), (30, 30, 1));
+        let (a, b) = (
+            LogReader::open(&live, Recovery::Strict).unwrap(),
+            LogReader::open(&out, Recovery::Strict).unwrap(),
+        );
+        let (ra, rb) = (a.read_all().unwrap(), b.read_all().unwrap());
+        assert_eq!(ra.records, rb.records);
+        assert_eq!(ra.records.len(), 20);
+        assert_eq!((ra.unknown_skipped, rb.unknown_skipped), (10, 10));
+        // The unknown records' bytes are all still there.
+        let mut plain = Vec::new();
+        b.for_each_plain(|p| plain.extend_from_slice(p)).unwrap();
+        for i in (0..30u32).step_by(3) {
+            let body = raw(0, 0, "pod_metrics", &[("cpu", i)]);
+            let tail = &body[3..];
+            assert!(
+                plain.windows(tail.len()).any(|w| w == tail),
+                "unknown record {i} lost"
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_log_is_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.ptape");
+        let mut w = LogWriter::create(
+            &live,
+            RunId([2; 8]),
+            WriterOptions {
+                frame_bytes: 1,
+                ..WriterOptions::default()
+            },
+        )
+        .unwrap();
+        for i in 0..10 {
+            w.append_record(&note(i, i * 10)).unwrap();
+        }
+        w.close().unwrap();
+        let mut bytes = std::fs::read(&live).unwrap();
+        let f = LogReader::open(&live, Recovery::Strict).unwrap().frames()[4];
+        bytes[f.offset as usize + 70] ^= 0xff;
+        std::fs::write(&live, &bytes).unwrap();
+        let err = compact(&live, &CompactOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("checksum"), "{err}");
+        assert_eq!(std::fs::read(&live).unwrap(), bytes, "the log is untouched");
+        assert!(!compacting_path(&live).exists());
+    }
+
+    #[test]
+    fn compaction_in_place_replaces_the_log_and_clears_a_leftover() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("run.ptape");
+        let mut w = LogWriter::create(
+            &live,
+            RunId([4; 8]),
+            WriterOptions {
+                frame_bytes: 64,
+                ..WriterOptions::default()
+            },
+        )
+        .unwrap();
+        for i in 0..500 {
+            w.append_record(&note(i, i * 10)).unwrap();
+        }
+        w.close().unwrap();
+        let before = LogReader::open(&live, Recovery::Strict)
+            .unwrap()
+            .read_all()
+            .unwrap();
+        // What a compaction killed half-way leaves behind.
+        std::fs::write(compacting_path(&live), b"\x89PTAPE\r\n half").unwrap();
+        let c = compact(&live, &CompactOptions::default()).unwrap();
+        assert!(c.bytes_after < c.bytes_before, "{c:?}");
+        assert_eq!(std::fs::metadata(&live).unwrap().len(), c.bytes_after);
+        assert!(!compacting_path(&live).exists());
+        let after = LogReader::open(&live, Recovery::Strict)
+            .unwrap()
+            .read_all()
+            .unwrap();
+        assert_eq!(before.records, after.records);
+        assert!(records_bytes(&live).unwrap() > c.bytes_after);
+    }
+
+    #[test]
+    fn the_level_fits_the_budget() {
+        let s = Duration::from_secs(1);
+        assert_eq!(CompactOptions::within(100_000, s).unwrap().level, 19);
+        assert_eq!(CompactOptions::within(5_000_000, s).unwrap().level, 15);
+        assert_eq!(CompactOptions::within(20_000_000, s).unwrap().level, 9);
+        assert!(CompactOptions::within(100_000_000, s).is_none());
+        let m = Duration::from_secs(60);
+        assert_eq!(CompactOptions::within(100_000_000, m).unwrap().level, 15);
+    }
+}

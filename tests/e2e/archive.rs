@@ -206,3 +206,95 @@ fn crc32(b: &[u8]) -> u32 {
     }
     !c
 }
+
+fn verified(e: &Env, log: &std::path::Path) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&e.run(&["archive", "verify", s(log), "-o", "json"]).ok()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    v
+}
+
+/// A compaction killed half-way (SIGKILL while the copy is being written) leaves the original
+/// log as it was, byte for byte; the next compaction clears the leftover and finishes.
+#[test]
+fn a_compaction_killed_half_way_leaves_the_log_as_it_was() {
+    let e = Env::new();
+    let log = e.synthetic("big.ptape", 200_000);
+    let before = std::fs::read(&log).unwrap();
+    let copy = e.path("orig.ptape");
+    std::fs::write(&copy, &before).unwrap();
+    let leftover = e.path("big.ptape.compacting");
+    // Level 19 compacts at well under 1 MB/s here: the first 1 MiB frame takes a second or
+    // more, and the rest many more.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipetape"))
+        .args(["archive", "compact", s(&log), "--level", "19"])
+        .env("PIPETAPE_STORE", e.store())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while std::fs::metadata(&leftover).map_or(true, |m| m.len() <= 32) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the compaction ended before it could be killed"
+        );
+        assert!(t.elapsed().as_secs() < 120, "no frame written in 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(leftover.exists());
+    assert_eq!(std::fs::read(&log).unwrap(), before, "the log is untouched");
+    assert_eq!(verified(&e, &log)["records"], 200_000);
+
+    let out = e.run(&["archive", "compact", s(&log), "--level", "3"]).ok();
+    assert!(out.starts_with("Compacted "), "{out}");
+    assert!(!leftover.exists(), "the leftover is removed");
+    let v = verified(&e, &log);
+    assert_eq!(v["records"], 200_000);
+    assert!(v["frames"].as_u64().unwrap() < verified(&e, &copy)["frames"].as_u64().unwrap());
+    assert_eq!(
+        e.run(&["archive", "cat", s(&log), "-o", "json"]).ok(),
+        e.run(&["archive", "cat", s(&copy), "-o", "json"]).ok()
+    );
+}
+
+/// `pipetape run` compacts its log when the run ends (a run of several 250 ms frames becomes
+/// one frame), keeps the catalog's size right; --no-compact keeps the live form.
+#[test]
+fn a_run_ends_compacted_unless_told_not_to() {
+    let e = Env::new();
+    let p = e.path("ci.yaml");
+    std::fs::write(
+        &p,
+        "name: slow\nstages:\n  - name: s\n    steps:\n      - name: one\n        run: for i in 1 2 3 4; do echo line $i; sleep 0.3; done\n",
+    )
+    .unwrap();
+    let mut frames = Vec::new();
+    for extra in [None, Some("--no-compact")] {
+        let mut args = vec!["run", s(&p), "--no-cluster"];
+        args.extend(extra);
+        e.run(&args).ok();
+        let list: serde_json::Value =
+            serde_json::from_str(&e.run(&["runs", "list", "-o", "json"]).ok()).unwrap();
+        let newest = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .max_by_key(|r| r["started_ns"].as_i64())
+            .unwrap()
+            .clone();
+        let path = std::path::PathBuf::from(newest["log_path"].as_str().unwrap());
+        let v = verified(&e, &path);
+        assert_eq!(
+            newest["bytes"].as_u64(),
+            Some(std::fs::metadata(&path).unwrap().len()),
+            "{newest}"
+        );
+        assert_eq!(v["kinds"]["step_output"], 4);
+        frames.push(v["frames"].as_u64().unwrap());
+    }
+    assert_eq!(frames[0], 1, "compacted: {frames:?}");
+    assert!(frames[1] >= 3, "as recorded: {frames:?}");
+}
