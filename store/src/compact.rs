@@ -219,8 +219,8 @@ mod tests {
             },
         )
         .unwrap();
-        let mut seq = 0;
         for i in 0..30u64 {
+            let seq = i;
             if i % 3 == 0 {
                 let plain = raw(0, 0, "pod_metrics", &[("cpu", i as u32)]);
                 let f = IndexEntry {
@@ -235,7 +235,6 @@ mod tests {
             } else {
                 w.append_record(&note(seq, i * 1000)).unwrap();
             }
-            seq += 1;
         }
         w.close().unwrap();
         let out = dir.path().join("out.ptape");

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
+use pipetape_store::reader::{LogReader, Recovery};
 use pipetape_testkit::bench::{self, log::BenchOptions};
 
 use super::{CmdResult, Ctx, TextOrJson};
@@ -90,6 +91,13 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         out.flush()?;
         return Ok(0);
     }
+    // The observers' figures come from the resources of the recorder child: measure them
+    // before any other suite starts children (the peak RSS of children is the largest one's).
+    let observe_rep = if a.suite == Suite::All {
+        Some(observe_report(ctx, &a)?)
+    } else {
+        None
+    };
     // The replay suite reads the log the log suite writes: keep it until both are done.
     let tmp = std::env::temp_dir().join(format!("pipetape-bench-{}.ptape", std::process::id()));
     let keep = a.out.is_some();
@@ -115,6 +123,15 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         }
         _ => None,
     };
+    let compaction = match (&rep, a.suite) {
+        (Ok(_), Suite::Log | Suite::All) => {
+            if !quiet {
+                eprintln!("bench: compaction (archive compact at the level run would pick)...");
+            }
+            Some(compaction(&path))
+        }
+        _ => None,
+    };
     if !keep {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -122,16 +139,41 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     let replay = replay
         .transpose()
         .map_err(|e| super::CmdError::input(e.to_string()))?;
-    let recorder_rep = if a.suite == Suite::All {
-        Some(recorder(ctx, quiet)?)
+    let compaction = compaction
+        .transpose()
+        .map_err(|e| super::CmdError::input(format!("compaction: {e}")))?;
+    let (recorder_rep, diff_rep) = if a.suite == Suite::All {
+        (Some(recorder(ctx, quiet)?), Some(diff_report(ctx, &a)?))
     } else {
-        None
+        (None, None)
     };
+    let goals = (a.suite == Suite::All).then(|| {
+        goals(
+            &rep,
+            compaction.as_ref(),
+            replay.as_ref(),
+            recorder_rep.as_ref(),
+            diff_rep.as_ref(),
+            observe_rep.as_ref(),
+        )
+    });
     let mut out = Out::new();
     if a.output == TextOrJson::Json {
         let mut v = serde_json::to_value(&rep)?;
         if let Some(r) = &recorder_rep {
             v["recorder"] = serde_json::to_value(r)?;
+        }
+        if let Some(c) = &compaction {
+            v["compaction"] = serde_json::to_value(c)?;
+        }
+        if let Some(r) = &diff_rep {
+            v["diff"] = serde_json::to_value(r)?;
+        }
+        if let Some(r) = &observe_rep {
+            v["observe"] = serde_json::to_value(r)?;
+        }
+        if let Some(g) = &goals {
+            v["goals"] = serde_json::to_value(g)?;
         }
         if a.suite == Suite::Replay {
             v = serde_json::json!({"records": rep.records});
@@ -147,14 +189,219 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     if a.suite != Suite::Replay {
         write_log_report(&mut out, &rep, &opts)?;
     }
+    if let Some(c) = &compaction {
+        write_compaction_report(&mut out, c, &rep)?;
+    }
     if let Some(r) = &replay {
         write_replay_report(&mut out, r)?;
     }
     if let Some(r) = &recorder_rep {
         write_recorder_report(&mut out, r)?;
     }
+    if let Some(r) = &diff_rep {
+        write_diff_report(&mut out, r)?;
+    }
+    if let Some(r) = &observe_rep {
+        write_observe_report(&mut out, r)?;
+    }
+    if let Some(g) = &goals {
+        write_goals(&mut out, g)?;
+    }
     out.flush()?;
     Ok(0)
+}
+
+/// The log suite's run compacted as `pipetape run` would compact it when it ends.
+#[derive(Debug, serde::Serialize)]
+struct CompactionReport {
+    /// Bytes of records (before compression).
+    records_bytes: u64,
+    /// The run's duration, seconds (what the level is chosen for).
+    run_s: f64,
+    level: i32,
+    before_bytes: u64,
+    after_bytes: u64,
+    millis: u64,
+    /// Records read back from the compacted log equal the live log's.
+    same_records: bool,
+}
+
+fn compaction(path: &std::path::Path) -> pipetape_store::Result<CompactionReport> {
+    use pipetape_store::compact::{self, CompactOptions};
+    let input = compact::records_bytes(path)?;
+    let run_ns = LogReader::open(path, Recovery::Tolerant)?.max_mono_ns();
+    let budget =
+        (std::time::Duration::from_nanos(run_ns) / 20).max(std::time::Duration::from_secs(1));
+    let opts = CompactOptions::within(input, budget).unwrap_or(CompactOptions {
+        level: 6,
+        ..CompactOptions::default()
+    });
+    let out = compact::compacting_path(path);
+    let _ = std::fs::remove_file(&out);
+    let c = compact::compact_to(path, &out, &opts);
+    let same = c.as_ref().ok().map(|_| -> pipetape_store::Result<bool> {
+        let (a, b) = (
+            LogReader::open(path, Recovery::Strict)?,
+            LogReader::open(&out, Recovery::Strict)?,
+        );
+        let mut n = 0u64;
+        for (x, y) in a.records().zip(b.records()) {
+            if x? != y? {
+                return Ok(false);
+            }
+            n += 1;
+        }
+        Ok(n == a.record_count() && n == b.record_count())
+    });
+    let _ = std::fs::remove_file(&out);
+    let c = c?;
+    Ok(CompactionReport {
+        records_bytes: input,
+        run_s: run_ns as f64 / 1e9,
+        level: opts.level,
+        before_bytes: c.bytes_before,
+        after_bytes: c.bytes_after,
+        millis: c.millis,
+        same_records: same.transpose()?.unwrap_or(false),
+    })
+}
+
+fn write_compaction_report(
+    out: &mut Out,
+    c: &CompactionReport,
+    rep: &pipetape_testkit::bench::log::BenchReport,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "compaction: the run above ({} of records, {:.0} s long) as `pipetape run` compacts it",
+        output::bytes(c.records_bytes),
+        c.run_s
+    )?;
+    writeln!(
+        out,
+        "  level {:<2}        {:>9.1} s   {} -> {} ({:.3}x), records {}",
+        c.level,
+        c.millis as f64 / 1e3,
+        output::bytes(c.before_bytes),
+        output::bytes(c.after_bytes),
+        c.after_bytes as f64 / c.before_bytes.max(1) as f64,
+        if c.same_records {
+            "identical"
+        } else {
+            "DIFFERENT"
+        }
+    )?;
+    writeln!(
+        out,
+        "  vs JSON+gzip-6  {:>12}   ratio {:.3}",
+        output::bytes(rep.json_gzip_bytes),
+        c.after_bytes as f64 / rep.json_gzip_bytes.max(1) as f64
+    )
+}
+
+/// One figure of the performance goals (issue 17's table).
+#[derive(Debug, serde::Serialize)]
+struct Goal {
+    figure: &'static str,
+    goal: &'static str,
+    measured: String,
+    met: bool,
+}
+
+fn goals(
+    log: &pipetape_testkit::bench::log::BenchReport,
+    compaction: Option<&CompactionReport>,
+    replay: Option<&pipetape_testkit::bench::replay::ReplayReport>,
+    recorder: Option<&pipetape_testkit::bench::recorder::RecorderReport>,
+    diff: Option<&pipetape_testkit::bench::replay::DiffBenchReport>,
+    observe: Option<&ObserveReport>,
+) -> Vec<Goal> {
+    let mut g = Vec::new();
+    if let Some(r) = recorder {
+        g.push(Goal {
+            figure: "pipetape run of a step printing 1M lines, vs the step alone",
+            goal: "<= 1.3x",
+            measured: format!("{:.2}x", r.overhead_ratio),
+            met: r.overhead_ratio <= 1.3,
+        });
+    }
+    if let Some(o) = observe {
+        g.push(Goal {
+            figure: "recorder CPU on a busy cluster, per 10,000 changes",
+            goal: "<= 0.3 CPU-s",
+            measured: format!("{:.2} CPU-s", o.cpu_s_per_10k_changes),
+            met: o.cpu_s_per_10k_changes <= 0.3,
+        });
+    }
+    if let Some(c) = compaction {
+        let v = c.after_bytes as f64 / log.json_gzip_bytes.max(1) as f64;
+        g.push(Goal {
+            figure: "log-heavy synthetic run, compacted, vs JSON lines + gzip -6",
+            goal: "<= 0.45",
+            measured: format!("{v:.3} (live log {:.3})", log.size_vs_json_gzip),
+            met: v <= 0.45,
+        });
+    }
+    if let Some(o) = observe {
+        let (gz, z) = (o.sizes.vs_gzip(), o.sizes.vs_zstd19());
+        g.push(Goal {
+            figure: "run recorded by the observers (object-heavy) vs its JSON + gzip -6",
+            goal: "<= 0.45",
+            measured: format!("{gz:.3}"),
+            met: gz <= 0.45,
+        });
+        g.push(Goal {
+            figure: "the same vs zstd -19 --long of that JSON",
+            goal: "<= 0.8",
+            measured: format!("{z:.3}"),
+            met: z <= 0.8,
+        });
+    }
+    if let Some(r) = replay {
+        g.push(Goal {
+            figure: "replay peak RSS holding a run (the fold serve answers from)",
+            goal: "<= 150 MB",
+            measured: format!(
+                "{:.0} MB for {} records",
+                r.fold_peak_rss_bytes as f64 / 1e6,
+                r.fold_records
+            ),
+            met: r.fold_peak_rss_bytes as f64 <= 150e6,
+        });
+    }
+    if let Some(d) = diff {
+        g.push(Goal {
+            figure: "replay diff of two runs with log evidence",
+            goal: "<= 300 ms",
+            measured: format!(
+                "{:.0} ms ({} records per run)",
+                d.two_runs_ms, d.records_per_run
+            ),
+            met: d.two_runs_ms <= 300.0,
+        });
+    }
+    g.push(Goal {
+        figure: "read, records per second",
+        goal: ">= 4,000,000",
+        measured: format!("{:.0}", log.read_records_per_s),
+        met: log.read_records_per_s >= 4e6,
+    });
+    g
+}
+
+fn write_goals(out: &mut Out, goals: &[Goal]) -> std::io::Result<()> {
+    writeln!(out, "performance goals (issue 17):")?;
+    for g in goals {
+        writeln!(
+            out,
+            "  {:<4} {:<68} {:<13} measured {}",
+            if g.met { "MET" } else { "MISS" },
+            g.figure,
+            g.goal,
+            g.measured
+        )?;
+    }
+    Ok(())
 }
 
 fn recorder(
@@ -400,6 +647,22 @@ fn fmt_num(v: f64) -> String {
 }
 
 fn diff_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
+    let r = diff_report(ctx, a)?;
+    let mut out = Out::new();
+    if a.output == TextOrJson::Json {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "diff": r }))?;
+        writeln!(out)?;
+    } else {
+        write_diff_report(&mut out, &r)?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn diff_report(
+    ctx: &Ctx,
+    a: &BenchArgs,
+) -> Result<pipetape_testkit::bench::replay::DiffBenchReport, super::CmdError> {
     let quiet = ctx.quiet || a.output == TextOrJson::Json;
     if !quiet {
         eprintln!(
@@ -411,12 +674,14 @@ fn diff_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
     std::fs::create_dir_all(&dir)?;
     let r = pipetape_testkit::bench::replay::diff(&dir, a.records.max(100), a.seed);
     let _ = std::fs::remove_dir_all(&dir);
-    let r = r.map_err(|e| super::CmdError::input(e.to_string()))?;
-    let mut out = Out::new();
-    if a.output == TextOrJson::Json {
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "diff": r }))?;
-        writeln!(out)?;
-    } else {
+    r.map_err(|e| super::CmdError::input(e.to_string()))
+}
+
+fn write_diff_report(
+    out: &mut Out,
+    r: &pipetape_testkit::bench::replay::DiffBenchReport,
+) -> std::io::Result<()> {
+    {
         let mib = |b: f64| b / (1024.0 * 1024.0);
         writeln!(
             out,
@@ -459,8 +724,7 @@ fn diff_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
             mib(r.peak_rss_bytes as f64)
         )?;
     }
-    out.flush()?;
-    Ok(0)
+    Ok(())
 }
 
 fn history_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
@@ -540,9 +804,23 @@ struct ObserveReport {
     lag_p50_ms: f64,
     lag_p99_ms: f64,
     lag_max_ms: f64,
+    sizes: pipetape_testkit::bench::log::VsGeneral,
 }
 
 fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
+    let r = observe_report(ctx, a)?;
+    let mut out = Out::new();
+    if a.output == TextOrJson::Json {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "observe": r }))?;
+        writeln!(out)?;
+    } else {
+        write_observe_report(&mut out, &r)?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn observe_report(ctx: &Ctx, a: &BenchArgs) -> Result<ObserveReport, super::CmdError> {
     use std::process::{Command, Stdio};
     let quiet = ctx.quiet || a.output == TextOrJson::Json;
     let (pods, per_pod, duration_s, speed) = (250usize, 41usize, 600.0f64, 60.0f64);
@@ -581,6 +859,9 @@ fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
             .unwrap_or(0);
         let store = dir.join("store");
         let secs = format!("{:.1}", duration_s / speed + 3.0);
+        let usage_before =
+            nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+                .map_err(|e| bad(e.to_string()))?;
         let status = Command::new(&me)
             .arg("--store")
             .arg(&store)
@@ -596,7 +877,9 @@ fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
             return Err(bad(format!("the recorder failed: {status}")));
         }
         let tv = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
-        let cpu = tv(usage.user_time()) + tv(usage.system_time());
+        let cpu = tv(usage.user_time()) + tv(usage.system_time())
+            - tv(usage_before.user_time())
+            - tv(usage_before.system_time());
         let rss = usage.max_rss() as u64 * 1024;
         let st = pipetape_store::store::Store::open(&store).map_err(|e| bad(e.to_string()))?;
         let run = st
@@ -634,6 +917,12 @@ fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
                 lags.push((rec_at(*t) - served_at(e.mono_ns)) as f64 / 1e6);
             }
         }
+        // The recorded log (compacted when `record` ended) against general compressors.
+        if !quiet {
+            eprintln!("bench: observe: the recorded log against gzip -6 and zstd -19 --long...");
+        }
+        let sizes =
+            pipetape_testkit::bench::log::vs_general(&run.path).map_err(|e| bad(e.to_string()))?;
         lags.sort_by(f64::total_cmp);
         let pct = |p: f64| {
             lags.get(((lags.len() as f64 - 1.0) * p) as usize)
@@ -652,15 +941,15 @@ fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
             lag_p50_ms: pct(0.5),
             lag_p99_ms: pct(0.99),
             lag_max_ms: lags.last().copied().unwrap_or(0.0),
+            sizes,
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
-    let r = result?;
-    let mut out = Out::new();
-    if a.output == TextOrJson::Json {
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "observe": r }))?;
-        writeln!(out)?;
-    } else {
+    result
+}
+
+fn write_observe_report(out: &mut Out, r: &ObserveReport) -> std::io::Result<()> {
+    {
         writeln!(
             out,
             "cluster observers ({} pods, {} events served live at {}x)",
@@ -687,7 +976,26 @@ fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
             r.recorder_peak_rss_bytes as f64 / 1048576.0
         )?;
         writeln!(out, "  lag served -> appended, p50 / p99 / max    {:>5.0} / {:.0} / {:.0} ms (target <= 1000 ms; frames reach disk within 250 ms more)", r.lag_p50_ms, r.lag_p99_ms, r.lag_max_ms)?;
+        let z = &r.sizes;
+        writeln!(
+            out,
+            "  recorded log ({} records)                 {:>9}   {:.0} bytes/record as JSON",
+            z.records,
+            output::bytes(z.log_bytes),
+            z.json_bytes as f64 / z.records.max(1) as f64
+        )?;
+        writeln!(
+            out,
+            "    vs its JSON + gzip -6 ({})          ratio {:.3}",
+            output::bytes(z.json_gzip_bytes),
+            z.vs_gzip()
+        )?;
+        writeln!(
+            out,
+            "    vs its JSON + zstd -19 --long ({})  ratio {:.3}",
+            output::bytes(z.json_zstd19_bytes),
+            z.vs_zstd19()
+        )?;
     }
-    out.flush()?;
-    Ok(0)
+    Ok(())
 }

@@ -387,3 +387,61 @@ pub fn current_rss() -> Option<u64> {
 pub fn peak_rss() -> Option<u64> {
     status_field("VmHWM:")
 }
+
+/// A log's size against general-purpose compressors of the same records as JSON lines (what
+/// `archive cat -o json` prints).
+#[derive(Debug, Clone, Serialize)]
+pub struct VsGeneral {
+    /// Records.
+    pub records: u64,
+    /// The .ptape file.
+    pub log_bytes: u64,
+    /// The records as JSON lines.
+    pub json_bytes: u64,
+    /// Those, gzip -6.
+    pub json_gzip_bytes: u64,
+    /// Those, zstd -19 --long (2^27 window, long-distance matching): the general-purpose
+    /// limit.
+    pub json_zstd19_bytes: u64,
+}
+
+impl VsGeneral {
+    /// log_bytes / json_gzip_bytes.
+    pub fn vs_gzip(&self) -> f64 {
+        self.log_bytes as f64 / self.json_gzip_bytes.max(1) as f64
+    }
+    /// log_bytes / json_zstd19_bytes.
+    pub fn vs_zstd19(&self) -> f64 {
+        self.log_bytes as f64 / self.json_zstd19_bytes.max(1) as f64
+    }
+}
+
+/// Measures the log at `path` against gzip -6 and zstd -19 --long of its JSON lines.
+pub fn vs_general(path: &std::path::Path) -> Result<VsGeneral> {
+    let enc = |e: std::io::Error| Error::Encode(e.to_string());
+    let reader = LogReader::open(path, Recovery::Tolerant)?;
+    let mut json = Counter(0);
+    let mut gz = flate2::write::GzEncoder::new(Counter(0), flate2::Compression::new(6));
+    let mut z = zstd::stream::Encoder::new(Counter(0), 19).map_err(enc)?;
+    z.window_log(27).map_err(enc)?;
+    z.long_distance_matching(true).map_err(enc)?;
+    let mut line = Vec::with_capacity(4096);
+    let mut records = 0u64;
+    for r in reader.records() {
+        let r = r?;
+        line.clear();
+        serde_json::to_writer(&mut line, &r.to_json()).map_err(|e| Error::Encode(e.to_string()))?;
+        line.push(b'\n');
+        json.0 += line.len() as u64;
+        gz.write_all(&line).map_err(enc)?;
+        z.write_all(&line).map_err(enc)?;
+        records += 1;
+    }
+    Ok(VsGeneral {
+        records,
+        log_bytes: reader.len(),
+        json_bytes: json.0,
+        json_gzip_bytes: gz.finish().map_err(enc)?.0,
+        json_zstd19_bytes: z.finish().map_err(enc)?.0,
+    })
+}
