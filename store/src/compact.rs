@@ -3,7 +3,7 @@
 //! A live log is written for safety and speed: zstd level 1, a frame every 64 KiB or 250 ms, a
 //! new stream every 4 MiB. When the run is over none of that is needed any more, so the log is
 //! rewritten with a higher level, a long window (long-distance matching finds the objects and
-//! log templates repeated across the whole run), 1 MiB frames and long streams. The records
+//! log templates repeated across a 32 MiB stream), 1 MiB frames and long streams. The records
 //! are copied byte for byte (only the delta envelope of the first record of each merged
 //! section is re-based), so records of kinds this version does not know survive too; the
 //! result is an ordinary `.ptape` that every reader reads.
@@ -37,7 +37,9 @@ impl Default for CompactOptions {
     fn default() -> Self {
         CompactOptions {
             level: 9,
-            window_log: 27,
+            // A stream is a zstd frame of at most `stream_bytes`: a larger window finds nothing
+            // more and only costs memory.
+            window_log: 25,
             frame_bytes: 1 << 20,
             stream_bytes: 32 << 20,
         }
@@ -45,7 +47,7 @@ impl Default for CompactOptions {
 }
 
 /// zstd levels and the speed each compacts at, in bytes of records per second (measured on a
-/// 2-core VM with a 2^27 window: `archive compact --level N` of the 1M-record bench log).
+/// 2-core VM with a 2^25 window: `archive compact --level N` of the 1M-record bench log).
 const SPEEDS: [(i32, f64); 4] = [(19, 0.7e6), (15, 8e6), (9, 30e6), (6, 40e6)];
 
 impl CompactOptions {
@@ -57,9 +59,15 @@ impl CompactOptions {
         SPEEDS
             .iter()
             .find(|(_, speed)| input / speed <= budget.as_secs_f64())
-            .map(|(level, _)| CompactOptions {
-                level: *level,
-                ..CompactOptions::default()
+            .map(|(level, _)| {
+                let d = CompactOptions::default();
+                // No larger than the log (or a stream) needs: memory follows the window.
+                let span = (input as u64).clamp(1 << 10, d.stream_bytes as u64);
+                CompactOptions {
+                    level: *level,
+                    window_log: (64 - (span - 1).leading_zeros()).min(d.window_log),
+                    ..d
+                }
             })
     }
 }

@@ -298,3 +298,29 @@ fn a_run_ends_compacted_unless_told_not_to() {
     assert_eq!(frames[0], 1, "compacted: {frames:?}");
     assert!(frames[1] >= 3, "as recorded: {frames:?}");
 }
+
+/// `pipetape import` compacts what it wrote too (the same records, a smaller file);
+/// --no-compact keeps the form it was written in.
+#[test]
+fn an_import_ends_compacted_unless_told_not_to() {
+    let e = Env::new();
+    let src = super::import::fixture("sonobuoy/results-0.10.tar.gz");
+    let (small, live) = (e.path("small.ptape"), e.path("live.ptape"));
+    e.run(&["import", s(&src), "-o", s(&small)]).ok();
+    e.run(&["import", s(&src), "-o", s(&live), "--no-compact"])
+        .ok();
+    let (a, b) = (verified(&e, &small), verified(&e, &live));
+    assert_eq!(a["records"], b["records"]);
+    assert!(a["frames"].as_u64() < b["frames"].as_u64(), "{a}\n{b}");
+    assert!(a["bytes"].as_u64() < b["bytes"].as_u64(), "{a}\n{b}");
+    let cat = |p: &std::path::Path| {
+        // Run ids differ between the two imports; everything else is the same.
+        e.run(&["archive", "cat", s(p), "-o", "json"])
+            .ok()
+            .lines()
+            .filter(|l| !l.contains("\"run_started\""))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(cat(&small), cat(&live));
+}

@@ -228,6 +228,55 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
     }
 }
 
+/// Compacts a log just written (by `run`, `record`, `import`) in place, with the best level
+/// expected to finish within `budget`. A log too big for any level is kept as written, and
+/// says so; a failure leaves it as written (compaction replaces it only once the copy is
+/// whole) and is a warning.
+pub fn compact_finished(
+    ctx: &Ctx,
+    log: &std::path::Path,
+    budget: std::time::Duration,
+) -> Option<pipetape_store::compact::Compacted> {
+    let kept = |e: &dyn std::fmt::Display| {
+        ctx.warn(format!(
+            "could not compact the log (it is kept as written): {e}"
+        ))
+    };
+    let input = match pipetape_store::compact::records_bytes(log) {
+        Ok(n) => n,
+        Err(e) => {
+            kept(&e);
+            return None;
+        }
+    };
+    let Some(opts) = CompactOptions::within(input, budget) else {
+        if !ctx.quiet {
+            eprintln!(
+                "pipetape: the log ({} of records) is kept as written: compacting it would take longer than {}; `pipetape archive compact` makes it smaller",
+                output::bytes(input),
+                output::duration(budget.as_nanos() as u64)
+            );
+        }
+        return None;
+    };
+    match pipetape_store::compact::compact(log, &opts) {
+        Ok(c) => {
+            tracing::debug!(
+                level = opts.level,
+                before = c.bytes_before,
+                after = c.bytes_after,
+                millis = c.millis,
+                "compacted the log"
+            );
+            Some(c)
+        }
+        Err(e) => {
+            kept(&e);
+            None
+        }
+    }
+}
+
 fn compact(ctx: &Ctx, a: CompactArgs) -> CmdResult {
     let r = ctx.resolve(&a.run)?;
     let opts = CompactOptions {

@@ -42,6 +42,9 @@ pub struct ImportArgs {
     /// The run's outcome: the sources do not say whether the pipeline passed.
     #[arg(long, default_value = "failed", value_parser = ["passed", "failed", "cancelled"])]
     outcome: String,
+    /// Keep the log as written instead of compacting it (`archive compact`) at the end.
+    #[arg(long)]
+    no_compact: bool,
 }
 
 pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult {
@@ -108,6 +111,7 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult {
             (tmp, Some(store))
         }
     };
+    let started = std::time::Instant::now();
     let done = import::write(c, &opts, &dest);
     let done = match done {
         Ok(d) => d,
@@ -116,6 +120,12 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult {
             return Err(ierr(e));
         }
     };
+    // Like a run's log, the imported one is compacted when it is whole (taking at most a tenth
+    // of the import, at least 1 s); --no-compact keeps it as written.
+    if !a.no_compact {
+        let budget = (started.elapsed() / 10).max(std::time::Duration::from_secs(1));
+        super::archive::compact_finished(ctx, &dest, budget);
+    }
     let where_ = match store {
         Some(store) => {
             let rep = store.import(&dest);

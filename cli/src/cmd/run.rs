@@ -322,60 +322,27 @@ pub fn terminal(ctx: &Ctx) -> Terminal {
 
 /// Says how the run ended and whether it was fully recorded; 125 for a recording failure
 /// under --strict-recording.
-/// Rewrites the finished log in its archive form and keeps the catalog's size right, with the
-/// best zstd level expected to take at most 5% of the run (at least 1 s): the recorder must not
-/// make a fast run slow at its end. A log too big for that is kept as recorded (and says so).
-/// A failure leaves the log as it was recorded (compaction replaces it only once the copy is
-/// whole): warn.
+/// Compacts the finished log with the best level expected to take at most 5% of the run (at
+/// least 1 s): the recorder must not make a fast run slow at its end. Keeps the catalog's
+/// size right.
 fn compact_after_run(ctx: &Ctx, log: &std::path::Path, elapsed: std::time::Duration) {
-    use pipetape_store::compact::CompactOptions;
-    let input = match pipetape_store::compact::records_bytes(log) {
-        Ok(n) => n,
-        Err(e) => {
-            ctx.warn(format!(
-                "could not compact the log (it is kept as recorded): {e}"
-            ));
-            return;
-        }
-    };
     let budget = (elapsed / 20).max(std::time::Duration::from_secs(1));
-    let Some(opts) = CompactOptions::within(input, budget) else {
-        if !ctx.quiet {
-            eprintln!(
-                "pipetape: the log ({} of records) is kept as recorded: compacting it would take longer than {}; `pipetape archive compact` makes it smaller",
-                output::bytes(input),
-                output::duration(budget.as_nanos() as u64)
-            );
-        }
+    let Some(c) = super::archive::compact_finished(ctx, log, budget) else {
         return;
     };
-    let res = pipetape_store::compact::compact(log, &opts);
-    match res {
-        Ok(c) => {
-            let id = log
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if let Ok(store) = ctx.store() {
-                if let Some(mut e) = store.catalog().ok().and_then(|c| c.get(&id).ok().flatten()) {
-                    e.bytes = c.bytes_after;
-                    if let Err(err) = store.catalog().and_then(|cat| cat.put(&e)) {
-                        ctx.warn(format!(
-                            "could not update the catalog after compaction: {err}"
-                        ));
-                    }
-                }
+    let id = log
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Ok(store) = ctx.store() {
+        if let Some(mut e) = store.catalog().ok().and_then(|c| c.get(&id).ok().flatten()) {
+            e.bytes = c.bytes_after;
+            if let Err(err) = store.catalog().and_then(|cat| cat.put(&e)) {
+                ctx.warn(format!(
+                    "could not update the catalog after compaction: {err}"
+                ));
             }
-            tracing::debug!(
-                before = c.bytes_before,
-                after = c.bytes_after,
-                millis = c.millis,
-                "compacted the run's log"
-            );
         }
-        Err(e) => ctx.warn(format!(
-            "could not compact the log (it is kept as recorded): {e}"
-        )),
     }
 }
 
