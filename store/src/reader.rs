@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use zstd::zstd_safe::{self, DCtx, InBuffer, OutBuffer};
 
@@ -95,10 +96,10 @@ impl std::fmt::Display for Damage {
 /// An open log.
 pub struct LogReader {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     len: u64,
     header: Header,
-    frames: Vec<IndexEntry>,
+    frames: Arc<[IndexEntry]>,
     damage: Vec<Damage>,
     closed: bool,
     recovery: Recovery,
@@ -129,10 +130,10 @@ impl LogReader {
         let header = Header::decode(path, &head)?;
         let mut r = LogReader {
             path: path.to_owned(),
-            file,
+            file: Arc::new(file),
             len,
             header,
-            frames: Vec::new(),
+            frames: Arc::from([]),
             damage: Vec::new(),
             closed: false,
             recovery,
@@ -341,7 +342,7 @@ impl LogReader {
             }
             prev_end = e.offset + FRAME_HEADER_LEN as u64;
         }
-        self.frames = entries;
+        self.frames = entries.into();
         self.closed = true;
         true
     }
@@ -349,6 +350,7 @@ impl LogReader {
     /// Walks frame headers from the start (checking header checksums and lengths; section
     /// checksums are checked when sections are read) and rebuilds the index.
     fn scan(&mut self) -> Result<()> {
+        let mut frames = Vec::new();
         let mut pos = HEADER_LEN as u64;
         while pos < self.len {
             if self.len - pos < FRAME_HEADER_LEN as u64 {
@@ -403,7 +405,7 @@ impl LogReader {
                 break;
             }
             if fh.kind == FrameKind::Records as u8 {
-                self.frames.push(IndexEntry {
+                frames.push(IndexEntry {
                     offset: pos,
                     flags: fh.flags,
                     first_seq: fh.first_seq,
@@ -415,6 +417,7 @@ impl LogReader {
             // Index frames and unknown frame kinds are skipped.
             pos = end;
         }
+        self.frames = frames.into();
         Ok(())
     }
 
@@ -469,7 +472,7 @@ impl LogReader {
     fn check_seq_continuity(&mut self) {
         let mut expected = 0u64;
         let mut gaps = Vec::new();
-        for f in &self.frames {
+        for f in self.frames.iter() {
             if f.first_seq > expected {
                 let explained = self
                     .damage
@@ -521,7 +524,7 @@ impl<'a> Records<'a> {
         let lanes: Vec<LaneIter<'a>> = lanes
             .iter()
             .filter(|l| usize::from(**l) < LANES)
-            .map(|l| LaneIter::new(reader, *l, min_mono))
+            .map(|l| LaneIter::reading_ahead(reader, *l, min_mono))
             .collect();
         Records {
             peeked: vec![None; lanes.len()],
@@ -580,16 +583,11 @@ impl Iterator for Records<'_> {
 /// The records of one lane, in order.
 pub struct LaneIter<'a> {
     reader: &'a LogReader,
-    lane: usize,
     next_frame: usize,
     /// Frames before this index only rebuild the zstd context (after a seek).
     emit_from: usize,
     min_mono: u64,
-    dctx: DCtx<'static>,
-    context_ok: bool,
-    /// The seq the next frame should start at; a jump means lost context.
-    expected_seq: Option<u64>,
-    payload: Vec<u8>,
+    sections: Sections,
     plain: Vec<u8>,
     current: Option<FrameCursor>,
     /// Records in the section last loaded.
@@ -609,72 +607,80 @@ struct FrameCursor {
     mono: u64,
 }
 
-impl<'a> LaneIter<'a> {
-    fn new(reader: &'a LogReader, lane: u8, min_mono: u64) -> Self {
-        let lane = usize::from(lane);
-        let frames = &reader.frames;
-        // First frame that may hold a record at or after min_mono, and the lane's stream
-        // start at or before it.
-        let target = frames.partition_point(|f| f.max_mono_ns < min_mono);
-        let start = frames[..target.min(frames.len())]
-            .iter()
-            .rposition(|f| f.stream_start(lane))
-            .unwrap_or(0);
-        LaneIter {
-            reader,
+/// Where a lane's decompressed sections come from: loaded on demand, or by a thread of their own
+/// that reads and decompresses ahead while the records of earlier sections are decoded (long
+/// reads: zstd and the record decoder then use two cores).
+enum Sections {
+    Here(SectionLoader),
+    Ahead {
+        rx: flume::Receiver<Loaded>,
+        /// Section buffers handed back for reuse.
+        back: flume::Sender<Vec<u8>>,
+    },
+}
+
+/// One frame's section as the read-ahead thread loaded it.
+type Loaded = (usize, std::result::Result<Option<u32>, Damage>, Vec<u8>);
+
+/// Reads a log's frames of one lane with read-ahead from this many frames on.
+const READ_AHEAD_FRAMES: usize = 16;
+
+/// Sections the read-ahead thread may hold ready.
+const READ_AHEAD_DEPTH: usize = 8;
+
+/// Reads, checks and decompresses the sections of one lane, frame after frame.
+struct SectionLoader {
+    file: Arc<File>,
+    frames: Arc<[IndexEntry]>,
+    lane: usize,
+    dctx: DCtx<'static>,
+    context_ok: bool,
+    /// The seq the next frame should start at; a jump means lost context.
+    expected_seq: Option<u64>,
+    payload: Vec<u8>,
+}
+
+impl SectionLoader {
+    fn new(file: Arc<File>, frames: Arc<[IndexEntry]>, lane: usize) -> SectionLoader {
+        let mut dctx = DCtx::create();
+        let _ = dctx.set_parameter(zstd_safe::DParameter::WindowLogMax(
+            crate::format::MAX_WINDOW_LOG,
+        ));
+        SectionLoader {
+            file,
+            frames,
             lane,
-            next_frame: start,
-            emit_from: target,
-            min_mono,
-            dctx: {
-                let mut d = DCtx::create();
-                let _ = d.set_parameter(zstd_safe::DParameter::WindowLogMax(
-                    crate::format::MAX_WINDOW_LOG,
-                ));
-                d
-            },
+            dctx,
             context_ok: false,
             expected_seq: None,
             payload: Vec::new(),
-            plain: Vec::new(),
-            current: None,
-            loaded_count: 0,
-            damage: Vec::new(),
-            unknown_skipped: 0,
-            failed: false,
         }
     }
 
-    fn fail(&mut self, d: Damage) -> Option<Result<Record>> {
-        self.context_ok = self.context_ok && d.kind == DamageKind::Undecodable && d.bytes == 0;
-        if self.reader.recovery == Recovery::Strict {
-            self.failed = true;
-            return Some(Err(Error::corruption(
-                &self.reader.path,
-                d.offset,
-                format!("{}: {}", d.kind.as_str(), d.what),
-            )));
+    /// Reads, checks and decompresses this lane's section of frame `i` into `plain`: its
+    /// record count, or `None` when the frame has nothing in this lane. After damage, the
+    /// sections that continue the same zstd stream are unreachable.
+    fn load(&mut self, i: usize, plain: &mut Vec<u8>) -> std::result::Result<Option<u32>, Damage> {
+        let r = self.load_inner(i, plain);
+        if let Err(d) = &r {
+            self.context_ok = self.context_ok && d.kind == DamageKind::Undecodable && d.bytes == 0;
         }
-        match self.damage.last_mut() {
-            Some(prev) if d.kind == DamageKind::Unreachable && prev.offset <= d.offset => {
-                prev.bytes += d.bytes;
-                prev.records = Some(prev.records.unwrap_or(0) + d.records.unwrap_or(0));
-            }
-            _ => self.damage.push(d),
-        }
-        None
+        r
     }
 
-    /// Reads, checks and decompresses this lane's section of frame `i` into `self.plain`.
-    /// `Ok(false)` when the frame has nothing in this lane.
-    fn load(&mut self, i: usize) -> std::result::Result<bool, Damage> {
-        let f = self.reader.frames[i];
+    fn load_inner(
+        &mut self,
+        i: usize,
+        plain: &mut Vec<u8>,
+    ) -> std::result::Result<Option<u32>, Damage> {
+        let f = self.frames[i];
         let gap = self.expected_seq.is_some_and(|e| e != f.first_seq);
         self.expected_seq = Some(f.first_seq + u64::from(f.record_count));
         if gap {
             self.context_ok = false;
         }
-        let hb = self.reader.read_header(f.offset).map_err(|e| Damage {
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        read_at(&self.file, &mut hb, f.offset).map_err(|e| Damage {
             kind: DamageKind::CorruptFrame,
             offset: f.offset,
             bytes: 0,
@@ -690,14 +696,13 @@ impl<'a> LaneIter<'a> {
         })?;
         let count = fh.lane_count(self.lane);
         let len = fh.lane_len[self.lane];
-        self.loaded_count = count;
         if count == 0 && len == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let at = f.offset + FRAME_HEADER_LEN as u64 + fh.lane_offset(self.lane);
         self.payload.resize(len as usize, 0);
         let lane_name = if self.lane == 0 { "state" } else { "bulk" };
-        if let Err(e) = read_at(&self.reader.file, &mut self.payload, at) {
+        if let Err(e) = read_at(&self.file, &mut self.payload, at) {
             return Err(Damage {
                 kind: DamageKind::CorruptFrame,
                 offset: at,
@@ -730,8 +735,8 @@ impl<'a> LaneIter<'a> {
                 ),
             });
         }
-        self.plain.clear();
-        decompress(&mut self.dctx, &self.payload, &mut self.plain).map_err(|what| {
+        plain.clear();
+        decompress(&mut self.dctx, &self.payload, plain).map_err(|what| {
             self.context_ok = false;
             Damage {
                 kind: DamageKind::Undecodable,
@@ -741,7 +746,127 @@ impl<'a> LaneIter<'a> {
                 what,
             }
         })?;
-        Ok(true)
+        Ok(Some(count))
+    }
+
+    /// Loads frames `from..` on a thread of its own, sending each section as it is ready.
+    fn spawn(mut self, from: usize) -> Sections {
+        let parts = (Arc::clone(&self.file), Arc::clone(&self.frames), self.lane);
+        let (tx, rx) = flume::bounded::<Loaded>(READ_AHEAD_DEPTH);
+        let (back, spare) = flume::unbounded::<Vec<u8>>();
+        let spawned = std::thread::Builder::new()
+            .name("ptape-read-ahead".into())
+            .spawn(move || {
+                for i in from..self.frames.len() {
+                    let mut plain = spare.try_recv().unwrap_or_default();
+                    let r = self.load(i, &mut plain);
+                    // The reader went away: stop.
+                    if tx.send((i, r, plain)).is_err() {
+                        return;
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => Sections::Ahead { rx, back },
+            // No thread to be had: read here, from the start (nothing was loaded).
+            Err(_) => Sections::Here(SectionLoader::new(parts.0, parts.1, parts.2)),
+        }
+    }
+}
+
+impl<'a> LaneIter<'a> {
+    fn new(reader: &'a LogReader, lane: u8, min_mono: u64) -> Self {
+        Self::with(reader, lane, min_mono, false)
+    }
+
+    /// A lane iterator that reads ahead on a thread of its own when there is much to read.
+    fn reading_ahead(reader: &'a LogReader, lane: u8, min_mono: u64) -> Self {
+        Self::with(reader, lane, min_mono, true)
+    }
+
+    fn with(reader: &'a LogReader, lane: u8, min_mono: u64, ahead: bool) -> Self {
+        let lane = usize::from(lane);
+        let frames = &reader.frames;
+        // First frame that may hold a record at or after min_mono, and the lane's stream
+        // start at or before it.
+        let target = frames.partition_point(|f| f.max_mono_ns < min_mono);
+        let start = frames[..target.min(frames.len())]
+            .iter()
+            .rposition(|f| f.stream_start(lane))
+            .unwrap_or(0);
+        let loader = SectionLoader::new(Arc::clone(&reader.file), Arc::clone(&reader.frames), lane);
+        let sections = if ahead && frames.len() - start >= READ_AHEAD_FRAMES {
+            loader.spawn(start)
+        } else {
+            Sections::Here(loader)
+        };
+        LaneIter {
+            reader,
+            next_frame: start,
+            emit_from: target,
+            min_mono,
+            sections,
+            plain: Vec::new(),
+            current: None,
+            loaded_count: 0,
+            damage: Vec::new(),
+            unknown_skipped: 0,
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self, d: Damage) -> Option<Result<Record>> {
+        if self.reader.recovery == Recovery::Strict {
+            self.failed = true;
+            return Some(Err(Error::corruption(
+                &self.reader.path,
+                d.offset,
+                format!("{}: {}", d.kind.as_str(), d.what),
+            )));
+        }
+        match self.damage.last_mut() {
+            Some(prev) if d.kind == DamageKind::Unreachable && prev.offset <= d.offset => {
+                prev.bytes += d.bytes;
+                prev.records = Some(prev.records.unwrap_or(0) + d.records.unwrap_or(0));
+            }
+            _ => self.damage.push(d),
+        }
+        None
+    }
+
+    /// Loads this lane's section of frame `i` (the next one in order) into `self.plain`.
+    /// `Ok(false)` when the frame has nothing in this lane.
+    fn load(&mut self, i: usize) -> std::result::Result<bool, Damage> {
+        let r = match &mut self.sections {
+            Sections::Here(loader) => loader.load(i, &mut self.plain),
+            Sections::Ahead { rx, back } => match rx.recv() {
+                Ok((at, r, plain)) => {
+                    debug_assert_eq!(at, i, "sections arrive in frame order");
+                    let used = std::mem::replace(&mut self.plain, plain);
+                    let _ = back.send(used);
+                    r
+                }
+                // The thread ended early (it cannot, short of a panic): say where.
+                Err(_) => Err(Damage {
+                    kind: DamageKind::Undecodable,
+                    offset: self.reader.frames[i].offset,
+                    bytes: 0,
+                    records: Some(u64::from(self.reader.frames[i].record_count)),
+                    what: "the read-ahead thread stopped".into(),
+                }),
+            },
+        };
+        match r {
+            Ok(Some(count)) => {
+                self.loaded_count = count;
+                Ok(true)
+            }
+            Ok(None) => {
+                self.loaded_count = 0;
+                Ok(false)
+            }
+            Err(d) => Err(d),
+        }
     }
 
     /// Decodes the next record of the current section, if it has one left.
@@ -907,4 +1032,90 @@ fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::RunId;
+    use crate::model::{Note, PodLog, Source};
+    use crate::writer::{LogWriter, WriterOptions};
+
+    fn lane_records(
+        r: &LogReader,
+        lane: u8,
+        ahead: bool,
+    ) -> (Vec<std::result::Result<Record, String>>, Vec<Damage>) {
+        let mut it = LaneIter::with(r, lane, 0, ahead);
+        let got = it.by_ref().map(|x| x.map_err(|e| e.to_string())).collect();
+        (got, it.damage.clone())
+    }
+
+    /// Reading ahead on a thread changes nothing a reader sees: the same records and the same
+    /// damage (a corrupt section, the unreachable rest of its stream, a seq gap), tolerant or
+    /// strict, as loading each section on demand.
+    #[test]
+    fn read_ahead_reads_what_loading_on_demand_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.ptape");
+        let opts = WriterOptions {
+            frame_bytes: 1024,
+            stream_bytes: 8 << 10,
+            ..WriterOptions::default()
+        };
+        let mut w = LogWriter::create(&p, RunId([5; 8]), opts).unwrap();
+        for i in 0..6000u64 {
+            let body: crate::model::Body = if i % 4 == 0 {
+                Note {
+                    level: Default::default(),
+                    text: format!("note {i}"),
+                }
+                .into()
+            } else {
+                PodLog {
+                    namespace: "ns".into(),
+                    pod: format!("p-{}", i % 9),
+                    container: "c".into(),
+                    line: format!("GET /items/{i} 200"),
+                    previous: false,
+                }
+                .into()
+            };
+            w.append_record(&Record::new(i, i as i64, i * 1000, Source::Synthetic, body))
+                .unwrap();
+        }
+        w.close().unwrap();
+        let clean = LogReader::open(&p, Recovery::Strict).unwrap();
+        assert!(clean.frames().len() > 4 * READ_AHEAD_FRAMES);
+        let frames = clean.frames().to_vec();
+        drop(clean);
+        let mut bytes = std::fs::read(&p).unwrap();
+        // Damage a state section and a bulk section, in different streams.
+        for (f, lane) in [
+            (frames[frames.len() / 3], 0),
+            (frames[2 * frames.len() / 3], 1),
+        ] {
+            let at = f.offset as usize;
+            let hb: [u8; FRAME_HEADER_LEN] = bytes[at..at + FRAME_HEADER_LEN].try_into().unwrap();
+            let fh = FrameHeader::decode(&hb).unwrap();
+            assert!(fh.lane_len[lane] > 8);
+            bytes[at + FRAME_HEADER_LEN + fh.lane_offset(lane) as usize + 3] ^= 0x55;
+        }
+        std::fs::write(&p, &bytes).unwrap();
+        for recovery in [Recovery::Tolerant, Recovery::Strict] {
+            let r = LogReader::open(&p, recovery).unwrap();
+            for lane in [LANE_STATE, LANE_BULK] {
+                let (a, da) = lane_records(&r, lane, false);
+                let (b, db) = lane_records(&r, lane, true);
+                assert_eq!(a, b, "{recovery:?} lane {lane}");
+                assert_eq!(da, db, "{recovery:?} lane {lane}");
+                if recovery == Recovery::Tolerant {
+                    assert!(!da.is_empty(), "the damage in lane {lane} is seen");
+                    assert!(a.len() > 1000 / (1 + 2 * usize::from(lane == LANE_STATE)));
+                } else {
+                    assert!(a.last().unwrap().is_err(), "strict: an error ends the lane");
+                }
+            }
+        }
+    }
 }

@@ -105,7 +105,7 @@ impl<'a> Cursor<'a> {
 
     fn string(&mut self) -> R<String> {
         let b = self.str_bytes()?;
-        std::str::from_utf8(b)
+        simdutf8::basic::from_utf8(b)
             .map(str::to_owned)
             .map_err(|_| "string is not valid UTF-8".into())
     }
