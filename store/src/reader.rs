@@ -23,6 +23,9 @@ use crate::format::{
 use crate::index::{self, IndexEntry};
 use crate::model::{Record, WireIn};
 
+mod sections;
+use sections::{SectionLoader, Sections, READ_AHEAD_FRAMES};
+
 /// What to do with a damaged log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Recovery {
@@ -103,6 +106,7 @@ pub struct LogReader {
     damage: Vec<Damage>,
     closed: bool,
     recovery: Recovery,
+    read_ahead: bool,
 }
 
 impl std::fmt::Debug for LogReader {
@@ -137,6 +141,7 @@ impl LogReader {
             damage: Vec::new(),
             closed: false,
             recovery,
+            read_ahead: true,
         };
         if !r.load_index() {
             r.scan()?;
@@ -152,6 +157,12 @@ impl LogReader {
             }
         }
         Ok(r)
+    }
+
+    /// Whether long reads decompress on a thread of their own while records are decoded (the
+    /// default). A caller that already reads several logs at once on every core turns it off.
+    pub fn set_read_ahead(&mut self, on: bool) {
+        self.read_ahead = on;
     }
 
     /// The file header.
@@ -524,7 +535,7 @@ impl<'a> Records<'a> {
         let lanes: Vec<LaneIter<'a>> = lanes
             .iter()
             .filter(|l| usize::from(**l) < LANES)
-            .map(|l| LaneIter::reading_ahead(reader, *l, min_mono))
+            .map(|l| LaneIter::with(reader, *l, min_mono, reader.read_ahead))
             .collect();
         Records {
             peeked: vec![None; lanes.len()],
@@ -607,181 +618,9 @@ struct FrameCursor {
     mono: u64,
 }
 
-/// Where a lane's decompressed sections come from: loaded on demand, or by a thread of their own
-/// that reads and decompresses ahead while the records of earlier sections are decoded (long
-/// reads: zstd and the record decoder then use two cores).
-enum Sections {
-    Here(SectionLoader),
-    Ahead {
-        rx: flume::Receiver<Loaded>,
-        /// Section buffers handed back for reuse.
-        back: flume::Sender<Vec<u8>>,
-    },
-}
-
-/// One frame's section as the read-ahead thread loaded it.
-type Loaded = (usize, std::result::Result<Option<u32>, Damage>, Vec<u8>);
-
-/// Reads a log's frames of one lane with read-ahead from this many frames on.
-const READ_AHEAD_FRAMES: usize = 16;
-
-/// Sections the read-ahead thread may hold ready.
-const READ_AHEAD_DEPTH: usize = 8;
-
-/// Reads, checks and decompresses the sections of one lane, frame after frame.
-struct SectionLoader {
-    file: Arc<File>,
-    frames: Arc<[IndexEntry]>,
-    lane: usize,
-    dctx: DCtx<'static>,
-    context_ok: bool,
-    /// The seq the next frame should start at; a jump means lost context.
-    expected_seq: Option<u64>,
-    payload: Vec<u8>,
-}
-
-impl SectionLoader {
-    fn new(file: Arc<File>, frames: Arc<[IndexEntry]>, lane: usize) -> SectionLoader {
-        let mut dctx = DCtx::create();
-        let _ = dctx.set_parameter(zstd_safe::DParameter::WindowLogMax(
-            crate::format::MAX_WINDOW_LOG,
-        ));
-        SectionLoader {
-            file,
-            frames,
-            lane,
-            dctx,
-            context_ok: false,
-            expected_seq: None,
-            payload: Vec::new(),
-        }
-    }
-
-    /// Reads, checks and decompresses this lane's section of frame `i` into `plain`: its
-    /// record count, or `None` when the frame has nothing in this lane. After damage, the
-    /// sections that continue the same zstd stream are unreachable.
-    fn load(&mut self, i: usize, plain: &mut Vec<u8>) -> std::result::Result<Option<u32>, Damage> {
-        let r = self.load_inner(i, plain);
-        if let Err(d) = &r {
-            self.context_ok = self.context_ok && d.kind == DamageKind::Undecodable && d.bytes == 0;
-        }
-        r
-    }
-
-    fn load_inner(
-        &mut self,
-        i: usize,
-        plain: &mut Vec<u8>,
-    ) -> std::result::Result<Option<u32>, Damage> {
-        let f = self.frames[i];
-        let gap = self.expected_seq.is_some_and(|e| e != f.first_seq);
-        self.expected_seq = Some(f.first_seq + u64::from(f.record_count));
-        if gap {
-            self.context_ok = false;
-        }
-        let mut hb = [0u8; FRAME_HEADER_LEN];
-        read_at(&self.file, &mut hb, f.offset).map_err(|e| Damage {
-            kind: DamageKind::CorruptFrame,
-            offset: f.offset,
-            bytes: 0,
-            records: Some(u64::from(f.record_count)),
-            what: format!("cannot read frame: {e}"),
-        })?;
-        let fh = FrameHeader::decode(&hb).map_err(|what| Damage {
-            kind: DamageKind::CorruptFrame,
-            offset: f.offset,
-            bytes: FRAME_HEADER_LEN as u64,
-            records: Some(u64::from(f.record_count)),
-            what,
-        })?;
-        let count = fh.lane_count(self.lane);
-        let len = fh.lane_len[self.lane];
-        if count == 0 && len == 0 {
-            return Ok(None);
-        }
-        let at = f.offset + FRAME_HEADER_LEN as u64 + fh.lane_offset(self.lane);
-        self.payload.resize(len as usize, 0);
-        let lane_name = if self.lane == 0 { "state" } else { "bulk" };
-        if let Err(e) = read_at(&self.file, &mut self.payload, at) {
-            return Err(Damage {
-                kind: DamageKind::CorruptFrame,
-                offset: at,
-                bytes: u64::from(len),
-                records: Some(u64::from(count)),
-                what: format!("cannot read the {lane_name} section: {e}"),
-            });
-        }
-        if crc32fast::hash(&self.payload) != fh.lane_crc[self.lane] {
-            return Err(Damage {
-                kind: DamageKind::CorruptFrame,
-                offset: f.offset,
-                bytes: u64::from(len),
-                records: Some(u64::from(count)),
-                what: format!("{lane_name} section checksum mismatch"),
-            });
-        }
-        if fh.stream_start(self.lane) {
-            let _ = self.dctx.reset(zstd_safe::ResetDirective::SessionOnly);
-            self.context_ok = true;
-        }
-        if !self.context_ok {
-            return Err(Damage {
-                kind: DamageKind::Unreachable,
-                offset: f.offset,
-                bytes: u64::from(len),
-                records: Some(u64::from(count)),
-                what: format!(
-                    "the {lane_name} section continues a zstd stream whose earlier part is missing"
-                ),
-            });
-        }
-        plain.clear();
-        decompress(&mut self.dctx, &self.payload, plain).map_err(|what| {
-            self.context_ok = false;
-            Damage {
-                kind: DamageKind::Undecodable,
-                offset: f.offset,
-                bytes: u64::from(len),
-                records: Some(u64::from(count)),
-                what,
-            }
-        })?;
-        Ok(Some(count))
-    }
-
-    /// Loads frames `from..` on a thread of its own, sending each section as it is ready.
-    fn spawn(mut self, from: usize) -> Sections {
-        let parts = (Arc::clone(&self.file), Arc::clone(&self.frames), self.lane);
-        let (tx, rx) = flume::bounded::<Loaded>(READ_AHEAD_DEPTH);
-        let (back, spare) = flume::unbounded::<Vec<u8>>();
-        let spawned = std::thread::Builder::new()
-            .name("ptape-read-ahead".into())
-            .spawn(move || {
-                for i in from..self.frames.len() {
-                    let mut plain = spare.try_recv().unwrap_or_default();
-                    let r = self.load(i, &mut plain);
-                    // The reader went away: stop.
-                    if tx.send((i, r, plain)).is_err() {
-                        return;
-                    }
-                }
-            });
-        match spawned {
-            Ok(_) => Sections::Ahead { rx, back },
-            // No thread to be had: read here, from the start (nothing was loaded).
-            Err(_) => Sections::Here(SectionLoader::new(parts.0, parts.1, parts.2)),
-        }
-    }
-}
-
 impl<'a> LaneIter<'a> {
     fn new(reader: &'a LogReader, lane: u8, min_mono: u64) -> Self {
         Self::with(reader, lane, min_mono, false)
-    }
-
-    /// A lane iterator that reads ahead on a thread of its own when there is much to read.
-    fn reading_ahead(reader: &'a LogReader, lane: u8, min_mono: u64) -> Self {
-        Self::with(reader, lane, min_mono, true)
     }
 
     fn with(reader: &'a LogReader, lane: u8, min_mono: u64, ahead: bool) -> Self {

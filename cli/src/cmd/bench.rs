@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use pipetape_store::reader::{LogReader, Recovery};
 use pipetape_testkit::bench::{self, log::BenchOptions};
 
+use super::bench_goals::{compaction, goals, write_compaction_report, write_goals};
 use super::{CmdResult, Ctx, TextOrJson};
 use crate::output::{self, Out};
 
@@ -209,199 +209,6 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     }
     out.flush()?;
     Ok(0)
-}
-
-/// The log suite's run compacted as `pipetape run` would compact it when it ends.
-#[derive(Debug, serde::Serialize)]
-struct CompactionReport {
-    /// Bytes of records (before compression).
-    records_bytes: u64,
-    /// The run's duration, seconds (what the level is chosen for).
-    run_s: f64,
-    level: i32,
-    before_bytes: u64,
-    after_bytes: u64,
-    millis: u64,
-    /// Records read back from the compacted log equal the live log's.
-    same_records: bool,
-}
-
-fn compaction(path: &std::path::Path) -> pipetape_store::Result<CompactionReport> {
-    use pipetape_store::compact::{self, CompactOptions};
-    let input = compact::records_bytes(path)?;
-    let run_ns = LogReader::open(path, Recovery::Tolerant)?.max_mono_ns();
-    let budget =
-        (std::time::Duration::from_nanos(run_ns) / 20).max(std::time::Duration::from_secs(1));
-    let opts = CompactOptions::within(input, budget).unwrap_or(CompactOptions {
-        level: 6,
-        ..CompactOptions::default()
-    });
-    let out = compact::compacting_path(path);
-    let _ = std::fs::remove_file(&out);
-    let c = compact::compact_to(path, &out, &opts);
-    let same = c.as_ref().ok().map(|_| -> pipetape_store::Result<bool> {
-        let (a, b) = (
-            LogReader::open(path, Recovery::Strict)?,
-            LogReader::open(&out, Recovery::Strict)?,
-        );
-        let mut n = 0u64;
-        for (x, y) in a.records().zip(b.records()) {
-            if x? != y? {
-                return Ok(false);
-            }
-            n += 1;
-        }
-        Ok(n == a.record_count() && n == b.record_count())
-    });
-    let _ = std::fs::remove_file(&out);
-    let c = c?;
-    Ok(CompactionReport {
-        records_bytes: input,
-        run_s: run_ns as f64 / 1e9,
-        level: opts.level,
-        before_bytes: c.bytes_before,
-        after_bytes: c.bytes_after,
-        millis: c.millis,
-        same_records: same.transpose()?.unwrap_or(false),
-    })
-}
-
-fn write_compaction_report(
-    out: &mut Out,
-    c: &CompactionReport,
-    rep: &pipetape_testkit::bench::log::BenchReport,
-) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "compaction: the run above ({} of records, {:.0} s long) as `pipetape run` compacts it",
-        output::bytes(c.records_bytes),
-        c.run_s
-    )?;
-    writeln!(
-        out,
-        "  level {:<2}        {:>9.1} s   {} -> {} ({:.3}x), records {}",
-        c.level,
-        c.millis as f64 / 1e3,
-        output::bytes(c.before_bytes),
-        output::bytes(c.after_bytes),
-        c.after_bytes as f64 / c.before_bytes.max(1) as f64,
-        if c.same_records {
-            "identical"
-        } else {
-            "DIFFERENT"
-        }
-    )?;
-    writeln!(
-        out,
-        "  vs JSON+gzip-6  {:>12}   ratio {:.3}",
-        output::bytes(rep.json_gzip_bytes),
-        c.after_bytes as f64 / rep.json_gzip_bytes.max(1) as f64
-    )
-}
-
-/// One figure of the performance goals (issue 17's table).
-#[derive(Debug, serde::Serialize)]
-struct Goal {
-    figure: &'static str,
-    goal: &'static str,
-    measured: String,
-    met: bool,
-}
-
-fn goals(
-    log: &pipetape_testkit::bench::log::BenchReport,
-    compaction: Option<&CompactionReport>,
-    replay: Option<&pipetape_testkit::bench::replay::ReplayReport>,
-    recorder: Option<&pipetape_testkit::bench::recorder::RecorderReport>,
-    diff: Option<&pipetape_testkit::bench::replay::DiffBenchReport>,
-    observe: Option<&ObserveReport>,
-) -> Vec<Goal> {
-    let mut g = Vec::new();
-    if let Some(r) = recorder {
-        g.push(Goal {
-            figure: "pipetape run of a step printing 1M lines, vs the step alone",
-            goal: "<= 1.3x",
-            measured: format!("{:.2}x", r.overhead_ratio),
-            met: r.overhead_ratio <= 1.3,
-        });
-    }
-    if let Some(o) = observe {
-        g.push(Goal {
-            figure: "recorder CPU on a busy cluster, per 10,000 changes",
-            goal: "<= 0.3 CPU-s",
-            measured: format!("{:.2} CPU-s", o.cpu_s_per_10k_changes),
-            met: o.cpu_s_per_10k_changes <= 0.3,
-        });
-    }
-    if let Some(c) = compaction {
-        let v = c.after_bytes as f64 / log.json_gzip_bytes.max(1) as f64;
-        g.push(Goal {
-            figure: "log-heavy synthetic run, compacted, vs JSON lines + gzip -6",
-            goal: "<= 0.45",
-            measured: format!("{v:.3} (live log {:.3})", log.size_vs_json_gzip),
-            met: v <= 0.45,
-        });
-    }
-    if let Some(o) = observe {
-        let (gz, z) = (o.sizes.vs_gzip(), o.sizes.vs_zstd19());
-        g.push(Goal {
-            figure: "run recorded by the observers (object-heavy) vs its JSON + gzip -6",
-            goal: "<= 0.45",
-            measured: format!("{gz:.3}"),
-            met: gz <= 0.45,
-        });
-        g.push(Goal {
-            figure: "the same vs zstd -19 --long of that JSON",
-            goal: "<= 0.8",
-            measured: format!("{z:.3}"),
-            met: z <= 0.8,
-        });
-    }
-    if let Some(r) = replay {
-        g.push(Goal {
-            figure: "replay peak RSS holding a run (the fold serve answers from)",
-            goal: "<= 150 MB",
-            measured: format!(
-                "{:.0} MB for {} records",
-                r.fold_peak_rss_bytes as f64 / 1e6,
-                r.fold_records
-            ),
-            met: r.fold_peak_rss_bytes as f64 <= 150e6,
-        });
-    }
-    if let Some(d) = diff {
-        g.push(Goal {
-            figure: "replay diff of two runs with log evidence",
-            goal: "<= 300 ms",
-            measured: format!(
-                "{:.0} ms ({} records per run)",
-                d.two_runs_ms, d.records_per_run
-            ),
-            met: d.two_runs_ms <= 300.0,
-        });
-    }
-    g.push(Goal {
-        figure: "read, records per second",
-        goal: ">= 4,000,000",
-        measured: format!("{:.0}", log.read_records_per_s),
-        met: log.read_records_per_s >= 4e6,
-    });
-    g
-}
-
-fn write_goals(out: &mut Out, goals: &[Goal]) -> std::io::Result<()> {
-    writeln!(out, "performance goals (issue 17):")?;
-    for g in goals {
-        writeln!(
-            out,
-            "  {:<4} {:<68} {:<13} measured {}",
-            if g.met { "MET" } else { "MISS" },
-            g.figure,
-            g.goal,
-            g.measured
-        )?;
-    }
-    Ok(())
 }
 
 fn recorder(
@@ -792,19 +599,28 @@ fn history_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
 
 /// Figures of the observer benchmark.
 #[derive(Debug, serde::Serialize)]
-struct ObserveReport {
+pub(super) struct ObserveReport {
     pods: usize,
     events: usize,
     changes_served: usize,
     changes_recorded: usize,
     speed: f64,
     recorder_cpu_s: f64,
-    cpu_s_per_10k_changes: f64,
+    pub(super) cpu_s_per_10k_changes: f64,
     recorder_peak_rss_bytes: u64,
     lag_p50_ms: f64,
     lag_p99_ms: f64,
     lag_max_ms: f64,
-    sizes: pipetape_testkit::bench::log::VsGeneral,
+    /// The log as recorded (`record --no-compact`) against general compressors.
+    pub(super) sizes: pipetape_testkit::bench::log::VsGeneral,
+    compacted_level: i32,
+    compacted_bytes: u64,
+}
+
+impl ObserveReport {
+    pub(super) fn compacted_vs(&self, general: u64) -> f64 {
+        self.compacted_bytes as f64 / general.max(1) as f64
+    }
 }
 
 fn observe_suite(ctx: &Ctx, a: &BenchArgs) -> CmdResult {
@@ -865,7 +681,14 @@ fn observe_report(ctx: &Ctx, a: &BenchArgs) -> Result<ObserveReport, super::CmdE
         let status = Command::new(&me)
             .arg("--store")
             .arg(&store)
-            .args(["-q", "record", "--name", "busy", "--kubeconfig"])
+            .args([
+                "-q",
+                "record",
+                "--no-compact",
+                "--name",
+                "busy",
+                "--kubeconfig",
+            ])
             .arg(&kc)
             .args(["--", "sleep", &secs])
             .stdout(Stdio::null())
@@ -917,12 +740,20 @@ fn observe_report(ctx: &Ctx, a: &BenchArgs) -> Result<ObserveReport, super::CmdE
                 lags.push((rec_at(*t) - served_at(e.mono_ns)) as f64 / 1e6);
             }
         }
-        // The recorded log (compacted when `record` ended) against general compressors.
+        // The recorded log against general compressors, as recorded and compacted as `record`
+        // compacts it when it ends (after the CPU figure: compaction is not observation).
         if !quiet {
             eprintln!("bench: observe: the recorded log against gzip -6 and zstd -19 --long...");
         }
         let sizes =
             pipetape_testkit::bench::log::vs_general(&run.path).map_err(|e| bad(e.to_string()))?;
+        let input =
+            pipetape_store::compact::records_bytes(&run.path).map_err(|e| bad(e.to_string()))?;
+        let budget = std::time::Duration::from_secs_f64((duration_s / speed / 20.0).max(1.0));
+        let copts =
+            pipetape_store::compact::CompactOptions::within(input, budget).unwrap_or_default();
+        let compacted =
+            pipetape_store::compact::compact(&run.path, &copts).map_err(|e| bad(e.to_string()))?;
         lags.sort_by(f64::total_cmp);
         let pct = |p: f64| {
             lags.get(((lags.len() as f64 - 1.0) * p) as usize)
@@ -942,6 +773,8 @@ fn observe_report(ctx: &Ctx, a: &BenchArgs) -> Result<ObserveReport, super::CmdE
             lag_p99_ms: pct(0.99),
             lag_max_ms: lags.last().copied().unwrap_or(0.0),
             sizes,
+            compacted_level: copts.level,
+            compacted_bytes: compacted.bytes_after,
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -979,22 +812,26 @@ fn write_observe_report(out: &mut Out, r: &ObserveReport) -> std::io::Result<()>
         let z = &r.sizes;
         writeln!(
             out,
-            "  recorded log ({} records)                 {:>9}   {:.0} bytes/record as JSON",
+            "  recorded log, {} records ({:.0} bytes/record as JSON): {} as recorded, {} compacted (level {})",
             z.records,
+            z.json_bytes as f64 / z.records.max(1) as f64,
             output::bytes(z.log_bytes),
-            z.json_bytes as f64 / z.records.max(1) as f64
+            output::bytes(r.compacted_bytes),
+            r.compacted_level
         )?;
         writeln!(
             out,
-            "    vs its JSON + gzip -6 ({})          ratio {:.3}",
+            "    vs its JSON + gzip -6 ({})          ratio {:.3} as recorded, {:.3} compacted",
             output::bytes(z.json_gzip_bytes),
-            z.vs_gzip()
+            z.vs_gzip(),
+            r.compacted_vs(z.json_gzip_bytes)
         )?;
         writeln!(
             out,
-            "    vs its JSON + zstd -19 --long ({})  ratio {:.3}",
+            "    vs its JSON + zstd -19 --long ({})  ratio {:.3} as recorded, {:.3} compacted",
             output::bytes(z.json_zstd19_bytes),
-            z.vs_zstd19()
+            z.vs_zstd19(),
+            r.compacted_vs(z.json_zstd19_bytes)
         )?;
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod bench;
+pub mod bench_goals;
 pub mod bench_import;
 pub mod bench_remote;
 pub mod demo;

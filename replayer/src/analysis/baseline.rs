@@ -548,16 +548,18 @@ fn read_bulk(
             Err(e) => warnings.push(format!("baseline log for output diffs: {e}")),
         }
     }
-    // The run's bulk lane and the baseline's are read at once (two cores on a CI runner).
+    // The run's bulk lane and the baseline's are read at once (two cores on a CI runner); a
+    // lone read reads ahead instead.
+    let both = base_log.is_some() && !steps.is_empty();
     let (run, base) = std::thread::scope(|sc| {
         let base = sc.spawn(|| match (&base_log, steps.is_empty()) {
             (Some(p), false) => {
                 let mut m = crate::analysis::fold::RunModel::default();
-                Some(crate::load_bulk(p, &mut m, &keep_steps).map(|_| m))
+                Some(crate::load_bulk(p, &mut m, &keep_steps, false).map(|_| m))
             }
             _ => None,
         });
-        let run = crate::load_bulk(req.run, model, &keep);
+        let run = crate::load_bulk(req.run, model, &keep, !both);
         (run, base.join())
     });
     run?;
