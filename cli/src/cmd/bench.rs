@@ -91,13 +91,6 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         out.flush()?;
         return Ok(0);
     }
-    // The observers' figures come from the resources of the recorder child: measure them
-    // before any other suite starts children (the peak RSS of children is the largest one's).
-    let observe_rep = if a.suite == Suite::All {
-        Some(observe_report(ctx, &a)?)
-    } else {
-        None
-    };
     // The replay suite reads the log the log suite writes: keep it until both are done.
     let tmp = std::env::temp_dir().join(format!("pipetape-bench-{}.ptape", std::process::id()));
     let keep = a.out.is_some();
@@ -142,10 +135,16 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     let compaction = compaction
         .transpose()
         .map_err(|e| super::CmdError::input(format!("compaction: {e}")))?;
-    let (recorder_rep, diff_rep) = if a.suite == Suite::All {
-        (Some(recorder(ctx, quiet)?), Some(diff_report(ctx, &a)?))
+    // The observers last: their suite holds two folded runs and a zstd -19 encoder in this
+    // process, which would count in the other suites' peak RSS.
+    let (recorder_rep, diff_rep, observe_rep) = if a.suite == Suite::All {
+        (
+            Some(recorder(ctx, quiet)?),
+            Some(diff_report(ctx, &a)?),
+            Some(observe_report(ctx, &a)?),
+        )
     } else {
-        (None, None)
+        (None, None, None)
     };
     let goals = (a.suite == Suite::All).then(|| {
         goals(
@@ -678,7 +677,7 @@ fn observe_report(ctx: &Ctx, a: &BenchArgs) -> Result<ObserveReport, super::CmdE
         let usage_before =
             nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
                 .map_err(|e| bad(e.to_string()))?;
-        let status = Command::new(&me)
+        let child = Command::new(&me)
             .arg("--store")
             .arg(&store)
             .args([
@@ -692,18 +691,20 @@ fn observe_report(ctx: &Ctx, a: &BenchArgs) -> Result<ObserveReport, super::CmdE
             .arg(&kc)
             .args(["--", "sleep", &secs])
             .stdout(Stdio::null())
-            .status()?;
+            .spawn()?;
+        // The child's own peak (getrusage's children figure is the largest child's so far).
+        let (ok, rss) =
+            super::bench_import::wait_with_peak(nix::unistd::Pid::from_raw(child.id() as i32))?;
         let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
             .map_err(|e| bad(e.to_string()))?;
         drop(server);
-        if !status.success() {
-            return Err(bad(format!("the recorder failed: {status}")));
+        if !ok {
+            return Err(bad("the recorder failed".into()));
         }
         let tv = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
         let cpu = tv(usage.user_time()) + tv(usage.system_time())
             - tv(usage_before.user_time())
             - tv(usage_before.system_time());
-        let rss = usage.max_rss() as u64 * 1024;
         let st = pipetape_store::store::Store::open(&store).map_err(|e| bad(e.to_string()))?;
         let run = st
             .resolve("last", &Default::default())

@@ -160,7 +160,7 @@ fn import_child(input: &Path, out: &Path) -> Result<(f64, u64, u64), CmdError> {
 /// Waits for `pid`; (exited 0, peak RSS in bytes). The peak is the child's own: its VmHWM
 /// (the kernel's high-water mark) read from /proc every 20 ms while it runs, exact but for
 /// its last 20 ms (getrusage's children figure is the largest of every child so far).
-fn wait_with_peak(pid: nix::unistd::Pid) -> Result<(bool, u64), CmdError> {
+pub(super) fn wait_with_peak(pid: nix::unistd::Pid) -> Result<(bool, u64), CmdError> {
     let status_path = format!("/proc/{pid}/status");
     let mut peak = 0u64;
     loop {
@@ -182,7 +182,7 @@ fn wait_with_peak(pid: nix::unistd::Pid) -> Result<(bool, u64), CmdError> {
             Ok(_) => return Ok((false, peak)),
             Err(e) => {
                 return Err(CmdError::input(format!(
-                    "bench: waiting for the import: {e}"
+                    "bench: waiting for the child: {e}"
                 )))
             }
         }
