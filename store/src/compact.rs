@@ -77,7 +77,7 @@ impl CompactOptions {
 pub struct Compacted {
     /// Records copied.
     pub records: u64,
-    /// Records frames before and after.
+    /// Records frames before.
     pub frames_before: u64,
     /// Records frames after.
     pub frames_after: u64,
@@ -211,6 +211,19 @@ mod tests {
         )
     }
 
+    /// A closed log of `n` notes (seq i at mono 10·i) in frames of `frame_bytes`.
+    fn notes_log(path: &Path, id: u8, frame_bytes: usize, n: u64) {
+        let opts = WriterOptions {
+            frame_bytes,
+            ..WriterOptions::default()
+        };
+        let mut w = LogWriter::create(path, RunId([id; 8]), opts).unwrap();
+        for i in 0..n {
+            w.append_record(&note(i, i * 10)).unwrap();
+        }
+        w.close().unwrap();
+    }
+
     /// Frames of known notes with, in every third frame, a record of a kind this version
     /// does not know: compaction keeps them all, byte for byte.
     #[test]
@@ -273,19 +286,7 @@ mod tests {
     fn a_damaged_log_is_left_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("live.ptape");
-        let mut w = LogWriter::create(
-            &live,
-            RunId([2; 8]),
-            WriterOptions {
-                frame_bytes: 1,
-                ..WriterOptions::default()
-            },
-        )
-        .unwrap();
-        for i in 0..10 {
-            w.append_record(&note(i, i * 10)).unwrap();
-        }
-        w.close().unwrap();
+        notes_log(&live, 2, 1, 10);
         let mut bytes = std::fs::read(&live).unwrap();
         let f = LogReader::open(&live, Recovery::Strict).unwrap().frames()[4];
         bytes[f.offset as usize + 70] ^= 0xff;
@@ -300,19 +301,7 @@ mod tests {
     fn compaction_in_place_replaces_the_log_and_clears_a_leftover() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("run.ptape");
-        let mut w = LogWriter::create(
-            &live,
-            RunId([4; 8]),
-            WriterOptions {
-                frame_bytes: 64,
-                ..WriterOptions::default()
-            },
-        )
-        .unwrap();
-        for i in 0..500 {
-            w.append_record(&note(i, i * 10)).unwrap();
-        }
-        w.close().unwrap();
+        notes_log(&live, 4, 64, 500);
         let before = LogReader::open(&live, Recovery::Strict)
             .unwrap()
             .read_all()
