@@ -91,6 +91,28 @@ pub fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
+/// Opens a log and folds it like [`load`], but leaves pod log lines and step output in the log:
+/// each stream remembers which frames hold its lines and reads them back when asked
+/// ([`fold::Lines::read`]). The model then holds the run's state, not its text, so a long-lived
+/// replay (`replay serve`, `replay step`) of a run with millions of lines stays small. The log
+/// stays open (a log compacted or removed meanwhile is still read from the file it was).
+pub fn load_lazy(path: &Path) -> Result<Loaded> {
+    let reader = std::sync::Arc::new(LogReader::open(path, Recovery::Tolerant)?);
+    let mut fold = fold::Fold::leaving_lines_in(std::sync::Arc::clone(&reader));
+    let mut it = reader.records();
+    for r in it.by_ref() {
+        fold.push(r?);
+    }
+    let mut damage = reader.damage().to_vec();
+    damage.extend(it.damage());
+    drop(it);
+    Ok(Loaded {
+        model: fold.finish(),
+        damage,
+        closed: reader.is_closed(),
+    })
+}
+
 /// Folds lane 0 of the log only: objects, events, Helm, steps and gates, but no log line and no
 /// step output is read or decompressed, so `replay state --at T` costs a small fraction of a
 /// full [`load`].

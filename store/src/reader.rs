@@ -227,6 +227,30 @@ impl LogReader {
         Records::new(self, lanes, mono_ns)
     }
 
+    /// The records of lane `lane` in the frames `frames` (indexes into [`Self::frames`], any
+    /// order), in sequence order: the stretch of a log where some stream's lines are, read
+    /// without decoding the rest. The zstd context is rebuilt from the start of each wanted
+    /// frame's stream (sections in between are decompressed, their records not decoded).
+    pub fn records_of_frames(&self, lane: u8, frames: &[u32]) -> Records<'_> {
+        let mut wanted: Vec<u32> = frames
+            .iter()
+            .copied()
+            .filter(|&f| (f as usize) < self.frames.len())
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let lanes = if usize::from(lane) < LANES {
+            vec![LaneIter::wanted(self, lane, wanted)]
+        } else {
+            Vec::new()
+        };
+        Records {
+            peeked: vec![None; lanes.len()],
+            lanes,
+            failed: false,
+        }
+    }
+
     /// Calls `f` with the decompressed bytes of every readable lane section, in file order
     /// (the MessagePack records exactly as the writer encoded them).
     pub fn for_each_plain(&self, mut f: impl FnMut(&[u8])) -> Result<()> {
@@ -597,6 +621,12 @@ pub struct LaneIter<'a> {
     next_frame: usize,
     /// Frames before this index only rebuild the zstd context (after a seek).
     emit_from: usize,
+    /// Only these frames' records, in order ([`LogReader::records_of_frames`]); the others
+    /// are read only to rebuild the zstd context.
+    wanted: Option<Vec<u32>>,
+    /// The next entry of `wanted`.
+    want_at: usize,
+    lane: usize,
     min_mono: u64,
     sections: Sections,
     plain: Vec<u8>,
@@ -643,6 +673,9 @@ impl<'a> LaneIter<'a> {
             reader,
             next_frame: start,
             emit_from: target,
+            wanted: None,
+            want_at: 0,
+            lane,
             min_mono,
             sections,
             plain: Vec::new(),
@@ -652,6 +685,27 @@ impl<'a> LaneIter<'a> {
             unknown_skipped: 0,
             failed: false,
         }
+    }
+
+    /// Only the records of frames `wanted` (sorted, distinct, in range).
+    fn wanted(reader: &'a LogReader, lane: u8, wanted: Vec<u32>) -> Self {
+        let mut it = Self::with(reader, lane, 0, false);
+        it.next_frame = reader.frames.len();
+        if let Some(&first) = wanted.first() {
+            it.next_frame = it.stream_start_of(first as usize, 0);
+        }
+        it.wanted = Some(wanted);
+        it
+    }
+
+    /// The frame where the zstd stream holding frame `i`'s section of this lane starts,
+    /// looking no further back than `from`; `from` itself when the stream started before it.
+    fn stream_start_of(&self, i: usize, from: usize) -> usize {
+        self.reader.frames[from..=i]
+            .iter()
+            .rposition(|f| f.stream_start(self.lane))
+            .map(|p| from + p)
+            .unwrap_or(from)
     }
 
     fn fail(&mut self, d: Damage) -> Option<Result<Record>> {
@@ -800,11 +854,25 @@ impl Iterator for LaneIter<'_> {
             if self.failed || self.next_frame >= self.reader.frames.len() {
                 return None;
             }
+            let mut emit = true;
+            if let Some(w) = &self.wanted {
+                let &target = w.get(self.want_at)?;
+                let target = target as usize;
+                // A stream that starts after the frame we are at and before the target holds
+                // it: jump there. Otherwise read on (the context carries over).
+                if target >= self.next_frame {
+                    self.next_frame = self.stream_start_of(target, self.next_frame);
+                }
+                emit = self.next_frame == target;
+                if emit {
+                    self.want_at += 1;
+                }
+            }
             let i = self.next_frame;
             self.next_frame += 1;
             match self.load(i) {
                 Ok(true) => {
-                    if i >= self.emit_from {
+                    if emit && i >= self.emit_from {
                         let f = self.reader.frames[i];
                         self.current = Some(FrameCursor {
                             index: i,

@@ -159,3 +159,50 @@ fn torn_tail_keeps_every_whole_frame() {
     assert_eq!(got[..], written[..(last.first_seq as usize)]);
     assert!(LogReader::open(&p, Recovery::Strict).is_err());
 }
+
+/// Reading some frames of a lane gives exactly the records of those frames, in order: frames
+/// in the middle of a zstd stream (whose context is rebuilt from the stream's start), frames
+/// that start a stream, neighbours, the last frame, any order and repeats.
+#[test]
+fn records_of_frames_reads_exactly_those_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f.ptape");
+    let written = write_log(&p, 20_000, small_frames(), true);
+    let r = LogReader::open(&p, Recovery::Strict).unwrap();
+    let frames = r.frames().to_vec();
+    let starts: Vec<u32> = (0..frames.len() as u32)
+        .filter(|&i| frames[i as usize].stream_start(1))
+        .collect();
+    assert!(starts.len() > 3, "the log spans several bulk streams");
+    let n = frames.len() as u32;
+    let in_frame = |i: u32| {
+        let f = frames[i as usize];
+        f.first_seq..f.first_seq + u64::from(f.record_count)
+    };
+    let picks: Vec<Vec<u32>> = vec![
+        vec![0],
+        vec![n - 1],
+        vec![starts[1], starts[1] + 1],
+        vec![starts[2] - 1, starts[2]],
+        vec![starts[3] + 2, 3, n / 2, n / 2 + 1, n / 2 + 5, 3],
+        (0..n).step_by(7).collect(),
+        vec![n + 10],
+    ];
+    for pick in picks {
+        let got: Vec<Record> = r
+            .records_of_frames(1, &pick)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want: Vec<&Record> = written
+            .iter()
+            .filter(|w| {
+                w.body.lane() == 1 && pick.iter().any(|&i| i < n && in_frame(i).contains(&w.seq))
+            })
+            .collect();
+        assert!(!want.is_empty() || pick == vec![n + 10]);
+        assert_eq!(got.len(), want.len(), "frames {pick:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g, w, "frames {pick:?}");
+        }
+    }
+}

@@ -195,7 +195,11 @@ fn logs(m: &RunModel) -> LogLines {
                     k.container.clone(),
                     k.previous,
                 ),
-                l.iter().map(|(_, line, _)| line.to_string()).collect(),
+                l.read()
+                    .unwrap()
+                    .iter()
+                    .map(|(_, line, _)| line.to_string())
+                    .collect(),
             )
         })
         .collect()

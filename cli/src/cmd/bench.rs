@@ -116,6 +116,16 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         }
         _ => None,
     };
+    // `replay serve` of the same log, as a user starts it: its own peak RSS.
+    let serve = match &replay {
+        Some(Ok(r)) => r.biggest_log.as_ref().map(|(ns, pod, c, _)| {
+            if !quiet {
+                eprintln!("bench: replay serve (a child process, kubectl logs of {ns}/{pod})...");
+            }
+            super::bench_serve::serve_child(&path, (ns, pod, c))
+        }),
+        _ => None,
+    };
     let compaction = match (&rep, a.suite) {
         (Ok(_), Suite::Log | Suite::All) => {
             if !quiet {
@@ -132,6 +142,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     let replay = replay
         .transpose()
         .map_err(|e| super::CmdError::input(e.to_string()))?;
+    let serve = serve.transpose()?;
     let compaction = compaction
         .transpose()
         .map_err(|e| super::CmdError::input(format!("compaction: {e}")))?;
@@ -151,6 +162,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
             &rep,
             compaction.as_ref(),
             replay.as_ref(),
+            serve.as_ref(),
             recorder_rep.as_ref(),
             diff_rep.as_ref(),
             observe_rep.as_ref(),
@@ -180,6 +192,9 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         if let Some(r) = &replay {
             v["replay"] = serde_json::to_value(r)?;
         }
+        if let Some(s) = &serve {
+            v["serve"] = serde_json::to_value(s)?;
+        }
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
         out.flush()?;
@@ -192,7 +207,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         write_compaction_report(&mut out, c, &rep)?;
     }
     if let Some(r) = &replay {
-        write_replay_report(&mut out, r)?;
+        write_replay_report(&mut out, r, serve.as_ref())?;
     }
     if let Some(r) = &recorder_rep {
         write_recorder_report(&mut out, r)?;
@@ -299,15 +314,41 @@ fn write_recorder_report(
 fn write_replay_report(
     out: &mut Out,
     r: &pipetape_testkit::bench::replay::ReplayReport,
+    serve: Option<&super::bench_serve::ServeReport>,
 ) -> std::io::Result<()> {
     writeln!(out, "replay: {} records", r.fold_records)?;
     writeln!(
         out,
-        "  fold            {:>9.0} ms   model holds {}, process peak RSS {}",
+        "  fold            {:>9.0} ms   model holds {}, process peak RSS {} (every line in memory)",
         r.fold_ms,
         output::bytes(r.fold_model_rss_bytes.max(0) as u64),
         output::bytes(r.fold_peak_rss_bytes)
     )?;
+    writeln!(
+        out,
+        "  fold, lazy      {:>9.0} ms   model holds {}, peak RSS {} (lines left in the log: serve, step, logs)",
+        r.lazy_fold_ms,
+        output::bytes(r.lazy_model_rss_bytes.max(0) as u64),
+        output::bytes(r.lazy_peak_rss_bytes)
+    )?;
+    if let Some((ns, pod, c, n)) = &r.biggest_log {
+        writeln!(
+            out,
+            "  read one log    {:>9.1} ms   {n} lines of {ns}/{pod} {c}, from the frames that hold them",
+            r.biggest_log_read_ms
+        )?;
+    }
+    if let Some(s) = serve {
+        writeln!(
+            out,
+            "  replay serve    {:>9.0} ms   to ready; peak RSS {}; kubectl logs of {} ({} lines) {:.0} ms",
+            s.ready_ms,
+            output::bytes(s.peak_rss_bytes),
+            s.container,
+            s.log_lines,
+            s.log_ms
+        )?;
+    }
     writeln!(
         out,
         "  object graph    {:>9.1} ms   {} links (built on demand: replay why, the diff's chains)",

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_goals;
 pub mod bench_import;
 pub mod bench_remote;
+pub mod bench_serve;
 pub mod demo;
 pub mod diff;
 pub mod history;

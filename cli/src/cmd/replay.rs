@@ -6,7 +6,7 @@ use std::io::Write;
 use clap::{Args, Subcommand, ValueEnum};
 use pipetape_replayer::analysis::query::{self, EventFilter};
 use pipetape_replayer::time::{duration, offset, parse_at};
-use pipetape_replayer::{load, Loaded};
+use pipetape_replayer::Loaded;
 
 use super::{CmdError, CmdResult, Ctx, TextOrJson};
 use crate::output::{self, Out};
@@ -347,7 +347,7 @@ fn err(e: pipetape_replayer::Error) -> CmdError {
 /// Resolves and folds a run, warning about damage.
 fn open(ctx: &Ctx, run: &str) -> Result<Loaded, CmdError> {
     let r = ctx.resolve(run)?;
-    let l = load(&r.path).map_err(err)?;
+    let l = pipetape_replayer::load_lazy(&r.path).map_err(err)?;
     for d in &l.damage {
         ctx.warn(format!(
             "{}: {d}; showing what was readable",

@@ -413,13 +413,25 @@ fn export_files(
             container: container.to_string(),
             previous: false,
         };
+        let unreadable = |e: pipetape_replayer::Error| {
+            CmdError::input(format!("the log of {ns}/{pod} {container}: {e}"))
+        };
+        let followed = match m.logs.get(&current) {
+            Some(l) => Some(
+                l.read()
+                    .map_err(unreadable)?
+                    .iter()
+                    .map(|(_, s, _)| s.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            None => None,
+        };
         let texts = [
-            m.logs
-                .get(&current)
-                .map(|l| l.iter().map(|(_, s, _)| s).collect::<Vec<_>>()),
+            followed,
             m.previous_log(ns, pod, container, m.info.end_ns)
+                .map_err(unreadable)?
                 .map(|l| l.into_iter().map(|(_, s)| s).collect())
-                .filter(|l: &Vec<&str>| !l.is_empty()),
+                .filter(|l: &Vec<String>| !l.is_empty()),
         ];
         for (lines, suffix) in texts.iter().zip(["", ".previous"]) {
             let Some(lines) = lines else { continue };

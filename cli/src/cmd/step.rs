@@ -46,7 +46,7 @@ pub fn step(ctx: &Ctx, a: StepArgs) -> CmdResult {
         ));
     }
     let r = ctx.resolve(&a.run)?;
-    let l = pipetape_replayer::load(&r.path).map_err(|e| CmdError::input(e.to_string()))?;
+    let l = pipetape_replayer::load_lazy(&r.path).map_err(|e| CmdError::input(e.to_string()))?;
     for d in &l.damage {
         ctx.warn(format!(
             "{}: {d}; showing what was readable",

@@ -463,7 +463,7 @@ pub fn diff(history: History<'_>, req: &Request<'_>) -> Result<Done, BaselineErr
             };
             diff::attach_evidence(&mut report, &l.model);
             if let Some(base) = base {
-                diff::attach_output_diffs(&mut report, &output_lines(&l.model), &base);
+                diff::attach_output_diffs(&mut report, &output_lines(&l.model)?, &base);
             }
         }
         (None, None) => {}
@@ -500,10 +500,13 @@ pub fn diff(history: History<'_>, req: &Request<'_>) -> Result<Done, BaselineErr
 /// Each step's output lines by (stage, step).
 type OutputLines = HashMap<(String, String), Vec<String>>;
 
-fn output_lines(m: &crate::analysis::fold::RunModel) -> OutputLines {
+fn output_lines(m: &crate::analysis::fold::RunModel) -> crate::Result<OutputLines> {
     m.step_output
         .iter()
-        .map(|(k, v)| (k.clone(), v.iter().map(|(_, l, _)| l.to_string()).collect()))
+        .map(|(k, v)| {
+            let lines = v.read()?.iter().map(|(_, l, _)| l.to_string()).collect();
+            Ok((k.clone(), lines))
+        })
         .collect()
 }
 
@@ -564,7 +567,7 @@ fn read_bulk(
     });
     run?;
     match base {
-        Ok(Some(Ok(m))) => Ok(Some(output_lines(&m))),
+        Ok(Some(Ok(m))) => Ok(Some(output_lines(&m)?)),
         Ok(Some(Err(e))) => {
             report.notes.push(format!(
                 "baseline log {} unreadable for output diffs: {e}",

@@ -197,24 +197,25 @@ pub fn check_at(m: &RunModel, t: u64, given: &str) -> Result<()> {
 /// omitted when the pod has one container. With `previous`, the log of the instance before the
 /// one running at `at`, as `kubectl logs --previous` gives it ([`RunModel::previous_log`]);
 /// otherwise every followed line of the container, all instances in order.
-pub fn logs<'a>(
-    m: &'a RunModel,
+pub fn logs(
+    m: &RunModel,
     pod: &str,
     container: Option<&str>,
     previous: bool,
     at: u64,
-) -> Result<(LogKey, Vec<(u64, &'a str)>)> {
+) -> Result<(LogKey, Vec<(u64, String)>)> {
     let (key, lines) = log_of(m, pod, container)?;
     if !previous {
         let lines = lines
+            .read_between(0, at)?
             .iter()
             .take_while(|(t, _, _)| *t <= at)
-            .map(|(t, s, _)| (t, s))
+            .map(|(t, s, _)| (t, s.to_string()))
             .collect();
         return Ok((key.clone(), lines));
     }
     match m
-        .previous_log(&key.namespace, &key.pod, &key.container, at)
+        .previous_log(&key.namespace, &key.pod, &key.container, at)?
         .filter(|l| !l.is_empty())
     {
         Some(lines) => Ok((

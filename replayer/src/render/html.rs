@@ -777,12 +777,17 @@ fn steps_section(m: &RunModel, run_ref: &str) -> Markup {
                         @if n > STEP_OUTPUT_LINES {
                             p.note { (n - STEP_OUTPUT_LINES) " earlier lines not shown: " code { "pipetape archive cat " (run_ref) } " has them all." }
                         }
-                        pre {
-                            @for (t, l, err) in lines.iter().skip(n.saturating_sub(STEP_OUTPUT_LINES)) {
-                                @let text = format!("{:>8}  {l}", offset(t));
-                                @if err { span.err { (text) } } @else { (text) }
-                                "\n"
+                        @match lines.read_tail(STEP_OUTPUT_LINES) {
+                            Ok(b) => {
+                                pre {
+                                    @for (t, l, err) in b.iter().skip(b.len().saturating_sub(STEP_OUTPUT_LINES)) {
+                                        @let text = format!("{:>8}  {l}", offset(t));
+                                        @if err { span.err { (text) } } @else { (text) }
+                                        "\n"
+                                    }
+                                }
                             }
+                            Err(e) => { p.note { "The output cannot be read: " (e) } }
                         }
                     }
                 }
@@ -814,9 +819,14 @@ fn logs_section(m: &RunModel, run_ref: &str) -> Markup {
                 }
                 // The last lines of crashed containers (previous logs), where failures usually show.
                 @for (k, l) in m.logs.iter().filter(|(k, _)| k.previous).take(10) {
-                    @let all: Vec<&str> = l.iter().map(|(_, s, _)| s).collect();
                     p { b { (k.namespace) "/" (k.pod) " " (k.container) " (previous), last lines" } }
-                    pre { (all[all.len().saturating_sub(20)..].join("\n")) }
+                    @match l.read_tail(20) {
+                        Ok(b) => {
+                            @let all: Vec<&str> = b.iter().map(|(_, s, _)| s).collect();
+                            pre { (all[all.len().saturating_sub(20)..].join("\n")) }
+                        }
+                        Err(e) => { p.note { "The log cannot be read: " (e) } }
+                    }
                 }
             }
         }

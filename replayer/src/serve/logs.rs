@@ -105,18 +105,31 @@ pub(super) fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Bo
         container: container.clone(),
         previous: false,
     };
-    let lines: Vec<(u64, &str)> = if p.previous {
+    let read = if p.previous {
         // The instance before the one running now, cut from the recorded lines by the pod's
         // restart counts (each instance is recorded once).
         let starts = instance_starts(t, &ns, &pod, &container);
         crate::analysis::fold::previous_log(&ctx.state.logs, &starts, &ns, &pod, &container, now)
-            .unwrap_or_default()
+            .map(Option::unwrap_or_default)
     } else {
-        ctx.state
-            .logs
-            .get(&key)
-            .map(|l| l.iter().map(|(t, s, _)| (t, s)).collect())
-            .unwrap_or_default()
+        // Lines left in the log are read back here, only the frames that hold this stream.
+        ctx.state.logs.get(&key).map_or(Ok(Vec::new()), |l| {
+            l.read()
+                .map(|b| b.iter().map(|(t, s, _)| (t, s.to_string())).collect())
+        })
+    };
+    let lines: Vec<(u64, String)> = match read {
+        Ok(l) => l,
+        Err(e) => {
+            return status(
+                500,
+                "InternalError",
+                format!(
+                    "the log of container \"{container}\" in pod \"{pod}\" cannot be read: {e}"
+                ),
+                json!({}),
+            )
+        }
     };
     if p.previous && lines.is_empty() {
         return status(

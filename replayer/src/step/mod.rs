@@ -615,9 +615,14 @@ impl<'a> App<'a> {
                     }
                 }
                 if s.kind == SpanKind::Step {
-                    if let Some(lines) = m.step_output.get(&(s.stage.clone(), s.name.clone())) {
+                    let lines = m.step_output.get(&(s.stage.clone(), s.name.clone()));
+                    let read = lines.map(|l| (l, l.read_between(0, e.t)));
+                    if let Some((_, Err(err))) = &read {
+                        out.push(plain(format!("the output cannot be read: {err}")));
+                    }
+                    if let Some((lines, Ok(buf))) = &read {
                         let upto: Vec<(u64, &str, bool)> =
-                            lines.iter().filter(|(t, _, _)| *t <= e.t).collect();
+                            buf.iter().filter(|(t, _, _)| *t <= e.t).collect();
                         out.push(plain(format!(
                             "output up to {} ({} of {} lines):",
                             offset(e.t),

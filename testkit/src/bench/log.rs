@@ -388,6 +388,12 @@ pub fn peak_rss() -> Option<u64> {
     status_field("VmHWM:")
 }
 
+/// Resets this process's peak resident set size to what it holds now (Linux: `5` written to
+/// /proc/self/clear_refs), so [`peak_rss`] then measures one phase. False when it cannot.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// A log's size against general-purpose compressors of the same records as JSON lines (what
 /// `archive cat -o json` prints).
 #[derive(Debug, Clone, Serialize)]

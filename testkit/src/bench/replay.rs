@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::bench::log::{current_rss, peak_rss};
+use crate::bench::log::{current_rss, peak_rss, reset_peak_rss};
 use pipetape_store::model::{Action, Outcome};
 use serde::Serialize;
 
@@ -25,6 +25,18 @@ pub struct ReplayReport {
     pub fold_model_rss_bytes: i64,
     /// Peak resident memory of the process after the fold, bytes.
     pub fold_peak_rss_bytes: u64,
+    /// Time to fold every record leaving log lines and step output in the log (`load_lazy`:
+    /// what `replay serve`, `step`, `logs` do), ms.
+    pub lazy_fold_ms: f64,
+    /// Resident memory that model holds, bytes.
+    pub lazy_model_rss_bytes: i64,
+    /// Peak resident memory of the process over that fold (the high-water mark reset before
+    /// it), bytes.
+    pub lazy_peak_rss_bytes: u64,
+    /// The container with the most log lines: (namespace, pod, container, lines).
+    pub biggest_log: Option<(String, String, String, usize)>,
+    /// Median time to read its lines back from the log, ms.
+    pub biggest_log_read_ms: f64,
     /// Time to build the object graph (`replay why`, the diff's chains) from the folded run, ms.
     pub graph_ms: f64,
     /// Its links.
@@ -43,6 +55,40 @@ pub struct ReplayReport {
 
 /// Runs the replay benchmark on the log at `path`.
 pub fn run(path: &Path, seed: u64) -> Result<ReplayReport> {
+    // Lines left in the log first, with the high-water mark reset: the memory a replay holds.
+    reset_peak_rss();
+    let before = current_rss().unwrap_or(0) as i64;
+    let t = Instant::now();
+    let lazy = pipetape_replayer::load_lazy(path)?;
+    let lazy_fold_ms = t.elapsed().as_secs_f64() * 1e3;
+    let lazy_model_rss_bytes = current_rss().unwrap_or(0) as i64 - before;
+    let lazy_peak_rss_bytes = peak_rss().unwrap_or(0);
+    let biggest = lazy
+        .model
+        .logs
+        .iter()
+        .filter(|(k, _)| !k.previous)
+        .max_by_key(|(_, l)| l.len());
+    let mut reads = Vec::new();
+    if let Some((_, l)) = biggest {
+        for _ in 0..3 {
+            let t = Instant::now();
+            std::hint::black_box(l.read()?.len());
+            reads.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    reads.sort_by(f64::total_cmp);
+    let biggest_log_read_ms = reads.get(reads.len() / 2).copied().unwrap_or(0.0);
+    let biggest_log = biggest.map(|(k, l)| {
+        (
+            k.namespace.clone(),
+            k.pod.clone(),
+            k.container.clone(),
+            l.len(),
+        )
+    });
+    drop(lazy);
+
     let before = current_rss().unwrap_or(0) as i64;
     let t = Instant::now();
     let loaded = load(path)?;
@@ -77,6 +123,11 @@ pub fn run(path: &Path, seed: u64) -> Result<ReplayReport> {
         fold_ms,
         fold_model_rss_bytes: after - before,
         fold_peak_rss_bytes,
+        lazy_fold_ms,
+        lazy_model_rss_bytes,
+        lazy_peak_rss_bytes,
+        biggest_log,
+        biggest_log_read_ms,
         graph_ms,
         graph_links,
         state_at_ms: lat[lat.len() / 2],
@@ -167,8 +218,7 @@ fn serve_latency(pods: usize) -> Result<(usize, f64, f64)> {
                 source: e,
             }
         })?;
-        let start = body.iter().position(|b| *b == b'{').unwrap_or(0);
-        serde_json::from_slice::<serde_json::Value>(&body[start..])
+        serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["items"].as_array().map(Vec::len))
             .unwrap_or(0)
@@ -177,11 +227,11 @@ fn serve_latency(pods: usize) -> Result<(usize, f64, f64)> {
     Ok((n, list, table))
 }
 
-/// A GET over loopback; returns the body (headers stripped, not de-chunked: lists are sent
-/// with a length).
-fn get(addr: std::net::SocketAddr, path: &str, accept: &str) -> std::io::Result<Vec<u8>> {
+/// A GET over loopback (HTTP/1.1, `Connection: close`): the body of a 200 answer, de-chunked
+/// when it was streamed; an error naming the status otherwise.
+pub fn get(addr: std::net::SocketAddr, path: &str, accept: &str) -> std::io::Result<Vec<u8>> {
     let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
@@ -192,8 +242,33 @@ fn get(addr: std::net::SocketAddr, path: &str, accept: &str) -> std::io::Result<
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|p| p + 4)
-        .unwrap_or(0);
-    Ok(raw.split_off(split))
+        .ok_or_else(|| std::io::Error::other("no HTTP header"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200") {
+        return Err(std::io::Error::other(format!(
+            "answered {}",
+            head.lines().next().unwrap_or("")
+        )));
+    }
+    let body = raw.split_off(split);
+    if !head.contains("transfer-encoding: chunked") {
+        return Ok(body);
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut at = 0;
+    while let Some(eol) = body[at..].windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&body[at..at + eol])
+            .ok()
+            .and_then(|h| usize::from_str_radix(h.split(';').next()?.trim(), 16).ok())
+            .ok_or_else(|| std::io::Error::other("bad chunk size"))?;
+        at += eol + 2;
+        if size == 0 || at + size > body.len() {
+            break;
+        }
+        out.extend_from_slice(&body[at..at + size]);
+        at += size + 2;
+    }
+    Ok(out)
 }
 
 /// Figures of the diff benchmark.

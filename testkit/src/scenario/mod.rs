@@ -1162,6 +1162,7 @@ mod tests {
                 "keycloak",
                 m.info.end_ns,
             )
+            .unwrap()
             .unwrap();
         assert!(prev
             .iter()

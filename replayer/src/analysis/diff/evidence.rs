@@ -36,9 +36,14 @@ pub(super) fn evidence(m: &RunModel, metric: &MetricKey, cur: &Metric, kind: Kin
         }
         MetricKey::Step { stage, name } => {
             if let Some(lines) = m.step_output.get(&(stage.clone(), name.clone())) {
-                let tail: Vec<&str> = lines.iter().map(|(_, l, _)| l).collect();
-                for l in tail.iter().skip(tail.len().saturating_sub(3)) {
-                    ev.push(format!("output: {l}"));
+                match lines.read_tail(3) {
+                    Ok(b) => {
+                        let tail: Vec<&str> = b.iter().map(|(_, l, _)| l).collect();
+                        for l in tail.iter().skip(tail.len().saturating_sub(3)) {
+                            ev.push(format!("output: {l}"));
+                        }
+                    }
+                    Err(e) => ev.push(format!("output: cannot be read: {e}")),
                 }
             }
         }
@@ -240,18 +245,31 @@ pub(super) fn object_evidence(
         })
         .map(|p| p.key.name.as_str())
         .collect();
-    let mut best: Option<(&str, &str, bool, Vec<&str>)> = None;
+    let mut best: Option<(&str, &str, bool, Vec<String>)> = None;
     for k in m
         .logs
         .keys()
         .filter(|k| !k.previous && k.namespace == ns && not_ready.contains(&k.pod.as_str()))
     {
-        let prev = m
-            .previous_log(ns, &k.pod, &k.container, m.info.end_ns)
-            .filter(|l| !l.is_empty());
-        let (lines, previous) = match prev {
-            Some(l) => (l.into_iter().map(|(_, s)| s).collect::<Vec<_>>(), true),
-            None => (m.logs[k].iter().map(|(_, s, _)| s).collect(), false),
+        let read = || -> crate::Result<(Vec<String>, bool)> {
+            let prev = m
+                .previous_log(ns, &k.pod, &k.container, m.info.end_ns)?
+                .filter(|l| !l.is_empty());
+            Ok(match prev {
+                Some(l) => (l.into_iter().map(|(_, s)| s).collect(), true),
+                None => (
+                    m.logs[k]
+                        .read_tail(2)?
+                        .iter()
+                        .map(|(_, s, _)| s.to_string())
+                        .collect(),
+                    false,
+                ),
+            })
+        };
+        let (lines, previous) = match read() {
+            Ok(x) => x,
+            Err(e) => (vec![format!("cannot be read: {e}")], false),
         };
         // A crashed instance's log beats a running one's.
         if best.as_ref().is_none_or(|b| previous && !b.2) {

@@ -10,7 +10,9 @@ use pipetape_store::model::*;
 use pipetape_store::readiness::{readiness, Status};
 use pipetape_store::Record;
 
+mod lines;
 mod model;
+pub use lines::{LineBuf, Lines};
 pub use model::*;
 
 /// A failure seen by the fold: when, the (stage, step) it belongs to if any, what.
@@ -38,6 +40,11 @@ pub struct Fold {
     listed: std::collections::HashSet<String>,
     /// The log has list markers (a recording through the observers).
     has_list_markers: bool,
+    /// The log being folded, when log lines and step output are left in it
+    /// ([`Fold::leaving_lines_in`]).
+    log: Option<Arc<pipetape_store::reader::LogReader>>,
+    /// Index of the log's frame that holds the last bulk record folded.
+    frame: usize,
 }
 
 impl Fold {
@@ -47,6 +54,38 @@ impl Fold {
         f.m.info.run_id = run_id;
         f.m.info.started_ns = started_ns;
         f
+    }
+
+    /// A fold of the records of `log` (read from it in order) that keeps log lines and step
+    /// output in the log: each stream remembers which frames hold its lines and reads them
+    /// back when asked ([`Lines::read`]), so the model stays small however many lines there are.
+    pub fn leaving_lines_in(log: Arc<pipetape_store::reader::LogReader>) -> Fold {
+        let h = *log.header();
+        let mut f = Fold::new(h.run_id.to_string(), h.created_ns);
+        f.log = Some(log);
+        f
+    }
+
+    /// Where the bulk record `seq` is, when lines are left in `log`; `frame` is where the last
+    /// one was (bulk records come in seq order, so the search only moves on).
+    fn at<'l>(
+        log: &'l Option<Arc<pipetape_store::reader::LogReader>>,
+        frame: &mut usize,
+        seq: u64,
+    ) -> Option<lines::At<'l>> {
+        let log = log.as_ref()?;
+        let frames = log.frames();
+        while *frame + 1 < frames.len() {
+            let f = &frames[*frame];
+            if seq < f.first_seq + u64::from(f.record_count) {
+                break;
+            }
+            *frame += 1;
+        }
+        Some(lines::At {
+            log,
+            frame: *frame as u32,
+        })
     }
 
     fn stage_span(&mut self, stage: &str, t: u64) {
@@ -109,8 +148,16 @@ impl Fold {
             }
         }
         match r.body {
-            Body::PodLog(l) => self.m.pod_log_line(t, l, &mut self.last_log),
-            Body::StepOutput(o) => self.m.step_output_line(t, o),
+            Body::PodLog(l) => {
+                let mut last = self.last_log.take();
+                let at = Self::at(&self.log, &mut self.frame, r.seq);
+                self.m.pod_log_line(t, l, &mut last, at);
+                self.last_log = last;
+            }
+            Body::StepOutput(o) => {
+                let at = Self::at(&self.log, &mut self.frame, r.seq);
+                self.m.step_output_line(t, o, at);
+            }
             Body::ObjectObserved(o) => self.object(r.seq, t, r.wall_ns, *o),
             Body::KubeEvent(e) => {
                 if e.type_ == "Warning" {
@@ -470,8 +517,8 @@ impl RunModel {
     /// lane without folding the state lane again. Other records are ignored; `false` then.
     pub fn push_bulk(&mut self, r: Record, last: &mut Option<LogKey>) -> bool {
         match r.body {
-            Body::PodLog(l) => self.pod_log_line(r.mono_ns, l, last),
-            Body::StepOutput(o) => self.step_output_line(r.mono_ns, o),
+            Body::PodLog(l) => self.pod_log_line(r.mono_ns, l, last, None),
+            Body::StepOutput(o) => self.step_output_line(r.mono_ns, o, None),
             _ => return false,
         }
         true
@@ -482,6 +529,7 @@ impl RunModel {
         t: u64,
         l: pipetape_store::model::PodLog,
         last: &mut Option<LogKey>,
+        at: Option<lines::At<'_>>,
     ) {
         // Consecutive lines usually come from the same container: check it first.
         let same = last.as_ref().is_some_and(|k| {
@@ -500,21 +548,30 @@ impl RunModel {
         }
         let Some(key) = last.as_ref() else { return };
         match self.logs.get_mut(key) {
-            Some(lines) => lines.push(t, &l.line, false),
+            Some(lines) => lines.push(t, &l.line, false, at),
             None => {
-                let mut lines = Lines::default();
-                lines.push(t, &l.line, false);
+                let mut lines = Lines::new_pod(key, at);
+                lines.push(t, &l.line, false, at);
                 self.logs.insert(key.clone(), lines);
             }
         }
     }
 
-    fn step_output_line(&mut self, t: u64, o: pipetape_store::model::StepOutput) {
-        let k = (o.stage, o.step);
-        self.step_output
-            .entry(k)
-            .or_default()
-            .push(t, &o.line, o.stream == Stream::Stderr);
+    fn step_output_line(
+        &mut self,
+        t: u64,
+        o: pipetape_store::model::StepOutput,
+        at: Option<lines::At<'_>>,
+    ) {
+        let stderr = o.stream == Stream::Stderr;
+        let lines = match self.step_output.get_mut(&(o.stage.clone(), o.step.clone())) {
+            Some(l) => l,
+            None => {
+                let l = Lines::new_step(&o.stage, &o.step, at);
+                self.step_output.entry((o.stage, o.step)).or_insert(l)
+            }
+        };
+        lines.push(t, &o.line, stderr, at);
     }
 
     /// The objects as they were at `t`: (history, version in force).
@@ -560,7 +617,7 @@ impl RunModel {
         pod: &str,
         container: &str,
         at: u64,
-    ) -> Option<Vec<(u64, &str)>> {
+    ) -> crate::Result<Option<Vec<(u64, String)>>> {
         let starts = self.instance_starts(ns, pod, container);
         previous_log(&self.logs, &starts, ns, pod, container, at)
     }

@@ -234,55 +234,6 @@ pub struct EventEntry {
     pub event: Box<KubeEvent>,
 }
 
-/// Lines of one stream (a container's log, or a step's output), stored compactly: one text
-/// buffer and an index of (time, end offset).
-#[derive(Debug, Clone, Default)]
-pub struct Lines {
-    text: String,
-    index: Vec<(u64, u32)>,
-    stderr: Vec<u32>,
-}
-
-impl Lines {
-    pub(super) fn push(&mut self, mono: u64, line: &str, stderr: bool) {
-        if stderr {
-            self.stderr.push(self.index.len() as u32);
-        }
-        self.text.push_str(line);
-        self.index.push((mono, self.text.len() as u32));
-    }
-
-    /// Number of lines.
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// True when there are no lines.
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
-    /// The lines with their times: (ns from run start, line, from stderr).
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &str, bool)> + '_ {
-        let mut start = 0usize;
-        let mut err = self.stderr.iter().peekable();
-        self.index.iter().enumerate().map(move |(i, &(t, end))| {
-            let s = &self.text[start..end as usize];
-            start = end as usize;
-            let is_err = err.peek() == Some(&&(i as u32));
-            if is_err {
-                err.next();
-            }
-            (t, s, is_err)
-        })
-    }
-
-    /// Bytes of text held.
-    pub fn bytes(&self) -> usize {
-        self.text.len()
-    }
-}
-
 /// Identity of a container log stream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LogKey {
@@ -407,37 +358,43 @@ pub fn instance_starts<'a>(
 /// or, when it was not followed, fetched as `previous` after it ended. Lines fetched that way
 /// (from the instance's end until the next restart) win; otherwise the followed lines are cut
 /// at the instance boundaries. `None` when there is no previous instance at `at`.
-pub fn previous_log<'a>(
-    logs: &'a BTreeMap<LogKey, Lines>,
+pub fn previous_log(
+    logs: &BTreeMap<LogKey, Lines>,
     starts: &[u64],
     ns: &str,
     pod: &str,
     container: &str,
     at: u64,
-) -> Option<Vec<(u64, &'a str)>> {
-    let current = starts.partition_point(|&s| s <= at).checked_sub(1)?;
-    let prev = current.checked_sub(1)?;
+) -> crate::Result<Option<Vec<(u64, String)>>> {
+    let Some(current) = starts.partition_point(|&s| s <= at).checked_sub(1) else {
+        return Ok(None);
+    };
+    let Some(prev) = current.checked_sub(1) else {
+        return Ok(None);
+    };
     let key = |previous| LogKey {
         namespace: ns.to_string(),
         pod: pod.to_string(),
         container: container.to_string(),
         previous,
     };
-    let lines_in = |previous: bool, from: u64, until: Option<u64>| -> Vec<(u64, &'a str)> {
-        logs.get(&key(previous))
-            .map(|l| {
-                l.iter()
-                    .filter(|(t, _, _)| *t >= from && *t <= at && until.is_none_or(|u| *t < u))
-                    .map(|(t, s, _)| (t, s))
-                    .collect()
-            })
-            .unwrap_or_default()
+    let lines_in = |previous: bool, from: u64, until: Option<u64>| -> crate::Result<Vec<_>> {
+        let Some(l) = logs.get(&key(previous)) else {
+            return Ok(Vec::new());
+        };
+        let last = until.map_or(at, |u| u.saturating_sub(1).min(at));
+        let buf = l.read_between(from, last)?;
+        Ok(buf
+            .iter()
+            .filter(|(t, _, _)| *t >= from && *t <= at && until.is_none_or(|u| *t < u))
+            .map(|(t, s, _)| (t, s.to_string()))
+            .collect())
     };
-    let fetched = lines_in(true, starts[current], starts.get(current + 1).copied());
+    let fetched = lines_in(true, starts[current], starts.get(current + 1).copied())?;
     if !fetched.is_empty() {
-        return Some(fetched);
+        return Ok(Some(fetched));
     }
-    Some(lines_in(false, starts[prev], Some(starts[current])))
+    Ok(Some(lines_in(false, starts[prev], Some(starts[current]))?))
 }
 
 /// The run offset of wall time `wall` through the clock marks (see
