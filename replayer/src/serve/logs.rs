@@ -5,6 +5,8 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::analysis::fold::LineBuf;
+use std::borrow::Cow;
 
 /// When each instance of a pod's container began, from the served pod's versions.
 pub(super) fn instance_starts(t: &Target<'_>, ns: &str, pod: &str, container: &str) -> Vec<u64> {
@@ -105,21 +107,23 @@ pub(super) fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Bo
         container: container.clone(),
         previous: false,
     };
+    // The previous instance's lines (owned, cut by restart counts), or the followed stream
+    // read back from the log (only the frames that hold it); `lines` borrows from either.
+    let empty = LineBuf::default();
     let read = if p.previous {
         // The instance before the one running now, cut from the recorded lines by the pod's
         // restart counts (each instance is recorded once).
         let starts = instance_starts(t, &ns, &pod, &container);
         crate::analysis::fold::previous_log(&ctx.state.logs, &starts, &ns, &pod, &container, now)
-            .map(Option::unwrap_or_default)
+            .map(|l| (l.unwrap_or_default(), Cow::Borrowed(&empty)))
     } else {
-        // Lines left in the log are read back here, only the frames that hold this stream.
-        ctx.state.logs.get(&key).map_or(Ok(Vec::new()), |l| {
-            l.read()
-                .map(|b| b.iter().map(|(t, s, _)| (t, s.to_string())).collect())
-        })
+        match ctx.state.logs.get(&key) {
+            Some(l) => l.read().map(|b| (Vec::new(), b)),
+            None => Ok((Vec::new(), Cow::Borrowed(&empty))),
+        }
     };
-    let lines: Vec<(u64, String)> = match read {
-        Ok(l) => l,
+    let (prev, buf) = match read {
+        Ok(x) => x,
         Err(e) => {
             return status(
                 500,
@@ -130,6 +134,11 @@ pub(super) fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Bo
                 json!({}),
             )
         }
+    };
+    let lines: Vec<(u64, &str)> = if p.previous {
+        prev.iter().map(|(t, s)| (*t, s.as_str())).collect()
+    } else {
+        buf.iter().map(|(t, s, _)| (t, s)).collect()
     };
     if p.previous && lines.is_empty() {
         return status(

@@ -99,13 +99,12 @@ impl StreamKey {
     }
 }
 
-/// A run of a stream's lines within one frame of the log's bulk lane.
+/// A run of a stream's lines within one frame of the log's bulk lane (their times are within
+/// the frame's, which the log's index has): 8 bytes, however long the lines.
 #[derive(Debug, Clone, Copy)]
 struct Chunk {
     frame: u32,
     lines: u32,
-    first: u64,
-    last: u64,
 }
 
 /// A stream's lines left in the log: which frames hold them, how many, and when.
@@ -171,21 +170,22 @@ impl Lines {
                 l.len += 1;
                 l.bytes += line.len();
                 match l.chunks.last_mut() {
-                    Some(c) if c.frame == at.frame => {
-                        c.lines += 1;
-                        c.last = c.last.max(mono);
-                        c.first = c.first.min(mono);
-                    }
+                    Some(c) if c.frame == at.frame => c.lines += 1,
                     _ => l.chunks.push(Chunk {
                         frame: at.frame,
                         lines: 1,
-                        first: mono,
-                        last: mono,
                     }),
                 }
             }
             // A stream left in the log only gets lines from the log.
             (Repr::InLog(_), None) => {}
+        }
+    }
+
+    /// Gives back what the buffers reserved beyond what they hold (at the end of a fold).
+    pub(super) fn shrink_to_fit(&mut self) {
+        if let Repr::InLog(l) = &mut self.0 {
+            l.chunks.shrink_to_fit();
         }
     }
 
@@ -223,7 +223,15 @@ impl Lines {
     /// At least the lines logged from `from` to `until` (ns, inclusive), maybe more: callers
     /// filter by time. Only the frames that hold such lines are read.
     pub fn read_between(&self, from: u64, until: u64) -> crate::Result<Cow<'_, LineBuf>> {
-        self.read_where(|c| c.last >= from && c.first <= until)
+        let Repr::InLog(l) = &self.0 else {
+            return self.read();
+        };
+        let frames = l.log.frames();
+        self.read_where(|c| {
+            frames
+                .get(c.frame as usize)
+                .is_some_and(|f| f.max_mono_ns >= from && f.min_mono_ns <= until)
+        })
     }
 
     /// At least the last `n` lines, maybe more.

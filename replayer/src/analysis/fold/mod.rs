@@ -427,6 +427,14 @@ impl Fold {
     /// The model. Estimates the cluster's clock skew and dates every version's state by the
     /// cluster's clock where the object carries one ([`Version::changed_ns`]).
     pub fn finish(mut self) -> RunModel {
+        for l in self
+            .m
+            .logs
+            .values_mut()
+            .chain(self.m.step_output.values_mut())
+        {
+            l.shrink_to_fit();
+        }
         // With list markers (a recording through the observers), only objects added after
         // their resource's initial list were created while the run watched.
         let samples: Vec<i64> = self
