@@ -533,7 +533,12 @@ async fn pump(
                 while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     buf.pop();
                 }
-                let text = String::from_utf8_lossy(&buf);
+                // Valid UTF-8 (nearly every line) is checked with SIMD; the rest is converted
+                // lossily.
+                let text = match simdutf8::basic::from_utf8(&buf) {
+                    Ok(s) => std::borrow::Cow::Borrowed(s),
+                    Err(_) => String::from_utf8_lossy(&buf),
+                };
                 let line = if read <= clean && !mask_state.in_block() {
                     text.into_owned()
                 } else {

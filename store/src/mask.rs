@@ -236,6 +236,9 @@ pub struct Masker {
     /// The default rules (the first `rules`), checked only where `triggers` found something.
     set: Option<RegexSet>,
     triggers: Option<AhoCorasick>,
+    /// The same literals for a whole chunk of output: a SIMD searcher (Teddy) where the CPU
+    /// has one, several times faster than the automaton on text without any.
+    triggers_packed: Option<aho_corasick::packed::Searcher>,
     /// Extra patterns (the rest of `rules`), checked on everything.
     extra_set: Option<RegexSet>,
     /// The private-key rule is on.
@@ -307,6 +310,15 @@ impl Masker {
                     .ok()
             })
             .flatten();
+        let triggers_packed = (n_defaults > 0)
+            .then(|| {
+                aho_corasick::packed::Config::new()
+                    .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+                    .builder()
+                    .extend(TRIGGERS)
+                    .build()
+            })
+            .flatten();
         let key_rule = rules.iter().any(|(n, _)| n == "private-key");
         let rules: Vec<Rule> = rules
             .into_iter()
@@ -368,6 +380,7 @@ impl Masker {
             rules,
             set,
             triggers,
+            triggers_packed,
             extra_set,
             key_rule,
             allow_values,
@@ -446,12 +459,16 @@ impl Masker {
             .as_ref()
             .and_then(|ac| ac.find(bytes))
             .map(|m| m.start());
-        let t = self
-            .triggers
-            .as_ref()
-            .filter(|_| self.set.is_some())
-            .and_then(|ac| ac.find(bytes))
-            .map(|m| m.start());
+        let t = if self.set.is_none() {
+            None
+        } else if let Some(p) = &self.triggers_packed {
+            p.find(bytes).map(|m| m.start())
+        } else {
+            self.triggers
+                .as_ref()
+                .and_then(|ac| ac.find(bytes))
+                .map(|m| m.start())
+        };
         match (v, t) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -872,6 +889,39 @@ mod tests {
         })
         .unwrap();
         assert_eq!(extra.first_candidate(b"plain"), Some(0));
+    }
+
+    /// The SIMD searcher finds the same first trigger as the automaton, wherever the
+    /// triggers are and however they overlap.
+    #[test]
+    fn packed_triggers_agree_with_the_automaton() {
+        let m = defaults();
+        assert!(m.triggers_packed.is_some() || !cfg!(target_arch = "x86_64"));
+        let ac = m.triggers.as_ref().unwrap();
+        let mut seed = 7u64;
+        for _ in 0..2000 {
+            let mut text = Vec::new();
+            for _ in 0..(seed % 40) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                match (seed >> 33) % 6 {
+                    0 => text.extend_from_slice(
+                        TRIGGERS[(seed >> 40) as usize % TRIGGERS.len()].as_bytes(),
+                    ),
+                    1 => text.push(b'\n'),
+                    _ => text.extend_from_slice(
+                        &b"aws_ghx:/eyJPRIVATE bearer"[(seed >> 45) as usize % 20..][..3],
+                    ),
+                }
+            }
+            assert_eq!(
+                m.first_candidate(&text),
+                ac.find(&text[..]).map(|x| x.start()),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+        }
     }
 
     /// The triggers are a prefilter: a default rule's match without one would be missed.

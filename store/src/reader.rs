@@ -23,7 +23,9 @@ use crate::format::{
 use crate::index::{self, IndexEntry};
 use crate::model::{Record, WireIn};
 
+mod kinds;
 mod sections;
+pub use kinds::KindCounts;
 use sections::{SectionLoader, Sections, READ_AHEAD_FRAMES};
 
 /// What to do with a damaged log.

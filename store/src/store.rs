@@ -423,8 +423,11 @@ pub fn summarize_log(path: &Path) -> Result<RunEntry> {
         tool_version: String::new(),
         metrics: BTreeMap::new(),
     };
+    // Log lines and step output (nearly every record of a long run) are only counted: their
+    // kinds are read, their bodies not decoded.
+    let bulk = r.kind_counts(crate::format::LANE_BULK)?;
     let mut count = |k: &str| *e_metrics_entry(&mut e.metrics, k) += 1.0;
-    let mut it = r.records();
+    let mut it = r.records_in(&[crate::format::LANE_STATE], 0);
     let mut pipeline = String::new();
     let mut labels = BTreeMap::new();
     let mut tool = String::new();
@@ -463,13 +466,17 @@ pub fn summarize_log(path: &Path) -> Result<RunEntry> {
                 }
             }
             Body::ObjectObserved(_) => count("object_changes"),
-            Body::PodLog(_) => count("pod_log_lines"),
             Body::WatchGap(_) => count("watch_gaps"),
             _ => {}
         }
     }
-    e.damaged |= !it.damage().is_empty();
-    e.records = records;
+    e.damaged |= !it.damage().is_empty() || !bulk.damage.is_empty();
+    let known = |k: &str| bulk.kinds.get(k).copied().unwrap_or(0);
+    let (pod_log, step_output) = (known("pod_log"), known("step_output"));
+    if pod_log > 0 {
+        *e_metrics_entry(&mut e.metrics, "pod_log_lines") += pod_log as f64;
+    }
+    e.records = records + pod_log + step_output;
     e.pipeline = if pipeline.is_empty() {
         "(unnamed)".into()
     } else {

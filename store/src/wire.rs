@@ -205,6 +205,22 @@ impl<'a> Cursor<'a> {
         Ok((n, dseq, dmono, rest))
     }
 
+    /// Walks one record of any kind without decoding its body: its kind.
+    pub(crate) fn kind(&mut self) -> R<&'a [u8]> {
+        let n = self.array_len()?;
+        if n < 6 {
+            return Err(format!("a record has {n} elements, expected 6"));
+        }
+        for _ in 0..4 {
+            self.skip()?;
+        }
+        let kind = self.str_bytes()?;
+        for _ in 5..n {
+            self.skip()?;
+        }
+        Ok(kind)
+    }
+
     /// Decodes one record `[dseq, dmono, dwall, source, kind, body, ...]`.
     pub(crate) fn record(&mut self) -> R<WireIn> {
         let n = self.array_len()?;
