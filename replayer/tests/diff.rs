@@ -615,7 +615,7 @@ fn a_crashed_instance_is_stored_once_and_the_evidence_quotes_the_last_crash() {
     // boundary of the instance before it.
     let prev = m.previous_log(ns, pod, c, m.info.end_ns).unwrap().unwrap();
     assert_eq!(prev.len(), 3);
-    assert!(prev[0].0 >= starts[starts.len() - 2]);
+    assert!(prev.iter().next().unwrap().0 >= starts[starts.len() - 2]);
     let r = diff_against_greens(&Variant::red(), 1);
     let f = find(&r, "ready:Deployment/keycloak/keycloak");
     let quoted: Vec<&String> = f

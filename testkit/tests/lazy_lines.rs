@@ -81,12 +81,14 @@ fn assert_same_lines(eager: &RunModel, lazy: &RunModel, what: &str) -> usize {
     }
     for k in eager.logs.keys().filter(|k| !k.previous) {
         for at in [eager.info.end_ns / 2, eager.info.end_ns] {
+            let prev = |m: &RunModel| {
+                m.previous_log(&k.namespace, &k.pod, &k.container, at)
+                    .unwrap()
+                    .map(|w| w.to_vec())
+            };
             assert_eq!(
-                eager
-                    .previous_log(&k.namespace, &k.pod, &k.container, at)
-                    .unwrap(),
-                lazy.previous_log(&k.namespace, &k.pod, &k.container, at)
-                    .unwrap(),
+                prev(eager),
+                prev(lazy),
                 "{what}: previous log of {k:?} at {at}"
             );
         }

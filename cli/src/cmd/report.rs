@@ -430,7 +430,7 @@ fn export_files(
             followed,
             m.previous_log(ns, pod, container, m.info.end_ns)
                 .map_err(unreadable)?
-                .map(|l| l.into_iter().map(|(_, s)| s).collect())
+                .map(|l| l.iter().map(|(_, s, _)| s.to_string()).collect())
                 .filter(|l: &Vec<String>| !l.is_empty()),
         ];
         for (lines, suffix) in texts.iter().zip(["", ".previous"]) {

@@ -223,7 +223,7 @@ pub fn logs(
                 previous: true,
                 ..key.clone()
             },
-            lines,
+            lines.to_vec(),
         )),
         None => Err(Error::NotFound(format!(
             "pod '{pod}' has no previous (terminated) instance of container {} with a log at that moment",

@@ -5,8 +5,7 @@
 
 #[allow(unused_imports)]
 use super::*;
-use crate::analysis::fold::LineBuf;
-use std::borrow::Cow;
+use crate::analysis::fold::Window;
 
 /// When each instance of a pod's container began, from the served pod's versions.
 pub(super) fn instance_starts(t: &Target<'_>, ns: &str, pod: &str, container: &str) -> Vec<u64> {
@@ -107,23 +106,22 @@ pub(super) fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Bo
         container: container.clone(),
         previous: false,
     };
-    // The previous instance's lines (owned, cut by restart counts), or the followed stream
-    // read back from the log (only the frames that hold it); `lines` borrows from either.
-    let empty = LineBuf::default();
+    // The previous instance's lines (cut by restart counts), or the followed stream (read
+    // back from the log when left there: only the frames that hold it).
     let read = if p.previous {
         // The instance before the one running now, cut from the recorded lines by the pod's
         // restart counts (each instance is recorded once).
         let starts = instance_starts(t, &ns, &pod, &container);
         crate::analysis::fold::previous_log(&ctx.state.logs, &starts, &ns, &pod, &container, now)
-            .map(|l| (l.unwrap_or_default(), Cow::Borrowed(&empty)))
+            .map(Option::unwrap_or_default)
     } else {
         match ctx.state.logs.get(&key) {
-            Some(l) => l.read().map(|b| (Vec::new(), b)),
-            None => Ok((Vec::new(), Cow::Borrowed(&empty))),
+            Some(l) => l.read().map(|b| Window::of(b, |_| true)),
+            None => Ok(Window::default()),
         }
     };
-    let (prev, buf) = match read {
-        Ok(x) => x,
+    let window = match read {
+        Ok(w) => w,
         Err(e) => {
             return status(
                 500,
@@ -135,11 +133,7 @@ pub(super) fn pod_log(ctx: &Arc<Ctx>, t: &Target<'_>, p: &Params) -> Response<Bo
             )
         }
     };
-    let lines: Vec<(u64, &str)> = if p.previous {
-        prev.iter().map(|(t, s)| (*t, s.as_str())).collect()
-    } else {
-        buf.iter().map(|(t, s, _)| (t, s)).collect()
-    };
+    let lines: Vec<(u64, &str)> = window.iter().map(|(t, s, _)| (t, s)).collect();
     if p.previous && lines.is_empty() {
         return status(
             400,

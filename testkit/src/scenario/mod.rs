@@ -1166,6 +1166,6 @@ mod tests {
             .unwrap();
         assert!(prev
             .iter()
-            .any(|(_, l)| l.contains("password authentication failed")));
+            .any(|(_, l, _)| l.contains("password authentication failed")));
     }
 }

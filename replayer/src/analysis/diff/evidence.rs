@@ -256,15 +256,18 @@ pub(super) fn object_evidence(
                 .previous_log(ns, &k.pod, &k.container, m.info.end_ns)?
                 .filter(|l| !l.is_empty());
             Ok(match prev {
-                Some(l) => (l.into_iter().map(|(_, s)| s).collect(), true),
-                None => (
-                    m.logs[k]
-                        .read_tail(2)?
-                        .iter()
-                        .map(|(_, s, _)| s.to_string())
-                        .collect(),
-                    false,
-                ),
+                Some(l) => {
+                    let skip = l.len().saturating_sub(2);
+                    let tail = l.iter().skip(skip).map(|(_, s, _)| s.to_string());
+                    (tail.collect(), true)
+                }
+                None => {
+                    // Only the last two lines are quoted: copy no more.
+                    let b = m.logs[k].read_tail(2)?;
+                    let skip = b.len().saturating_sub(2);
+                    let tail = b.iter().skip(skip).map(|(_, s, _)| s.to_string());
+                    (tail.collect(), false)
+                }
             })
         };
         let (lines, previous) = match read() {

@@ -56,6 +56,60 @@ impl LineBuf {
     pub fn bytes(&self) -> usize {
         self.text.len()
     }
+
+    /// Line `i`: (ns from run start, line, from stderr).
+    fn line(&self, i: usize) -> (u64, &str, bool) {
+        let start = if i == 0 {
+            0
+        } else {
+            self.index[i - 1].1 as usize
+        };
+        let (t, end) = self.index[i];
+        let err = self.stderr.binary_search(&(i as u32)).is_ok();
+        (t, &self.text[start..end as usize], err)
+    }
+}
+
+/// Some lines of a stream: the buffer they were read into (borrowed when the stream is held
+/// in memory) and which of its lines, in order. No line is copied.
+#[derive(Debug, Clone, Default)]
+pub struct Window<'a> {
+    buf: Cow<'a, LineBuf>,
+    lines: Vec<u32>,
+}
+
+impl<'a> Window<'a> {
+    /// The lines of `buf` that `keep` accepts (given each line's time).
+    pub fn of(buf: Cow<'a, LineBuf>, keep: impl Fn(u64) -> bool) -> Window<'a> {
+        let lines = buf
+            .index
+            .iter()
+            .enumerate()
+            .filter(|(_, (t, _))| keep(*t))
+            .map(|(i, _)| i as u32)
+            .collect();
+        Window { buf, lines }
+    }
+
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The lines with their times: (ns from run start, line, from stderr).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &str, bool)> + '_ {
+        self.lines.iter().map(|&i| self.buf.line(i as usize))
+    }
+
+    /// The lines as (time, text) pairs of their own.
+    pub fn to_vec(&self) -> Vec<(u64, String)> {
+        self.iter().map(|(t, s, _)| (t, s.to_string())).collect()
+    }
 }
 
 /// Which stream a [`Lines`] left in the log is, to pick its records out of a frame.

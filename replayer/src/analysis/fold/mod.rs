@@ -12,7 +12,7 @@ use pipetape_store::Record;
 
 mod lines;
 mod model;
-pub use lines::{LineBuf, Lines};
+pub use lines::{LineBuf, Lines, Window};
 pub use model::*;
 
 /// A failure seen by the fold: when, the (stage, step) it belongs to if any, what.
@@ -571,12 +571,14 @@ impl RunModel {
         o: pipetape_store::model::StepOutput,
         at: Option<lines::At<'_>>,
     ) {
+        use std::collections::btree_map::Entry;
         let stderr = o.stream == Stream::Stderr;
-        let lines = match self.step_output.get_mut(&(o.stage.clone(), o.step.clone())) {
-            Some(l) => l,
-            None => {
-                let l = Lines::new_step(&o.stage, &o.step, at);
-                self.step_output.entry((o.stage, o.step)).or_insert(l)
+        let lines = match self.step_output.entry((o.stage, o.step)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => {
+                let (stage, step) = v.key();
+                let l = Lines::new_step(stage, step, at);
+                v.insert(l)
             }
         };
         lines.push(t, &o.line, stderr, at);
@@ -625,7 +627,7 @@ impl RunModel {
         pod: &str,
         container: &str,
         at: u64,
-    ) -> crate::Result<Option<Vec<(u64, String)>>> {
+    ) -> crate::Result<Option<Window<'_>>> {
         let starts = self.instance_starts(ns, pod, container);
         previous_log(&self.logs, &starts, ns, pod, container, at)
     }

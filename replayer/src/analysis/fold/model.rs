@@ -358,14 +358,14 @@ pub fn instance_starts<'a>(
 /// or, when it was not followed, fetched as `previous` after it ended. Lines fetched that way
 /// (from the instance's end until the next restart) win; otherwise the followed lines are cut
 /// at the instance boundaries. `None` when there is no previous instance at `at`.
-pub fn previous_log(
-    logs: &BTreeMap<LogKey, Lines>,
+pub fn previous_log<'a>(
+    logs: &'a BTreeMap<LogKey, Lines>,
     starts: &[u64],
     ns: &str,
     pod: &str,
     container: &str,
     at: u64,
-) -> crate::Result<Option<Vec<(u64, String)>>> {
+) -> crate::Result<Option<Window<'a>>> {
     let Some(current) = starts.partition_point(|&s| s <= at).checked_sub(1) else {
         return Ok(None);
     };
@@ -378,17 +378,16 @@ pub fn previous_log(
         container: container.to_string(),
         previous,
     };
-    let lines_in = |previous: bool, from: u64, until: Option<u64>| -> crate::Result<Vec<_>> {
+    let lines_in = |previous: bool, from: u64, until: Option<u64>| -> crate::Result<_> {
+        let keep = |t: u64| t >= from && t <= at && until.is_none_or(|u| t < u);
         let Some(l) = logs.get(&key(previous)) else {
-            return Ok(Vec::new());
+            return Ok(Window::of(
+                std::borrow::Cow::Owned(LineBuf::default()),
+                keep,
+            ));
         };
         let last = until.map_or(at, |u| u.saturating_sub(1).min(at));
-        let buf = l.read_between(from, last)?;
-        Ok(buf
-            .iter()
-            .filter(|(t, _, _)| *t >= from && *t <= at && until.is_none_or(|u| *t < u))
-            .map(|(t, s, _)| (t, s.to_string()))
-            .collect())
+        Ok(Window::of(l.read_between(from, last)?, keep))
     };
     let fetched = lines_in(true, starts[current], starts.get(current + 1).copied())?;
     if !fetched.is_empty() {
