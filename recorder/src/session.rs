@@ -47,6 +47,9 @@ pub struct Finished {
     pub log_path: Option<PathBuf>,
     /// Wall time the run took.
     pub elapsed: std::time::Duration,
+    /// Bytes of records in the log (before compression), when its writer closed it with
+    /// every record written: what compacting it costs, known without reading it again.
+    pub records_bytes: Option<u64>,
 }
 
 /// What a session records about itself.
@@ -213,13 +216,19 @@ impl Session {
         let console = sink.console.clone();
         drop(sink);
         let mut close_error = None;
+        let mut written = None;
         if let Some(t) = thread {
-            if let Err(e) = t.close() {
-                close_error = Some(e.to_string());
+            match t.close() {
+                Ok(s) => written = Some(s),
+                Err(e) => close_error = Some(e.to_string()),
             }
         }
         if let (Some(st), Some(p)) = (&store, &log_path) {
-            if let Err(e) = st.register(p) {
+            let r = match &written {
+                Some(w) => st.register_written(p, w),
+                None => st.register(p),
+            };
+            if let Err(e) = r {
                 console.warn(&format!(
                     "cannot update the run catalog: {e} (`pipetape runs reindex` rebuilds it)"
                 ));
@@ -236,6 +245,7 @@ impl Session {
             recording_error: error.or(close_error),
             log_path,
             elapsed: started.elapsed(),
+            records_bytes: written.filter(|w| w.complete()).map(|w| w.input_bytes),
         }
     }
 }

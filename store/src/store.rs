@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::RunId;
 use crate::model::{Body, Outcome};
 use crate::reader::{LogReader, Recovery};
+use crate::writer::WriterStats;
 
 /// The environment variable that names the store directory.
 pub const STORE_ENV: &str = "PIPETAPE_STORE";
@@ -214,7 +215,11 @@ impl Store {
 
     /// Reads a log and builds its catalog entry (applying any outcome override).
     pub fn summarize(&self, path: &Path) -> Result<RunEntry> {
-        let mut e = summarize_log(path)?;
+        self.summarize_with(path, None)
+    }
+
+    fn summarize_with(&self, path: &Path, written: Option<&WriterStats>) -> Result<RunEntry> {
+        let mut e = summarize_log_with(path, written)?;
         if let Ok(s) = std::fs::read_to_string(self.override_path(&e.id)) {
             if let Some(o) = Outcome::parse(s.trim()) {
                 e.outcome = o;
@@ -227,6 +232,15 @@ impl Store {
     /// Adds (or refreshes) the catalog entry of a log that is in the store.
     pub fn register(&self, path: &Path) -> Result<RunEntry> {
         let e = self.summarize(path)?;
+        self.catalog()?.put(&e)?;
+        Ok(e)
+    }
+
+    /// Like [`Store::register`], for a log its writer has just closed: the writer's counts
+    /// of log lines and step output stand in for a pass over the bulk lane (the one cost of
+    /// cataloguing a long run) when every record it was given reached the file.
+    pub fn register_written(&self, path: &Path, written: &WriterStats) -> Result<RunEntry> {
+        let e = self.summarize_with(path, Some(written))?;
         self.catalog()?.put(&e)?;
         Ok(e)
     }
@@ -404,6 +418,13 @@ fn copy_atomic(from: &Path, to: &Path) -> Result<u64> {
 
 /// Reads a log (tolerating damage) into a catalog entry with basic summary metrics.
 pub fn summarize_log(path: &Path) -> Result<RunEntry> {
+    summarize_log_with(path, None)
+}
+
+/// [`summarize_log`], taking the bulk lane's counts from `written` (the stats of the writer
+/// that closed the log) instead of reading the lane, when they are complete and the log reads
+/// without damage.
+pub fn summarize_log_with(path: &Path, written: Option<&WriterStats>) -> Result<RunEntry> {
     let r = LogReader::open(path, Recovery::Tolerant)?;
     let h = *r.header();
     let mut e = RunEntry {
@@ -425,7 +446,19 @@ pub fn summarize_log(path: &Path) -> Result<RunEntry> {
     };
     // Log lines and step output (nearly every record of a long run) are only counted: their
     // kinds are read, their bodies not decoded.
-    let bulk = r.kind_counts(crate::format::LANE_BULK)?;
+    let bulk = match written {
+        Some(w) if w.complete() && r.damage().is_empty() => crate::reader::KindCounts {
+            kinds: [
+                ("pod_log".to_owned(), w.pod_log_records),
+                ("step_output".to_owned(), w.step_output_records),
+            ]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+            damage: Vec::new(),
+        },
+        _ => r.kind_counts(crate::format::LANE_BULK)?,
+    };
     let mut count = |k: &str| *e_metrics_entry(&mut e.metrics, k) += 1.0;
     let mut it = r.records_in(&[crate::format::LANE_STATE], 0);
     let mut pipeline = String::new();

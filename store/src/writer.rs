@@ -108,6 +108,19 @@ pub struct WriterStats {
     pub dropped_records: u64,
     /// Write or fsync failures seen.
     pub write_failures: u64,
+    /// Pod log records appended (the bulk lane's lines; frames copied by compaction are not
+    /// counted here).
+    pub pod_log_records: u64,
+    /// Step output records appended, likewise.
+    pub step_output_records: u64,
+}
+
+impl WriterStats {
+    /// True when every record appended reached the file: nothing dropped, no write failed.
+    /// Only then do the counters describe the file as written.
+    pub fn complete(&self) -> bool {
+        self.dropped_records == 0 && self.write_failures == 0
+    }
 }
 
 /// A log being written. Records are appended in order; [`LogWriter::close`] writes the index
@@ -348,6 +361,11 @@ impl<F: LogFile> LogWriter<F> {
         self.next_seq += 1;
         self.stats.records += 1;
         self.stats.input_bytes += added as u64;
+        match rec.body {
+            Body::PodLog(_) => self.stats.pod_log_records += 1,
+            Body::StepOutput(_) => self.stats.step_output_records += 1,
+            _ => {}
+        }
         if self.pending_bytes() >= self.opts.frame_bytes {
             match self.retry_at {
                 // The file refused the last frame: retry after a pause, dropping what does

@@ -253,3 +253,43 @@ fn kind_counts_agree_with_decoding_every_record() {
     let err = strict.kind_counts(1).unwrap_err().to_string();
     assert!(err.contains(&format!("byte {}", victim.offset)), "{err}");
 }
+
+#[test]
+fn writer_counts_stand_in_for_reading_the_closed_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.ptape");
+    let mut w = LogWriter::create(&p, RunId([9; 8]), small_frames()).unwrap();
+    for i in 0..9000u64 {
+        w.append(
+            1_700_000_000_000_000_000 + i as i64,
+            i * 1_000,
+            Source::Synthetic,
+            body(i),
+        )
+        .unwrap();
+    }
+    let stats = w.close().unwrap();
+    assert!(stats.complete());
+    // What compaction and the catalog would otherwise read the log for.
+    assert_eq!(
+        stats.input_bytes,
+        pipetape_store::compact::records_bytes(&p).unwrap()
+    );
+    let r = LogReader::open(&p, Recovery::Strict).unwrap();
+    let counted = r.kind_counts(1).unwrap();
+    assert_eq!(stats.pod_log_records, counted.kinds["pod_log"]);
+    assert_eq!(stats.step_output_records, counted.kinds["step_output"]);
+    let read = pipetape_store::store::summarize_log(&p).unwrap();
+    let known = pipetape_store::store::summarize_log_with(&p, Some(&stats)).unwrap();
+    assert_eq!(known, read);
+    assert_eq!(read.records, 9000);
+    // The counts are used when complete ...
+    let mut off = stats.clone();
+    off.pod_log_records += 5;
+    let e = pipetape_store::store::summarize_log_with(&p, Some(&off)).unwrap();
+    assert_eq!(e.records, 9005);
+    // ... and the log is read when a record may not have reached it.
+    off.dropped_records = 1;
+    let e = pipetape_store::store::summarize_log_with(&p, Some(&off)).unwrap();
+    assert_eq!(e, read);
+}

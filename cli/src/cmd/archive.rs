@@ -231,18 +231,22 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
 /// Compacts a log just written (by `run`, `record`, `import`) in place, with the best level
 /// expected to finish within `budget`. A log too big for any level is kept as written, and
 /// says so; a failure leaves it as written (compaction replaces it only once the copy is
-/// whole) and is a warning.
+/// whole) and is a warning. `records_bytes` is the log's bytes of records when its writer
+/// reported them; otherwise they are counted from the log.
 pub fn compact_finished(
     ctx: &Ctx,
     log: &std::path::Path,
     budget: std::time::Duration,
+    records_bytes: Option<u64>,
 ) -> Option<pipetape_store::compact::Compacted> {
     let kept = |e: &dyn std::fmt::Display| {
         ctx.warn(format!(
             "could not compact the log (it is kept as written): {e}"
         ))
     };
-    let input = match pipetape_store::compact::records_bytes(log) {
+    // The writer that closed the log knows its size; otherwise it is read once.
+    let input = match records_bytes.map_or_else(|| pipetape_store::compact::records_bytes(log), Ok)
+    {
         Ok(n) => n,
         Err(e) => {
             kept(&e);

@@ -124,7 +124,7 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult {
     // of the import, at least 1 s); --no-compact keeps it as written.
     if !a.no_compact {
         let budget = (started.elapsed() / 10).max(std::time::Duration::from_secs(1));
-        super::archive::compact_finished(ctx, &dest, budget);
+        super::archive::compact_finished(ctx, &dest, budget, None);
     }
     let where_ = match store {
         Some(store) => {

@@ -300,7 +300,7 @@ pub fn record_work(
     let finished = recorded.finished;
     if compact && !finished.recording_failed {
         if let Some(log) = &finished.log_path {
-            compact_after_run(ctx, log, finished.elapsed);
+            compact_after_run(ctx, log, finished.elapsed, finished.records_bytes);
         }
     }
     report_end(ctx, &finished, strict, trace.otlp.as_deref())?;
@@ -325,9 +325,14 @@ pub fn terminal(ctx: &Ctx) -> Terminal {
 /// Compacts the finished log with the best level expected to take at most 5% of the run (at
 /// least 1 s): the recorder must not make a fast run slow at its end. Keeps the catalog's
 /// size right.
-fn compact_after_run(ctx: &Ctx, log: &std::path::Path, elapsed: std::time::Duration) {
+fn compact_after_run(
+    ctx: &Ctx,
+    log: &std::path::Path,
+    elapsed: std::time::Duration,
+    records_bytes: Option<u64>,
+) {
     let budget = (elapsed / 20).max(std::time::Duration::from_secs(1));
-    let Some(c) = super::archive::compact_finished(ctx, log, budget) else {
+    let Some(c) = super::archive::compact_finished(ctx, log, budget, records_bytes) else {
         return;
     };
     let id = log
