@@ -9,11 +9,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipetape_store::mask::LineState;
 use pipetape_store::model::*;
-use pipetape_store::writer::Stamped;
+use pipetape_store::writer::OutputBatch;
 use pipetape_store::Source;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
@@ -386,8 +387,8 @@ async fn run_command(
         tokio::spawn(pump(
             o,
             Stream::Stdout,
-            stage.to_string(),
-            s.name.clone(),
+            Arc::from(stage),
+            Arc::from(s.name.as_str()),
             label.clone(),
             sink.clone(),
         ))
@@ -396,8 +397,8 @@ async fn run_command(
         tokio::spawn(pump(
             o,
             Stream::Stderr,
-            stage.to_string(),
-            s.name.clone(),
+            Arc::from(stage),
+            Arc::from(s.name.as_str()),
             label.clone(),
             sink.clone(),
         ))
@@ -499,8 +500,8 @@ async fn stop_group(
 async fn pump(
     r: impl AsyncRead + Unpin,
     stream: Stream,
-    stage: String,
-    step: String,
+    stage: Arc<str>,
+    step: Arc<str>,
     label: String,
     sink: Sink,
 ) {
@@ -511,8 +512,15 @@ async fn pump(
     // Bytes at the head of the reader's buffer known to hold nothing to mask: one pass over
     // each chunk read, so most lines skip the masker.
     let mut clean = 0usize;
-    // Lines read from one buffer fill go to the writer as one batch, each stamped when read.
-    let mut batch: Vec<Stamped> = Vec::with_capacity(256);
+    // Lines read from one buffer fill go to the writer as one batch, each stamped when read,
+    // their text in one buffer: no allocation per line.
+    let mut batch = OutputBatch::new(Source::Step, stage, step, stream);
+    let show = |batch: &OutputBatch| {
+        if echo {
+            let lines: Vec<&str> = batch.lines().collect();
+            sink.print_lines(&label, &lines, stream == Stream::Stderr);
+        }
+    };
     loop {
         buf.clear();
         if clean == 0 {
@@ -522,10 +530,8 @@ async fn pump(
         }
         match r.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => {
-                if echo {
-                    sink.print_lines(&label, &lines_of(&batch), stream == Stream::Stderr);
-                }
-                sink.record_stamped(batch).await;
+                show(&batch);
+                sink.record_output(batch).await;
                 return;
             }
             Ok(_) => {
@@ -539,48 +545,28 @@ async fn pump(
                     Ok(s) => std::borrow::Cow::Borrowed(s),
                     Err(_) => String::from_utf8_lossy(&buf),
                 };
-                let line = if read <= clean && !mask_state.in_block() {
-                    text.into_owned()
-                } else {
-                    sink.masker.mask_line(&text, &mut mask_state).into_owned()
-                };
-                clean = clean.saturating_sub(read);
                 let (wall_ns, mono_ns) = sink.now();
-                batch.push(Stamped {
-                    wall_ns,
-                    mono_ns,
-                    source: Source::Step,
-                    body: StepOutput {
-                        stage: stage.clone(),
-                        step: step.clone(),
-                        stream,
-                        line,
-                    }
-                    .into(),
-                });
+                if read <= clean && !mask_state.in_block() {
+                    batch.push(wall_ns, mono_ns, &text);
+                } else {
+                    batch.push(
+                        wall_ns,
+                        mono_ns,
+                        &sink.masker.mask_line(&text, &mut mask_state),
+                    );
+                }
+                clean = clean.saturating_sub(read);
                 // Shown and recorded together: when the reader has no more buffered (the step
                 // is between writes) or the batch is full.
                 if r.buffer().is_empty() || batch.len() >= 256 {
-                    if echo {
-                        sink.print_lines(&label, &lines_of(&batch), stream == Stream::Stderr);
-                    }
-                    sink.record_stamped(std::mem::replace(&mut batch, Vec::with_capacity(256)))
+                    show(&batch);
+                    let next = batch.empty_like();
+                    sink.record_output(std::mem::replace(&mut batch, next))
                         .await;
                 }
             }
         }
     }
-}
-
-/// The lines of a batch of step output, to show them without copying them.
-fn lines_of(batch: &[Stamped]) -> Vec<&str> {
-    batch
-        .iter()
-        .filter_map(|s| match &s.body {
-            Body::StepOutput(o) => Some(o.line.as_str()),
-            _ => None,
-        })
-        .collect()
 }
 
 async fn capture_artifacts(p: &Pipeline, opts: &RunOptions, sink: &Sink) {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use pipetape_store::mask::Masker;
 use pipetape_store::model::*;
-use pipetape_store::writer::{LogAppender, Stamped};
+use pipetape_store::writer::{LogAppender, OutputBatch};
 use pipetape_store::Source;
 
 use crate::console::Console;
@@ -77,11 +77,12 @@ impl Sink {
         self.appender.as_ref().map_or((0, 0), LogAppender::now)
     }
 
-    /// Records bodies stamped earlier with [`Sink::now`], already masked (step output is
-    /// masked line by line as it is read), as one message to the writer.
-    pub(crate) async fn record_stamped(&self, records: Vec<Stamped>) {
+    /// Records a step's output lines, stamped with [`Sink::now`] as they were read and already
+    /// masked (step output is masked line by line as it is read), as one message to the
+    /// writer.
+    pub(crate) async fn record_output(&self, batch: OutputBatch) {
         let Some(a) = &self.appender else { return };
-        if a.append_batch_async(records).await.is_err() {
+        if a.append_output_async(batch).await.is_err() {
             self.warn_once("the log writer has stopped");
         }
         if a.has_failed() {

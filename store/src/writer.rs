@@ -18,7 +18,7 @@ use zstd::zstd_safe::{self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, InBuf
 use crate::error::{Error, Result};
 use crate::format::{encode_trailer, FormatVersion, FrameHeader, FrameKind, Header, RunId, LANES};
 use crate::index::IndexEntry;
-use crate::model::{Body, Record, Source, WireOut};
+use crate::model::{Body, Record, Source, Stream, WireOut};
 
 /// The file operations a writer needs; a seam so tests can inject write, fsync and disk-full
 /// failures.
@@ -322,11 +322,72 @@ impl<F: LogFile> LogWriter<F> {
                 rec.seq, rec.mono_ns, self.last_mono
             )));
         }
-        if self.frame_count == 0 {
-            self.frame_first_seq = rec.seq;
-            self.frame_min_mono = rec.mono_ns;
+        let lane = rec.body.lane();
+        let tally = match rec.body {
+            Body::PodLog(_) => Tally::PodLog,
+            Body::StepOutput(_) => Tally::StepOutput,
+            _ => Tally::Other,
+        };
+        self.push_record(rec.seq, rec.wall_ns, rec.mono_ns, lane, tally, |out, d| {
+            let wire = WireOut {
+                dseq: d.dseq,
+                dmono: d.dmono,
+                dwall: d.dwall,
+                source: &rec.source,
+                body: &rec.body,
+            };
+            let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
+            serde::Serialize::serialize(&wire, &mut ser).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Appends the lines of `batch` as step output records, each with the next seq and its own
+    /// times. The same bytes as [`LogWriter::append`] of each line as a [`StepOutput`] body
+    /// (a test holds them equal), encoded straight from the batch's buffer.
+    ///
+    /// [`StepOutput`]: crate::model::StepOutput
+    pub fn append_output(&mut self, batch: &OutputBatch) -> Result<()> {
+        let mut first_error = None;
+        for (wall_ns, mono_ns, line) in batch.iter() {
+            let seq = self.next_seq;
+            let mono_ns = mono_ns.max(self.last_mono);
+            let r = self.push_record(
+                seq,
+                wall_ns,
+                mono_ns,
+                crate::format::LANE_BULK,
+                Tally::StepOutput,
+                |out, d| {
+                    encode_step_output(out, &d, batch, line);
+                    Ok(())
+                },
+            );
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
         }
-        let lane = &mut self.lanes[usize::from(rec.body.lane())];
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Encodes one record into its lane's pending section and does the bookkeeping shared by
+    /// every kind of append: deltas, counters, cutting the frame when it is full.
+    fn push_record(
+        &mut self,
+        seq: u64,
+        wall_ns: i64,
+        mono_ns: u64,
+        lane: u8,
+        tally: Tally,
+        encode: impl FnOnce(&mut Vec<u8>, Deltas) -> std::result::Result<(), String>,
+    ) -> Result<()> {
+        if self.closed {
+            return Err(Error::Usage("append after close".into()));
+        }
+        if self.frame_count == 0 {
+            self.frame_first_seq = seq;
+            self.frame_min_mono = mono_ns;
+        }
+        let lane = &mut self.lanes[usize::from(lane)];
         let before = lane.pending.len();
         // The first record of a lane in a frame counts from the frame's first seq and time.
         let (prev_seq, prev_mono) = if lane.count == 0 {
@@ -334,37 +395,32 @@ impl<F: LogFile> LogWriter<F> {
         } else {
             (lane.last_seq, lane.last_mono)
         };
-        let wire = WireOut {
-            dseq: rec.seq - prev_seq,
-            dmono: rec.mono_ns - prev_mono,
-            dwall: rec
-                .wall_ns
-                .wrapping_sub(self.header.created_ns.wrapping_add(rec.mono_ns as i64)),
-            source: &rec.source,
-            body: &rec.body,
+        let d = Deltas {
+            dseq: seq - prev_seq,
+            dmono: mono_ns - prev_mono,
+            dwall: wall_ns.wrapping_sub(self.header.created_ns.wrapping_add(mono_ns as i64)),
         };
-        let mut ser = rmp_serde::Serializer::new(&mut lane.pending).with_struct_map();
-        if let Err(e) = serde::Serialize::serialize(&wire, &mut ser) {
+        if let Err(e) = encode(&mut lane.pending, d) {
             lane.pending.truncate(before);
             if self.frame_count == 0 {
                 self.frame_first_seq = 0;
             }
-            return Err(Error::Encode(e.to_string()));
+            return Err(Error::Encode(e));
         }
         lane.count += 1;
-        lane.last_seq = rec.seq;
-        lane.last_mono = rec.mono_ns;
+        lane.last_seq = seq;
+        lane.last_mono = mono_ns;
         let added = lane.pending.len() - before;
         self.frame_count += 1;
-        self.frame_max_mono = rec.mono_ns;
-        self.last_mono = rec.mono_ns;
+        self.frame_max_mono = mono_ns;
+        self.last_mono = mono_ns;
         self.next_seq += 1;
         self.stats.records += 1;
         self.stats.input_bytes += added as u64;
-        match rec.body {
-            Body::PodLog(_) => self.stats.pod_log_records += 1,
-            Body::StepOutput(_) => self.stats.step_output_records += 1,
-            _ => {}
+        match tally {
+            Tally::PodLog => self.stats.pod_log_records += 1,
+            Tally::StepOutput => self.stats.step_output_records += 1,
+            Tally::Other => {}
         }
         if self.pending_bytes() >= self.opts.frame_bytes {
             match self.retry_at {
@@ -720,6 +776,120 @@ fn compress(
     }
 }
 
+/// Which of the writer's counters a record adds to.
+#[derive(Clone, Copy)]
+enum Tally {
+    PodLog,
+    StepOutput,
+    Other,
+}
+
+/// A record's seq and times as written: relative to what precedes it in its frame.
+struct Deltas {
+    dseq: u64,
+    dmono: u64,
+    dwall: i64,
+}
+
+/// Lines of one stream of one step, read together, for [`LogAppender::append_output_async`]:
+/// their text in one buffer and each line's times, so a line costs no allocation of its own
+/// on the way to the log.
+#[derive(Debug)]
+pub struct OutputBatch {
+    source: Source,
+    stage: Arc<str>,
+    step: Arc<str>,
+    stream: Stream,
+    text: String,
+    /// Per line: where it ends in `text`, wall ns, mono ns.
+    lines: Vec<(usize, i64, u64)>,
+}
+
+impl OutputBatch {
+    /// An empty batch of `stage`/`step`'s `stream`, recorded with `source`.
+    pub fn new(source: Source, stage: Arc<str>, step: Arc<str>, stream: Stream) -> OutputBatch {
+        OutputBatch {
+            source,
+            stage,
+            step,
+            stream,
+            text: String::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    /// The same stream, with no lines, and room for as many as this one held.
+    pub fn empty_like(&self) -> OutputBatch {
+        OutputBatch {
+            source: self.source.clone(),
+            stage: self.stage.clone(),
+            step: self.step.clone(),
+            stream: self.stream,
+            text: String::with_capacity(self.text.capacity()),
+            lines: Vec::with_capacity(self.lines.capacity()),
+        }
+    }
+
+    /// Adds a line (without its terminator) stamped with [`LogAppender::now`].
+    pub fn push(&mut self, wall_ns: i64, mono_ns: u64, line: &str) {
+        self.text.push_str(line);
+        self.lines.push((self.text.len(), wall_ns, mono_ns));
+    }
+
+    /// Lines held.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// True when it holds no line.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Each line with its wall and mono times.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, u64, &str)> + '_ {
+        let mut start = 0;
+        self.lines.iter().map(move |&(end, wall, mono)| {
+            let line = &self.text[start..end];
+            start = end;
+            (wall, mono, line)
+        })
+    }
+
+    /// The lines alone.
+    pub fn lines(&self) -> impl Iterator<Item = &str> + '_ {
+        self.iter().map(|(_, _, l)| l)
+    }
+}
+
+/// Writes a step output record as `rmp_serde` writes `WireOut` of a `StepOutput` body (a
+/// tuple, the body a map by field name), without building the body.
+fn encode_step_output(out: &mut Vec<u8>, d: &Deltas, b: &OutputBatch, line: &str) {
+    use rmp::encode::{write_array_len, write_map_len, write_sint, write_str, write_uint};
+    // Writing to a Vec cannot fail.
+    let _ = write_array_len(out, 6);
+    let _ = write_uint(out, d.dseq);
+    let _ = write_uint(out, d.dmono);
+    let _ = write_sint(out, d.dwall);
+    let _ = write_str(out, b.source.as_str());
+    let _ = write_str(out, "step_output");
+    let _ = write_map_len(out, 4);
+    let _ = write_str(out, "stage");
+    let _ = write_str(out, &b.stage);
+    let _ = write_str(out, "step");
+    let _ = write_str(out, &b.step);
+    let _ = write_str(out, "stream");
+    let _ = write_str(
+        out,
+        match b.stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        },
+    );
+    let _ = write_str(out, "line");
+    let _ = write_str(out, line);
+}
+
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
@@ -735,22 +905,9 @@ enum Msg {
         source: Source,
         body: Body,
     },
-    /// Records stamped when they happened, sent at once (a step's output lines).
-    Batch(Vec<Stamped>),
+    /// A step's output lines, stamped when read.
+    Output(OutputBatch),
     Flush(flume::Sender<Result<(), String>>),
-}
-
-/// A record stamped with [`LogAppender::now`], for [`LogAppender::append_batch_async`].
-#[derive(Debug)]
-pub struct Stamped {
-    /// Wall-clock time, ns since the epoch.
-    pub wall_ns: i64,
-    /// Monotonic offset from the run's start, ns.
-    pub mono_ns: u64,
-    /// Which part of pipetape produced it.
-    pub source: Source,
-    /// What happened.
-    pub body: Body,
 }
 
 /// Health of a [`LogAppender`]: the first error the writer thread hit, if any.
@@ -828,14 +985,14 @@ impl LogAppender {
         (self.start_wall_ns.wrapping_add(mono_ns as i64), mono_ns)
     }
 
-    /// Appends records stamped earlier (with [`LogAppender::now`]) as one message: one queue
-    /// slot and one wake of the writer for many records. Waits, without blocking, for room.
-    pub async fn append_batch_async(&self, records: Vec<Stamped>) -> Result<()> {
-        if records.is_empty() {
+    /// Appends a step's output lines (see [`OutputBatch`]) as one message. Waits, without
+    /// blocking, for room.
+    pub async fn append_output_async(&self, batch: OutputBatch) -> Result<()> {
+        if batch.is_empty() {
             return Ok(());
         }
         self.tx
-            .send_async(Msg::Batch(records))
+            .send_async(Msg::Output(batch))
             .await
             .map_err(|_| Error::Usage("the log writer has stopped".into()))
     }
@@ -934,11 +1091,9 @@ fn writer_loop<F: LogFile>(
                     note(&w, &e);
                 }
             }
-            Some(Msg::Batch(records)) => {
-                for r in records {
-                    if let Err(e) = w.append(r.wall_ns, r.mono_ns, r.source, r.body) {
-                        note(&w, &e);
-                    }
+            Some(Msg::Output(batch)) => {
+                if let Err(e) = w.append_output(&batch) {
+                    note(&w, &e);
                 }
             }
             Some(Msg::Flush(reply)) => {

@@ -293,3 +293,97 @@ fn writer_counts_stand_in_for_reading_the_closed_log() {
     let e = pipetape_store::store::summarize_log_with(&p, Some(&off)).unwrap();
     assert_eq!(e, read);
 }
+
+#[test]
+fn output_batches_write_the_same_bytes_as_step_output_records() {
+    use pipetape_store::writer::OutputBatch;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.ptape"), dir.path().join("b.ptape"));
+    let opts = WriterOptions {
+        frame_bytes: 4096,
+        stream_bytes: 32 << 10,
+        // Frames cut by size only, so both logs cut at the same records.
+        flush_interval: std::time::Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let created = 1_700_000_000_000_000_000i64;
+    let mut wa = LogWriter::create_at(&a, RunId([3; 8]), created, opts.clone()).unwrap();
+    let mut wb = LogWriter::create_at(&b, RunId([3; 8]), created, opts).unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // Lengths around MessagePack's string size classes, and text that is not ASCII.
+    let lens = [0usize, 1, 31, 32, 255, 256, 65_535, 65_536, 70_000];
+    let mut mono = 0u64;
+    let mut lines = 0u64;
+    for round in 0..60u64 {
+        let (stage, step) = (
+            format!("stage-{}", round % 3),
+            format!("step é{}", round % 5),
+        );
+        let stream = if round % 4 == 0 {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        let mut batch = OutputBatch::new(
+            Source::Step,
+            Arc::from(stage.as_str()),
+            Arc::from(step.as_str()),
+            stream,
+        );
+        for _ in 0..(next() % 40) {
+            let len = if next() % 8 == 0 {
+                lens[(next() % lens.len() as u64) as usize]
+            } else {
+                (next() % 200) as usize
+            };
+            let line: String = (0..len)
+                .map(|i| ['a', 'ü', '=', ' ', '9', '→'][(i + round as usize) % 6])
+                .take(len)
+                .collect();
+            // Times go forward, sometimes back (the writer keeps mono from going back), and the
+            // wall clock sometimes lags the monotonic one (a negative dwall).
+            mono = match next() % 10 {
+                0 => mono.saturating_sub(5_000),
+                _ => mono + next() % 3_000_000,
+            };
+            let wall = created + mono as i64 + (next() % 2_000_000) as i64 - 1_000_000;
+            wa.append(
+                wall,
+                mono,
+                Source::Step,
+                StepOutput {
+                    stage: stage.clone(),
+                    step: step.clone(),
+                    stream,
+                    line: line.clone(),
+                },
+            )
+            .unwrap();
+            batch.push(wall, mono, &line);
+            lines += 1;
+        }
+        wb.append_output(&batch).unwrap();
+        // Records of the other lane in between.
+        let note = Note {
+            level: Default::default(),
+            text: format!("round {round}"),
+        };
+        wa.append(created + mono as i64, mono, Source::Runner, note.clone())
+            .unwrap();
+        wb.append(created + mono as i64, mono, Source::Runner, note)
+            .unwrap();
+    }
+    let (sa, sb) = (wa.close().unwrap(), wb.close().unwrap());
+    assert_eq!(sa, sb);
+    assert_eq!(sb.step_output_records, lines);
+    assert!(lines > 500, "{lines}");
+    assert!(sb.frames > 10, "{sb:?}");
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+}
