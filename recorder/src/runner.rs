@@ -515,6 +515,9 @@ async fn pump(
     // Lines read from one buffer fill go to the writer as one batch, each stamped when read,
     // their text in one buffer: no allocation per line.
     let mut batch = OutputBatch::new(Source::Step, stage, step, stream);
+    // Lines are stamped when the read that brought them in returned: lines that came in one
+    // read arrived together (and one clock read per read, not per line, is measurably cheaper).
+    let mut stamp = sink.now();
     let show = |batch: &OutputBatch| {
         if echo {
             let lines: Vec<&str> = batch.lines().collect();
@@ -528,6 +531,7 @@ async fn pump(
                 clean = sink.masker.first_candidate(chunk).unwrap_or(chunk.len());
             }
         }
+        let buffered = r.buffer().len();
         match r.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => {
                 show(&batch);
@@ -545,7 +549,11 @@ async fn pump(
                     Ok(s) => std::borrow::Cow::Borrowed(s),
                     Err(_) => String::from_utf8_lossy(&buf),
                 };
-                let (wall_ns, mono_ns) = sink.now();
+                // More than was buffered: the line needed a read of its own.
+                if read > buffered {
+                    stamp = sink.now();
+                }
+                let (wall_ns, mono_ns) = stamp;
                 if read <= clean && !mask_state.in_block() {
                     batch.push(wall_ns, mono_ns, &text);
                 } else {

@@ -137,25 +137,25 @@ pub fn load_state(path: &Path) -> Result<Loaded> {
 }
 
 /// Reads the bulk lane of a log (pod log lines, step output) into `model`, keeping only what
-/// `keep` accepts (one failed step's output, the logs of the pods a finding is about). The state
+/// `keep` accepts from a peek at each record (one failed step's output, the logs of the pods a finding is about). The state
 /// lane is not read: `model` comes from [`load_state`], or is empty when only output is wanted.
 /// Returns the damage met. `read_ahead`: decompress on a thread of its own (leave it off when
 /// the caller reads another log at the same time, as the diff does, one per core).
 pub fn load_bulk(
     path: &Path,
     model: &mut fold::RunModel,
-    keep: &dyn Fn(&pipetape_store::model::Body) -> bool,
+    keep: &dyn Fn(&pipetape_store::Peek<'_>) -> bool,
     read_ahead: bool,
 ) -> Result<Vec<Damage>> {
     let mut reader = LogReader::open(path, Recovery::Tolerant)?;
     reader.set_read_ahead(read_ahead);
-    let mut it = reader.records_in(&[pipetape_store::format::LANE_BULK], 0);
+    // Records are judged before they are decoded: the rest of the lane is walked, not decoded.
+    let mut it = reader
+        .records_in(&[pipetape_store::format::LANE_BULK], 0)
+        .only(keep);
     let mut last = None;
     for r in it.by_ref() {
-        let r = r?;
-        if keep(&r.body) {
-            model.push_bulk(r, &mut last);
-        }
+        model.push_bulk(r?, &mut last);
     }
     let mut damage = reader.damage().to_vec();
     damage.extend(it.damage());

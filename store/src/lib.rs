@@ -29,4 +29,5 @@ pub use error::{Error, Result};
 pub use format::RunId;
 pub use model::{Body, Record, Source};
 pub use reader::{Damage, DamageKind, LogReader, Recovery};
+pub use wire::Peek;
 pub use writer::{LogAppender, LogWriter, WriterOptions};

@@ -5,6 +5,31 @@
 
 use crate::model::{Body, PodLog, Source, StepOutput, Stream, WireIn};
 
+/// What a record of log lines or step output is about, read without decoding it: what
+/// [`crate::reader::Records::only`] filters on. Names are the raw bytes of the record's
+/// strings (not checked as UTF-8: a filter only compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek<'a> {
+    /// A pod log line.
+    PodLog {
+        /// Namespace.
+        namespace: &'a [u8],
+        /// Pod.
+        pod: &'a [u8],
+        /// Container.
+        container: &'a [u8],
+    },
+    /// A line of a step's output.
+    StepOutput {
+        /// Stage name.
+        stage: &'a [u8],
+        /// Step name.
+        step: &'a [u8],
+    },
+    /// A record of any other kind.
+    Other,
+}
+
 /// A read position in a MessagePack buffer. Every method checks bounds and returns `Err` with a
 /// short reason instead of panicking.
 pub(crate) struct Cursor<'a> {
@@ -219,6 +244,58 @@ impl<'a> Cursor<'a> {
             self.skip()?;
         }
         Ok(kind)
+    }
+
+    /// Walks one record without decoding its body, reading (borrowed) what a filter of log
+    /// lines and step output looks at: its `dseq`, `dmono` and a [`Peek`]. Leaves the cursor
+    /// after the record.
+    pub(crate) fn peek(&mut self) -> R<(u64, u64, Peek<'a>)> {
+        let n = self.array_len()?;
+        if n < 6 {
+            return Err(format!("a record has {n} elements, expected 6"));
+        }
+        let dseq = self.uint()?;
+        let dmono = self.uint()?;
+        self.skip()?;
+        self.skip()?;
+        let peek = match self.str_bytes()? {
+            b"pod_log" => {
+                let (mut namespace, mut pod, mut container): (&[u8], &[u8], &[u8]) =
+                    (b"", b"", b"");
+                for _ in 0..self.map_len()? {
+                    match self.str_bytes()? {
+                        b"namespace" => namespace = self.str_bytes()?,
+                        b"pod" => pod = self.str_bytes()?,
+                        b"container" => container = self.str_bytes()?,
+                        _ => self.skip()?,
+                    }
+                }
+                Peek::PodLog {
+                    namespace,
+                    pod,
+                    container,
+                }
+            }
+            b"step_output" => {
+                let (mut stage, mut step): (&[u8], &[u8]) = (b"", b"");
+                for _ in 0..self.map_len()? {
+                    match self.str_bytes()? {
+                        b"stage" => stage = self.str_bytes()?,
+                        b"step" => step = self.str_bytes()?,
+                        _ => self.skip()?,
+                    }
+                }
+                Peek::StepOutput { stage, step }
+            }
+            _ => {
+                self.skip()?;
+                Peek::Other
+            }
+        };
+        for _ in 6..n {
+            self.skip()?;
+        }
+        Ok((dseq, dmono, peek))
     }
 
     /// Decodes one record `[dseq, dmono, dwall, source, kind, body, ...]`.

@@ -387,3 +387,49 @@ fn output_batches_write_the_same_bytes_as_step_output_records() {
     assert!(sb.frames > 10, "{sb:?}");
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
 }
+
+#[test]
+fn records_only_decodes_what_the_peek_keeps() {
+    use pipetape_store::Peek;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("o.ptape");
+    write_log(&p, 9000, small_frames(), true);
+    let wanted = |b: &Body| match b {
+        Body::PodLog(l) => l.namespace == "ns-3" && l.pod.starts_with("api-1"),
+        Body::StepOutput(o) => o.stage == "infra",
+        _ => false,
+    };
+    let keep = |p: &Peek<'_>| match *p {
+        Peek::PodLog { namespace, pod, .. } => namespace == b"ns-3" && pod.starts_with(b"api-1"),
+        Peek::StepOutput { stage, .. } => stage == b"infra",
+        Peek::Other => false,
+    };
+    let check = |p: &Path| {
+        let r = LogReader::open(p, Recovery::Tolerant).unwrap();
+        let mut all = r.records_in(&[1], 0);
+        let expected: Vec<Record> = all
+            .by_ref()
+            .map(Result::unwrap)
+            .filter(|r| wanted(&r.body))
+            .collect();
+        let mut only = r.records_in(&[1], 0).only(keep);
+        let got: Vec<Record> = only.by_ref().map(Result::unwrap).collect();
+        // Same records, with their seq and times, and the same damage met.
+        assert_eq!(got, expected);
+        assert_eq!(only.damage(), all.damage());
+        got.len()
+    };
+    let n = check(&p);
+    assert!(n > 3000, "{n}");
+    // With a damaged bulk section, both skip the same records and report the same damage.
+    let r = LogReader::open(&p, Recovery::Strict).unwrap();
+    let victim = r.frames()[r.frames().len() / 3];
+    drop(r);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let at = victim.offset as usize;
+    let hb: [u8; FRAME_HEADER_LEN] = bytes[at..at + FRAME_HEADER_LEN].try_into().unwrap();
+    let fh = FrameHeader::decode(&hb).unwrap();
+    bytes[at + FRAME_HEADER_LEN + fh.lane_offset(1) as usize + 4] ^= 0xff;
+    std::fs::write(&p, &bytes).unwrap();
+    assert!(check(&p) < n);
+}

@@ -11,7 +11,7 @@ use pipetape_store::store::{looks_like_path, Store};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use pipetape_store::model::Body;
+use pipetape_store::Peek;
 
 use crate::analysis::diff::{self, BaselineRun, Report, Thresholds};
 use crate::analysis::metrics::{metrics_for, metrics_of_log, MetricSet};
@@ -532,13 +532,19 @@ fn read_bulk(
     if steps.is_empty() && namespaces.is_empty() {
         return Ok(None);
     }
-    let keep = |b: &Body| match b {
-        Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
-        Body::PodLog(l) => namespaces.contains(&l.namespace),
-        _ => false,
+    let step_wanted = |stage: &[u8], step: &[u8]| {
+        steps
+            .iter()
+            .any(|(a, b)| a.as_bytes() == stage && b.as_bytes() == step)
     };
-    let keep_steps = |b: &Body| match b {
-        Body::StepOutput(o) => steps.contains(&(o.stage.clone(), o.step.clone())),
+    let ns_bytes: HashSet<&[u8]> = namespaces.iter().map(|n| n.as_bytes()).collect();
+    let keep = |p: &Peek<'_>| match *p {
+        Peek::StepOutput { stage, step } => step_wanted(stage, step),
+        Peek::PodLog { namespace, .. } => ns_bytes.contains(namespace),
+        Peek::Other => false,
+    };
+    let keep_steps = |p: &Peek<'_>| match *p {
+        Peek::StepOutput { stage, step } => step_wanted(stage, step),
         _ => false,
     };
     let mut base_log = selected.runs.first().and_then(|b| b.log.clone());
