@@ -586,7 +586,7 @@ impl<'a> Records<'a> {
     /// decoded: the others cost a walk over their bytes, not a decode (no allocation). For
     /// reading a few streams' lines out of a bulk lane of millions.
     pub fn only(mut self, keep: impl Fn(&Peek<'_>) -> bool + 'a) -> Records<'a> {
-        let keep: Arc<dyn Fn(&Peek<'_>) -> bool + 'a> = Arc::new(keep);
+        let keep: Keep<'a> = Arc::new(keep);
         for l in &mut self.lanes {
             l.keep = Some(Arc::clone(&keep));
         }
@@ -629,6 +629,9 @@ impl Iterator for Records<'_> {
     }
 }
 
+/// A filter of records, shared by the lanes of a [`Records`].
+type Keep<'a> = Arc<dyn Fn(&Peek<'_>) -> bool + 'a>;
+
 /// The records of one lane, in order.
 pub struct LaneIter<'a> {
     reader: &'a LogReader,
@@ -641,7 +644,7 @@ pub struct LaneIter<'a> {
     /// The next entry of `wanted`.
     want_at: usize,
     /// Records to decode ([`Records::only`]); the rest are walked over.
-    keep: Option<Arc<dyn Fn(&Peek<'_>) -> bool + 'a>>,
+    keep: Option<Keep<'a>>,
     lane: usize,
     min_mono: u64,
     sections: Sections,
