@@ -54,6 +54,17 @@ fn write_log(path: &Path, n: u64, opts: WriterOptions, close: bool) -> Vec<Recor
     out
 }
 
+/// Flips a byte inside the bulk section of the frame at byte `offset` of the log at `p`.
+fn corrupt_bulk_section(p: &Path, offset: u64) {
+    let mut bytes = std::fs::read(p).unwrap();
+    let at = offset as usize;
+    let hb: [u8; FRAME_HEADER_LEN] = bytes[at..at + FRAME_HEADER_LEN].try_into().unwrap();
+    let fh = FrameHeader::decode(&hb).unwrap();
+    assert!(fh.lane_len[1] > 8, "the frame has a bulk section");
+    bytes[at + FRAME_HEADER_LEN + fh.lane_offset(1) as usize + 4] ^= 0xff;
+    std::fs::write(p, &bytes).unwrap();
+}
+
 fn small_frames() -> WriterOptions {
     WriterOptions {
         frame_bytes: 2048,
@@ -231,13 +242,7 @@ fn kind_counts_agree_with_decoding_every_record() {
     // A corrupt bulk section.
     let victim = r.frames()[r.frames().len() / 2];
     drop(r);
-    let mut bytes = std::fs::read(&p).unwrap();
-    let at = victim.offset as usize;
-    let hb: [u8; FRAME_HEADER_LEN] = bytes[at..at + FRAME_HEADER_LEN].try_into().unwrap();
-    let fh = FrameHeader::decode(&hb).unwrap();
-    assert!(fh.lane_len[1] > 8, "the frame has a bulk section");
-    bytes[at + FRAME_HEADER_LEN + fh.lane_offset(1) as usize + 4] ^= 0xff;
-    std::fs::write(&p, &bytes).unwrap();
+    corrupt_bulk_section(&p, victim.offset);
     let tol = LogReader::open(&p, Recovery::Tolerant).unwrap();
     let counted = tol.kind_counts(1).unwrap();
     let mut it = tol.records_in(&[1], 0);
@@ -425,11 +430,6 @@ fn records_only_decodes_what_the_peek_keeps() {
     let r = LogReader::open(&p, Recovery::Strict).unwrap();
     let victim = r.frames()[r.frames().len() / 3];
     drop(r);
-    let mut bytes = std::fs::read(&p).unwrap();
-    let at = victim.offset as usize;
-    let hb: [u8; FRAME_HEADER_LEN] = bytes[at..at + FRAME_HEADER_LEN].try_into().unwrap();
-    let fh = FrameHeader::decode(&hb).unwrap();
-    bytes[at + FRAME_HEADER_LEN + fh.lane_offset(1) as usize + 4] ^= 0xff;
-    std::fs::write(&p, &bytes).unwrap();
+    corrupt_bulk_section(&p, victim.offset);
     assert!(check(&p) < n);
 }
