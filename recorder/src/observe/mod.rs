@@ -36,8 +36,8 @@ use kube::runtime::WatchStreamExt;
 use kube::{Client, Config};
 use pipetape_store::mask::{LineState, Masker};
 use pipetape_store::model::{
-    Action, ApiResources, ClusterContact, HelmRelease, KubeEvent, Level, Note, ObjectObserved,
-    ObjectRef, WatchGap, WatchSync,
+    Action, ApiResources, ClusterContact, HelmRelease, Level, Note, ObjectObserved, WatchGap,
+    WatchSync,
 };
 use pipetape_store::{Body, LogAppender, Source};
 use serde_json::Value;
@@ -68,6 +68,7 @@ pub struct ObserveOptions {
 }
 
 mod abort;
+mod event;
 mod gates;
 mod helm;
 mod logs;
@@ -75,6 +76,7 @@ mod shared;
 mod watch;
 
 pub use abort::*;
+use event::EventObject;
 pub use gates::*;
 pub use helm::*;
 use logs::*;
@@ -328,10 +330,24 @@ async fn run(
                             .expect("stats lock")
                             .resources
                             .push(key.clone());
-                        let apis = apis(&client, &ar, &caps, &opts.namespaces);
-                        // One watch of every namespace: its objects are kept for the gates
-                        // (not Events: nothing waits on them, and they are most of the traffic).
-                        let keep = apis.len() == 1 && !(ar.group.is_empty() && ar.kind == "Event");
+                        // Events are most of the traffic and nothing waits on them: decoded
+                        // into what is recorded, and kept in no store.
+                        if ar.group.is_empty() && ar.kind == "Event" {
+                            for api in apis::<EventObject>(&client, &ar, &caps, &opts.namespaces) {
+                                tasks.push(tokio::spawn(watch_resource(
+                                    api,
+                                    ar.clone(),
+                                    key.clone(),
+                                    state.clone(),
+                                    None,
+                                    stop.clone(),
+                                )));
+                            }
+                            continue;
+                        }
+                        let apis = apis::<DynamicObject>(&client, &ar, &caps, &opts.namespaces);
+                        // One watch of every namespace: its objects are kept for the gates.
+                        let keep = apis.len() == 1;
                         for api in apis {
                             tasks.push(tokio::spawn(watch_resource(
                                 api,
@@ -403,12 +419,12 @@ fn wanted(ar: &ApiResource, extra: &[String]) -> bool {
             .any(|x| x == &resource_key(ar) || x.eq_ignore_ascii_case(&ar.plural) || x == &ar.kind)
 }
 
-fn apis(
+fn apis<K: Observed>(
     client: &Client,
     ar: &ApiResource,
     caps: &ApiCapabilities,
     namespaces: &[String],
-) -> Vec<Api<DynamicObject>> {
+) -> Vec<Api<K>> {
     if caps.scope == Scope::Namespaced && !namespaces.is_empty() {
         namespaces
             .iter()

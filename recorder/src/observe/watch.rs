@@ -22,8 +22,59 @@ pub(crate) fn describe(e: &watcher::Error) -> (String, bool) {
     }
 }
 
-pub(crate) async fn watch_resource(
-    api: Api<DynamicObject>,
+/// What a watcher decodes each object of its resource into, and how a change of one is
+/// recorded: [`DynamicObject`] for every kind but core/v1 Events, which decode straight into
+/// what is recorded of them ([`EventObject`]).
+pub(crate) trait Observed:
+    kube::Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// Applies a watch event to the gates' store of the resource.
+    fn reflect(r: &mut Reflect, ev: &Event<Self>);
+
+    /// Records one change of `o` (not a duplicate): `m` is its identity and what happened.
+    fn record(
+        s: &Arc<Shared>,
+        ar: &ApiResource,
+        m: ObservedMeta,
+        o: Self,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl Observed for DynamicObject {
+    fn reflect(r: &mut Reflect, ev: &Event<Self>) {
+        r.apply(ev);
+    }
+
+    fn record(
+        s: &Arc<Shared>,
+        ar: &ApiResource,
+        m: ObservedMeta,
+        o: Self,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        record_dynamic(s, ar, m, o)
+    }
+}
+
+impl Observed for EventObject {
+    /// Events have no store: nothing waits on them.
+    fn reflect(_: &mut Reflect, _: &Event<Self>) {}
+
+    async fn record(s: &Arc<Shared>, _: &ApiResource, m: ObservedMeta, o: Self) {
+        // A deleted Event is an Event that expired: nothing to record.
+        if m.action != Action::Deleted {
+            record(s, Source::Watch, o.into_recorded(m.ns, m.name, m.uid, m.rv)).await;
+        }
+    }
+}
+
+pub(crate) async fn watch_resource<K: Observed>(
+    api: Api<K>,
     ar: ApiResource,
     key: String,
     s: Arc<Shared>,
@@ -46,7 +97,7 @@ pub(crate) async fn watch_resource(
         };
         let Some(ev) = next else { break };
         if let (Some(r), Ok(e)) = (reflect.as_mut(), &ev) {
-            r.apply(e);
+            K::reflect(r, e);
         }
         let changed = matches!(ev, Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone));
         match ev {
@@ -59,7 +110,7 @@ pub(crate) async fn watch_resource(
             }
             Ok(Event::InitApply(o)) => {
                 items += 1;
-                if let (Some(seen), Some(uid)) = (relist.as_mut(), o.metadata.uid.clone()) {
+                if let (Some(seen), Some(uid)) = (relist.as_mut(), o.meta().uid.clone()) {
                     seen.insert(uid);
                 }
                 apply(&s, &ar, &mut known, o, false).await;
@@ -160,17 +211,18 @@ pub(crate) async fn watch_resource(
 pub(crate) type Known = (String, String, String);
 
 /// Records an object change unless it is a duplicate.
-pub(crate) async fn apply(
+pub(crate) async fn apply<K: Observed>(
     s: &Arc<Shared>,
     ar: &ApiResource,
     known: &mut HashMap<String, Known>,
-    o: DynamicObject,
+    o: K,
     deleted: bool,
 ) {
-    let uid = o.metadata.uid.clone().unwrap_or_default();
-    let rv = o.metadata.resource_version.clone().unwrap_or_default();
-    let ns = o.metadata.namespace.clone().unwrap_or_default();
-    let name = o.metadata.name.clone().unwrap_or_default();
+    let md = o.meta();
+    let uid = md.uid.clone().unwrap_or_default();
+    let rv = md.resource_version.clone().unwrap_or_default();
+    let ns = md.namespace.clone().unwrap_or_default();
+    let name = md.name.clone().unwrap_or_default();
     let action = if deleted {
         known.remove(&uid);
         Action::Deleted
@@ -184,20 +236,26 @@ pub(crate) async fn apply(
             None => Action::Added,
         }
     };
-    let mut o = o;
+    let m = ObservedMeta {
+        action,
+        ns,
+        name,
+        uid,
+        rv,
+    };
+    K::record(s, ar, m, o).await;
+}
+
+/// Records a change of an object of any kind but Event: the object as JSON, its secrets
+/// masked, a Secret's values and a Helm ConfigMap's data dropped.
+async fn record_dynamic(s: &Arc<Shared>, ar: &ApiResource, m: ObservedMeta, mut o: DynamicObject) {
+    let deleted = m.action == Action::Deleted;
     o.metadata.managed_fields = None;
     if o.types.is_none() {
         o.types = Some(kube::api::TypeMeta {
             api_version: ar.api_version.clone(),
             kind: ar.kind.clone(),
         });
-    }
-    // Events are most of what a busy cluster says: recorded straight from the parsed object.
-    if ar.group.is_empty() && ar.kind == "Event" {
-        if !deleted {
-            record(s, Source::Watch, event_of_parts(&o.metadata, &o.data)).await;
-        }
-        return;
     }
     // Secrets in objects: kubectl's last-applied copy of the object, secret-named env values,
     // and Helm releases stored in ConfigMaps (values and manifest).
@@ -219,7 +277,7 @@ pub(crate) async fn apply(
     }
     if ar.group.is_empty() && ar.kind == "Pod" && !deleted {
         if let Some(l) = &s.logs {
-            l.pod(&s.out, &ns, &name, &o.data);
+            l.pod(&s.out, &m.ns, &m.name, &o.data);
         }
     }
     let needs_value = s.abort.is_some() || (ar.group.is_empty() && ar.kind == "Secret");
@@ -232,14 +290,7 @@ pub(crate) async fn apply(
             Cow::Owned(m) => m,
             Cow::Borrowed(_) => object,
         };
-        let observed = ObservedMeta {
-            action,
-            ns,
-            name,
-            uid,
-            rv,
-        };
-        record_object(s, ar, observed, object).await;
+        record_object(s, ar, m, object).await;
         return;
     }
     let mut v = match serde_json::to_value(&o) {
@@ -264,20 +315,13 @@ pub(crate) async fn apply(
         }
         strip_secret(&mut v);
     }
-    let observed = ObservedMeta {
-        action,
-        ns,
-        name,
-        uid,
-        rv,
-    };
     let mut object = v.to_string();
     keep_subsecond_times(&o.metadata, &mut object);
     let object = match s.masker.mask(&object) {
         Cow::Owned(m) => m,
         Cow::Borrowed(_) => object,
     };
-    record_object(s, ar, observed, object).await;
+    record_object(s, ar, m, object).await;
 }
 
 /// Identity and action of one observed object version.

@@ -37,11 +37,13 @@ pub(super) fn watch(
             .filter(|r| !r.is_empty() && *r != "0")
             .and_then(|r| r.parse::<u64>().ok());
     if resume.is_some() && ctx.faults.gone_on_resume {
-        let ev = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": "too old resource version: the replay server was told to expire every resume (--fault-gone-on-resume)", "reason": "Expired", "code": 410}});
-        let mut b = serde_json::to_vec(&ev).unwrap_or_default();
-        b.push(b'\n');
-        return full(StatusCode::OK, "application/json", b);
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "too old resource version: the replay server was told to expire every resume (--fault-gone-on-resume)", "reason": "Expired", "code": 410});
+        return full(
+            StatusCode::OK,
+            "application/json",
+            line("ERROR", &status).to_vec(),
+        );
     }
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let send_initial = resume.is_none();
@@ -84,10 +86,7 @@ pub(super) fn watch(
             } else {
                 obj.clone()
             };
-            let mut b =
-                serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-            b.push(b'\n');
-            Bytes::from(b)
+            line(kind, &object)
         };
         let now = ctx.now();
         let mut pos = resume.unwrap_or_else(|| ctx.state.rv_at(now));
@@ -212,8 +211,24 @@ pub(super) fn bookmark(
     if let Some(a) = annotations {
         meta["annotations"] = a;
     }
-    let mut b = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version, "metadata": meta}}))
-        .unwrap_or_default();
+    line(
+        "BOOKMARK",
+        &json!({"kind": kind, "apiVersion": api_version, "metadata": meta}),
+    )
+}
+
+/// One line of a watch stream: `{"type":…,"object":…}` and a newline, the type first as the
+/// API server writes it. A client can then decode the object as it reads it; with the object
+/// first (a JSON map's sorted keys), serde-based clients such as kube-rs buffer the whole
+/// object before they know what it is.
+pub(super) fn line(kind: &str, object: &Value) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a Value,
+    }
+    let mut b = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
     b.push(b'\n');
     Bytes::from(b)
 }

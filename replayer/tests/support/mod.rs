@@ -164,6 +164,12 @@ pub fn watch(
                 if t.starts_with('{') || !pending.is_empty() {
                     pending.push_str(t);
                     if let Ok(v) = serde_json::from_str::<Value>(&pending) {
+                        // The type before the object, as the API server writes them: clients
+                        // that decode as they read (kube-rs) need the type first.
+                        assert!(
+                            pending.starts_with(r#"{"type":"#),
+                            "a watch line that does not start with its type: {pending}"
+                        );
                         events.push(v);
                         pending.clear();
                     }
