@@ -38,6 +38,25 @@ pub(crate) struct EventObject {
     last_timestamp: Option<String>,
     #[serde(default)]
     source: Option<EventSource>,
+    // Written through events.k8s.io/v1 (the scheduler, most controllers), an Event's core/v1
+    // view has null first/last timestamps and no count: these hold its times and count.
+    #[serde(default, deserialize_with = "text")]
+    event_time: Option<String>,
+    #[serde(default)]
+    series: Option<Series>,
+    #[serde(default, deserialize_with = "text")]
+    reporting_component: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    reporting_instance: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Series {
+    #[serde(default, deserialize_with = "number")]
+    count: Option<u64>,
+    #[serde(default, deserialize_with = "text")]
+    last_observed_time: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -107,8 +126,10 @@ fn identity<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
 
 impl EventObject {
     /// What is recorded of the Event; `namespace`, `name`, `uid` and `resource_version` are
-    /// the ones the watcher took from its metadata. A missing count is 1, as before the API
-    /// had counts.
+    /// the ones the watcher took from its metadata. An Event written through events.k8s.io
+    /// has its times and count there (`eventTime`, `series`) and its reporter in
+    /// `reportingComponent`/`reportingInstance`: used where the core/v1 fields are empty, as
+    /// the importer reads Events. A count found nowhere is 1.
     pub(crate) fn into_recorded(
         self,
         namespace: String,
@@ -118,6 +139,20 @@ impl EventObject {
     ) -> KubeEvent {
         let i = self.involved_object.unwrap_or_default();
         let src = self.source.unwrap_or_default();
+        let series = self.series.unwrap_or_default();
+        let first_of = |xs: [Option<String>; 4]| {
+            xs.into_iter()
+                .flatten()
+                .find(|x| !x.is_empty())
+                .unwrap_or_default()
+        };
+        let last = first_of([
+            self.last_timestamp,
+            series.last_observed_time,
+            self.event_time.clone(),
+            self.first_timestamp.clone(),
+        ]);
+        let first = first_of([self.first_timestamp, self.event_time, None, None]);
         KubeEvent {
             namespace,
             name,
@@ -134,11 +169,15 @@ impl EventObject {
                 uid: i.uid.unwrap_or_default(),
                 field_path: i.field_path.unwrap_or_default(),
             },
-            count: self.count.unwrap_or(1) as u32,
-            first_timestamp: self.first_timestamp.unwrap_or_default(),
-            last_timestamp: self.last_timestamp.unwrap_or_default(),
-            source_component: src.component.unwrap_or_default(),
-            source_host: src.host.unwrap_or_default(),
+            count: self.count.or(series.count).unwrap_or(1) as u32,
+            first_timestamp: if first.is_empty() {
+                last.clone()
+            } else {
+                first
+            },
+            last_timestamp: last,
+            source_component: first_of([src.component, self.reporting_component, None, None]),
+            source_host: first_of([src.host, self.reporting_instance, None, None]),
         }
     }
 }
@@ -175,8 +214,8 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    /// What the recorder kept of an Event when it decoded every object as a JSON value: each
-    /// field looked up by pointer, "" when absent or not a string, a count of 1 when absent.
+    /// An Event read by JSON-pointer lookups in the object: "" when absent or not a string,
+    /// the first non-empty of each list of places, a count of 1 when absent.
     fn by_lookup(v: &Value) -> KubeEvent {
         let s = |p: &str| {
             v.pointer(p)
@@ -184,6 +223,19 @@ mod tests {
                 .unwrap_or_default()
                 .to_string()
         };
+        let first_of = |ps: &[&str]| {
+            ps.iter()
+                .map(|p| s(p))
+                .find(|x| !x.is_empty())
+                .unwrap_or_default()
+        };
+        let last = first_of(&[
+            "/lastTimestamp",
+            "/series/lastObservedTime",
+            "/eventTime",
+            "/firstTimestamp",
+        ]);
+        let first = first_of(&["/firstTimestamp", "/eventTime"]);
         KubeEvent {
             namespace: s("/metadata/namespace"),
             name: s("/metadata/name"),
@@ -200,11 +252,18 @@ mod tests {
                 uid: s("/involvedObject/uid"),
                 field_path: s("/involvedObject/fieldPath"),
             },
-            count: v.pointer("/count").and_then(Value::as_u64).unwrap_or(1) as u32,
-            first_timestamp: s("/firstTimestamp"),
-            last_timestamp: s("/lastTimestamp"),
-            source_component: s("/source/component"),
-            source_host: s("/source/host"),
+            count: ["/count", "/series/count"]
+                .iter()
+                .find_map(|p| v.pointer(p).and_then(Value::as_u64))
+                .unwrap_or(1) as u32,
+            first_timestamp: if first.is_empty() {
+                last.clone()
+            } else {
+                first
+            },
+            last_timestamp: last,
+            source_component: first_of(&["/source/component", "/reportingComponent"]),
+            source_host: first_of(&["/source/host", "/reportingInstance"]),
         }
     }
 
@@ -235,6 +294,15 @@ mod tests {
             let got = decoded(item);
             assert_eq!(got, by_lookup(item), "{item}");
             assert!(!got.reason.is_empty() && !got.involved.name.is_empty());
+            // Written through events.k8s.io (null timestamps in this view): dated by eventTime.
+            if item["firstTimestamp"].is_null() {
+                assert_eq!(got.first_timestamp, item["eventTime"].as_str().unwrap());
+                assert_eq!(got.last_timestamp, got.first_timestamp);
+                assert_eq!(
+                    got.source_component,
+                    item["reportingComponent"].as_str().unwrap()
+                );
+            }
         }
     }
 
@@ -260,5 +328,10 @@ mod tests {
         assert_eq!((warning.count, warning.type_.as_str()), (12, "Warning"));
         assert_eq!(warning.source_host, "n");
         assert_eq!(decoded(&json!({})).count, 1);
+        let series = decoded(&json!({"eventTime": "2026-12-01T10:00:00.000001Z",
+            "series": {"count": 4, "lastObservedTime": "2026-12-01T10:03:00.000002Z"}}));
+        assert_eq!(series.count, 4);
+        assert_eq!(series.first_timestamp, "2026-12-01T10:00:00.000001Z");
+        assert_eq!(series.last_timestamp, "2026-12-01T10:03:00.000002Z");
     }
 }
