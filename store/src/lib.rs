@@ -20,6 +20,7 @@ pub mod readiness;
 pub mod remote;
 pub mod retention;
 pub mod store;
+pub mod streams;
 pub mod time;
 pub mod trace;
 mod wire;

@@ -108,6 +108,8 @@ pub struct LogReader {
     len: u64,
     header: Header,
     frames: Arc<[IndexEntry]>,
+    /// The stream table of a closed log that has one (and why one present is not used).
+    streams: Result<Option<Arc<crate::streams::StreamTable>>, String>,
     damage: Vec<Damage>,
     closed: bool,
     recovery: Recovery,
@@ -143,6 +145,7 @@ impl LogReader {
             len,
             header,
             frames: Arc::from([]),
+            streams: Ok(None),
             damage: Vec::new(),
             closed: false,
             recovery,
@@ -193,6 +196,19 @@ impl LogReader {
     /// The records frames, in file order.
     pub fn frames(&self) -> &[IndexEntry] {
         &self.frames
+    }
+
+    /// Which frames hold each bulk stream's lines, when the log's writer closed it with a
+    /// stream table (logs by versions before the table, and logs never closed, have none: read
+    /// the bulk lane to find a stream's lines).
+    pub fn streams(&self) -> Option<&Arc<crate::streams::StreamTable>> {
+        self.streams.as_ref().ok().and_then(|t| t.as_ref())
+    }
+
+    /// Why the log's stream table is not used, when it has one that is damaged (nothing is lost:
+    /// the bulk lane holds every line).
+    pub fn stream_table_error(&self) -> Option<&str> {
+        self.streams.as_ref().err().map(String::as_str)
     }
 
     /// Damage found while opening (more may be found while decoding; see [`Records::damage`]).
@@ -381,6 +397,22 @@ impl LogReader {
                 return false;
             }
             prev_end = e.offset + FRAME_HEADER_LEN as u64;
+        }
+        // The stream table, in the bulk section; a damaged one is set aside.
+        if fh.lane_len[1] > 0 {
+            let at = off + FRAME_HEADER_LEN as u64 + u64::from(fh.lane_len[0]);
+            let mut table = vec![0u8; fh.lane_len[1] as usize];
+            self.streams = if read_at(&self.file, &mut table, at).is_err() {
+                Err(format!("the stream table at byte {at} cannot be read"))
+            } else if crc32fast::hash(&table) != fh.lane_crc[1] {
+                Err(format!(
+                    "the stream table at byte {at} fails its checksum"
+                ))
+            } else {
+                crate::streams::decode(&table, entries.len())
+                    .map(|t| Some(Arc::new(t)))
+                    .map_err(|e| format!("the stream table at byte {at}: {e}"))
+            };
         }
         self.frames = entries.into();
         self.closed = true;

@@ -298,6 +298,55 @@ impl<'a> Cursor<'a> {
         Ok((dseq, dmono, peek))
     }
 
+    /// From just after a record's `dmono`: the bulk stream a `pod_log` or `step_output` record
+    /// belongs to and its line's length, or `None` for other kinds (and for a bulk record
+    /// without its names, which no stream of the table can claim).
+    pub(crate) fn bulk_stream(&mut self) -> R<Option<(crate::streams::StreamRef<'a>, usize)>> {
+        use crate::streams::StreamRef;
+        self.skip()?;
+        self.skip()?;
+        let text = |b: &'a [u8]| std::str::from_utf8(b).map_err(|_| "a name is not UTF-8");
+        let kind = self.str_bytes()?;
+        let (mut names, mut line, mut previous): ([Option<&'a [u8]>; 3], usize, bool) =
+            ([None; 3], 0, false);
+        let fields: [&[u8]; 3] = match kind {
+            b"pod_log" => [b"namespace", b"pod", b"container"],
+            b"step_output" => [b"stage", b"step", b""],
+            _ => return Ok(None),
+        };
+        for _ in 0..self.map_len()? {
+            let k = self.str_bytes()?;
+            if k == b"line" {
+                line = self.str_bytes()?.len();
+            } else if k == b"previous" {
+                previous = self.bool()?;
+            } else if let Some(i) = fields.iter().position(|f| !f.is_empty() && *f == k) {
+                names[i] = Some(self.str_bytes()?);
+            } else {
+                self.skip()?;
+            }
+        }
+        Ok(match (kind, names) {
+            (b"pod_log", [Some(namespace), Some(pod), Some(container)]) => Some((
+                StreamRef::Pod {
+                    namespace: text(namespace)?,
+                    pod: text(pod)?,
+                    container: text(container)?,
+                    previous,
+                },
+                line,
+            )),
+            (b"step_output", [Some(stage), Some(step), _]) => Some((
+                StreamRef::Step {
+                    stage: text(stage)?,
+                    step: text(step)?,
+                },
+                line,
+            )),
+            _ => None,
+        })
+    }
+
     /// Decodes one record `[dseq, dmono, dwall, source, kind, body, ...]`.
     pub(crate) fn record(&mut self) -> R<WireIn> {
         let n = self.array_len()?;

@@ -146,6 +146,8 @@ pub struct LogWriter<F: LogFile = File> {
     next_seq: u64,
     last_mono: u64,
     index: Vec<IndexEntry>,
+    /// Which frames hold each bulk stream's lines (the index frame's bulk section at close).
+    streams: crate::streams::StreamTally,
     last_sync_at: Instant,
     unsynced: bool,
     appends_since_clock: u32,
@@ -256,6 +258,7 @@ impl<F: LogFile> LogWriter<F> {
             next_seq: 0,
             last_mono: 0,
             index: Vec::new(),
+            streams: Default::default(),
             last_sync_at: now,
             unsynced: false,
             appends_since_clock: 0,
@@ -326,12 +329,34 @@ impl<F: LogFile> LogWriter<F> {
             )));
         }
         let lane = rec.body.lane();
-        let tally = match rec.body {
-            Body::PodLog(_) => Tally::PodLog,
-            Body::StepOutput(_) => Tally::StepOutput,
-            _ => Tally::Other,
+        use crate::streams::StreamRef;
+        let (tally, stream) = match &rec.body {
+            Body::PodLog(l) => (
+                Tally::PodLog,
+                Some((
+                    self.streams.id(StreamRef::Pod {
+                        namespace: &l.namespace,
+                        pod: &l.pod,
+                        container: &l.container,
+                        previous: l.previous,
+                    }),
+                    l.line.len(),
+                )),
+            ),
+            Body::StepOutput(o) => (
+                Tally::StepOutput,
+                Some((
+                    self.streams.id(StreamRef::Step {
+                        stage: &o.stage,
+                        step: &o.step,
+                    }),
+                    o.line.len(),
+                )),
+            ),
+            _ => (Tally::Other, None),
         };
-        self.push_record(rec.seq, rec.wall_ns, rec.mono_ns, lane, tally, |out, d| {
+        let at = (rec.seq, rec.wall_ns, rec.mono_ns);
+        self.push_record(at, lane, tally, stream, |out, d| {
             let wire = WireOut {
                 dseq: d.dseq,
                 dmono: d.dmono,
@@ -345,14 +370,14 @@ impl<F: LogFile> LogWriter<F> {
     }
 
     /// Encodes one record into its lane's pending section and does the bookkeeping shared by
-    /// every kind of append: deltas, counters, cutting the frame when it is full.
+    /// every kind of append: deltas, counters, the stream table (`stream`: a bulk record's
+    /// stream id and line length), cutting the frame when it is full.
     fn push_record(
         &mut self,
-        seq: u64,
-        wall_ns: i64,
-        mono_ns: u64,
+        (seq, wall_ns, mono_ns): (u64, i64, u64),
         lane: u8,
         tally: Tally,
+        stream: Option<(u32, usize)>,
         encode: impl FnOnce(&mut Vec<u8>, Deltas) -> std::result::Result<(), String>,
     ) -> Result<()> {
         if self.closed {
@@ -386,6 +411,9 @@ impl<F: LogFile> LogWriter<F> {
         lane.last_seq = seq;
         lane.last_mono = mono_ns;
         let added = lane.pending.len() - before;
+        if let Some((id, bytes)) = stream {
+            self.streams.note(id, bytes);
+        }
         self.frame_count += 1;
         self.frame_max_mono = mono_ns;
         self.last_mono = mono_ns;
@@ -472,6 +500,15 @@ impl<F: LogFile> LogWriter<F> {
                 };
                 seq = seq.wrapping_add(dseq);
                 mono = mono.wrapping_add(dmono);
+                if l == usize::from(crate::format::LANE_BULK) {
+                    // The stream table is rebuilt for the merged frames.
+                    if let Ok(Some((key, bytes))) =
+                        crate::wire::Cursor::at(plain[l], rest).bulk_stream()
+                    {
+                        let id = self.streams.id(key);
+                        self.streams.note(id, bytes);
+                    }
+                }
                 if k == 0 {
                     let (prev_seq, prev_mono) = if lane.count == 0 {
                         (self.frame_first_seq, self.frame_min_mono)
@@ -636,6 +673,7 @@ impl<F: LogFile> LogWriter<F> {
             lane.pending.clear();
             lane.count = 0;
         }
+        self.streams.commit(self.index.len() as u32);
         self.index.push(IndexEntry {
             offset,
             flags,
@@ -654,6 +692,7 @@ impl<F: LogFile> LogWriter<F> {
 
     fn drop_pending(&mut self) {
         self.stats.dropped_records += u64::from(self.frame_count);
+        self.streams.drop_pending();
         for lane in &mut self.lanes {
             lane.pending.clear();
             lane.count = 0;
@@ -701,6 +740,13 @@ impl<F: LogFile> LogWriter<F> {
             }
         }
         let payload = crate::index::encode(&self.index);
+        // The stream table rides in the index frame's bulk section (readers before it ignore
+        // that section).
+        let table = self
+            .streams
+            .table()
+            .map(|t| crate::streams::encode(&t))
+            .unwrap_or_default();
         let fh = FrameHeader {
             kind: FrameKind::Index as u8,
             flags: 1,
@@ -709,11 +755,19 @@ impl<F: LogFile> LogWriter<F> {
             first_seq: self.next_seq,
             min_mono_ns: self.last_mono,
             max_mono_ns: self.last_mono,
-            lane_len: [payload.len() as u32, 0],
-            lane_crc: [crc32fast::hash(&payload), 0],
+            lane_len: [payload.len() as u32, table.len() as u32],
+            lane_crc: [
+                crc32fast::hash(&payload),
+                if table.is_empty() {
+                    0
+                } else {
+                    crc32fast::hash(&table)
+                },
+            ],
         };
         let index_offset = self.stats.file_bytes;
         self.out = payload;
+        self.out.extend_from_slice(&table);
         self.write_frame(&fh)?;
         let trailer = encode_trailer(index_offset);
         self.file

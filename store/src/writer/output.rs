@@ -115,15 +115,18 @@ impl<F: LogFile> LogWriter<F> {
     /// [`StepOutput`]: crate::model::StepOutput
     pub fn append_output(&mut self, batch: &OutputBatch) -> Result<()> {
         let mut first_error = None;
+        let id = self.streams.id(crate::streams::StreamRef::Step {
+            stage: &batch.stage,
+            step: &batch.step,
+        });
         for (wall_ns, mono_ns, line) in batch.iter() {
             let seq = self.next_seq;
             let mono_ns = mono_ns.max(self.last_mono);
             let r = self.push_record(
-                seq,
-                wall_ns,
-                mono_ns,
+                (seq, wall_ns, mono_ns),
                 crate::format::LANE_BULK,
                 Tally::StepOutput,
+                Some((id, line.len())),
                 |out, d| {
                     encode_step_output(out, &d, batch, line);
                     Ok(())
