@@ -98,6 +98,17 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// stays open (a log compacted or removed meanwhile is still read from the file it was).
 pub fn load_lazy(path: &Path) -> Result<Loaded> {
     let reader = std::sync::Arc::new(LogReader::open(path, Recovery::Tolerant)?);
+    if let Some(table) = reader.streams() {
+        // The stream table says where every line is: the bulk lane is not even walked.
+        let mut l = state_of(&reader)?;
+        l.model.attach_streams(&reader, &|_| true);
+        l.model.records += table.streams.iter().map(|e| e.lines()).sum::<u64>();
+        if let Some(f) = reader.frames().last() {
+            let last = (f.first_seq + u64::from(f.record_count)).saturating_sub(1);
+            l.model.last_seq = l.model.last_seq.max(last);
+        }
+        return Ok(l);
+    }
     let mut fold = fold::Fold::leaving_lines_in(std::sync::Arc::clone(&reader));
     let mut it = reader.records();
     for r in it.by_ref() {
@@ -117,7 +128,11 @@ pub fn load_lazy(path: &Path) -> Result<Loaded> {
 /// step output is read or decompressed, so `replay state --at T` costs a small fraction of a
 /// full [`load`].
 pub fn load_state(path: &Path) -> Result<Loaded> {
-    let reader = LogReader::open(path, Recovery::Tolerant)?;
+    state_of(&LogReader::open(path, Recovery::Tolerant)?)
+}
+
+/// [`load_state`] of an open log.
+fn state_of(reader: &LogReader) -> Result<Loaded> {
     let h = *reader.header();
     let mut fold = fold::Fold::new(h.run_id.to_string(), h.created_ns);
     let mut it = reader.records_in(&[pipetape_store::format::LANE_STATE], 0);

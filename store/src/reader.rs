@@ -405,9 +405,7 @@ impl LogReader {
             self.streams = if read_at(&self.file, &mut table, at).is_err() {
                 Err(format!("the stream table at byte {at} cannot be read"))
             } else if crc32fast::hash(&table) != fh.lane_crc[1] {
-                Err(format!(
-                    "the stream table at byte {at} fails its checksum"
-                ))
+                Err(format!("the stream table at byte {at} fails its checksum"))
             } else {
                 crate::streams::decode(&table, entries.len())
                     .map(|t| Some(Arc::new(t)))

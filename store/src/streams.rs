@@ -8,8 +8,9 @@
 //! and `count` entries, each `len:u32` and `len` bytes:
 //! `kind:u8 flags:u8`, the key's strings (`len:u32` + UTF-8 each: namespace, pod, container for
 //! kind 1, pod log; stage, step for kind 2, step output; flags bit 0: a previous instance's log),
-//! `bytes:u64` (line text), `chunks:u32`, then `chunks` × `frame:u32 lines:u32` with frames
-//! increasing. Entries of other kinds are skipped.
+//! `bytes:u64` (line text), `chunks:u32`, then `chunks` varints of frame steps (the first frame
+//! plus one, then each frame minus the one before) and `chunks` varints of line counts.
+//! Entries of other kinds are skipped.
 
 use std::collections::HashMap;
 
@@ -191,9 +192,15 @@ pub fn encode(t: &StreamTable) -> Vec<u8> {
         s.key.as_ref().encode_key(&mut e);
         e.extend_from_slice(&s.bytes.to_le_bytes());
         e.extend_from_slice(&(s.chunks.len() as u32).to_le_bytes());
+        // Two columns of varints: frame deltas (the first from -1), then line counts; both
+        // are mostly one byte, and each column compresses on its own.
+        let mut prev = -1i64;
         for c in &s.chunks {
-            e.extend_from_slice(&c.frame.to_le_bytes());
-            e.extend_from_slice(&c.lines.to_le_bytes());
+            put_varint(&mut e, (i64::from(c.frame) - prev) as u64);
+            prev = i64::from(c.frame);
+        }
+        for c in &s.chunks {
+            put_varint(&mut e, u64::from(c.lines));
         }
         raw.extend_from_slice(&(e.len() as u32).to_le_bytes());
         raw.extend_from_slice(&e);
@@ -232,24 +239,36 @@ pub fn decode(payload: &[u8], frames: usize) -> Result<StreamTable, String> {
         };
         let bytes = e.u64().map_err(at)?;
         let n = e.u32().map_err(at)? as usize;
-        if n > e.b.len() / 8 {
+        if n > e.b.len() / 2 {
             return Err(at(format!("{n} chunks do not fit in its {len} bytes")));
         }
         let mut chunks = Vec::with_capacity(n);
+        let mut frame = -1i64;
         for _ in 0..n {
-            let frame = e.u32().map_err(at)?;
-            let lines = e.u32().map_err(at)?;
+            let d = e.varint().map_err(at)?;
+            if d == 0 || d > frames as u64 {
+                return Err(at(format!("a frame step of {d} (frames must increase)")));
+            }
+            frame += d as i64;
             if frame as usize >= frames {
                 return Err(at(format!(
                     "frame {frame} is past the log's {frames} frames"
                 )));
             }
-            if chunks.last().is_some_and(|p: &Chunk| p.frame >= frame) || lines == 0 {
-                return Err(at(format!(
-                    "chunk (frame {frame}, {lines} lines) is out of order or empty"
-                )));
+            chunks.push(Chunk {
+                frame: frame as u32,
+                lines: 0,
+            });
+        }
+        for c in chunks.iter_mut() {
+            let lines = e.varint().map_err(at)?;
+            if lines == 0 || lines > u64::from(u32::MAX) {
+                return Err(at(format!("{lines} lines in frame {}", c.frame)));
             }
-            chunks.push(Chunk { frame, lines });
+            c.lines = lines as u32;
+        }
+        if e.pos != e.b.len() {
+            return Err(at(format!("{} bytes after its chunks", e.b.len() - e.pos)));
         }
         streams.push(StreamEntry { key, bytes, chunks });
     }
@@ -260,6 +279,15 @@ pub fn decode(payload: &[u8], frames: usize) -> Result<StreamTable, String> {
         ));
     }
     Ok(StreamTable { streams })
+}
+
+/// LEB128: 7 bits a byte, low first, the high bit set on every byte but the last.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 /// A little-endian read position.
@@ -287,6 +315,17 @@ impl<'a> Bytes<'a> {
     }
     fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
+    }
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("a varint longer than 10 bytes".into())
     }
     fn string(&mut self) -> Result<String, String> {
         let n = self.u32()? as usize;
@@ -508,7 +547,11 @@ mod tests {
         });
         assert_ne!(a, b);
         assert_eq!(t.id(pod("app", false)), a);
-        assert_ne!(t.id(pod("app", true)), a, "a previous instance is its own stream");
+        assert_ne!(
+            t.id(pod("app", true)),
+            a,
+            "a previous instance is its own stream"
+        );
         t.note(a, 3);
         t.note(b, 1);
         t.note(a, 4);
@@ -518,7 +561,11 @@ mod tests {
         t.note(b, 2);
         t.commit(2);
         let table = t.table().unwrap();
-        assert_eq!(table.streams.len(), 2, "the previous-instance stream has no lines");
+        assert_eq!(
+            table.streams.len(),
+            2,
+            "the previous-instance stream has no lines"
+        );
         let ea = table.get(pod("app", false)).unwrap();
         assert_eq!(ea.chunks, vec![Chunk { frame: 0, lines: 2 }]);
         assert_eq!(ea.bytes, 7);

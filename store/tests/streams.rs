@@ -331,8 +331,8 @@ fn records_dropped_on_a_full_disk_leave_the_table() {
         retry_buffer_bytes: 4096,
         ..small_frames()
     };
-    let mut w = LogWriter::with_file(f.clone(), "mem.ptape".as_ref(), RunId([8; 8]), 0, opts)
-        .unwrap();
+    let mut w =
+        LogWriter::with_file(f.clone(), "mem.ptape".as_ref(), RunId([8; 8]), 0, opts).unwrap();
     write_mixed(&mut w, 300);
     *f.full.lock().unwrap() = true;
     for i in 0..300 {

@@ -14,6 +14,12 @@ use pipetape_testkit::scenario::BUNDLED;
 use pipetape_testkit::synth::{Synth, SynthOptions};
 
 fn write(path: &Path, start: i64, records: impl IntoIterator<Item = Record>) {
+    write_as(path, start, records, true)
+}
+
+/// `close`: with its index and stream table (lines are found through the table); else as a
+/// recorder killed mid-run leaves it (lines are found by walking the bulk lane).
+fn write_as(path: &Path, start: i64, records: impl IntoIterator<Item = Record>, close: bool) {
     // Small frames and streams: a stream's lines spread over many frames and zstd streams.
     let opts = WriterOptions {
         frame_bytes: 4096,
@@ -24,7 +30,11 @@ fn write(path: &Path, start: i64, records: impl IntoIterator<Item = Record>) {
     for r in records {
         w.append_record(&r).unwrap();
     }
-    w.close().unwrap();
+    if close {
+        w.close().unwrap();
+    } else {
+        w.flush().unwrap();
+    }
 }
 
 fn all(b: &LineBuf) -> Vec<(u64, String, bool)> {
@@ -101,14 +111,25 @@ fn lines_left_in_the_log_read_back_as_folded_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let mut lines = 0;
     for s in BUNDLED {
-        let (records, start) = s.records("r");
-        let p = dir.path().join(format!("{}.ptape", s.name));
-        write(&p, start, records);
-        let eager = load(&p).unwrap().model;
-        let lazy = load_lazy(&p).unwrap().model;
-        lines += assert_same_lines(&eager, &lazy, s.name);
-        assert_eq!(eager.records, lazy.records);
-        assert_eq!(eager.objects.len(), lazy.objects.len());
+        for close in [true, false] {
+            let (records, start) = s.records("r");
+            let p = dir.path().join(format!("{}-{close}.ptape", s.name));
+            write_as(&p, start, records, close);
+            assert_eq!(
+                pipetape_store::LogReader::open(&p, Default::default())
+                    .unwrap()
+                    .streams()
+                    .is_some(),
+                close
+            );
+            let eager = load(&p).unwrap().model;
+            let lazy = load_lazy(&p).unwrap().model;
+            lines += assert_same_lines(&eager, &lazy, s.name);
+            assert_eq!(eager.records, lazy.records);
+            assert_eq!(eager.last_seq, lazy.last_seq);
+            assert_eq!(eager.info.end_ns, lazy.info.end_ns);
+            assert_eq!(eager.objects.len(), lazy.objects.len());
+        }
     }
     assert!(lines > 100, "the scenarios have log lines: {lines}");
 
@@ -117,12 +138,15 @@ fn lines_left_in_the_log_read_back_as_folded_in_memory() {
         ..SynthOptions::default()
     };
     let start = opts.start_wall_ns;
-    let p = dir.path().join("synthetic.ptape");
-    write(&p, start, Synth::new(opts).records("s"));
-    let eager = load(&p).unwrap().model;
-    let lazy = load_lazy(&p).unwrap().model;
-    let n = assert_same_lines(&eager, &lazy, "synthetic");
-    assert!(n > 50_000, "{n}");
+    for close in [true, false] {
+        let p = dir.path().join(format!("synthetic-{close}.ptape"));
+        write_as(&p, start, Synth::new(opts.clone()).records("s"), close);
+        let eager = load(&p).unwrap().model;
+        let lazy = load_lazy(&p).unwrap().model;
+        let n = assert_same_lines(&eager, &lazy, "synthetic");
+        assert!(n > 50_000, "{n}");
+        assert_eq!(eager.records, lazy.records);
+    }
 }
 
 /// Lines left in a log are read from the file that was folded: compacting it in place (a new

@@ -11,6 +11,8 @@ use pipetape_store::store::{looks_like_path, Store};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use pipetape_store::reader::{LogReader, Recovery};
+use pipetape_store::streams::StreamRef;
 use pipetape_store::Peek;
 
 use crate::analysis::diff::{self, BaselineRun, Report, Thresholds};
@@ -538,6 +540,12 @@ fn read_bulk(
             .any(|(a, b)| a.as_bytes() == stage && b.as_bytes() == step)
     };
     let ns_bytes: HashSet<&[u8]> = namespaces.iter().map(|n| n.as_bytes()).collect();
+    let keep_stream = |k: StreamRef<'_>| match k {
+        StreamRef::Pod { namespace, .. } => namespaces.contains(namespace),
+        StreamRef::Step { stage, step } => steps.iter().any(|(a, b)| a == stage && b == step),
+    };
+    let keep_steps_stream =
+        |k: StreamRef<'_>| matches!(k, StreamRef::Step { .. }) && keep_stream(k);
     let keep = |p: &Peek<'_>| match *p {
         Peek::StepOutput { stage, step } => step_wanted(stage, step),
         Peek::PodLog { namespace, .. } => ns_bytes.contains(namespace),
@@ -557,23 +565,54 @@ fn read_bulk(
             Err(e) => warnings.push(format!("baseline log for output diffs: {e}")),
         }
     }
-    // The run's bulk lane and the baseline's are read at once (two cores on a CI runner); a
-    // lone read reads ahead instead.
-    let both = base_log.is_some() && !steps.is_empty();
+    // Logs closed with a stream table: the wanted streams are attached where they are in the
+    // log and nothing is read now; the evidence reads the frames of the lines it quotes.
+    let run_log = std::sync::Arc::new(LogReader::open(req.run, Recovery::Tolerant)?);
+    let run_walk = !model.attach_streams(&run_log, &keep_stream);
+    let base_table = match (&base_log, steps.is_empty()) {
+        (Some(p), false) => match LogReader::open(p, Recovery::Tolerant) {
+            Ok(r) => {
+                let mut m = crate::analysis::fold::RunModel::default();
+                m.attach_streams(&std::sync::Arc::new(r), &keep_steps_stream)
+                    .then_some(Ok(m))
+            }
+            Err(e) => Some(Err(Error::from(e))),
+        },
+        _ => None,
+    };
+    // Otherwise the run's bulk lane and the baseline's are walked at once (two cores on a CI
+    // runner); a lone walk reads ahead instead.
+    let base_walk = base_table.is_none() && base_log.is_some() && !steps.is_empty();
     let (run, base) = std::thread::scope(|sc| {
-        let base = sc.spawn(|| match (&base_log, steps.is_empty()) {
-            (Some(p), false) => {
+        let base = sc.spawn(|| match (&base_log, base_walk) {
+            (Some(p), true) => {
                 let mut m = crate::analysis::fold::RunModel::default();
                 Some(crate::load_bulk(p, &mut m, &keep_steps, false).map(|_| m))
             }
             _ => None,
         });
-        let run = crate::load_bulk(req.run, model, &keep, !both);
-        (run, base.join())
+        let run = if run_walk {
+            crate::load_bulk(req.run, model, &keep, !base_walk).map(|_| ())
+        } else {
+            Ok(())
+        };
+        (run, base.join().map(|b| b.or(base_table)))
     });
     run?;
     match base {
-        Ok(Some(Ok(m))) => Ok(Some(output_lines(&m)?)),
+        Ok(Some(Ok(m))) => match output_lines(&m) {
+            Ok(lines) => Ok(Some(lines)),
+            Err(e) => {
+                report.notes.push(format!(
+                    "baseline log {} unreadable for output diffs: {e}",
+                    base_log
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ));
+                Ok(None)
+            }
+        },
         Ok(Some(Err(e))) => {
             report.notes.push(format!(
                 "baseline log {} unreadable for output diffs: {e}",

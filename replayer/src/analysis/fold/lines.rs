@@ -216,6 +216,43 @@ impl Lines {
         }
     }
 
+    /// A stream's lines left in `log`, where the log's stream table places them: nothing of
+    /// the bulk lane is read until they are asked for.
+    pub(super) fn from_table(
+        log: &Arc<LogReader>,
+        e: &pipetape_store::streams::StreamEntry,
+    ) -> Lines {
+        use pipetape_store::streams::StreamKey as K;
+        let key = match &e.key {
+            K::Pod {
+                namespace,
+                pod,
+                container,
+                previous,
+            } => StreamKey::Pod(LogKey {
+                namespace: namespace.clone(),
+                pod: pod.clone(),
+                container: container.clone(),
+                previous: *previous,
+            }),
+            K::Step { stage, step } => StreamKey::Step(stage.clone(), step.clone()),
+        };
+        Lines(Repr::InLog(Box::new(InLog {
+            log: Arc::clone(log),
+            key,
+            chunks: e
+                .chunks
+                .iter()
+                .map(|c| Chunk {
+                    frame: c.frame,
+                    lines: c.lines,
+                })
+                .collect(),
+            len: e.lines() as usize,
+            bytes: e.bytes as usize,
+        })))
+    }
+
     /// Adds a line: its text when held in memory, where it is when left in the log.
     pub(super) fn push(&mut self, mono: u64, line: &str, stderr: bool, at: Option<At<'_>>) {
         match (&mut self.0, at) {

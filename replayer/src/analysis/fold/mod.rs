@@ -520,6 +520,45 @@ fn stage_name(stage: &str, step: &str) -> String {
 }
 
 impl RunModel {
+    /// Adds the streams of `log`'s stream table that `keep` accepts, their lines left in the
+    /// log (read when asked for, frame by frame), in place of walking the bulk lane. Returns
+    /// false, adding nothing, when the log has no usable table (an unclosed log, a log by a
+    /// version before the table, a damaged table): walk the bulk lane then.
+    pub fn attach_streams(
+        &mut self,
+        log: &Arc<pipetape_store::reader::LogReader>,
+        keep: &dyn Fn(pipetape_store::streams::StreamRef<'_>) -> bool,
+    ) -> bool {
+        use pipetape_store::streams::StreamKey as K;
+        let Some(table) = log.streams() else {
+            return false;
+        };
+        for e in table.streams.iter().filter(|e| keep(e.key.as_ref())) {
+            let lines = Lines::from_table(log, e);
+            match &e.key {
+                K::Pod {
+                    namespace,
+                    pod,
+                    container,
+                    previous,
+                } => {
+                    let key = LogKey {
+                        namespace: namespace.clone(),
+                        pod: pod.clone(),
+                        container: container.clone(),
+                        previous: *previous,
+                    };
+                    self.logs.insert(key, lines);
+                }
+                K::Step { stage, step } => {
+                    self.step_output
+                        .insert((stage.clone(), step.clone()), lines);
+                }
+            }
+        }
+        true
+    }
+
     /// Adds a bulk-lane record (a pod log line, a line of step output) to a model folded
     /// from the state lane alone ([`crate::load_state`]), so evidence can be read from the bulk
     /// lane without folding the state lane again. Other records are ignored; `false` then.
