@@ -324,3 +324,92 @@ fn an_import_ends_compacted_unless_told_not_to() {
     };
     assert_eq!(cat(&small), cat(&live));
 }
+
+/// Rewrites the log's stream table (the index frame's bulk section) as `edit` leaves it, with
+/// right checksums: a table that is well formed but says something else than the records.
+fn rewrite_table(
+    bytes: &[u8],
+    frames: usize,
+    edit: impl FnOnce(&mut pipetape_store::streams::StreamTable),
+) -> Vec<u8> {
+    use pipetape_store::format::FrameHeader;
+    let n = bytes.len();
+    let off = u64::from_le_bytes(bytes[n - 24..n - 16].try_into().unwrap()) as usize;
+    let mut fh = FrameHeader::decode(bytes[off..off + 64].try_into().unwrap()).unwrap();
+    let (l0, l1) = (fh.lane_len[0] as usize, fh.lane_len[1] as usize);
+    let table_at = off + 64 + l0;
+    let mut table =
+        pipetape_store::streams::decode(&bytes[table_at..table_at + l1], frames).unwrap();
+    edit(&mut table);
+    let new = pipetape_store::streams::encode(&table);
+    fh.lane_len[1] = new.len() as u32;
+    fh.lane_crc[1] = crc32(&new);
+    let mut out = bytes[..off].to_vec();
+    out.extend_from_slice(&fh.encode());
+    out.extend_from_slice(&bytes[off + 64..table_at]);
+    out.extend_from_slice(&new);
+    out.extend_from_slice(&bytes[n - 24..]);
+    out
+}
+
+#[test]
+fn verify_checks_the_stream_table_against_the_records() {
+    let e = Env::new();
+    let log = e.synthetic("a.ptape", 20000);
+    let j = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&e.run(&["archive", "verify", s(p), "-o", "json"]).stdout()).unwrap()
+    };
+    let good = j(&log);
+    assert_eq!(good["ok"], true, "{good}");
+    assert_eq!(good["stream_table"], "ok", "{good}");
+    let bytes = std::fs::read(&log).unwrap();
+    // Well formed, right checksums, one line too many in one frame of the first stream.
+    let mut said = String::new();
+    let frames = pipetape_store::LogReader::open(&log, Default::default())
+        .unwrap()
+        .frames()
+        .len();
+    let lying = rewrite_table(&bytes, frames, |t| {
+        let s = &mut t.streams[0];
+        s.chunks[0].lines += 1;
+        said = format!(
+            "its stretch 1 is {} lines in frame {} in the table, {} lines in frame {} in the records",
+            s.chunks[0].lines,
+            s.chunks[0].frame,
+            s.chunks[0].lines - 1,
+            s.chunks[0].frame
+        );
+    });
+    let bad = e.path("lying.ptape");
+    std::fs::write(&bad, &lying).unwrap();
+    let out = e.run(&["archive", "verify", s(&bad)]);
+    assert_eq!(out.code(), 1, "{}", out.stdout());
+    let t = out.stdout();
+    assert!(t.contains("DAMAGED"), "{t}");
+    assert!(
+        t.contains("stream table: the stream table disagrees with the records: "),
+        "{t}"
+    );
+    assert!(t.contains(&said), "{said}\n{t}");
+    // Its bytes damaged: set aside with the offset; every record still reads.
+    let mut flipped = bytes.clone();
+    let n = flipped.len();
+    flipped[n - 24 - 5] ^= 0x20;
+    let bad = e.path("flipped.ptape");
+    std::fs::write(&bad, &flipped).unwrap();
+    let v = j(&bad);
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["stream_table"], "damaged", "{v}");
+    assert!(
+        v["stream_table_problem"]
+            .as_str()
+            .unwrap()
+            .contains("fails its checksum"),
+        "{v}"
+    );
+    assert!(v["damage"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(v["records"], 20000);
+    // Without its table the log still gives every record.
+    let cat = e.run(&["archive", "cat", s(&bad), "-o", "json"]).ok();
+    assert_eq!(cat.lines().count(), 20000);
+}

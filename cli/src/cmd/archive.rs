@@ -345,10 +345,24 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> CmdResult {
     let mut records = 0u64;
     let mut kinds = std::collections::BTreeMap::<&'static str, u64>::new();
     let mut finished = false;
+    // The stream table is checked against the records' own, built as they are read.
+    let mut rebuild = reader
+        .streams()
+        .map(|_| pipetape_store::streams::Rebuild::default());
+    let frames = reader.frames();
+    let mut frame = 0usize;
     for rec in it.by_ref() {
         // Tolerant: errors are reported as damage, not yielded.
         let rec = rec?;
         records += 1;
+        if let Some(rb) = rebuild.as_mut() {
+            while frame + 1 < frames.len()
+                && rec.seq >= frames[frame].first_seq + u64::from(frames[frame].record_count)
+            {
+                frame += 1;
+            }
+            rb.push(frame as u32, &rec.body);
+        }
         finished |= matches!(rec.body, pipetape_store::Body::RunFinished(_));
         *kinds.entry(rec.body.kind()).or_default() += 1;
     }
@@ -356,7 +370,21 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> CmdResult {
     damage.extend(it.damage());
     damage.sort_by_key(|d| d.offset);
     let h = reader.header();
-    let ok = damage.is_empty();
+    // A damaged log's records cannot vouch for its table: only the table's own damage counts.
+    let table_problem = match (reader.stream_table_error(), reader.streams(), rebuild) {
+        (Some(e), ..) => Some(e.to_string()),
+        (None, Some(t), Some(rb)) if damage.is_empty() => {
+            pipetape_store::streams::difference(t, &rb.finish())
+                .map(|d| format!("the stream table disagrees with the records: {d}"))
+        }
+        _ => None,
+    };
+    let table_state = match (&table_problem, reader.streams()) {
+        (Some(_), _) => "damaged",
+        (None, Some(_)) => "ok",
+        (None, None) => "absent",
+    };
+    let ok = damage.is_empty() && table_problem.is_none();
     if a.output == TextOrJson::Json {
         serde_json::to_writer(
             &mut out,
@@ -365,6 +393,7 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> CmdResult {
                 "records": records, "frames": reader.frames().len(), "bytes": reader.len(),
                 "closed": reader.is_closed(), "finished": finished, "unknown_kinds_skipped": it.unknown_skipped(),
                 "kinds": kinds,
+                "stream_table": table_state, "stream_table_problem": table_problem,
                 "damage": damage.iter().map(|d| serde_json::json!({
                     "offset": d.offset, "kind": d.kind.as_str(), "bytes": d.bytes, "records": d.records, "what": d.what,
                 })).collect::<Vec<_>>(),
@@ -385,6 +414,12 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> CmdResult {
         )?;
         for d in &damage {
             writeln!(out, "  {d}")?;
+        }
+        if let Some(p) = &table_problem {
+            writeln!(
+                out,
+                "  stream table: {p} (no record is lost; readers walk the bulk lane instead)"
+            )?;
         }
         if !reader.is_closed() {
             writeln!(out, "  note: not closed (no index or trailer): the recorder was still running or was killed; every whole frame is readable")?;
