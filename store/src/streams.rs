@@ -213,7 +213,12 @@ pub fn encode(t: &StreamTable) -> Vec<u8> {
 pub fn decode(payload: &[u8], frames: usize) -> Result<StreamTable, String> {
     let raw = zstd::bulk::decompress(payload, crate::format::MAX_PAYLOAD as usize)
         .map_err(|e| format!("does not decompress: {e}"))?;
-    let mut c = Bytes { b: &raw, pos: 0 };
+    decode_plain(&raw, frames)
+}
+
+/// [`decode`] of the decompressed content.
+pub fn decode_plain(raw: &[u8], frames: usize) -> Result<StreamTable, String> {
+    let mut c = Bytes { b: raw, pos: 0 };
     let count = c.u32()?;
     let mut streams = Vec::new();
     for i in 0..count {
