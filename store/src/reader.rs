@@ -114,6 +114,56 @@ pub struct LogReader {
     closed: bool,
     recovery: Recovery,
     read_ahead: bool,
+    /// Decompressed sections kept for reads of chosen frames ([`LogReader::set_section_cache`]).
+    cache: std::sync::Mutex<SectionCache>,
+}
+
+/// Decompressed sections of frames read by [`LogReader::records_of_frames`], so that reads of
+/// frames in the same zstd stream do not each decompress it again from its start. Least
+/// recently used out first, within a byte budget (0: off).
+#[derive(Default)]
+struct SectionCache {
+    budget: usize,
+    bytes: usize,
+    map: std::collections::HashMap<(usize, usize), (u32, Vec<u8>)>,
+    order: std::collections::VecDeque<(usize, usize)>,
+}
+
+impl SectionCache {
+    fn get(&mut self, lane: usize, frame: usize, into: &mut Vec<u8>) -> Option<u32> {
+        let (count, plain) = self.map.get(&(lane, frame))?;
+        into.clear();
+        into.extend_from_slice(plain);
+        let count = *count;
+        // Used last: dropped last.
+        if let Some(i) = self.order.iter().rposition(|k| *k == (lane, frame)) {
+            self.order.remove(i);
+            self.order.push_back((lane, frame));
+        }
+        Some(count)
+    }
+
+    /// Drops the least recently used sections until `room` more bytes fit in the budget.
+    fn trim(&mut self, room: usize) {
+        while self.bytes + room > self.budget {
+            let Some(k) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, p)) = self.map.remove(&k) {
+                self.bytes -= p.len();
+            }
+        }
+    }
+
+    fn put(&mut self, lane: usize, frame: usize, count: u32, plain: &[u8]) {
+        if plain.len() > self.budget || self.map.contains_key(&(lane, frame)) {
+            return;
+        }
+        self.trim(plain.len());
+        self.bytes += plain.len();
+        self.map.insert((lane, frame), (count, plain.to_vec()));
+        self.order.push_back((lane, frame));
+    }
 }
 
 impl std::fmt::Debug for LogReader {
@@ -150,6 +200,7 @@ impl LogReader {
             closed: false,
             recovery,
             read_ahead: true,
+            cache: Default::default(),
         };
         if !r.load_index() {
             r.scan()?;
@@ -171,6 +222,39 @@ impl LogReader {
     /// default). A caller that already reads several logs at once on every core turns it off.
     pub fn set_read_ahead(&mut self, on: bool) {
         self.read_ahead = on;
+    }
+
+    /// Keeps up to `bytes` of decompressed sections that [`LogReader::records_of_frames`] reads
+    /// (the frames asked for and those decompressed on the way to them), so later reads in the
+    /// same zstd stream start from memory: for a caller that reads several streams' tails
+    /// near each other (a diff's evidence, a report). Off (0) by default: a long-lived reader
+    /// (`replay serve`) stays small. A smaller budget drops the least recently used sections.
+    pub fn set_section_cache(&self, bytes: usize) {
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.budget = bytes;
+        c.trim(0);
+    }
+
+    /// A cached section of `lane` in frame `frame`, copied into `into`: its record count.
+    pub(crate) fn cached_section(
+        &self,
+        lane: usize,
+        frame: usize,
+        into: &mut Vec<u8>,
+    ) -> Option<u32> {
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.budget == 0 {
+            return None;
+        }
+        c.get(lane, frame, into)
+    }
+
+    /// Keeps a decompressed section, when the cache is on.
+    pub(crate) fn cache_section(&self, lane: usize, frame: usize, count: u32, plain: &[u8]) {
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.budget > 0 {
+            c.put(lane, frame, count, plain);
+        }
     }
 
     /// The file header.

@@ -351,3 +351,53 @@ fn records_dropped_on_a_full_disk_leave_the_table() {
     assert_eq!(streams::difference(table, &rebuilt(&r)), None);
     assert_eq!(**table, rebuilt(&r));
 }
+
+/// Reads of chosen frames give the same records with the section cache on (whatever its
+/// budget, whatever the order of the reads: hits, misses and the loader's context mixed) as
+/// with it off.
+#[test]
+fn the_section_cache_changes_no_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("run.ptape");
+    let mut w = LogWriter::create_at(&p, RunId([9; 8]), 0, small_frames()).unwrap();
+    write_mixed(&mut w, 3000);
+    w.close().unwrap();
+    let plain = LogReader::open(&p, Recovery::Strict).unwrap();
+    let frames = plain.frames().len() as u32;
+    // Frame sets: a stream's, tails, stretches across stream starts, single frames.
+    let mut sets: Vec<Vec<u32>> = KEYS
+        .iter()
+        .map(|k| {
+            let e = plain.streams().unwrap().get(*k).unwrap();
+            e.chunks.iter().map(|c| c.frame).collect()
+        })
+        .collect();
+    sets.push((frames - 5..frames).collect());
+    sets.push((0..frames).step_by(7).collect());
+    sets.push(vec![frames / 2]);
+    sets.push(vec![frames / 2 + 1, frames / 3, frames - 1]);
+    let read = |r: &LogReader, set: &[u32]| -> Vec<(u64, u64)> {
+        r.records_of_frames(LANE_BULK, set)
+            .map(|x| x.unwrap())
+            .map(|x| (x.seq, x.mono_ns))
+            .collect()
+    };
+    let want: Vec<_> = sets.iter().map(|s| read(&plain, s)).collect();
+    assert!(want.iter().all(|w| !w.is_empty()));
+    for budget in [4 << 10, 64 << 10, 16 << 20] {
+        let cached = LogReader::open(&p, Recovery::Strict).unwrap();
+        cached.set_section_cache(budget);
+        for round in 0..3 {
+            let order: Vec<usize> = match round {
+                0 => (0..sets.len()).collect(),
+                1 => (0..sets.len()).rev().collect(),
+                _ => (0..sets.len()).map(|i| (i * 5) % sets.len()).collect(),
+            };
+            for i in order {
+                assert_eq!(read(&cached, &sets[i]), want[i], "budget {budget}, set {i}");
+            }
+        }
+        cached.set_section_cache(0);
+        assert_eq!(read(&cached, &sets[0]), want[0]);
+    }
+}

@@ -101,6 +101,23 @@ fn assert_same_lines(eager: &RunModel, lazy: &RunModel, what: &str) -> usize {
                 prev(lazy),
                 "{what}: previous log of {k:?} at {at}"
             );
+            // A tail of it: at least its last lines, read from the frames that hold them.
+            for n in [1, 2, 7] {
+                let full = prev(eager);
+                let tail = lazy
+                    .previous_log_tail(&k.namespace, &k.pod, &k.container, at, n)
+                    .unwrap()
+                    .map(|w| w.to_vec());
+                match (full, tail) {
+                    (None, None) => {}
+                    (Some(f), Some(t)) => {
+                        let k2 = n.min(f.len());
+                        assert!(t.len() >= k2 && t.len() <= f.len(), "{what}: tail {n}");
+                        assert_eq!(t[t.len() - k2..], f[f.len() - k2..], "{what}: tail {n}");
+                    }
+                    (f, t) => panic!("{what}: previous log {f:?} but tail {t:?}"),
+                }
+            }
         }
     }
     n

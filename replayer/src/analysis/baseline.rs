@@ -512,6 +512,10 @@ fn output_lines(m: &crate::analysis::fold::RunModel) -> crate::Result<OutputLine
         .collect()
 }
 
+/// Decompressed bulk sections a diff keeps while it reads its evidence: one stream of a
+/// compacted log (32 MiB) and then some.
+const EVIDENCE_CACHE_BYTES: usize = 48 << 20;
+
 /// Reads into `model` the bulk records the report's regressions quote: the output of regressed
 /// steps and the logs of pods in the namespaces of regressed objects. Returns the baseline's
 /// output of those steps, for output diffs, when there is a baseline log to read it from.
@@ -568,10 +572,14 @@ fn read_bulk(
     // Logs closed with a stream table: the wanted streams are attached where they are in the
     // log and nothing is read now; the evidence reads the frames of the lines it quotes.
     let run_log = std::sync::Arc::new(LogReader::open(req.run, Recovery::Tolerant)?);
+    // The tails quoted are mostly near the run's end, in the same zstd streams: decompress
+    // each once.
+    run_log.set_section_cache(EVIDENCE_CACHE_BYTES);
     let run_walk = !model.attach_streams(&run_log, &keep_stream);
     let base_table = match (&base_log, steps.is_empty()) {
         (Some(p), false) => match LogReader::open(p, Recovery::Tolerant) {
             Ok(r) => {
+                r.set_section_cache(EVIDENCE_CACHE_BYTES);
                 let mut m = crate::analysis::fold::RunModel::default();
                 m.attach_streams(&std::sync::Arc::new(r), &keep_steps_stream)
                     .then_some(Ok(m))

@@ -273,6 +273,27 @@ impl Iterator for LaneIter<'_> {
             if let Some(w) = &self.wanted {
                 let &target = w.get(self.want_at)?;
                 let target = target as usize;
+                // Decompressed already (the reader's section cache): no stream to replay. The
+                // loader stays where it was, its context good for the frame it reads next.
+                if let Some(count) = self
+                    .reader
+                    .cached_section(self.lane, target, &mut self.plain)
+                {
+                    self.want_at += 1;
+                    self.loaded_count = count;
+                    if count > 0 && target >= self.emit_from {
+                        let f = self.reader.frames[target];
+                        self.current = Some(FrameCursor {
+                            index: target,
+                            count,
+                            decoded: 0,
+                            pos: 0,
+                            seq: f.first_seq,
+                            mono: f.min_mono_ns,
+                        });
+                    }
+                    continue;
+                }
                 // A stream that starts after the frame we are at and before the target holds
                 // it: jump there. Otherwise read on (the context carries over).
                 if target >= self.next_frame {
@@ -287,6 +308,10 @@ impl Iterator for LaneIter<'_> {
             self.next_frame += 1;
             match self.load(i) {
                 Ok(true) => {
+                    if self.wanted.is_some() {
+                        self.reader
+                            .cache_section(self.lane, i, self.loaded_count, &self.plain);
+                    }
                     if emit && i >= self.emit_from {
                         let f = self.reader.frames[i];
                         self.current = Some(FrameCursor {

@@ -253,7 +253,7 @@ pub(super) fn object_evidence(
     {
         let read = || -> crate::Result<(Vec<String>, bool)> {
             let prev = m
-                .previous_log(ns, &k.pod, &k.container, m.info.end_ns)?
+                .previous_log_tail(ns, &k.pod, &k.container, m.info.end_ns, 2)?
                 .filter(|l| !l.is_empty());
             Ok(match prev {
                 Some(l) => {

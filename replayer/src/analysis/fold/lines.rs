@@ -325,6 +325,49 @@ impl Lines {
         })
     }
 
+    /// At least the last `n` of the lines logged from `from` to `until` (ns, inclusive), maybe
+    /// more and maybe lines outside those times: callers filter by time. Reads the frames of the
+    /// stretch from its end back, doubling, until `n` of its lines are in hand.
+    pub fn read_between_tail(
+        &self,
+        from: u64,
+        until: u64,
+        n: usize,
+    ) -> crate::Result<Cow<'_, LineBuf>> {
+        let Repr::InLog(l) = &self.0 else {
+            return self.read();
+        };
+        let frames = l.log.frames();
+        let inside = |c: &Chunk| {
+            frames
+                .get(c.frame as usize)
+                .is_some_and(|f| f.max_mono_ns >= from && f.min_mono_ns <= until)
+        };
+        let lo = l.chunks.partition_point(|c| {
+            frames
+                .get(c.frame as usize)
+                .is_some_and(|f| f.max_mono_ns < from)
+        });
+        let hi = lo + l.chunks[lo..].iter().take_while(|c| inside(c)).count();
+        let mut take = 1usize;
+        loop {
+            let first = hi.saturating_sub(take).max(lo);
+            let (a, b) = (
+                l.chunks.get(first).map_or(u32::MAX, |c| c.frame),
+                l.chunks.get(hi.wrapping_sub(1)).map_or(0, |c| c.frame),
+            );
+            let buf = self.read_where(|c| c.frame >= a && c.frame <= b)?;
+            let have = buf
+                .iter()
+                .filter(|(t, _, _)| *t >= from && *t <= until)
+                .count();
+            if have >= n || first == lo {
+                return Ok(buf);
+            }
+            take *= 2;
+        }
+    }
+
     /// At least the last `n` lines, maybe more.
     pub fn read_tail(&self, n: usize) -> crate::Result<Cow<'_, LineBuf>> {
         let Repr::InLog(l) = &self.0 else {

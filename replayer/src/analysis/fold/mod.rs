@@ -671,6 +671,21 @@ impl RunModel {
         previous_log(&self.logs, &starts, ns, pod, container, at)
     }
 
+    /// At least the last `n` lines of the log of a container's previous instance as of `at`
+    /// ([`previous_log_tail`]): of a log left in the log file, only the frames that hold them
+    /// are read.
+    pub fn previous_log_tail(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        at: u64,
+        n: usize,
+    ) -> crate::Result<Option<Window<'_>>> {
+        let starts = self.instance_starts(ns, pod, container);
+        previous_log_tail(&self.logs, &starts, ns, pod, container, at, Some(n))
+    }
+
     /// Each Helm release's records in order, by (namespace, release).
     pub fn helm_releases(&self) -> BTreeMap<(&str, &str), ReleaseHistory<'_>> {
         let mut out: BTreeMap<(&str, &str), ReleaseHistory<'_>> = BTreeMap::new();

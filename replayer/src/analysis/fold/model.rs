@@ -366,6 +366,20 @@ pub fn previous_log<'a>(
     container: &str,
     at: u64,
 ) -> crate::Result<Option<Window<'a>>> {
+    previous_log_tail(logs, starts, ns, pod, container, at, None)
+}
+
+/// [`previous_log`], reading only enough of a log left in the log file for its last `tail`
+/// lines when `tail` is given (the window then holds at least those, maybe more).
+pub fn previous_log_tail<'a>(
+    logs: &'a BTreeMap<LogKey, Lines>,
+    starts: &[u64],
+    ns: &str,
+    pod: &str,
+    container: &str,
+    at: u64,
+    tail: Option<usize>,
+) -> crate::Result<Option<Window<'a>>> {
     let Some(current) = starts.partition_point(|&s| s <= at).checked_sub(1) else {
         return Ok(None);
     };
@@ -387,7 +401,11 @@ pub fn previous_log<'a>(
             ));
         };
         let last = until.map_or(at, |u| u.saturating_sub(1).min(at));
-        Ok(Window::of(l.read_between(from, last)?, keep))
+        let buf = match tail {
+            Some(n) => l.read_between_tail(from, last, n)?,
+            None => l.read_between(from, last)?,
+        };
+        Ok(Window::of(buf, keep))
     };
     let fetched = lines_in(true, starts[current], starts.get(current + 1).copied())?;
     if !fetched.is_empty() {
