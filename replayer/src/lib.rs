@@ -97,7 +97,16 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// replay (`replay serve`, `replay step`) of a run with millions of lines stays small. The log
 /// stays open (a log compacted or removed meanwhile is still read from the file it was).
 pub fn load_lazy(path: &Path) -> Result<Loaded> {
-    let reader = std::sync::Arc::new(LogReader::open(path, Recovery::Tolerant)?);
+    load_lazy_cached(path, 0)
+}
+
+/// [`load_lazy`] for a reader of many tails at once (`replay report`, `replay summary`): the
+/// log keeps up to `cache_bytes` of decompressed sections
+/// ([`LogReader::set_section_cache`]), so tails in the same zstd stream decompress it once.
+pub fn load_lazy_cached(path: &Path, cache_bytes: usize) -> Result<Loaded> {
+    let reader = LogReader::open(path, Recovery::Tolerant)?;
+    reader.set_section_cache(cache_bytes);
+    let reader = std::sync::Arc::new(reader);
     if let Some(table) = reader.streams() {
         // The stream table says where every line is: the bulk lane is not even walked.
         let mut l = state_of(&reader)?;

@@ -127,6 +127,9 @@ struct SectionCache {
     bytes: usize,
     map: std::collections::HashMap<(usize, usize), (u32, Vec<u8>)>,
     order: std::collections::VecDeque<(usize, usize)>,
+    /// The loader of the last read of chosen frames, its context good for frame `.1` of lane
+    /// `.0`: a later read in the same zstd stream resumes there instead of at its start.
+    parked: Option<(usize, usize, sections::SectionLoader)>,
 }
 
 impl SectionCache {
@@ -247,6 +250,31 @@ impl LogReader {
             return None;
         }
         c.get(lane, frame, into)
+    }
+
+    /// Parks the loader of a read of chosen frames whose context is good for frame `next`.
+    fn park_loader(&self, lane: usize, next: usize, loader: sections::SectionLoader) {
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.budget > 0 {
+            c.parked = Some((lane, next, loader));
+        }
+    }
+
+    /// The parked loader of `lane`, if its next frame is at or after `from` and at or before
+    /// `target` (from: the start of the zstd stream holding `target`).
+    fn take_loader(
+        &self,
+        lane: usize,
+        from: usize,
+        target: usize,
+    ) -> Option<(usize, sections::SectionLoader)> {
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        match &c.parked {
+            Some((l, next, _)) if *l == lane && *next >= from && *next <= target => {
+                c.parked.take().map(|(_, next, loader)| (next, loader))
+            }
+            _ => None,
+        }
     }
 
     /// Keeps a decompressed section, when the cache is on.

@@ -142,6 +142,11 @@ fn lines_left_in_the_log_read_back_as_folded_in_memory() {
             let eager = load(&p).unwrap().model;
             let lazy = load_lazy(&p).unwrap().model;
             lines += assert_same_lines(&eager, &lazy, s.name);
+            // Read through the section cache and resumed loaders (report, summary): the same.
+            let cached = pipetape_replayer::load_lazy_cached(&p, 64 << 10)
+                .unwrap()
+                .model;
+            assert_same_lines(&eager, &cached, s.name);
             assert_eq!(eager.records, lazy.records);
             assert_eq!(eager.last_seq, lazy.last_seq);
             assert_eq!(eager.info.end_ns, lazy.info.end_ns);

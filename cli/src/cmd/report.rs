@@ -85,9 +85,16 @@ fn bad(e: impl std::fmt::Display) -> CmdError {
     CmdError::input(e.to_string())
 }
 
-fn load(ctx: &Ctx, run: &str) -> Result<(Loaded, String, PathBuf), CmdError> {
+/// Loads a run: `lazy` leaves its lines in the log, read when quoted (the report and the
+/// summary quote tails); export writes every line, and reads them all at once.
+fn load(ctx: &Ctx, run: &str, lazy: bool) -> Result<(Loaded, String, PathBuf), CmdError> {
     let r = ctx.resolve(run)?;
-    let l = pipetape_replayer::load(&r.path).map_err(bad)?;
+    let l = if lazy {
+        pipetape_replayer::load_lazy_cached(&r.path, 48 << 20)
+    } else {
+        pipetape_replayer::load(&r.path)
+    }
+    .map_err(bad)?;
     for d in &l.damage {
         ctx.warn(format!(
             "{}: {d}; using what was readable",
@@ -175,7 +182,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CmdError> {
 }
 
 pub fn report(ctx: &Ctx, a: ReportArgs) -> CmdResult {
-    let (l, run_ref, path) = load(ctx, &a.run)?;
+    let (l, run_ref, path) = load(ctx, &a.run, true)?;
     let html = render(ctx, &l, &path, &run_ref, a.baseline.as_deref())?;
     write_file(&a.html, html.as_bytes())?;
     if !ctx.quiet {
@@ -231,7 +238,7 @@ pub fn summary(ctx: &Ctx, a: SummaryArgs) -> CmdResult {
             a.max_bytes
         )));
     }
-    let (l, run_ref, path) = load(ctx, &a.run)?;
+    let (l, run_ref, path) = load(ctx, &a.run, true)?;
     let (md, style) = summary_of(ctx, &l, &path, &run_ref, a.baseline.as_deref(), a.max_bytes)?;
     if a.output == SummaryFormat::Buildkite && std::env::var("BUILDKITE").as_deref() == Ok("true") {
         let context = format!("pipetape-{}", safe(&l.model.info.pipeline));
@@ -311,7 +318,8 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CmdResult {
         }
         None => None,
     };
-    let (l, run_ref, path) = load(ctx, &a.run)?;
+    // Files of every log line read them all: at once. A trace alone quotes none.
+    let (l, run_ref, path) = load(ctx, &a.run, a.output.is_none())?;
     if let Some(dir) = &a.output {
         export_files(ctx, (&l, &run_ref, &path), dir, a.baseline.as_deref())?;
     }

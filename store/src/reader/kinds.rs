@@ -65,7 +65,7 @@ impl LogReader {
                 .into_iter()
                 .map(|(k, n)| (String::from_utf8_lossy(&k).into_owned(), n))
                 .collect(),
-            damage: it.damage,
+            damage: std::mem::take(&mut it.damage),
         })
     }
 }

@@ -95,6 +95,13 @@ impl<'a> LaneIter<'a> {
         it.next_frame = reader.frames.len();
         if let Some(&first) = wanted.first() {
             it.next_frame = it.stream_start_of(first as usize, 0);
+            // The last read stopped inside this stream, before the first frame wanted: go on
+            // from there.
+            if let Some((next, loader)) = reader.take_loader(it.lane, it.next_frame, first as usize)
+            {
+                it.next_frame = next;
+                it.sections = Sections::Here(loader);
+            }
         }
         it.wanted = Some(wanted);
         it
@@ -134,6 +141,13 @@ impl<'a> LaneIter<'a> {
     pub(super) fn load(&mut self, i: usize) -> std::result::Result<bool, Damage> {
         let r = match &mut self.sections {
             Sections::Here(loader) => loader.load(i, &mut self.plain),
+            Sections::Gone => Err(Damage {
+                kind: DamageKind::Undecodable,
+                offset: self.reader.frames[i].offset,
+                bytes: 0,
+                records: Some(u64::from(self.reader.frames[i].record_count)),
+                what: "the section loader was handed back".into(),
+            }),
             Sections::Ahead { rx, back } => match rx.recv() {
                 Ok((at, r, plain)) => {
                     debug_assert_eq!(at, i, "sections arrive in frame order");
@@ -247,6 +261,24 @@ impl<'a> LaneIter<'a> {
                 None
             }
         }))
+    }
+}
+
+impl Drop for LaneIter<'_> {
+    /// A read of chosen frames parks its loader with the reader (when the reader caches), so
+    /// the next read resumes where this one stopped.
+    fn drop(&mut self) {
+        if self.wanted.is_none() || self.failed {
+            return;
+        }
+        if let Sections::Here(l) = &self.sections {
+            if !l.resumable() || self.next_frame == 0 {
+                return;
+            }
+            if let Sections::Here(l) = std::mem::replace(&mut self.sections, Sections::Gone) {
+                self.reader.park_loader(self.lane, self.next_frame, l);
+            }
+        }
     }
 }
 

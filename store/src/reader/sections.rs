@@ -20,6 +20,8 @@ pub(super) enum Sections {
         /// Section buffers handed back for reuse.
         back: flume::Sender<Vec<u8>>,
     },
+    /// Handed back to the reader (a parked loader, for the next read to resume).
+    Gone,
 }
 
 /// One frame's section as the read-ahead thread loaded it.
@@ -58,6 +60,12 @@ impl SectionLoader {
             expected_seq: None,
             payload: Vec::new(),
         }
+    }
+
+    /// True when its zstd context is good for the frame after the last one it loaded (no
+    /// damage since the last stream start): a later read can resume from there.
+    pub(super) fn resumable(&self) -> bool {
+        self.context_ok
     }
 
     /// Reads, checks and decompresses this lane's section of frame `i` into `plain`: its
