@@ -80,7 +80,32 @@ impl StreamKey {
     }
 }
 
-impl StreamRef<'_> {
+impl<'a> StreamRef<'a> {
+    /// The stream a pod log line or a line of step output belongs to, and the line's length;
+    /// `None` for other bodies.
+    pub fn of_body(body: &'a crate::model::Body) -> Option<(StreamRef<'a>, usize)> {
+        use crate::model::Body;
+        match body {
+            Body::PodLog(l) => Some((
+                StreamRef::Pod {
+                    namespace: &l.namespace,
+                    pod: &l.pod,
+                    container: &l.container,
+                    previous: l.previous,
+                },
+                l.line.len(),
+            )),
+            Body::StepOutput(o) => Some((
+                StreamRef::Step {
+                    stage: &o.stage,
+                    step: &o.step,
+                },
+                o.line.len(),
+            )),
+            _ => None,
+        }
+    }
+
     /// An owned copy.
     pub fn to_owned(self) -> StreamKey {
         match self {
@@ -437,25 +462,8 @@ pub struct Rebuild {
 impl Rebuild {
     /// A record of body `body` read from records frame `frame`.
     pub fn push(&mut self, frame: u32, body: &crate::model::Body) {
-        use crate::model::Body;
-        let (key, bytes) = match body {
-            Body::PodLog(l) => (
-                StreamRef::Pod {
-                    namespace: &l.namespace,
-                    pod: &l.pod,
-                    container: &l.container,
-                    previous: l.previous,
-                },
-                l.line.len(),
-            ),
-            Body::StepOutput(o) => (
-                StreamRef::Step {
-                    stage: &o.stage,
-                    step: &o.step,
-                },
-                o.line.len(),
-            ),
-            _ => return,
+        let Some((key, bytes)) = StreamRef::of_body(body) else {
+            return;
         };
         if let Some(f) = self.frame.filter(|f| *f != frame) {
             self.tally.commit(f);

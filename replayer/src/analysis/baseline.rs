@@ -607,21 +607,20 @@ fn read_bulk(
         (run, base.join().map(|b| b.or(base_table)))
     });
     run?;
-    match base {
-        Ok(Some(Ok(m))) => match output_lines(&m) {
-            Ok(lines) => Ok(Some(lines)),
-            Err(e) => {
-                report.notes.push(format!(
-                    "baseline log {} unreadable for output diffs: {e}",
-                    base_log
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                ));
-                Ok(None)
-            }
-        },
-        Ok(Some(Err(e))) => {
+    // The baseline's output, read now for a table's streams, already for a walked lane.
+    let read = match base {
+        Ok(Some(m)) => m.and_then(|m| output_lines(&m)),
+        Ok(None) => return Ok(None),
+        Err(_) => {
+            report
+                .notes
+                .push("the baseline's output could not be read for output diffs".into());
+            return Ok(None);
+        }
+    };
+    match read {
+        Ok(lines) => Ok(Some(lines)),
+        Err(e) => {
             report.notes.push(format!(
                 "baseline log {} unreadable for output diffs: {e}",
                 base_log
@@ -629,13 +628,6 @@ fn read_bulk(
                     .map(|p| p.display().to_string())
                     .unwrap_or_default()
             ));
-            Ok(None)
-        }
-        Ok(None) => Ok(None),
-        Err(_) => {
-            report
-                .notes
-                .push("the baseline's output could not be read for output diffs".into());
             Ok(None)
         }
     }
