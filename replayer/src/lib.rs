@@ -110,6 +110,11 @@ pub fn load_lazy_cached(path: &Path, cache_bytes: usize) -> Result<Loaded> {
     if let Some(table) = reader.streams() {
         // The stream table says where every line is: the bulk lane is not even walked.
         let mut l = state_of(&reader)?;
+        // The lines are not read now: their sections' checksums say now whether some are
+        // damaged, as a walk of the bulk lane would.
+        l.damage
+            .extend(reader.check_sections(pipetape_store::format::LANE_BULK));
+        l.damage.sort_by_key(|d| d.offset);
         l.model.attach_streams(&reader, &|_| true);
         l.model.records += table.streams.iter().map(|e| e.lines()).sum::<u64>();
         if let Some(f) = reader.frames().last() {

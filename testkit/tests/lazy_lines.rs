@@ -195,3 +195,47 @@ fn lines_left_in_the_log_survive_its_compaction() {
     assert_eq!(before, after);
     assert!(!before.concat().is_empty());
 }
+
+/// A closed log folded lazily through its stream table reads no line up front, yet says at once
+/// where its lines are damaged (the bulk sections' checksums), as the eager fold does.
+#[test]
+fn damaged_lines_are_reported_when_folded_through_the_table() {
+    use pipetape_store::format::FrameHeader;
+    let dir = tempfile::tempdir().unwrap();
+    let s = &BUNDLED[1];
+    let (records, start) = s.records("r");
+    let p = dir.path().join("d.ptape");
+    write(&p, start, records);
+    let r = pipetape_store::LogReader::open(&p, Default::default()).unwrap();
+    assert!(r.streams().is_some());
+    let mut bytes = std::fs::read(&p).unwrap();
+    // A frame in the middle with a bulk section: flip a byte inside that section.
+    let (offset, at) = r
+        .frames()
+        .iter()
+        .skip(r.frames().len() / 2)
+        .find_map(|f| {
+            let o = f.offset as usize;
+            let fh = FrameHeader::decode(bytes[o..o + 64].try_into().unwrap()).unwrap();
+            (fh.lane_len[1] > 8).then(|| (f.offset, o + 64 + fh.lane_len[0] as usize + 4))
+        })
+        .expect("a frame with log lines");
+    bytes[at] ^= 0x10;
+    std::fs::write(&p, &bytes).unwrap();
+    let eager = load(&p).unwrap();
+    let lazy = load_lazy(&p).unwrap();
+    let at_frame = |d: &[pipetape_store::Damage]| {
+        d.iter()
+            .find(|d| d.offset == offset)
+            .map(|d| d.what.clone())
+    };
+    assert_eq!(
+        at_frame(&lazy.damage).as_deref(),
+        Some("bulk section checksum mismatch"),
+        "{:?}",
+        lazy.damage
+    );
+    assert_eq!(at_frame(&eager.damage), at_frame(&lazy.damage));
+    // The state lane is whole: the same objects either way.
+    assert_eq!(eager.model.objects.len(), lazy.model.objects.len());
+}
