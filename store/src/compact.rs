@@ -31,6 +31,9 @@ pub struct CompactOptions {
     pub frame_bytes: usize,
     /// A new zstd stream per lane after this many bytes: bounds what a seek must decode.
     pub stream_bytes: usize,
+    /// Column-code the log lines ([`crate::columns`]; format version 2, which pipetape before
+    /// it cannot read). `false` keeps the live log's encoding (format version 1).
+    pub columns: bool,
 }
 
 impl Default for CompactOptions {
@@ -42,6 +45,7 @@ impl Default for CompactOptions {
             window_log: 25,
             frame_bytes: 1 << 20,
             stream_bytes: 32 << 20,
+            columns: true,
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn compact_to(src: &Path, dst: &Path, opts: &CompactOptions) -> Result<Compa
         level: opts.level,
         window_log: opts.window_log,
         sync: SyncPolicy::OnClose,
+        columns: opts.columns,
         ..WriterOptions::default()
     };
     let mut w = LogWriter::create_at(dst, header.run_id, header.created_ns, wopts)?;

@@ -63,11 +63,14 @@ pub const MAX_WINDOW_LOG: u32 = 27;
 pub enum FormatVersion {
     /// The first format.
     V1 = 1,
+    /// Sections may be column-coded (frame flags bit 2 + L): compacted logs.
+    V2 = 2,
 }
 
 impl FormatVersion {
-    /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V1;
+    /// The newest version this build reads (and writes, for a log with column-coded sections;
+    /// other logs are written as [`FormatVersion::V1`], which older readers read).
+    pub const CURRENT: FormatVersion = FormatVersion::V2;
 }
 
 /// Frame kinds.
@@ -79,6 +82,9 @@ pub enum FrameKind {
     /// The index of all records frames (written once, at close).
     Index = 2,
 }
+
+/// Frame flags bit 2 + L: lane L's section is column-coded (FORMAT.md, format version 2).
+pub const COLUMNS_FLAG: u8 = 0b100;
 
 /// Number of lanes.
 pub const LANES: usize = 2;
@@ -178,7 +184,8 @@ impl Header {
 pub struct FrameHeader {
     /// Frame kind (raw byte; unknown kinds are skipped by readers).
     pub kind: u8,
-    /// Flags: bit L set when lane L's section starts a new zstd stream.
+    /// Flags: bit L set when lane L's section starts a new zstd stream; bit 2 + L set when it
+    /// is column-coded ([`COLUMNS_FLAG`]).
     pub flags: u8,
     /// Number of records in the frame, all lanes.
     pub record_count: u32,
@@ -268,6 +275,11 @@ impl FrameHeader {
     /// True when lane `lane`'s section begins a new zstd stream.
     pub fn stream_start(&self, lane: usize) -> bool {
         self.flags & (1 << lane) != 0
+    }
+
+    /// True when lane `lane`'s section is column-coded ([`crate::columns`], format version 2).
+    pub fn columns(&self, lane: usize) -> bool {
+        self.flags & (COLUMNS_FLAG << lane) != 0
     }
 
     /// Records in lane `lane`.

@@ -7,6 +7,7 @@
 //! Start reading at [`model::Record`], then [`writer::LogWriter`] and [`reader::LogReader`].
 
 pub mod catalog;
+pub mod columns;
 pub mod compact;
 pub mod error;
 pub mod format;

@@ -71,7 +71,7 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
-    fn byte(&mut self) -> R<u8> {
+    pub(crate) fn byte(&mut self) -> R<u8> {
         Ok(self.take(1)?[0])
     }
 
@@ -82,7 +82,7 @@ impl<'a> Cursor<'a> {
             .fold(0u64, |a, b| (a << 8) | u64::from(*b)))
     }
 
-    fn uint(&mut self) -> R<u64> {
+    pub(crate) fn uint(&mut self) -> R<u64> {
         match self.byte()? {
             m @ 0x00..=0x7f => Ok(u64::from(m)),
             0xcc => self.be(1),
@@ -96,7 +96,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn int(&mut self) -> R<i64> {
+    pub(crate) fn int(&mut self) -> R<i64> {
         let m = self.byte()?;
         self.int_from(m)
     }
@@ -117,7 +117,7 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn str_bytes(&mut self) -> R<&'a [u8]> {
+    pub(crate) fn str_bytes(&mut self) -> R<&'a [u8]> {
         let n = match self.byte()? {
             m @ 0xa0..=0xbf => usize::from(m & 0x1f),
             0xd9 => self.be(1)? as usize,
@@ -148,7 +148,7 @@ impl<'a> Cursor<'a> {
         self.len_of(0x90, 0x9f, 0xdc, 0xdd, "an array")
     }
 
-    fn map_len(&mut self) -> R<usize> {
+    pub(crate) fn map_len(&mut self) -> R<usize> {
         self.len_of(0x80, 0x8f, 0xde, 0xdf, "a map")
     }
 
@@ -162,7 +162,7 @@ impl<'a> Cursor<'a> {
 
     /// Skips one value of any type (nested values are walked iteratively, so deep nesting
     /// cannot overflow the stack).
-    fn skip(&mut self) -> R<()> {
+    pub(crate) fn skip(&mut self) -> R<()> {
         let mut pending: u64 = 1;
         while pending > 0 {
             pending -= 1;
@@ -469,6 +469,29 @@ pub(crate) fn put_uint(out: &mut Vec<u8>, v: u64) {
         out.push(0xcf);
         out.extend_from_slice(&v.to_be_bytes());
     }
+}
+
+/// A record as the writer encodes it (tests of the codecs built on records).
+#[cfg(test)]
+pub(crate) fn encode_record(
+    dseq: u64,
+    dmono: u64,
+    dwall: i64,
+    source: &Source,
+    body: &Body,
+) -> Vec<u8> {
+    use serde::Serialize;
+    let mut buf = Vec::new();
+    let w = crate::model::WireOut {
+        dseq,
+        dmono,
+        dwall,
+        source,
+        body,
+    };
+    w.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
+        .expect("a Vec takes any record");
+    buf
 }
 
 fn source(b: &[u8]) -> R<Source> {

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use zstd::zstd_safe::{self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, InBuffer, OutBuffer};
 
 use crate::error::{Error, Result};
-use crate::format::{encode_trailer, FormatVersion, FrameHeader, FrameKind, Header, RunId, LANES};
+use crate::format::{
+    encode_trailer, FormatVersion, FrameHeader, FrameKind, Header, RunId, COLUMNS_FLAG, LANES,
+    LANE_BULK,
+};
 use crate::index::IndexEntry;
 use crate::model::{Body, Record, Source, WireOut};
 
@@ -81,6 +84,9 @@ pub struct WriterOptions {
     /// While the file refuses writes, keep at most this many bytes of records to retry;
     /// beyond it, records are dropped and counted.
     pub retry_buffer_bytes: usize,
+    /// Column-code the bulk lane's sections ([`crate::columns`]): a log about a third smaller,
+    /// for compaction. Such a log is format version 2, which readers before it refuse.
+    pub columns: bool,
 }
 
 impl Default for WriterOptions {
@@ -93,6 +99,7 @@ impl Default for WriterOptions {
             window_log: 0,
             sync: SyncPolicy::Interval,
             retry_buffer_bytes: 8 << 20,
+            columns: false,
         }
     }
 }
@@ -154,6 +161,9 @@ pub struct LogWriter<F: LogFile = File> {
     appends_since_clock: u32,
     stats: WriterStats,
     closed: bool,
+    /// The bulk lane's column coder, when the sections are column-coded, and its output.
+    coder: Option<Box<crate::columns::Encoder>>,
+    coded: Vec<u8>,
 }
 
 /// One lane's records pending for the next frame, and its zstd stream.
@@ -232,8 +242,14 @@ impl<F: LogFile> LogWriter<F> {
         created_ns: i64,
         opts: WriterOptions,
     ) -> Result<Self> {
+        let columns = opts.columns;
+        let version = if columns {
+            FormatVersion::V2
+        } else {
+            FormatVersion::V1
+        };
         let header = Header {
-            version: FormatVersion::CURRENT as u16,
+            version: version as u16,
             run_id,
             created_ns,
         };
@@ -268,6 +284,8 @@ impl<F: LogFile> LogWriter<F> {
                 ..Default::default()
             },
             closed: false,
+            coder: columns.then(Default::default),
+            coded: Vec::new(),
         })
     }
 
@@ -622,7 +640,18 @@ impl<F: LogFile> LogWriter<F> {
             } else {
                 ZSTD_EndDirective::ZSTD_e_flush
             };
-            compress(&mut lane.cctx, &lane.pending, &mut lane.section, directive)?;
+            let mut input = &lane.pending;
+            if let Some(coder) = self.coder.as_mut().filter(|_| l == LANE_BULK as usize) {
+                // Records that do not parse (a caller's bytes) are written as they are.
+                if coder
+                    .encode(&lane.pending, lane.count, &mut self.coded)
+                    .is_ok()
+                {
+                    input = &self.coded;
+                    flags |= COLUMNS_FLAG << l;
+                }
+            }
+            compress(&mut lane.cctx, input, &mut lane.section, directive)?;
             fh.lane_len[l] = lane.section.len() as u32;
             fh.lane_crc[l] = crc32fast::hash(&lane.section);
         }

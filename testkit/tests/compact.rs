@@ -14,7 +14,13 @@ use pipetape_testkit::synth::{Synth, SynthOptions};
 fn assert_same_records(live: &Path, compacted: &Path) -> u64 {
     let a = LogReader::open(live, Recovery::Strict).unwrap();
     let b = LogReader::open(compacted, Recovery::Strict).unwrap();
-    assert_eq!(a.header(), b.header());
+    let (ha, hb) = (a.header(), b.header());
+    assert_eq!((ha.run_id, ha.created_ns), (hb.run_id, hb.created_ns));
+    assert_eq!(
+        (ha.version, hb.version),
+        (1, 2),
+        "compaction column-codes the lines"
+    );
     assert!(b.is_closed(), "a compacted log has its index");
     assert_eq!(a.record_count(), b.record_count());
     let mut ra = a.records();

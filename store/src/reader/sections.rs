@@ -43,6 +43,8 @@ pub(super) struct SectionLoader {
     /// The seq the next frame should start at; a jump means lost context.
     expected_seq: Option<u64>,
     payload: Vec<u8>,
+    /// A column-coded section's decompressed bytes.
+    coded: Vec<u8>,
 }
 
 impl SectionLoader {
@@ -59,6 +61,7 @@ impl SectionLoader {
             context_ok: false,
             expected_seq: None,
             payload: Vec::new(),
+            coded: Vec::new(),
         }
     }
 
@@ -150,8 +153,14 @@ impl SectionLoader {
                 ),
             });
         }
-        plain.clear();
-        decompress(&mut self.dctx, &self.payload, plain).map_err(|what| {
+        let columns = fh.columns(self.lane);
+        let out = if columns {
+            &mut self.coded
+        } else {
+            &mut *plain
+        };
+        out.clear();
+        decompress(&mut self.dctx, &self.payload, out).map_err(|what| {
             self.context_ok = false;
             Damage {
                 kind: DamageKind::Undecodable,
@@ -161,6 +170,27 @@ impl SectionLoader {
                 what,
             }
         })?;
+        if columns {
+            // The zstd stream is intact: the damage is this section's records alone.
+            plain.clear();
+            let decoded = crate::columns::decode(&self.coded, plain).and_then(|n| {
+                if n == count {
+                    Ok(())
+                } else {
+                    Err(format!("it holds {n} records, its frame says {count}"))
+                }
+            });
+            if let Err(e) = decoded {
+                plain.clear();
+                return Err(Damage {
+                    kind: DamageKind::Undecodable,
+                    offset: f.offset,
+                    bytes: 0,
+                    records: Some(u64::from(count)),
+                    what: format!("the {lane_name} section's columns do not decode: {e}"),
+                });
+            }
+        }
         Ok(Some(count))
     }
 
