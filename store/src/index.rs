@@ -30,6 +30,26 @@ impl IndexEntry {
     }
 }
 
+/// Finds the frame that holds each of a run of increasing seqs (records read in order): the
+/// search only moves forward, so a whole log costs one pass over its frames.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FrameCursor {
+    frame: usize,
+}
+
+impl FrameCursor {
+    /// The index in `frames` of the frame holding `seq` (the last frame when `seq` is past
+    /// them all); `seq` must not be smaller than the one asked before.
+    pub fn frame_of(&mut self, frames: &[IndexEntry], seq: u64) -> usize {
+        while self.frame + 1 < frames.len()
+            && seq >= frames[self.frame].first_seq + u64::from(frames[self.frame].record_count)
+        {
+            self.frame += 1;
+        }
+        self.frame
+    }
+}
+
 const ENTRY_LEN: usize = 37;
 
 /// Encodes an index payload.

@@ -457,9 +457,16 @@ impl StreamTally {
 pub struct Rebuild {
     tally: StreamTally,
     frame: Option<u32>,
+    cursor: crate::index::FrameCursor,
 }
 
 impl Rebuild {
+    /// The next record read from the log whose frames are `frames`.
+    pub fn push_record(&mut self, frames: &[crate::index::IndexEntry], rec: &crate::Record) {
+        let frame = self.cursor.frame_of(frames, rec.seq) as u32;
+        self.push(frame, &rec.body);
+    }
+
     /// A record of body `body` read from records frame `frame`.
     pub fn push(&mut self, frame: u32, body: &crate::model::Body) {
         let Some((key, bytes)) = StreamRef::of_body(body) else {

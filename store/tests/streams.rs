@@ -100,17 +100,9 @@ fn write_mixed<F: LogFile>(w: &mut LogWriter<F>, n: u64) {
 }
 
 fn rebuilt(r: &LogReader) -> StreamTable {
-    let frames = r.frames();
     let mut rb = Rebuild::default();
-    let mut f = 0usize;
     for rec in r.records() {
-        let rec = rec.unwrap();
-        while f + 1 < frames.len()
-            && rec.seq >= frames[f].first_seq + u64::from(frames[f].record_count)
-        {
-            f += 1;
-        }
-        rb.push(f as u32, &rec.body);
+        rb.push_record(r.frames(), &rec.unwrap());
     }
     rb.finish()
 }
@@ -391,8 +383,24 @@ fn the_section_cache_changes_no_record() {
             let order: Vec<usize> = match round {
                 0 => (0..sets.len()).collect(),
                 1 => (0..sets.len()).rev().collect(),
-                _ => (0..sets.len()).map(|i| (i * 5) % sets.len()).collect(),
+                // From both ends inwards: 0, n-1, 1, n-2, ...
+                _ => (0..sets.len())
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            i / 2
+                        } else {
+                            sets.len() - 1 - i / 2
+                        }
+                    })
+                    .collect(),
             };
+            let mut all = order.clone();
+            all.sort_unstable();
+            assert_eq!(
+                all,
+                (0..sets.len()).collect::<Vec<_>>(),
+                "each set read once"
+            );
             for i in order {
                 assert_eq!(read(&cached, &sets[i]), want[i], "budget {budget}, set {i}");
             }

@@ -354,19 +354,12 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> CmdResult {
     let mut rebuild = reader
         .streams()
         .map(|_| pipetape_store::streams::Rebuild::default());
-    let frames = reader.frames();
-    let mut frame = 0usize;
     for rec in it.by_ref() {
         // Tolerant: errors are reported as damage, not yielded.
         let rec = rec?;
         records += 1;
         if let Some(rb) = rebuild.as_mut() {
-            while frame + 1 < frames.len()
-                && rec.seq >= frames[frame].first_seq + u64::from(frames[frame].record_count)
-            {
-                frame += 1;
-            }
-            rb.push(frame as u32, &rec.body);
+            rb.push_record(reader.frames(), &rec);
         }
         finished |= matches!(rec.body, pipetape_store::Body::RunFinished(_));
         *kinds.entry(rec.body.kind()).or_default() += 1;

@@ -43,8 +43,8 @@ pub struct Fold {
     /// The log being folded, when log lines and step output are left in it
     /// ([`Fold::leaving_lines_in`]).
     log: Option<Arc<pipetape_store::reader::LogReader>>,
-    /// Index of the log's frame that holds the last bulk record folded.
-    frame: usize,
+    /// Where in the log's frames the last bulk record folded was.
+    frame: pipetape_store::index::FrameCursor,
 }
 
 impl Fold {
@@ -70,21 +70,13 @@ impl Fold {
     /// one was (bulk records come in seq order, so the search only moves on).
     fn at<'l>(
         log: &'l Option<Arc<pipetape_store::reader::LogReader>>,
-        frame: &mut usize,
+        frame: &mut pipetape_store::index::FrameCursor,
         seq: u64,
     ) -> Option<lines::At<'l>> {
         let log = log.as_ref()?;
-        let frames = log.frames();
-        while *frame + 1 < frames.len() {
-            let f = &frames[*frame];
-            if seq < f.first_seq + u64::from(f.record_count) {
-                break;
-            }
-            *frame += 1;
-        }
         Some(lines::At {
             log,
-            frame: *frame as u32,
+            frame: frame.frame_of(log.frames(), seq) as u32,
         })
     }
 
