@@ -1,30 +1,50 @@
-//! Column-coded sections: how a compacted log stores its log lines (format version 2).
+//! Column-coded sections: how a compacted log stores its records (format version 2).
 //!
-//! A live log's bulk section is a run of MessagePack records, and zstd finds what repeats in
-//! them as well as it can: names, keys and the fixed text of log lines cost little, but every
-//! record interleaves them with its numbers, so each line still costs tens of bytes. When a run
-//! ends and its log is compacted, each bulk section is rewritten column by column instead:
+//! A live log's section is a run of MessagePack records, and zstd finds what repeats in them as
+//! well as it can: keys and fixed text cost little, but every record interleaves them with its
+//! own values (times, names, uids, numbers inside log lines), so each record still costs tens of
+//! bytes. When a run ends and its log is compacted, each section is rewritten column by column:
 //!
-//! - a record whose body has a `line` string is cut into its envelope numbers (three columns of
-//!   varints), its *shape* (every byte of the record but the numbers and the line, as a table of
-//!   the section's distinct shapes: a stream's names cost bytes once per section) and its line;
-//! - a line is cut, as log-specific compressors such as CLP do, into a *template* (its text with
-//!   each token that holds a digit replaced by one marker byte) and the *variables* the markers
-//!   stand for. The section keeps a table of its templates, a template number per line, and one
-//!   column per template and variable slot, so values of the same kind sit together;
-//! - any other record is kept whole in a column of raw records.
+//! - a record is cut into its envelope numbers (three columns of varints), its *shape* and its
+//!   *slots*. A slot is a string or unsigned integer that is the value of a map key in the body,
+//!   cut out when it is a `line` or when its key takes many values in the section (more than
+//!   [`FEW`]): a uid, a timestamp, an Event's message. The shape is every other byte (keys,
+//!   names of few values, structure), kept once per section in a table: a pod log's stream or an
+//!   Event's kind of happening costs bytes once per section, not once per record;
+//! - a string slot is cut, as log-specific compressors such as CLP do, into a *template* (the
+//!   text with each token that holds a digit replaced by one marker byte) and the *variables*
+//!   the markers stand for. Values are grouped by key and template, one column per variable
+//!   slot, so values of the same kind sit together; integers by key, as varints;
+//! - a record that is not a 6-element array with a map body is kept whole in a raw column.
 //!
 //! zstd then compresses the columns. Decoding rebuilds the exact bytes of every record: the
 //! encoder rebuilds each record it cuts and keeps the record whole when the rebuild differs, so
 //! the coding is lossless for any input. The byte layout is in FORMAT.md ("Column-coded
 //! sections").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::wire::Cursor;
 
 /// The byte that stands for one variable in a template.
 pub const VAR: u8 = 0x11;
+
+/// A key whose values take at most this many distinct values in a section stays in the shapes,
+/// as does one with fewer than one distinct value in [`MANY_PER`] uses (a pod's name in its log
+/// lines: a stream costs a shape, not a value per line).
+pub const FEW: usize = 32;
+/// See [`FEW`].
+pub const MANY_PER: usize = 8;
+
+/// Maps nested deeper than this stay whole in the shape.
+const MAX_DEPTH: u32 = 4;
+
+/// A record with more slots than this is kept raw.
+const MAX_SLOTS: usize = 255;
+
+/// Slot kinds (a byte of the shape).
+const STR: u8 = 0;
+const UINT: u8 = 1;
 
 /// Byte classes of the tokenizer: 0 delimiter, 1 token byte, 2 digit.
 const CLASS: [u8; 256] = {
@@ -86,6 +106,11 @@ fn put_uv(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_uv(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
@@ -94,21 +119,87 @@ fn unzigzag(u: u64) -> i64 {
     (u >> 1) as i64 ^ -((u & 1) as i64)
 }
 
-/// A record cut for the columns.
-struct Parts<'a> {
-    dseq: u64,
-    dmono: u64,
-    dwall: i64,
-    /// From `source` to the `line` key, inclusive.
-    pre: &'a [u8],
-    line: &'a [u8],
-    /// After the line's value, to the record's end.
-    post: &'a [u8],
+/// A map value found in a record: a string or an unsigned integer under a string key.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The value's bytes in the record (marker included).
+    at: usize,
+    end: usize,
+    /// The key's bytes.
+    key: (usize, usize),
+    /// How deep in the body the value is (1: a field of the body).
+    depth: u8,
+    /// STR or UINT.
+    kind: u8,
+    /// A string's bytes, or an integer's value.
+    str_at: usize,
+    num: u64,
 }
 
-/// Cuts a record `[dseq, dmono, dwall, source, kind, body]` whose body is a map with a `line`
-/// string; `None` for any other record.
-fn cut(rec: &[u8]) -> Option<Parts<'_>> {
+/// Walks one value at `c`, noting the map values that could be slots.
+fn walk(
+    c: &mut Cursor<'_>,
+    depth: u32,
+    key: Option<(usize, usize)>,
+    out: &mut Vec<Slot>,
+) -> Result<(), String> {
+    let at = c.pos();
+    let m = c.peek_byte().ok_or("unexpected end of data")?;
+    match m {
+        0x80..=0x8f | 0xde | 0xdf if depth < MAX_DEPTH => {
+            for _ in 0..c.map_len()? {
+                let k = match c.peek_byte() {
+                    Some(0xa0..=0xbf | 0xd9..=0xdb) => {
+                        let k = c.str_bytes()?;
+                        let end = c.pos();
+                        Some((end - k.len(), end))
+                    }
+                    _ => {
+                        c.skip()?;
+                        None
+                    }
+                };
+                walk(c, depth + 1, k, out)?;
+            }
+        }
+        0x90..=0x9f | 0xdc | 0xdd if depth < MAX_DEPTH => {
+            for _ in 0..c.array_len()? {
+                walk(c, depth + 1, None, out)?;
+            }
+        }
+        0xa0..=0xbf | 0xd9..=0xdb if key.is_some() => {
+            let s = c.str_bytes()?;
+            out.push(Slot {
+                at,
+                end: c.pos(),
+                key: key.unwrap_or_default(),
+                depth: depth as u8,
+                kind: STR,
+                str_at: c.pos() - s.len(),
+                num: 0,
+            });
+        }
+        0x00..=0x7f | 0xcc..=0xcf if key.is_some() => {
+            let num = c.uint()?;
+            out.push(Slot {
+                at,
+                end: c.pos(),
+                key: key.unwrap_or_default(),
+                depth: depth as u8,
+                kind: UINT,
+                str_at: 0,
+                num,
+            });
+        }
+        _ => c.skip()?,
+    }
+    Ok(())
+}
+
+/// A record `[dseq, dmono, dwall, source, kind, body]` with a map body, walked: its envelope,
+/// where `source` begins, and its candidate slots (appended to `slots`); `None` for any other
+/// record.
+fn walk_record(rec: &[u8], slots: &mut Vec<Slot>) -> Option<(u64, u64, i64, usize)> {
     if rec.first() != Some(&0x96) {
         return None;
     }
@@ -116,68 +207,71 @@ fn cut(rec: &[u8]) -> Option<Parts<'_>> {
     let dseq = c.uint().ok()?;
     let dmono = c.uint().ok()?;
     let dwall = c.int().ok()?;
-    let pre_start = c.pos();
+    let rest = c.pos();
     c.skip().ok()?;
     c.skip().ok()?;
-    for _ in 0..c.map_len().ok()? {
-        if c.str_bytes().ok()? == b"line" {
-            let at = c.pos();
-            let line = c.str_bytes().ok()?;
-            return Some(Parts {
-                dseq,
-                dmono,
-                dwall,
-                pre: &rec[pre_start..at],
-                line,
-                post: &rec[c.pos()..],
-            });
-        }
-        c.skip().ok()?;
+    if !matches!(c.peek_byte(), Some(0x80..=0x8f | 0xde | 0xdf)) {
+        return None;
     }
-    None
+    walk(&mut c, 0, None, slots).ok()?;
+    (c.pos() == rec.len()).then_some((dseq, dmono, dwall, rest))
 }
 
-/// Writes a record from its parts, the line given as its length and a writer of its bytes.
-fn join(
-    out: &mut Vec<u8>,
-    (dseq, dmono, dwall): (u64, u64, i64),
-    pre: &[u8],
-    line_len: usize,
-    line: impl FnOnce(&mut Vec<u8>),
-    post: &[u8],
-) {
+/// Writes a string or an integer the way rmp-serde writes it (its smallest form).
+fn put_str_head(out: &mut Vec<u8>, len: usize) {
     // Writing to a Vec cannot fail.
+    let _ = rmp::encode::write_str_len(out, len as u32);
+}
+
+fn put_envelope(out: &mut Vec<u8>, dseq: u64, dmono: u64, dwall: i64) {
     out.push(0x96);
     let _ = rmp::encode::write_uint(out, dseq);
     let _ = rmp::encode::write_uint(out, dmono);
     let _ = rmp::encode::write_sint(out, dwall);
-    out.extend_from_slice(pre);
-    let _ = rmp::encode::write_str_len(out, line_len as u32);
-    line(out);
-    out.extend_from_slice(post);
 }
 
-/// Encodes bulk sections into columns; keeps its buffers from one section to the next.
+/// One record as the encoder found it in pass 1.
+struct Walked {
+    rec: (usize, usize),
+    envelope: Option<(u64, u64, i64, usize)>,
+    slots: (usize, usize),
+}
+
+/// Encodes sections into columns; keeps its buffers from one section to the next.
 #[derive(Default)]
 pub struct Encoder {
+    walked: Vec<Walked>,
+    slots: Vec<Slot>,
     shapes: HashMap<Box<[u8]>, u32>,
     shape_table: Vec<u8>,
     templates: HashMap<Box<[u8]>, u32>,
+    template_pieces: Vec<usize>,
     template_table: Vec<u8>,
+    keys: HashMap<Box<[u8]>, u32>,
+    groups: HashMap<(u32, u32), usize>,
+    last_dwall: i64,
+    group_cols: Vec<Vec<Vec<u8>>>,
     tags: Vec<u8>,
     dseq: Vec<u8>,
     dmono: Vec<u8>,
     dwall: Vec<u8>,
     tids: Vec<u8>,
     raws: Vec<u8>,
-    /// Variable columns, by template and slot.
-    vars: Vec<Vec<Vec<u8>>>,
-    /// The last line record's `dwall`: the column holds differences (clocks drift slowly).
-    last_dwall: i64,
+    shape: Vec<u8>,
     key: Vec<u8>,
+    cut: Vec<usize>,
     template: Vec<u8>,
     ranges: Vec<(usize, usize)>,
     check: Vec<u8>,
+}
+
+/// A slot's key as the encoder tallies it: its depth and the key's bytes.
+type SlotKey<'a> = (u8, &'a [u8]);
+
+/// What a cut slot holds, for the group it goes to.
+enum Value {
+    Str { template: u32 },
+    Uint(u64),
 }
 
 impl Encoder {
@@ -185,36 +279,24 @@ impl Encoder {
     /// `Err` when `records` does not hold exactly `count` well-formed values: the section is
     /// then written as it is.
     pub fn encode(&mut self, records: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
-        self.shapes.clear();
-        self.shape_table.clear();
-        self.templates.clear();
-        self.template_table.clear();
-        for b in [
-            &mut self.tags,
-            &mut self.dseq,
-            &mut self.dmono,
-            &mut self.dwall,
-            &mut self.tids,
-            &mut self.raws,
-        ] {
-            b.clear();
-        }
-        self.vars.clear();
-        self.last_dwall = 0;
+        self.walked.clear();
+        self.slots.clear();
         let mut pos = 0;
         for _ in 0..count {
             let mut c = Cursor::at(records, pos);
             c.skip()?;
             let rec = &records[pos..c.pos()];
-            pos = c.pos();
-            match cut(rec).filter(|p| self.rebuilds(p, rec)) {
-                Some(p) => self.push_line(&p),
-                None => {
-                    self.tags.push(0);
-                    put_uv(&mut self.raws, rec.len() as u64);
-                    self.raws.extend_from_slice(rec);
-                }
+            let first = self.slots.len();
+            let envelope = walk_record(rec, &mut self.slots);
+            if envelope.is_none() || self.slots.len() - first > MAX_SLOTS {
+                self.slots.truncate(first);
             }
+            self.walked.push(Walked {
+                rec: (pos, c.pos()),
+                envelope: envelope.filter(|_| self.slots.len() - first <= MAX_SLOTS),
+                slots: (first, self.slots.len()),
+            });
+            pos = c.pos();
         }
         if pos != records.len() {
             return Err(format!(
@@ -222,6 +304,38 @@ impl Encoder {
                 records.len() - pos
             ));
         }
+        // Keys (at a depth) of many values are cut; a line always is.
+        let mut distinct: HashMap<SlotKey<'_>, (usize, HashSet<&[u8]>)> = HashMap::new();
+        for w in &self.walked {
+            let rec = &records[w.rec.0..w.rec.1];
+            for s in &self.slots[w.slots.0..w.slots.1] {
+                let (uses, seen) = distinct
+                    .entry((s.depth, &rec[s.key.0..s.key.1]))
+                    .or_default();
+                *uses += 1;
+                seen.insert(&rec[s.at..s.end]);
+            }
+        }
+        let many: HashSet<(u8, &[u8])> = distinct
+            .into_iter()
+            .filter(|(k, (uses, seen))| {
+                k.1 == b"line" || (seen.len() > FEW && seen.len() * MANY_PER > *uses)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        self.begin_section();
+        let walked = std::mem::take(&mut self.walked);
+        for w in &walked {
+            let rec = &records[w.rec.0..w.rec.1];
+            match w.envelope {
+                Some(env) if self.cut_record(rec, env, w.slots, &many) => {}
+                _ => {
+                    self.tags.push(0);
+                    put_bytes(&mut self.raws, rec);
+                }
+            }
+        }
+        self.walked = walked;
         out.clear();
         put_uv(out, u64::from(count));
         put_uv(out, self.shapes.len() as u64);
@@ -238,72 +352,154 @@ impl Encoder {
         ] {
             out.extend_from_slice(col);
         }
-        for col in self.vars.iter().flatten() {
-            put_uv(out, col.len() as u64);
-            out.extend_from_slice(col);
+        for col in self.group_cols.iter().flatten() {
+            put_bytes(out, col);
         }
         Ok(())
     }
 
-    /// True when the record's parts write its exact bytes back.
-    fn rebuilds(&mut self, p: &Parts, rec: &[u8]) -> bool {
-        self.check.clear();
-        join(
-            &mut self.check,
-            (p.dseq, p.dmono, p.dwall),
-            p.pre,
-            p.line.len(),
-            |o| o.extend_from_slice(p.line),
-            p.post,
-        );
-        self.check == rec
+    fn begin_section(&mut self) {
+        self.shapes.clear();
+        self.shape_table.clear();
+        self.templates.clear();
+        self.template_pieces.clear();
+        self.template_table.clear();
+        self.keys.clear();
+        self.groups.clear();
+        self.group_cols.clear();
+        self.last_dwall = 0;
+        for b in [
+            &mut self.tags,
+            &mut self.dseq,
+            &mut self.dmono,
+            &mut self.dwall,
+            &mut self.tids,
+            &mut self.raws,
+        ] {
+            b.clear();
+        }
     }
 
-    fn push_line(&mut self, p: &Parts) {
-        self.key.clear();
-        put_uv(&mut self.key, p.pre.len() as u64);
-        self.key.extend_from_slice(p.pre);
-        self.key.extend_from_slice(p.post);
-        let shape = match self.shapes.get(&self.key[..]) {
+    /// Cuts a record into the columns; false (nothing written) when its parts would not
+    /// rebuild its exact bytes.
+    fn cut_record(
+        &mut self,
+        rec: &[u8],
+        (dseq, dmono, dwall, rest): (u64, u64, i64, usize),
+        (first, last): (usize, usize),
+        many: &HashSet<(u8, &[u8])>,
+    ) -> bool {
+        self.cut.clear();
+        self.cut.extend((first..last).filter(|i| {
+            let s = &self.slots[*i];
+            many.contains(&(s.depth, &rec[s.key.0..s.key.1]))
+        }));
+        // The shape, and the record rebuilt from it to check.
+        self.shape.clear();
+        self.check.clear();
+        put_envelope(&mut self.check, dseq, dmono, dwall);
+        put_uv(&mut self.shape, self.cut.len() as u64);
+        let mut from = rest;
+        for &i in &self.cut {
+            let s = self.slots[i];
+            put_bytes(&mut self.shape, &rec[from..s.at]);
+            self.shape.push(s.kind);
+            // The key names its column group with its depth: [depth, key bytes].
+            put_uv(&mut self.shape, (s.key.1 - s.key.0 + 1) as u64);
+            self.shape.push(s.depth);
+            self.shape.extend_from_slice(&rec[s.key.0..s.key.1]);
+            self.check.extend_from_slice(&rec[from..s.at]);
+            if s.kind == STR {
+                put_str_head(&mut self.check, s.end - s.str_at);
+                self.check.extend_from_slice(&rec[s.str_at..s.end]);
+            } else {
+                let _ = rmp::encode::write_uint(&mut self.check, s.num);
+            }
+            from = s.end;
+        }
+        put_bytes(&mut self.shape, &rec[from..]);
+        self.check.extend_from_slice(&rec[from..]);
+        if self.check != rec {
+            return false;
+        }
+        let shape = match self.shapes.get(&self.shape[..]) {
             Some(s) => *s,
             None => {
                 let s = self.shapes.len() as u32;
-                self.shapes.insert(self.key.clone().into_boxed_slice(), s);
-                put_uv(&mut self.shape_table, p.pre.len() as u64);
-                self.shape_table.extend_from_slice(p.pre);
-                put_uv(&mut self.shape_table, p.post.len() as u64);
-                self.shape_table.extend_from_slice(p.post);
+                self.shapes.insert(self.shape.clone().into_boxed_slice(), s);
+                self.shape_table.extend_from_slice(&self.shape);
                 s
             }
         };
         put_uv(&mut self.tags, u64::from(shape) + 1);
-        put_uv(&mut self.dseq, p.dseq);
-        put_uv(&mut self.dmono, p.dmono);
-        put_uv(
-            &mut self.dwall,
-            zigzag(p.dwall.wrapping_sub(self.last_dwall)),
-        );
-        self.last_dwall = p.dwall;
-        self.template.clear();
-        self.ranges.clear();
-        split_line(p.line, &mut self.template, &mut self.ranges);
-        let t = match self.templates.get(&self.template[..]) {
-            Some(t) => *t as usize,
-            None => {
-                let t = self.templates.len();
-                self.templates
-                    .insert(self.template.clone().into_boxed_slice(), t as u32);
-                put_uv(&mut self.template_table, self.template.len() as u64);
-                self.template_table.extend_from_slice(&self.template);
-                self.vars.push(vec![Vec::new(); self.ranges.len()]);
-                t
+        put_uv(&mut self.dseq, dseq);
+        put_uv(&mut self.dmono, dmono);
+        put_uv(&mut self.dwall, zigzag(dwall.wrapping_sub(self.last_dwall)));
+        self.last_dwall = dwall;
+        for k in 0..self.cut.len() {
+            let s = self.slots[self.cut[k]];
+            self.key.clear();
+            self.key.push(s.depth);
+            self.key.extend_from_slice(&rec[s.key.0..s.key.1]);
+            let key = &self.key[..];
+            let value = if s.kind == STR {
+                let text = &rec[s.str_at..s.end];
+                self.template.clear();
+                self.ranges.clear();
+                split_line(text, &mut self.template, &mut self.ranges);
+                let t = match self.templates.get(&self.template[..]) {
+                    Some(t) => *t,
+                    None => {
+                        let t = self.templates.len() as u32;
+                        self.templates
+                            .insert(self.template.clone().into_boxed_slice(), t);
+                        put_bytes(&mut self.template_table, &self.template);
+                        self.template_pieces.push(self.ranges.len());
+                        t
+                    }
+                };
+                put_uv(&mut self.tids, u64::from(t));
+                Value::Str { template: t }
+            } else {
+                Value::Uint(s.num)
+            };
+            let gk = match value {
+                Value::Str { template } => template,
+                Value::Uint(_) => u32::MAX,
+            };
+            let key_id = match self.keys.get(key) {
+                Some(k) => *k,
+                None => {
+                    let k = self.keys.len() as u32;
+                    self.keys.insert(Box::from(key), k);
+                    k
+                }
+            };
+            let g = match self.groups.get(&(key_id, gk)) {
+                Some(g) => *g,
+                None => {
+                    let g = self.group_cols.len();
+                    self.groups.insert((key_id, gk), g);
+                    let ncols = match value {
+                        Value::Str { template } => self.template_pieces[template as usize],
+                        Value::Uint(_) => 1,
+                    };
+                    self.group_cols.push(vec![Vec::new(); ncols]);
+                    g
+                }
+            };
+            match value {
+                Value::Str { .. } => {
+                    let text = &rec[s.str_at..s.end];
+                    for (col, (a, b)) in self.group_cols[g].iter_mut().zip(&self.ranges) {
+                        col.extend_from_slice(&text[*a..*b]);
+                        col.push(b'\n');
+                    }
+                }
+                Value::Uint(v) => put_uv(&mut self.group_cols[g][0], v),
             }
-        };
-        put_uv(&mut self.tids, t as u64);
-        for (col, (a, b)) in self.vars[t].iter_mut().zip(&self.ranges) {
-            col.extend_from_slice(&p.line[*a..*b]);
-            col.push(b'\n');
         }
+        true
     }
 }
 
@@ -347,6 +543,21 @@ impl<'a> In<'a> {
         self.pos += n;
         Ok(s)
     }
+
+    fn byte(&mut self, what: &str) -> Result<u8, String> {
+        let b = *self
+            .b
+            .get(self.pos)
+            .ok_or_else(|| format!("{what}: unexpected end at byte {}", self.pos))?;
+        self.pos += 1;
+        Ok(b)
+    }
+}
+
+/// A shape of the table: the pieces around its slots, and each slot's kind and key.
+struct Shape<'a> {
+    pieces: Vec<&'a [u8]>,
+    slots: Vec<(u8, &'a [u8])>,
 }
 
 /// Decodes a column-coded section into its MessagePack records, appended to `out`; returns
@@ -358,15 +569,29 @@ pub fn decode(coded: &[u8], out: &mut Vec<u8>) -> Result<u32, String> {
     let nshapes = r.count("shape count")?;
     let mut shapes = Vec::with_capacity(nshapes);
     for _ in 0..nshapes {
-        shapes.push((r.bytes("shape")?, r.bytes("shape")?));
+        let n = r.count("slots of a shape")?;
+        let mut s = Shape {
+            pieces: Vec::with_capacity(n + 1),
+            slots: Vec::with_capacity(n),
+        };
+        for _ in 0..n {
+            s.pieces.push(r.bytes("piece of a shape")?);
+            let kind = r.byte("slot kind")?;
+            if kind != STR && kind != UINT {
+                return Err(format!("slot kind {kind} is neither 0 nor 1"));
+            }
+            s.slots.push((kind, r.bytes("slot key")?));
+        }
+        s.pieces.push(r.bytes("piece of a shape")?);
+        shapes.push(s);
     }
     let ntemplates = r.count("template count")?;
-    let mut templates = Vec::with_capacity(ntemplates);
+    let mut templates: Vec<Vec<&[u8]>> = Vec::with_capacity(ntemplates);
     for _ in 0..ntemplates {
-        templates.push(r.bytes("template")?);
+        templates.push(r.bytes("template")?.split(|b| *b == VAR).collect());
     }
     let mut tags = Vec::with_capacity(count);
-    let mut lines = 0usize;
+    let (mut lines, mut strs) = (0usize, 0usize);
     for _ in 0..count {
         let tag = r.uv("shape of a record")?;
         if tag > nshapes as u64 {
@@ -374,45 +599,67 @@ pub fn decode(coded: &[u8], out: &mut Vec<u8>) -> Result<u32, String> {
                 "shape {tag} of a record is not in the table of {nshapes}"
             ));
         }
-        lines += usize::from(tag != 0);
+        if tag != 0 {
+            lines += 1;
+            strs += shapes[tag as usize - 1]
+                .slots
+                .iter()
+                .filter(|(k, _)| *k == STR)
+                .count();
+        }
         tags.push(tag as usize);
     }
-    let mut nums = vec![0u64; 4 * lines];
-    for (col, what) in ["dseq", "dmono", "dwall", "template of a line"]
-        .iter()
-        .enumerate()
-    {
+    let mut nums = vec![0u64; 3 * lines];
+    for (col, what) in ["dseq", "dmono", "dwall"].iter().enumerate() {
         for v in &mut nums[col * lines..(col + 1) * lines] {
             *v = r.uv(what)?;
         }
     }
-    let mut uses = vec![0usize; ntemplates];
-    for t in &nums[3 * lines..] {
-        let t = usize::try_from(*t)
+    let mut tids = Vec::with_capacity(strs.min(coded.len()));
+    for _ in 0..strs {
+        let t = r.uv("template of a value")?;
+        let t = usize::try_from(t)
             .ok()
             .filter(|t| *t < ntemplates)
             .ok_or_else(|| format!("template {t} is not in the table of {ntemplates}"))?;
-        uses[t] += 1;
+        tids.push(t);
     }
     let mut raws = Vec::with_capacity(count - lines);
     for _ in lines..count {
         raws.push(r.bytes("raw record")?);
     }
-    // Each template's static pieces (one more than its variables) and first column.
-    let mut pieces: Vec<Vec<&[u8]>> = Vec::with_capacity(ntemplates);
-    let mut first_col = Vec::with_capacity(ntemplates);
-    let mut cols: Vec<&[u8]> = Vec::new();
-    for (t, tpl) in templates.iter().enumerate() {
-        let p: Vec<&[u8]> = tpl.split(|b| *b == VAR).collect();
-        first_col.push(cols.len());
-        for _ in 1..p.len() {
-            let col = r.bytes("variable column")?;
-            if uses[t] == 0 && !col.is_empty() {
-                return Err(format!("a column of unused template {t} holds bytes"));
+    // The column groups, in the order the records first use them: each slot's group.
+    let mut keys: HashMap<&[u8], u32> = HashMap::new();
+    let mut group_of: HashMap<(u32, u32), usize> = HashMap::new();
+    let mut group_cols: Vec<usize> = Vec::new();
+    let mut slot_groups: Vec<u32> = Vec::new();
+    let mut ti = 0;
+    for &tag in tags.iter().filter(|t| **t != 0) {
+        for &(kind, key) in &shapes[tag - 1].slots {
+            let next = keys.len() as u32;
+            let key_id = *keys.entry(key).or_insert(next);
+            let (gk, ncols) = if kind == STR {
+                let t = tids[ti];
+                ti += 1;
+                (t as u32, templates[t].len() - 1)
+            } else {
+                (u32::MAX, 1)
+            };
+            let next = group_cols.len();
+            let g = *group_of.entry((key_id, gk)).or_insert(next);
+            if g == next {
+                group_cols.push(ncols);
             }
-            cols.push(col);
+            slot_groups.push(g as u32);
         }
-        pieces.push(p);
+    }
+    let mut first_col = Vec::with_capacity(group_cols.len());
+    let mut cols: Vec<&[u8]> = Vec::new();
+    for n in group_cols {
+        first_col.push(cols.len());
+        for _ in 0..n {
+            cols.push(r.bytes("value column")?);
+        }
     }
     if r.pos != coded.len() {
         return Err(format!(
@@ -420,7 +667,7 @@ pub fn decode(coded: &[u8], out: &mut Vec<u8>) -> Result<u32, String> {
             coded.len() - r.pos
         ));
     }
-    let (mut line, mut raw, mut dwall) = (0usize, 0usize, 0i64);
+    let (mut line, mut raw, mut dwall, mut si, mut ti) = (0usize, 0usize, 0i64, 0usize, 0usize);
     let mut vals: Vec<&[u8]> = Vec::new();
     for tag in tags {
         if tag == 0 {
@@ -428,46 +675,54 @@ pub fn decode(coded: &[u8], out: &mut Vec<u8>) -> Result<u32, String> {
             raw += 1;
             continue;
         }
-        let (pre, post) = shapes[tag - 1];
-        let t = nums[3 * lines + line] as usize;
-        let p = &pieces[t];
-        vals.clear();
-        let mut len: usize = p.iter().map(|s| s.len()).sum();
-        for col in &mut cols[first_col[t]..first_col[t] + p.len() - 1] {
-            let end = memchr::memchr(b'\n', col)
-                .ok_or_else(|| format!("a variable column of template {t} ends early"))?;
-            vals.push(&col[..end]);
-            len += end;
-            *col = &col[end + 1..];
-        }
-        if len > u32::MAX as usize {
-            return Err("a line longer than 4 GiB".into());
-        }
+        let shape = &shapes[tag - 1];
         dwall = dwall.wrapping_add(unzigzag(nums[2 * lines + line]));
-        join(
-            out,
-            (nums[line], nums[lines + line], dwall),
-            pre,
-            len,
-            |o| {
-                o.extend_from_slice(p[0]);
-                for (v, s) in vals.iter().zip(&p[1..]) {
-                    o.extend_from_slice(v);
-                    o.extend_from_slice(s);
-                }
-            },
-            post,
-        );
+        put_envelope(out, nums[line], nums[lines + line], dwall);
+        for (k, &(kind, _)) in shape.slots.iter().enumerate() {
+            out.extend_from_slice(shape.pieces[k]);
+            let c0 = first_col[slot_groups[si] as usize];
+            si += 1;
+            if kind == UINT {
+                let mut col = In {
+                    b: cols[c0],
+                    pos: 0,
+                };
+                let v = col.uv("an integer column")?;
+                cols[c0] = &cols[c0][col.pos..];
+                let _ = rmp::encode::write_uint(out, v);
+                continue;
+            }
+            let p = &templates[tids[ti]];
+            ti += 1;
+            vals.clear();
+            let mut len: usize = p.iter().map(|s| s.len()).sum();
+            for col in &mut cols[c0..c0 + p.len() - 1] {
+                let end = memchr::memchr(b'\n', col)
+                    .ok_or_else(|| "a value column ends early".to_string())?;
+                vals.push(&col[..end]);
+                len += end;
+                *col = &col[end + 1..];
+            }
+            if len > u32::MAX as usize {
+                return Err("a string longer than 4 GiB".into());
+            }
+            put_str_head(out, len);
+            out.extend_from_slice(p[0]);
+            for (v, s) in vals.iter().zip(&p[1..]) {
+                out.extend_from_slice(v);
+                out.extend_from_slice(s);
+            }
+        }
+        out.extend_from_slice(shape.pieces[shape.slots.len()]);
         line += 1;
     }
-    if let Some(t) = cols.iter().position(|c| !c.is_empty()) {
+    if let Some(c) = cols.iter().position(|c| !c.is_empty()) {
         return Err(format!(
-            "variable column {t} holds more values than its lines"
+            "value column {c} holds more values than its records"
         ));
     }
     Ok(count32)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,8 +829,8 @@ mod tests {
         let coded = roundtrip(&records, bodies.len() as u32);
         assert_eq!(
             tags(&coded),
-            [1, 1, 2, 1, 3, 1, 0],
-            "lines by shape; the note raw"
+            [1, 1, 2, 1, 3, 1, 4],
+            "records by shape (the note too)"
         );
         roundtrip(&[], 0);
     }
@@ -599,18 +854,36 @@ mod tests {
         assert_eq!(tags(&coded), [0, 0, 0, 1], "three raw records, one line");
     }
 
-    /// The shape column of a coded section (0: a raw record).
-    fn tags(coded: &[u8]) -> Vec<u64> {
+    /// A coded section's shapes (the keys of their slots), templates and shape column (0: a
+    /// raw record).
+    fn tables(coded: &[u8]) -> (Vec<Vec<String>>, Vec<Vec<u8>>, Vec<u64>) {
         let mut r = In { b: coded, pos: 0 };
         let n = r.uv("").unwrap();
-        for _ in 0..r.uv("").unwrap() {
-            r.bytes("").unwrap();
-            r.bytes("").unwrap();
-        }
-        for _ in 0..r.uv("").unwrap() {
-            r.bytes("").unwrap();
-        }
-        (0..n).map(|_| r.uv("").unwrap()).collect()
+        let shapes = (0..r.uv("").unwrap())
+            .map(|_| {
+                let slots = (0..r.uv("").unwrap())
+                    .map(|_| {
+                        r.bytes("").unwrap();
+                        r.byte("").unwrap();
+                        String::from_utf8(r.bytes("").unwrap()[1..].to_vec()).unwrap()
+                    })
+                    .collect();
+                r.bytes("").unwrap();
+                slots
+            })
+            .collect();
+        let templates = (0..r.uv("").unwrap())
+            .map(|_| r.bytes("").unwrap().to_vec())
+            .collect();
+        (
+            shapes,
+            templates,
+            (0..n).map(|_| r.uv("").unwrap()).collect(),
+        )
+    }
+
+    fn tags(coded: &[u8]) -> Vec<u64> {
+        tables(coded).2
     }
 
     #[test]
@@ -629,18 +902,68 @@ mod tests {
             .collect();
         let records = section(&bodies);
         let coded = roundtrip(&records, 500);
-        let mut r = In { b: &coded, pos: 0 };
-        r.uv("").unwrap();
-        assert_eq!(r.uv("").unwrap(), 1, "one shape");
-        r.bytes("").unwrap();
-        r.bytes("").unwrap();
-        assert_eq!(r.uv("").unwrap(), 1, "one template");
-        assert_eq!(r.bytes("").unwrap(), b"GET \x11 status=\x11 in \x11");
+        let (shapes, templates, _) = tables(&coded);
+        assert_eq!(
+            shapes,
+            [["line"]],
+            "one shape: the stream's names stay in it"
+        );
+        assert_eq!(templates, [b"GET \x11 status=\x11 in \x11".to_vec()]);
         assert!(
             coded.len() < records.len() / 2,
             "{} vs {}",
             coded.len(),
             records.len()
+        );
+    }
+
+    #[test]
+    fn keys_of_many_values_are_cut_and_keys_of_few_stay_in_the_shape() {
+        use crate::model::{KubeEvent, ObjectRef};
+        let bodies: Vec<_> = (0..200u64)
+            .map(|i| {
+                let e = KubeEvent {
+                    namespace: format!("ns-{}", i % 4),
+                    name: format!("api-{i}.17a8b9c{}", i % 10),
+                    uid: format!("940a0456-c459-483e-9033-{:012x}", i * 7919),
+                    resource_version: (1000 + i).to_string(),
+                    type_: "Normal".into(),
+                    reason: if i % 2 == 0 { "Pulled" } else { "Started" }.into(),
+                    message: format!(
+                        "Container image \"registry:5000/app:{}\" already present",
+                        i % 3
+                    ),
+                    involved: ObjectRef {
+                        api_version: "v1".into(),
+                        kind: "Pod".into(),
+                        namespace: format!("ns-{}", i % 4),
+                        name: format!("api-{}", i % 7),
+                        uid: format!("uid-{}", i % 7),
+                        field_path: String::new(),
+                    },
+                    count: i as u32 * 3,
+                    ..Default::default()
+                };
+                (i * 1000, 5, Body::KubeEvent(Box::new(e)))
+            })
+            .collect();
+        let records = section(&bodies);
+        let coded = roundtrip(&records, 200);
+        let (shapes, _, tags) = tables(&coded);
+        assert!(tags.iter().all(|t| *t != 0), "every Event is cut");
+        // name, uid, resource_version and count take 200 values; namespace, reason,
+        // message (3 values) and the involved object's fields few.
+        assert_eq!(shapes[0], ["name", "uid", "resource_version", "count"]);
+        // One shape per combination of the few-valued fields: i % 4 (namespace, and reason
+        // with it), i % 3 (message), i % 7 (involved pod): 84.
+        assert_eq!(shapes.len(), 84);
+        // What counts is the size after zstd.
+        let z = |b: &[u8]| zstd::bulk::compress(b, 9).unwrap().len();
+        assert!(
+            z(&coded) * 4 < z(&records) * 3,
+            "{} vs {}",
+            z(&coded),
+            z(&records)
         );
     }
 

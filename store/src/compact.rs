@@ -31,8 +31,8 @@ pub struct CompactOptions {
     pub frame_bytes: usize,
     /// A new zstd stream per lane after this many bytes: bounds what a seek must decode.
     pub stream_bytes: usize,
-    /// Column-code the log lines ([`crate::columns`]; format version 2, which pipetape before
-    /// it cannot read). `false` keeps the live log's encoding (format version 1).
+    /// Column-code the records ([`crate::columns`]; format version 2, which pipetape before it
+    /// cannot read). `false` keeps the live log's encoding (format version 1).
     pub columns: bool,
 }
 

@@ -55,6 +55,11 @@ impl<'a> Cursor<'a> {
         self.pos
     }
 
+    /// The next byte, not taken.
+    pub(crate) fn peek_byte(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
         let end = self
             .pos
@@ -144,7 +149,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn array_len(&mut self) -> R<usize> {
+    pub(crate) fn array_len(&mut self) -> R<usize> {
         self.len_of(0x90, 0x9f, 0xdc, 0xdd, "an array")
     }
 

@@ -17,7 +17,6 @@ use zstd::zstd_safe::{self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, InBuf
 use crate::error::{Error, Result};
 use crate::format::{
     encode_trailer, FormatVersion, FrameHeader, FrameKind, Header, RunId, COLUMNS_FLAG, LANES,
-    LANE_BULK,
 };
 use crate::index::IndexEntry;
 use crate::model::{Body, Record, Source, WireOut};
@@ -84,8 +83,8 @@ pub struct WriterOptions {
     /// While the file refuses writes, keep at most this many bytes of records to retry;
     /// beyond it, records are dropped and counted.
     pub retry_buffer_bytes: usize,
-    /// Column-code the bulk lane's sections ([`crate::columns`]): a log about a third smaller,
-    /// for compaction. Such a log is format version 2, which readers before it refuse.
+    /// Column-code the sections ([`crate::columns`]): a log a third to a half smaller, for
+    /// compaction. Such a log is format version 2, which readers before it refuse.
     pub columns: bool,
 }
 
@@ -161,7 +160,7 @@ pub struct LogWriter<F: LogFile = File> {
     appends_since_clock: u32,
     stats: WriterStats,
     closed: bool,
-    /// The bulk lane's column coder, when the sections are column-coded, and its output.
+    /// The column coder, when the sections are column-coded, and its output.
     coder: Option<Box<crate::columns::Encoder>>,
     coded: Vec<u8>,
 }
@@ -641,7 +640,7 @@ impl<F: LogFile> LogWriter<F> {
                 ZSTD_EndDirective::ZSTD_e_flush
             };
             let mut input = &lane.pending;
-            if let Some(coder) = self.coder.as_mut().filter(|_| l == LANE_BULK as usize) {
+            if let Some(coder) = self.coder.as_mut() {
                 // Records that do not parse (a caller's bytes) are written as they are.
                 if coder
                     .encode(&lane.pending, lane.count, &mut self.coded)
