@@ -43,18 +43,19 @@ fuzz_target!(|data: &[u8]| {
             Ok(&t)
         );
     }
-    // The column decoder on its own: what decodes must code back to columns that decode to
-    // the same records.
+    // The column decoder on its own: what decodes (when it is whole MessagePack values: the
+    // decoder leaves checking them to the record reader) must code back to columns that decode
+    // to the same bytes.
     let mut records = Vec::new();
     if let Ok(n) = pipetape_store::columns::decode(data, &mut records) {
         assert!(n as usize <= data.len());
         let mut coded = Vec::new();
-        pipetape_store::columns::Encoder::default()
-            .encode(&records, n, &mut coded)
-            .expect("decoded records are whole MessagePack values");
-        let mut again = Vec::new();
-        assert_eq!(pipetape_store::columns::decode(&coded, &mut again), Ok(n));
-        assert_eq!(again, records);
+        let coder = pipetape_store::columns::Encoder::default().encode(&records, n, &mut coded);
+        if coder.is_ok() {
+            let mut again = Vec::new();
+            assert_eq!(pipetape_store::columns::decode(&coded, &mut again), Ok(n));
+            assert_eq!(again, records);
+        }
     }
     read(data);
     if !data.starts_with(b"\x89PTAPE") {

@@ -641,10 +641,12 @@ impl<F: LogFile> LogWriter<F> {
             };
             let mut input = &lane.pending;
             if let Some(coder) = self.coder.as_mut() {
-                // Records that do not parse (a caller's bytes) are written as they are.
+                // Records that do not parse (a caller's bytes) are written as they are, and so
+                // is a section the columns would not make smaller (records that share nothing).
                 if coder
                     .encode(&lane.pending, lane.count, &mut self.coded)
                     .is_ok()
+                    && self.coded.len() < lane.pending.len()
                 {
                     input = &self.coded;
                     flags |= COLUMNS_FLAG << l;
