@@ -83,7 +83,7 @@ pub struct WriterOptions {
     /// While the file refuses writes, keep at most this many bytes of records to retry;
     /// beyond it, records are dropped and counted.
     pub retry_buffer_bytes: usize,
-    /// Column-code the sections ([`crate::columns`]): a log a third to a half smaller, for
+    /// Column-code the sections ([`crate::columns`]): a log about a third smaller, for
     /// compaction. Such a log is format version 2, which readers before it refuse.
     pub columns: bool,
 }

@@ -126,8 +126,8 @@ pub struct CompactArgs {
     #[arg(long, default_value_t = CompactOptions::default().window_log,
           value_parser = clap::value_parser!(u32).range(10..=27))]
     window_log: u32,
-    /// Keep log lines as the live log encodes them (format version 1, which earlier pipetape
-    /// builds read) instead of column-coding them (format version 2, about a quarter smaller).
+    /// Keep records as the live log encodes them (format version 1, which earlier pipetape
+    /// builds read) instead of column-coding them (format version 2, about a third smaller).
     #[arg(long)]
     no_columns: bool,
 }
