@@ -25,6 +25,7 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Regex, RegexSet};
@@ -93,38 +94,46 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Literals of which every default rule's match holds one: a case-sensitive prefilter (the
-/// case-insensitive rules, `aws_secret...` and `bearer`, are spelled in the three cases they
-/// are written in: lower, upper, capitalised).
-const TRIGGERS: &[&str] = &[
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "glpat-",
-    "xoxa-",
-    "xoxb-",
-    "xoxp-",
-    "xoxr-",
-    "AKIA",
-    "ASIA",
-    "hvs.",
-    "hvb.",
-    "hvr.",
-    "npm_",
-    "pypi-",
-    "eyJ",
-    "PRIVATE KEY",
-    "://",
-    "bearer",
-    "Bearer",
-    "BEARER",
-    "aws",
-    "AWS",
-    "Aws",
+/// Literals of which every match of a default rule holds one, by rule (in the order of
+/// [`DEFAULT_RULES`]): a case-sensitive prefilter. The case-insensitive rules, `aws_secret...`
+/// and `bearer`, are spelled in the three cases they are written in: lower, upper,
+/// capitalised. A line runs only the regexes of the rules whose literals it holds, and a rule's
+/// regex is compiled the first time a line needs it.
+const RULE_TRIGGERS: &[(&str, &[&str])] = &[
+    ("github-token", &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]),
+    ("github-fine-grained-pat", &["github_pat_"]),
+    ("gitlab-token", &["glpat-"]),
+    ("slack-token", &["xoxa-", "xoxb-", "xoxp-", "xoxr-"]),
+    ("aws-access-key-id", &["AKIA", "ASIA"]),
+    ("aws-secret-access-key", &["aws", "AWS", "Aws"]),
+    ("aws-secret-beside-key-id", &["AKIA", "ASIA"]),
+    ("vault-token", &["hvs.", "hvb.", "hvr."]),
+    ("npm-token", &["npm_"]),
+    ("pypi-token", &["pypi-"]),
+    ("jwt", &["eyJ"]),
+    ("private-key", &["PRIVATE KEY"]),
+    ("password-in-url", &["://"]),
+    ("bearer-token", &["bearer", "Bearer", "BEARER"]),
 ];
+
+/// Every trigger literal once, with the default rules (indexes into [`DEFAULT_RULES`]) that
+/// need it, as a bit set.
+fn triggers() -> Vec<(&'static str, u64)> {
+    let mut out: Vec<(&'static str, u64)> = Vec::new();
+    for (name, lits) in RULE_TRIGGERS {
+        let bit = DEFAULT_RULES
+            .iter()
+            .position(|(n, _)| n == name)
+            .map_or(0, |i| 1u64 << i);
+        for lit in *lits {
+            match out.iter_mut().find(|(l, _)| l == lit) {
+                Some((_, m)) => *m |= bit,
+                None => out.push((lit, bit)),
+            }
+        }
+    }
+    out
+}
 
 /// The start and end of a PEM private key that a line-oriented stream prints over many lines.
 const PEM_BEGIN: &str = "-----BEGIN";
@@ -199,9 +208,20 @@ pub struct MaskError {
 
 struct Rule {
     name: String,
-    re: Regex,
-    /// Mask capture group 1 only.
-    group: bool,
+    /// The default rules' regexes compile on first use (most runs never need most of them,
+    /// and compiling all of them was a third of a short run's CPU); extra patterns compile
+    /// in [`Masker::new`], which is what checks them.
+    src: String,
+    re: OnceLock<Regex>,
+}
+
+impl Rule {
+    fn re(&self) -> &Regex {
+        self.re.get_or_init(|| {
+            // A default rule: `default_rules_compile` proves each one does.
+            Regex::new(&self.src).unwrap_or_else(|_| Regex::new("[^\\s\\S]").expect("empty class"))
+        })
+    }
 }
 
 /// One place a secret was found: byte range in the text and the rule's name.
@@ -233,9 +253,12 @@ pub struct Masker {
     values: Option<AhoCorasick>,
     value_rules: Vec<usize>,
     rules: Vec<Rule>,
-    /// The default rules (the first `rules`), checked only where `triggers` found something.
-    set: Option<RegexSet>,
+    /// The default rules are the first `n_defaults` of `rules`, each checked only on text
+    /// where `triggers` found one of its literals.
+    n_defaults: usize,
     triggers: Option<AhoCorasick>,
+    /// By trigger pattern: the default rules (bits over `rules`) that need it.
+    trigger_rules: Vec<u64>,
     /// The same literals for a whole chunk of output: a SIMD searcher (Teddy) where the CPU
     /// has one, several times faster than the automaton on text without any.
     triggers_packed: Option<aho_corasick::packed::Searcher>,
@@ -276,37 +299,56 @@ impl Masker {
             })
         };
         let mut rules = Vec::new();
+        // Where each chosen default rule's bit comes from: its index in DEFAULT_RULES.
+        let mut default_at = Vec::new();
         if cfg.defaults {
-            for (name, re) in DEFAULT_RULES {
+            for (i, (name, re)) in DEFAULT_RULES.iter().enumerate() {
                 if cfg.only_rules.is_empty() || cfg.only_rules.iter().any(|r| r == name) {
-                    rules.push((name.to_string(), compile(name, re)?));
+                    default_at.push(i);
+                    rules.push(Rule {
+                        name: name.to_string(),
+                        src: re.to_string(),
+                        re: OnceLock::new(),
+                    });
                 }
             }
         }
+        let n_defaults = rules.len();
         for (name, re) in &cfg.patterns {
-            rules.push((name.clone(), compile(name, re)?));
+            rules.push(Rule {
+                name: name.clone(),
+                src: re.clone(),
+                re: OnceLock::from(compile(name, re)?),
+            });
         }
-        let n_defaults = rules.len() - cfg.patterns.len();
-        let set_of = |rs: &[(String, Regex)]| -> Result<Option<RegexSet>, MaskError> {
-            if rs.is_empty() {
-                return Ok(None);
-            }
-            RegexSet::new(rs.iter().map(|(_, r)| r.as_str()))
-                .map(Some)
-                .map_err(|e| MaskError {
+        let extra_set = if cfg.patterns.is_empty() {
+            None
+        } else {
+            Some(
+                RegexSet::new(cfg.patterns.iter().map(|(_, re)| re)).map_err(|e| MaskError {
                     name: "(all rules)".into(),
                     why: e.to_string(),
-                })
+                })?,
+            )
         };
-        let set = set_of(&rules[..n_defaults])?;
-        let extra_set = set_of(&rules[n_defaults..])?;
-        // Every default rule's match holds one of these (ASCII case-insensitive): a line
-        // without any skips the default rules' regexes, which is nearly every line.
+        // Every default rule's match holds one of its literals (ASCII case-insensitive): a
+        // line without any skips the default rules' regexes, which is nearly every line.
+        let lits = triggers();
+        let trigger_rules: Vec<u64> = lits
+            .iter()
+            .map(|(_, bits)| {
+                default_at
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &d)| bits & (1u64 << d) != 0)
+                    .fold(0u64, |m, (i, _)| m | 1u64 << i)
+            })
+            .collect();
         let triggers = (n_defaults > 0)
             .then(|| {
                 AhoCorasick::builder()
                     .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .build(TRIGGERS)
+                    .build(lits.iter().map(|(l, _)| l))
                     .ok()
             })
             .flatten();
@@ -315,19 +357,11 @@ impl Masker {
                 aho_corasick::packed::Config::new()
                     .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
                     .builder()
-                    .extend(TRIGGERS)
+                    .extend(lits.iter().map(|(l, _)| l))
                     .build()
             })
             .flatten();
-        let key_rule = rules.iter().any(|(n, _)| n == "private-key");
-        let rules: Vec<Rule> = rules
-            .into_iter()
-            .map(|(name, re)| Rule {
-                group: re.captures_len() > 1,
-                name,
-                re,
-            })
-            .collect();
+        let key_rule = rules.iter().any(|r| r.name == "private-key");
         let mut names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
         // Values: distinct, long enough, longest first is the automaton's job.
         let mut vals: Vec<(&str, &str)> = Vec::new();
@@ -378,8 +412,9 @@ impl Masker {
             values,
             value_rules,
             rules,
-            set,
+            n_defaults,
             triggers,
+            trigger_rules,
             triggers_packed,
             extra_set,
             key_rule,
@@ -393,7 +428,7 @@ impl Masker {
 
     /// True when this masker can find nothing at all.
     pub fn is_empty(&self) -> bool {
-        self.values.is_none() && self.set.is_none() && self.extra_set.is_none() && !self.objects
+        self.values.is_none() && self.n_defaults == 0 && self.extra_set.is_none() && !self.objects
     }
 
     fn allowed(&self, s: &str) -> bool {
@@ -408,21 +443,27 @@ impl Masker {
                 hits.push((m.start(), m.end(), self.value_rules[m.pattern().as_usize()]));
             }
         }
-        let triggered = self.triggers.as_ref().is_some_and(|t| t.is_match(s));
-        let n_defaults = self.set.as_ref().map_or(0, RegexSet::len);
-        for (set, offset) in [
-            (self.set.as_ref().filter(|_| triggered), 0),
-            (self.extra_set.as_ref(), n_defaults),
-        ] {
-            let Some(set) = set else { continue };
-            for i in set.matches(s).iter() {
-                let i = i + offset;
-                let r = &self.rules[i];
-                for c in r.re.captures_iter(s) {
-                    let m = if r.group { c.get(1) } else { c.get(0) };
-                    if let Some(m) = m.filter(|m| !m.is_empty()) {
-                        hits.push((m.start(), m.end(), i));
-                    }
+        // The default rules whose literals the text holds, in rule order; then the extra
+        // patterns the set says match.
+        let mut triggered = 0u64;
+        if let Some(t) = &self.triggers {
+            for m in t.find_overlapping_iter(s) {
+                triggered |= self.trigger_rules[m.pattern().as_usize()];
+            }
+        }
+        let defaults = (0..self.n_defaults).filter(|i| triggered & (1u64 << i) != 0);
+        let extras = self
+            .extra_set
+            .iter()
+            .flat_map(|set| set.matches(s).into_iter())
+            .map(|i| i + self.n_defaults);
+        for i in defaults.chain(extras) {
+            let re = self.rules[i].re();
+            let group = re.captures_len() > 1;
+            for c in re.captures_iter(s) {
+                let m = if group { c.get(1) } else { c.get(0) };
+                if let Some(m) = m.filter(|m| !m.is_empty()) {
+                    hits.push((m.start(), m.end(), i));
                 }
             }
         }
@@ -459,7 +500,7 @@ impl Masker {
             .as_ref()
             .and_then(|ac| ac.find(bytes))
             .map(|m| m.start());
-        let t = if self.set.is_none() {
+        let t = if self.n_defaults == 0 {
             None
         } else if let Some(p) = &self.triggers_packed {
             p.find(bytes).map(|m| m.start())

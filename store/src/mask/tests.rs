@@ -72,6 +72,7 @@ fn packed_triggers_agree_with_the_automaton() {
     let m = defaults();
     assert!(m.triggers_packed.is_some() || !cfg!(target_arch = "x86_64"));
     let ac = m.triggers.as_ref().unwrap();
+    let lits = triggers();
     let mut seed = 7u64;
     for _ in 0..2000 {
         let mut text = Vec::new();
@@ -80,8 +81,7 @@ fn packed_triggers_agree_with_the_automaton() {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             match (seed >> 33) % 6 {
-                0 => text
-                    .extend_from_slice(TRIGGERS[(seed >> 40) as usize % TRIGGERS.len()].as_bytes()),
+                0 => text.extend_from_slice(lits[(seed >> 40) as usize % lits.len()].0.as_bytes()),
                 1 => text.push(b'\n'),
                 _ => text.extend_from_slice(
                     &b"aws_ghx:/eyJPRIVATE bearer"[(seed >> 45) as usize % 20..][..3],
@@ -97,23 +97,105 @@ fn packed_triggers_agree_with_the_automaton() {
     }
 }
 
-/// The triggers are a prefilter: a default rule's match without one would be missed.
+/// The triggers are a prefilter: a default rule runs only on text holding one of its own
+/// literals, so each of its matches must hold one, or it would be missed.
 #[test]
-fn every_default_rule_match_holds_a_trigger() {
+fn every_default_rule_match_holds_one_of_its_triggers() {
+    let samples: Vec<String> = SHAPES
+        .iter()
+        .map(|(_, s)| s.to_string())
+        .chain(
+            [
+                "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "AWS_SECRET_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
+                "AKIAQ7Z5LWXYN3K4TDRE,wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "https://u:pw@h",
+                "Bearer 0123456789abcdef",
+                "authorization: bearer 0123456789abcdef",
+                "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----",
+                "pypi-AgEIcHlwaS5vcmcCJGQ0ZjYwYTk3LTBiNGEtNDM5Zi04OGE5LWJhMmVkYjE3YzkwYQ",
+                "ghp_R8kq2ZxW4mN7vB1cT5yH9jL3pF6sD0aE2gUi hvb.CAESIJ8xK2mQ9vL3nR7tY4wZ6pB1",
+            ]
+            .map(String::from),
+        )
+        .collect();
+    let mut matched = std::collections::BTreeSet::new();
+    for ((name, re), (tname, lits)) in DEFAULT_RULES.iter().zip(RULE_TRIGGERS) {
+        assert_eq!(name, tname, "RULE_TRIGGERS follows DEFAULT_RULES");
+        let re = Regex::new(re).unwrap();
+        for s in &samples {
+            for m in re.find_iter(s) {
+                matched.insert(*name);
+                assert!(
+                    lits.iter().any(|l| m.as_str().contains(l)),
+                    "{name} matched {:?} without one of {lits:?}",
+                    m.as_str()
+                );
+            }
+        }
+    }
+    assert_eq!(RULE_TRIGGERS.len(), DEFAULT_RULES.len());
+    // Every rule was exercised by some sample.
+    assert_eq!(matched.len(), DEFAULT_RULES.len(), "{matched:?}");
+}
+
+/// A default rule compiles the first time a line holds one of its literals, and only then:
+/// a run whose output holds none compiles no regex at all.
+#[test]
+fn default_rules_compile_when_first_needed() {
     let m = defaults();
-    let ac = m.triggers.as_ref().unwrap();
-    for (_, s) in SHAPES {
-        assert!(ac.is_match(s), "{s}");
+    let compiled = |m: &Masker| -> Vec<String> {
+        m.rules
+            .iter()
+            .filter(|r| r.re.get().is_some())
+            .map(|r| r.name.clone())
+            .collect()
+    };
+    assert_eq!(
+        m.mask("plain line with nothing to mask"),
+        "plain line with nothing to mask"
+    );
+    assert!(compiled(&m).is_empty(), "{:?}", compiled(&m));
+    assert_eq!(
+        m.mask("GET https://example.com/healthz 200"),
+        "GET https://example.com/healthz 200"
+    );
+    assert_eq!(compiled(&m), ["password-in-url"]);
+    assert_eq!(
+        m.mask("token ghp_R8kq2ZxW4mN7vB1cT5yH9jL3pF6sD0aE2gUi"),
+        "token ***"
+    );
+    assert_eq!(compiled(&m), ["github-token", "password-in-url"]);
+    // Each default rule's regex compiles (the lazy path has no error to report).
+    for (name, re) in DEFAULT_RULES {
+        assert!(Regex::new(re).is_ok(), "{name}");
     }
-    for s in [
-        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        "https://u:p@h",
-        "Bearer 0123456789abcdef",
-        "-----BEGIN EC PRIVATE KEY-----",
-        "pypi-AgEIcHlwaS5vcmc",
-    ] {
-        assert!(ac.is_match(s), "{s}");
-    }
+}
+
+/// With some default rules chosen (`--mask-rule`), a literal of a rule left out runs nothing.
+#[test]
+fn chosen_rules_map_their_own_triggers() {
+    let m = Masker::new(&MaskConfig {
+        defaults: true,
+        only_rules: vec!["jwt".into(), "aws-secret-beside-key-id".into()],
+        ..MaskConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        m.mask("AKIAQ7Z5LWXYN3K4TDRE alone"),
+        "AKIAQ7Z5LWXYN3K4TDRE alone"
+    );
+    assert_eq!(
+        m.mask("AKIAQ7Z5LWXYN3K4TDRE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        "AKIAQ7Z5LWXYN3K4TDRE ***"
+    );
+    let compiled: Vec<&str> = m
+        .rules
+        .iter()
+        .filter(|r| r.re.get().is_some())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(compiled, ["aws-secret-beside-key-id"]);
 }
 
 #[test]
