@@ -148,22 +148,30 @@ impl<'a> LaneIter<'a> {
                 records: Some(u64::from(self.reader.frames[i].record_count)),
                 what: "the section loader was handed back".into(),
             }),
-            Sections::Ahead { rx, back } => match rx.recv() {
-                Ok((at, r, plain)) => {
-                    debug_assert_eq!(at, i, "sections arrive in frame order");
-                    let used = std::mem::replace(&mut self.plain, plain);
-                    let _ = back.send(used);
-                    r
+            Sections::Ahead { rx, back, pending } => {
+                match pending.take().map(Ok).unwrap_or_else(|| rx.recv()) {
+                    Ok((at, r, plain)) if at == i => {
+                        let used = std::mem::replace(&mut self.plain, plain);
+                        let _ = back.send(used);
+                        r
+                    }
+                    // The next section is a later frame's (or the end of the lane): this
+                    // frame has nothing in this lane.
+                    Ok(later) if later.0 > i => {
+                        *pending = Some(later);
+                        Ok(None)
+                    }
+                    // Sections come in frame order, and the thread sends the end of the lane
+                    // before it ends (it cannot stop early short of a panic): say where.
+                    Ok(_) | Err(_) => Err(Damage {
+                        kind: DamageKind::Undecodable,
+                        offset: self.reader.frames[i].offset,
+                        bytes: 0,
+                        records: Some(u64::from(self.reader.frames[i].record_count)),
+                        what: "the read-ahead thread stopped".into(),
+                    }),
                 }
-                // The thread ended early (it cannot, short of a panic): say where.
-                Err(_) => Err(Damage {
-                    kind: DamageKind::Undecodable,
-                    offset: self.reader.frames[i].offset,
-                    bytes: 0,
-                    records: Some(u64::from(self.reader.frames[i].record_count)),
-                    what: "the read-ahead thread stopped".into(),
-                }),
-            },
+            }
         };
         match r {
             Ok(Some(count)) => {

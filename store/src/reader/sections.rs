@@ -19,13 +19,19 @@ pub(super) enum Sections {
         rx: flume::Receiver<Loaded>,
         /// Section buffers handed back for reuse.
         back: flume::Sender<Vec<u8>>,
+        /// A section received for a later frame than the one asked for: the frames before it
+        /// hold nothing in this lane.
+        pending: Option<Loaded>,
     },
     /// Handed back to the reader (a parked loader, for the next read to resume).
     Gone,
 }
 
-/// One frame's section as the read-ahead thread loaded it.
-type Loaded = (usize, std::result::Result<Option<u32>, Damage>, Vec<u8>);
+/// One frame's section as the read-ahead thread loaded it. Frames with nothing in the lane are
+/// not sent (most of a long run's frames hold no state section); after the last frame, the
+/// thread sends the frame count with `Ok(None)`, so that a reader can tell the end of the lane
+/// from a thread that stopped.
+pub(super) type Loaded = (usize, std::result::Result<Option<u32>, Damage>, Vec<u8>);
 
 /// Reads a log's frames of one lane with read-ahead from this many frames on.
 pub(super) const READ_AHEAD_FRAMES: usize = 16;
@@ -202,17 +208,28 @@ impl SectionLoader {
         let spawned = std::thread::Builder::new()
             .name("ptape-read-ahead".into())
             .spawn(move || {
+                let mut plain = Vec::new();
                 for i in from..self.frames.len() {
-                    let mut plain = spare.try_recv().unwrap_or_default();
+                    if plain.capacity() == 0 {
+                        plain = spare.try_recv().unwrap_or_default();
+                    }
                     let r = self.load(i, &mut plain);
+                    if matches!(r, Ok(None)) {
+                        continue;
+                    }
                     // The reader went away: stop.
-                    if tx.send((i, r, plain)).is_err() {
+                    if tx.send((i, r, std::mem::take(&mut plain))).is_err() {
                         return;
                     }
                 }
+                let _ = tx.send((self.frames.len(), Ok(None), Vec::new()));
             });
         match spawned {
-            Ok(_) => Sections::Ahead { rx, back },
+            Ok(_) => Sections::Ahead {
+                rx,
+                back,
+                pending: None,
+            },
             // No thread to be had: read here, from the start (nothing was loaded).
             Err(_) => Sections::Here(SectionLoader::new(parts.0, parts.1, parts.2)),
         }
