@@ -50,6 +50,9 @@ pub struct Finished {
     /// Bytes of records in the log (before compression), when its writer closed it with
     /// every record written: what compacting it costs, known without reading it again.
     pub records_bytes: Option<u64>,
+    /// The catalog, kept open for the end of the run's other updates (compaction, metrics):
+    /// drop it when they are done.
+    pub catalog_hold: Option<Arc<pipetape_store::catalog::CatalogHold>>,
 }
 
 /// What a session records about itself.
@@ -223,7 +226,9 @@ impl Session {
                 Err(e) => close_error = Some(e.to_string()),
             }
         }
+        let mut catalog_hold = None;
         if let (Some(st), Some(p)) = (&store, &log_path) {
+            catalog_hold = st.hold_catalog().ok().map(Arc::new);
             let r = match &written {
                 Some(w) => st.register_written(p, w),
                 None => st.register(p),
@@ -246,6 +251,7 @@ impl Session {
             log_path,
             elapsed: started.elapsed(),
             records_bytes: written.filter(|w| w.complete()).map(|w| w.input_bytes),
+            catalog_hold,
         }
     }
 }

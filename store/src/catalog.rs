@@ -154,15 +154,60 @@ impl ListFilter {
 }
 
 /// The catalog database.
+#[derive(Clone)]
 pub struct Catalog {
     db: sled::Db,
     path: PathBuf,
 }
 
+/// Catalogs this process keeps open ([`Catalog::hold`]): (directory, catalog, holds).
+static HELD: std::sync::Mutex<Vec<(PathBuf, Catalog, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps a catalog open while it lives: [`Catalog::open`] of its directory hands out the open
+/// one instead of opening it again. Opening sled costs milliseconds and the end of a run
+/// updated the catalog four times; holding it the whole run would shut other pipetape
+/// processes out, so a hold is for short stretches of work.
+#[derive(Debug)]
+pub struct CatalogHold {
+    dir: PathBuf,
+}
+
+impl Drop for CatalogHold {
+    fn drop(&mut self) {
+        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = held.iter().position(|(d, _, _)| *d == self.dir) {
+            held[i].2 -= 1;
+            if held[i].2 == 0 {
+                // The last clone of the sled handle closes it and releases its lock.
+                held.swap_remove(i);
+            }
+        }
+    }
+}
+
 impl Catalog {
+    /// Opens the catalog in `dir` and keeps it open until the hold is dropped.
+    pub fn hold(dir: &Path) -> Result<CatalogHold> {
+        let cat = Catalog::open(dir)?;
+        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        match held.iter_mut().find(|(d, _, _)| d == dir) {
+            Some(h) => h.2 += 1,
+            None => held.push((dir.to_owned(), cat, 1)),
+        }
+        Ok(CatalogHold {
+            dir: dir.to_owned(),
+        })
+    }
+
     /// Opens (or creates) the catalog in `dir`, waiting up to 10 s for another pipetape
-    /// process that holds it.
+    /// process that holds it; the one already open when this process holds it.
     pub fn open(dir: &Path) -> Result<Catalog> {
+        {
+            let held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, c, _)) = held.iter().find(|(d, _, _)| d == dir) {
+                return Ok(c.clone());
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match sled::Config::new().path(dir).mode(sled::Mode::LowSpace).open() {
@@ -471,6 +516,35 @@ mod tests {
             tool_version: "t".into(),
             metrics: BTreeMap::new(),
         }
+    }
+
+    /// While a hold lives, opening the catalog hands out the open one (a second sled open in
+    /// the same process would wait on its own lock); the last hold closes it, and the next open
+    /// opens it afresh and sees what was written.
+    #[test]
+    fn a_held_catalog_is_opened_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = |d: &Path| {
+            HELD.lock()
+                .unwrap()
+                .iter()
+                .find(|(x, _, _)| x == d)
+                .map(|(_, _, n)| *n)
+        };
+        let h1 = Catalog::hold(dir.path()).unwrap();
+        let h2 = Catalog::hold(dir.path()).unwrap();
+        assert_eq!(held(dir.path()), Some(2));
+        let a = Catalog::open(dir.path()).unwrap();
+        let b = Catalog::open(dir.path()).unwrap();
+        a.put(&entry("cc01", "full", "main", 10, Outcome::Passed))
+            .unwrap();
+        assert_eq!(b.get("cc01").unwrap().unwrap().id, "cc01");
+        drop((a, b, h1));
+        assert_eq!(held(dir.path()), Some(1));
+        drop(h2);
+        assert_eq!(held(dir.path()), None);
+        let c = Catalog::open(dir.path()).unwrap();
+        assert_eq!(c.len(), 1);
     }
 
     #[test]

@@ -137,6 +137,11 @@ impl Store {
         Catalog::open(&self.catalog_dir())
     }
 
+    /// Keeps the catalog open while the hold lives (see [`Catalog::hold`]).
+    pub fn hold_catalog(&self) -> Result<crate::catalog::CatalogHold> {
+        Catalog::hold(&self.catalog_dir())
+    }
+
     /// The log path for a run id.
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.runs_dir().join(format!("{id}.ptape"))

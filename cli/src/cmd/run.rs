@@ -297,13 +297,14 @@ pub fn record_work(
             ));
         }
     }
-    let finished = recorded.finished;
+    let mut finished = recorded.finished;
+    let hold = finished.catalog_hold.take();
     if compact && !finished.recording_failed {
         if let Some(log) = &finished.log_path {
             compact_after_run(ctx, log, finished.elapsed, finished.records_bytes);
         }
     }
-    report_end(ctx, &finished, strict, trace.otlp.as_deref())?;
+    report_end(ctx, &finished, strict, trace.otlp.as_deref(), hold)?;
     Ok(finished.exit_code.clamp(0, 255) as u8)
 }
 
@@ -409,6 +410,7 @@ pub fn report_end(
     f: &pipetape_recorder::session::Finished,
     strict: bool,
     otlp: Option<&str>,
+    catalog_hold: Option<std::sync::Arc<pipetape_store::catalog::CatalogHold>>,
 ) -> Result<(), CmdError> {
     if !ctx.quiet {
         let id = f
@@ -430,6 +432,8 @@ pub fn report_end(
         );
     }
     store_metrics(ctx, f);
+    // The catalog's updates are done: other pipetape processes may open it during the push.
+    drop(catalog_hold);
     if let Some(id) = f
         .log_path
         .as_ref()
