@@ -24,6 +24,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::varint;
 use crate::wire::Cursor;
 
 /// The byte that stands for one variable in a template.
@@ -98,25 +99,9 @@ fn split_line(line: &[u8], template: &mut Vec<u8>, vars: &mut Vec<(usize, usize)
     }
 }
 
-fn put_uv(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_uv(out, b.len() as u64);
+    varint::put(out, b.len() as u64);
     out.extend_from_slice(b);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(u: u64) -> i64 {
-    (u >> 1) as i64 ^ -((u & 1) as i64)
 }
 
 /// A map value found in a record: a string or an unsigned integer under a string key.
@@ -134,6 +119,21 @@ struct Slot {
     /// A string's bytes, or an integer's value.
     str_at: usize,
     num: u64,
+}
+
+impl Slot {
+    /// An integer slot for the value at `at..end` under `key`; a string's fields are set over.
+    fn new(at: usize, end: usize, key: Option<(usize, usize)>, depth: u32) -> Slot {
+        Slot {
+            at,
+            end,
+            key: key.unwrap_or_default(),
+            depth: depth as u8,
+            kind: UINT,
+            str_at: 0,
+            num: 0,
+        }
+    }
 }
 
 /// Walks one value at `c`, noting the map values that could be slots.
@@ -168,27 +168,18 @@ fn walk(
             }
         }
         0xa0..=0xbf | 0xd9..=0xdb if key.is_some() => {
-            let s = c.str_bytes()?;
+            let len = c.str_bytes()?.len();
             out.push(Slot {
-                at,
-                end: c.pos(),
-                key: key.unwrap_or_default(),
-                depth: depth as u8,
                 kind: STR,
-                str_at: c.pos() - s.len(),
-                num: 0,
+                str_at: c.pos() - len,
+                ..Slot::new(at, c.pos(), key, depth)
             });
         }
         0x00..=0x7f | 0xcc..=0xcf if key.is_some() => {
             let num = c.uint()?;
             out.push(Slot {
-                at,
-                end: c.pos(),
-                key: key.unwrap_or_default(),
-                depth: depth as u8,
-                kind: UINT,
-                str_at: 0,
                 num,
+                ..Slot::new(at, c.pos(), key, depth)
             });
         }
         _ => c.skip()?,
@@ -341,10 +332,10 @@ impl Encoder {
         }
         self.walked = walked;
         out.clear();
-        put_uv(out, u64::from(count));
-        put_uv(out, self.shapes.len() as u64);
+        varint::put(out, u64::from(count));
+        varint::put(out, self.shapes.len() as u64);
         out.extend_from_slice(&self.shape_table);
-        put_uv(out, self.templates.len() as u64);
+        varint::put(out, self.templates.len() as u64);
         out.extend_from_slice(&self.template_table);
         for col in [
             &self.tags,
@@ -402,14 +393,14 @@ impl Encoder {
         self.shape.clear();
         self.check.clear();
         put_envelope(&mut self.check, dseq, dmono, dwall);
-        put_uv(&mut self.shape, self.cut.len() as u64);
+        varint::put(&mut self.shape, self.cut.len() as u64);
         let mut from = rest;
         for &i in &self.cut {
             let s = self.slots[i];
             put_bytes(&mut self.shape, &rec[from..s.at]);
             self.shape.push(s.kind);
             // The key names its column group with its depth: [depth, key bytes].
-            put_uv(&mut self.shape, (s.key.1 - s.key.0 + 1) as u64);
+            varint::put(&mut self.shape, (s.key.1 - s.key.0 + 1) as u64);
             self.shape.push(s.depth);
             self.shape.extend_from_slice(&rec[s.key.0..s.key.1]);
             self.check.extend_from_slice(&rec[from..s.at]);
@@ -435,10 +426,13 @@ impl Encoder {
                 s
             }
         };
-        put_uv(&mut self.tags, u64::from(shape) + 1);
-        put_uv(&mut self.dseq, dseq);
-        put_uv(&mut self.dmono, dmono);
-        put_uv(&mut self.dwall, zigzag(dwall.wrapping_sub(self.last_dwall)));
+        varint::put(&mut self.tags, u64::from(shape) + 1);
+        varint::put(&mut self.dseq, dseq);
+        varint::put(&mut self.dmono, dmono);
+        varint::put(
+            &mut self.dwall,
+            varint::zigzag(dwall.wrapping_sub(self.last_dwall)),
+        );
         self.last_dwall = dwall;
         for k in 0..self.cut.len() {
             let s = self.slots[self.cut[k]];
@@ -462,7 +456,7 @@ impl Encoder {
                         t
                     }
                 };
-                put_uv(&mut self.tids, u64::from(t));
+                varint::put(&mut self.tids, u64::from(t));
                 Value::Str { template: t }
             } else {
                 Value::Uint(s.num)
@@ -500,7 +494,7 @@ impl Encoder {
                         col.push(b'\n');
                     }
                 }
-                Value::Uint(v) => put_uv(&mut self.group_cols[g][0], v),
+                Value::Uint(v) => varint::put(&mut self.group_cols[g][0], v),
             }
         }
         true
@@ -515,18 +509,8 @@ struct In<'a> {
 
 impl<'a> In<'a> {
     fn uv(&mut self, what: &str) -> Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let Some(&b) = self.b.get(self.pos) else {
-                return Err(format!("{what}: unexpected end at byte {}", self.pos));
-            };
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(format!("{what}: varint too long at byte {}", self.pos))
+        let at = self.pos;
+        varint::get(self.b, &mut self.pos).map_err(|e| format!("{what}: {e} at byte {at}"))
     }
 
     /// A count that cannot exceed the bytes left (each counted item takes at least one).
@@ -680,7 +664,7 @@ pub fn decode(coded: &[u8], out: &mut Vec<u8>) -> Result<u32, String> {
             continue;
         }
         let shape = &shapes[tag - 1];
-        dwall = dwall.wrapping_add(unzigzag(nums[2 * lines + line]));
+        dwall = dwall.wrapping_add(varint::unzigzag(nums[2 * lines + line]));
         put_envelope(out, nums[line], nums[lines + line], dwall);
         for (k, &(kind, _)) in shape.slots.iter().enumerate() {
             out.extend_from_slice(shape.pieces[k]);

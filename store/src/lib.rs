@@ -24,6 +24,7 @@ pub mod store;
 pub mod streams;
 pub mod time;
 pub mod trace;
+mod varint;
 mod wire;
 pub mod writer;
 

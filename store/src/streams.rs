@@ -221,11 +221,11 @@ pub fn encode(t: &StreamTable) -> Vec<u8> {
         // are mostly one byte, and each column compresses on its own.
         let mut prev = -1i64;
         for c in &s.chunks {
-            put_varint(&mut e, (i64::from(c.frame) - prev) as u64);
+            crate::varint::put(&mut e, (i64::from(c.frame) - prev) as u64);
             prev = i64::from(c.frame);
         }
         for c in &s.chunks {
-            put_varint(&mut e, u64::from(c.lines));
+            crate::varint::put(&mut e, u64::from(c.lines));
         }
         raw.extend_from_slice(&(e.len() as u32).to_le_bytes());
         raw.extend_from_slice(&e);
@@ -311,15 +311,6 @@ pub fn decode_plain(raw: &[u8], frames: usize) -> Result<StreamTable, String> {
     Ok(StreamTable { streams })
 }
 
-/// LEB128: 7 bits a byte, low first, the high bit set on every byte but the last.
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// A little-endian read position.
 struct Bytes<'a> {
     b: &'a [u8],
@@ -347,15 +338,8 @@ impl<'a> Bytes<'a> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
     }
     fn varint(&mut self) -> Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("a varint longer than 10 bytes".into())
+        let at = self.pos;
+        crate::varint::get(self.b, &mut self.pos).map_err(|e| format!("{e} (at byte {at})"))
     }
     fn string(&mut self) -> Result<String, String> {
         let n = self.u32()? as usize;
