@@ -230,7 +230,10 @@ fn recorder(
     quiet: bool,
 ) -> Result<pipetape_testkit::bench::recorder::RecorderReport, super::CmdError> {
     if !(quiet || ctx.quiet) {
-        eprintln!("bench: recorder overhead (1,000,000 lines, 3 runs each)...");
+        eprintln!(
+            "bench: recorder overhead (1,000,000 lines, {} runs each)...",
+            pipetape_testkit::bench::recorder::RUNS
+        );
     }
     let exe = std::env::current_exe()
         .map_err(|e| super::CmdError::input(format!("cannot find pipetape's own binary: {e}")))?;
@@ -250,19 +253,25 @@ fn write_recorder_report(
         "recorder: a step printing {} lines of ~100 bytes",
         r.lines
     )?;
+    let runs = pipetape_testkit::bench::recorder::RUNS;
     writeln!(
         out,
-        "  alone           {:>9.2} s   (output to /dev/null, median of 3)",
+        "  alone           {:>9.2} s   (output to /dev/null, median of {runs})",
         r.baseline_s
     )?;
     writeln!(
         out,
-        "  pipetape run    {:>9.2} s   (recorded, terminal output to /dev/null, median of 3)",
+        "  piped to cat    {:>9.2} s   ({:.2}x: the step | cat, what a pipe and a reader doing nothing cost)",
+        r.piped_s, r.pipe_ratio
+    )?;
+    writeln!(
+        out,
+        "  pipetape run    {:>9.2} s   (recorded, terminal output to /dev/null, median of {runs})",
         r.recorded_s
     )?;
     writeln!(
         out,
-        "  no default masks{:>9.2} s   (pipetape run --no-default-masks, median of 3)",
+        "  no default masks{:>9.2} s   (pipetape run --no-default-masks, median of {runs})",
         r.masks_off_s
     )?;
     writeln!(

@@ -119,7 +119,10 @@ pub(super) fn goals(
         g.push(Goal {
             figure: "pipetape run of a step printing 1M lines, vs the step alone",
             goal: "<= 1.3x",
-            measured: format!("{:.2}x", r.overhead_ratio),
+            measured: format!(
+                "{:.2}x (the step | cat: {:.2}x)",
+                r.overhead_ratio, r.pipe_ratio
+            ),
             met: r.overhead_ratio <= 1.3,
         });
     }

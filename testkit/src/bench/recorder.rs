@@ -1,6 +1,7 @@
 //! The recorder overhead benchmark behind `pipetape bench --suite recorder`: a step printing
 //! 1,000,000 numbered lines of ~100 bytes, run through `pipetape run` (terminal output to
-//! /dev/null) against the same command with its output to /dev/null, and against `pipetape run
+//! /dev/null) against the same command with its output to /dev/null, the same command piped
+//! into `cat` (what any reader of the output costs on this machine), and `pipetape run
 //! --no-default-masks` (what the default secret masks cost). Also checks that every line
 //! reached the log, in order.
 
@@ -19,6 +20,11 @@ pub struct RecorderReport {
     pub lines: u64,
     /// Median wall time of the command alone, output to /dev/null, seconds.
     pub baseline_s: f64,
+    /// Median wall time of the command piped into `cat > /dev/null`: what a pipe and a reader
+    /// that does nothing cost, the floor under any recorder that reads the step's output.
+    pub piped_s: f64,
+    /// piped_s / baseline_s.
+    pub pipe_ratio: f64,
     /// Median wall time through `pipetape run`, seconds.
     pub recorded_s: f64,
     /// recorded_s / baseline_s.
@@ -32,6 +38,9 @@ pub struct RecorderReport {
     /// True when they were all there, in order, none twice.
     pub in_order: bool,
 }
+
+/// Runs of each variant (the median is reported).
+pub const RUNS: usize = 5;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -50,6 +59,7 @@ pub fn run(exe: &Path, dir: &Path, lines: u64) -> std::io::Result<RecorderReport
     let mut base = Vec::new();
     let mut rec = Vec::new();
     let mut off = Vec::new();
+    let mut piped = Vec::new();
     let run = |extra: &[&str]| -> std::io::Result<f64> {
         let t = Instant::now();
         let st = Command::new(exe)
@@ -67,15 +77,20 @@ pub fn run(exe: &Path, dir: &Path, lines: u64) -> std::io::Result<RecorderReport
         }
         Ok(t.elapsed().as_secs_f64())
     };
-    for _ in 0..3 {
-        off.push(run(&["--no-default-masks"])?);
+    let shell = |line: &str| -> std::io::Result<f64> {
         let t = Instant::now();
         Command::new("sh")
             .arg("-c")
-            .arg(&cmd)
+            .arg(line)
             .stdout(Stdio::null())
             .status()?;
-        base.push(t.elapsed().as_secs_f64());
+        Ok(t.elapsed().as_secs_f64())
+    };
+    // Interleaved, so that a slow moment of a shared host slows each of them alike.
+    for _ in 0..RUNS {
+        off.push(run(&["--no-default-masks"])?);
+        base.push(shell(&cmd)?);
+        piped.push(shell(&format!("{cmd} | cat"))?);
         rec.push(run(&[])?);
     }
     // The newest log: check every line arrived, in order.
@@ -100,9 +115,12 @@ pub fn run(exe: &Path, dir: &Path, lines: u64) -> std::io::Result<RecorderReport
         }
     }
     let (baseline_s, recorded_s, masks_off_s) = (median(base), median(rec), median(off));
+    let piped_s = median(piped);
     Ok(RecorderReport {
         lines,
         baseline_s,
+        piped_s,
+        pipe_ratio: piped_s / baseline_s,
         recorded_s,
         overhead_ratio: recorded_s / baseline_s,
         masks_off_s,
