@@ -331,8 +331,8 @@ impl Masker {
                 })?,
             )
         };
-        // Every default rule's match holds one of its literals (ASCII case-insensitive): a
-        // line without any skips the default rules' regexes, which is nearly every line.
+        // Every default rule's match holds one of its literals (RULE_TRIGGERS): a line
+        // without any skips the default rules' regexes, which is nearly every line.
         let lits = triggers();
         let trigger_rules: Vec<u64> = lits
             .iter()
