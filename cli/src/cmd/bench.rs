@@ -716,7 +716,7 @@ fn observe_report(ctx: &Ctx, a: &BenchArgs) -> Result<ObserveReport, super::CmdE
         let me = std::env::current_exe().map_err(|e| bad(e.to_string()))?;
         let kc = dir.join("kubeconfig");
         let server = super::demo::serve(&log, &kc, speed)?;
-        // The served clock starts when serve is up: the kubeconfig's birth.
+        // The served clock's zero: serve dates its kubeconfig with it.
         let epoch = std::fs::metadata(&kc)?
             .modified()?
             .duration_since(std::time::UNIX_EPOCH)

@@ -646,6 +646,11 @@ fn serve(ctx: &Ctx, a: ServeArgs) -> CmdResult {
                     kc_path.display()
                 ))
             })?;
+        // Its modification time is the moment the replay clock started (building the served
+        // state takes a moment after that): what a client timing a live replay measures from.
+        if let Ok(f) = std::fs::File::options().write(true).open(&kc_path) {
+            let _ = f.set_modified(server.clock_start());
+        }
         let when = match mode {
             Mode::At(t) => format!("as it was at {}", offset(t)),
             Mode::Live { speed } => format!("live from the start at {speed}x"),

@@ -221,6 +221,11 @@ impl Server {
         kubeconfig(self.ctx.addr)
     }
 
+    /// When the replay clock started (`--live`: replay time 0 is served at this moment).
+    pub fn clock_start(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_nanos(self.ctx.started_wall.max(0) as u64)
+    }
+
     /// Serves until `shutdown` completes, then ends every open watch and followed log with
     /// its final chunk and lets the connections finish (3 s at most). A client has 30 s to
     /// send a request's headers.
