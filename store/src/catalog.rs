@@ -172,6 +172,12 @@ pub struct CatalogHold {
     dir: PathBuf,
 }
 
+/// The same catalog however its directory is spelled (relative, through a symlink): a second
+/// sled open of a catalog this process holds would wait on its own lock.
+fn held_key(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned())
+}
+
 impl Drop for CatalogHold {
     fn drop(&mut self) {
         let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
@@ -189,14 +195,13 @@ impl Catalog {
     /// Opens the catalog in `dir` and keeps it open until the hold is dropped.
     pub fn hold(dir: &Path) -> Result<CatalogHold> {
         let cat = Catalog::open(dir)?;
+        let dir = held_key(dir);
         let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
-        match held.iter_mut().find(|(d, _, _)| d == dir) {
+        match held.iter_mut().find(|(d, _, _)| *d == dir) {
             Some(h) => h.2 += 1,
-            None => held.push((dir.to_owned(), cat, 1)),
+            None => held.push((dir.clone(), cat, 1)),
         }
-        Ok(CatalogHold {
-            dir: dir.to_owned(),
-        })
+        Ok(CatalogHold { dir })
     }
 
     /// Opens (or creates) the catalog in `dir`, waiting up to 10 s for another pipetape
@@ -204,8 +209,11 @@ impl Catalog {
     pub fn open(dir: &Path) -> Result<Catalog> {
         {
             let held = HELD.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, c, _)) = held.iter().find(|(d, _, _)| d == dir) {
-                return Ok(c.clone());
+            if !held.is_empty() {
+                let key = held_key(dir);
+                if let Some((_, c, _)) = held.iter().find(|(d, _, _)| *d == key) {
+                    return Ok(c.clone());
+                }
             }
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -528,14 +536,15 @@ mod tests {
             HELD.lock()
                 .unwrap()
                 .iter()
-                .find(|(x, _, _)| x == d)
+                .find(|(x, _, _)| *x == held_key(d))
                 .map(|(_, _, n)| *n)
         };
         let h1 = Catalog::hold(dir.path()).unwrap();
         let h2 = Catalog::hold(dir.path()).unwrap();
         assert_eq!(held(dir.path()), Some(2));
         let a = Catalog::open(dir.path()).unwrap();
-        let b = Catalog::open(dir.path()).unwrap();
+        // The same directory spelled another way is the same held catalog.
+        let b = Catalog::open(&dir.path().join(".")).unwrap();
         a.put(&entry("cc01", "full", "main", 10, Outcome::Passed))
             .unwrap();
         assert_eq!(b.get("cc01").unwrap().unwrap().id, "cc01");

@@ -210,6 +210,10 @@ impl SectionLoader {
             .spawn(move || {
                 let mut plain = Vec::new();
                 for i in from..self.frames.len() {
+                    // Frames with nothing to send do not find out the reader is gone.
+                    if tx.is_disconnected() {
+                        return;
+                    }
                     if plain.capacity() == 0 {
                         plain = spare.try_recv().unwrap_or_default();
                     }
