@@ -210,16 +210,17 @@ struct Rule {
     name: String,
     /// The default rules' regexes compile on first use (most runs never need most of them,
     /// and compiling all of them was a third of a short run's CPU); extra patterns compile
-    /// in [`Masker::new`], which is what checks them.
-    src: String,
+    /// in [`Masker::new`], which is what checks them. A default rule's regex; empty for an
+    /// extra pattern (`re` is set already).
+    src: &'static str,
     re: OnceLock<Regex>,
 }
 
 impl Rule {
     fn re(&self) -> &Regex {
         self.re.get_or_init(|| {
-            // A default rule: `default_rules_compile` proves each one does.
-            Regex::new(&self.src).unwrap_or_else(|_| Regex::new("[^\\s\\S]").expect("empty class"))
+            // A default rule: `default_rules_compile_when_first_needed` proves each one does.
+            Regex::new(self.src).unwrap_or_else(|_| Regex::new("[^\\s\\S]").expect("empty class"))
         })
     }
 }
@@ -307,7 +308,7 @@ impl Masker {
                     default_at.push(i);
                     rules.push(Rule {
                         name: name.to_string(),
-                        src: re.to_string(),
+                        src: re,
                         re: OnceLock::new(),
                     });
                 }
@@ -317,7 +318,7 @@ impl Masker {
         for (name, re) in &cfg.patterns {
             rules.push(Rule {
                 name: name.clone(),
-                src: re.clone(),
+                src: "",
                 re: OnceLock::from(compile(name, re)?),
             });
         }

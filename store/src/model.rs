@@ -4,12 +4,10 @@
 //! Start at [`Record`]; the list of kinds is the `bodies!` invocation below, which also gives
 //! each kind its stable on-disk name (see `store/FORMAT.md`).
 //!
-//! Kept as one module past 1,000 lines on purpose: it is the one place the on-disk record
-//! kinds are defined, each body struct beside the `bodies!` list that names it, so a format
-//! change is reviewed in one file; the wire encoding around them is small and belongs with it.
-//!
-//! Over 1,000 lines on purpose: every body kind, its fields and its stable on-disk name are one
-//! contract (FORMAT.md), kept in one place so that a change to the format is one reviewed diff.
+//! Kept as one module past 1,000 lines on purpose: every body kind, its fields and its stable
+//! on-disk name are one contract (FORMAT.md), each body struct beside the `bodies!` list that
+//! names it, so that a change to the format is one reviewed diff; the wire encoding around
+//! them is small and belongs with it.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -31,7 +31,7 @@ pub(super) enum Sections {
 /// not sent (most of a long run's frames hold no state section); after the last frame, the
 /// thread sends the frame count with `Ok(None)`, so that a reader can tell the end of the lane
 /// from a thread that stopped.
-pub(super) type Loaded = (usize, std::result::Result<Option<u32>, Damage>, Vec<u8>);
+type Loaded = (usize, std::result::Result<Option<u32>, Damage>, Vec<u8>);
 
 /// Reads a log's frames of one lane with read-ahead from this many frames on.
 pub(super) const READ_AHEAD_FRAMES: usize = 16;
